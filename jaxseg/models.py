@@ -1,0 +1,62 @@
+"""Model registry, construction from a config, and parameter bookkeeping."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxseg.mobilenet_v2 import ALPHAS, UNET_TAPS, MobileNetV2, check_alpha, make_divisible
+from jaxseg.unet import UNet
+
+__all__ = ["MobileNetV2", "UNet", "MODELS", "create_model", "init_variables", "count_params",
+           "ALPHAS", "UNET_TAPS", "make_divisible"]
+
+# Plain-dict registry: config.model.name -> constructor.
+MODELS = {"unet_mobilenet_v2": UNet}
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def create_model(config: ml_collections.ConfigDict) -> UNet:
+  """Builds the model named by `config.model.name`.
+
+  Args:
+    config: the experiment config (uses `model.name`, `model.alpha`, `num_classes`, `dtype`).
+
+  Returns:
+    An unbound Flax module.
+  """
+  name = config.model.name
+  if name not in MODELS:
+    raise ValueError(f"config.model.name={name!r} is unknown; choose one of {sorted(MODELS)}.")
+  if config.dtype not in DTYPES:
+    raise ValueError(f"config.dtype={config.dtype!r} is unsupported; choose one of {sorted(DTYPES)}.")
+  try:
+    check_alpha(config.model.alpha)
+  except ValueError as e:
+    raise ValueError(f"config.model.alpha: {e}") from None
+  return MODELS[name](num_classes=config.num_classes, alpha=config.model.alpha,
+                      dtype=DTYPES[config.dtype])
+
+
+def init_variables(model: UNet, image_size: int, seed: int = 0) -> dict[str, Any]:
+  """Random `{"params", "batch_stats"}` for `model` at `image_size` (shapes do not depend on it)."""
+  dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+  return jax.jit(lambda k: model.init(k, dummy, train=False))(jax.random.key(seed))
+
+
+def count_params(variables: dict[str, Any]) -> dict[str, int]:
+  """Keras-style counts: trainable = decoder params; non-trainable = encoder + all BN statistics.
+
+  Returns:
+    {"total", "trainable", "non_trainable", "encoder", "decoder_bn_stats"}.
+  """
+  size = lambda tree: int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+  params, stats = variables["params"], variables.get("batch_stats", {})
+  encoder = size(params.get("encoder", {})) + size(stats.get("encoder", {}))
+  decoder_stats = size({k: v for k, v in stats.items() if k != "encoder"})
+  trainable = size({k: v for k, v in params.items() if k != "encoder"})
+  return {"total": encoder + decoder_stats + trainable, "trainable": trainable,
+          "non_trainable": encoder + decoder_stats, "encoder": encoder, "decoder_bn_stats": decoder_stats}
