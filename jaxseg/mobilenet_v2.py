@@ -85,10 +85,12 @@ class MobileNetV2(nn.Module):
     last_layer: build nothing after this Keras layer name ("out_relu" is the whole no-top network;
       the U-Net stops at "block_16_project", which is what its parameter count assumes).
     dtype: compute dtype; parameters stay float32.
+    bn_momentum: BatchNorm moving-average momentum (Keras: 0.999; lower when training from scratch).
   """
   alpha: float = 1.0
   last_layer: str = "out_relu"
   dtype: Any = jnp.float32
+  bn_momentum: float = 0.999
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
@@ -112,7 +114,7 @@ class MobileNetV2(nn.Module):
       return value
 
     def bn(name, y):
-      return nn.BatchNorm(use_running_average=not train, momentum=0.999, epsilon=1e-3, dtype=self.dtype,
+      return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3, dtype=self.dtype,
                           name=name)(y)
 
     x = x.astype(self.dtype)

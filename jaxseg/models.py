@@ -37,8 +37,9 @@ def create_model(config: ml_collections.ConfigDict) -> UNet:
     check_alpha(config.model.alpha)
   except ValueError as e:
     raise ValueError(f"config.model.alpha: {e}") from None
-  return MODELS[name](num_classes=config.num_classes, alpha=config.model.alpha,
-                      dtype=DTYPES[config.dtype])
+  return MODELS[name](num_classes=config.num_classes, alpha=config.model.alpha, dtype=DTYPES[config.dtype],
+                      encoder_bn_momentum=config.model.encoder_bn_momentum,
+                      decoder_bn_momentum=config.model.decoder_bn_momentum)
 
 
 def init_variables(model: UNet, image_size: int, seed: int = 0) -> dict[str, Any]:
@@ -47,8 +48,13 @@ def init_variables(model: UNet, image_size: int, seed: int = 0) -> dict[str, Any
   return jax.jit(lambda k: model.init(k, dummy, train=False))(jax.random.key(seed))
 
 
-def count_params(variables: dict[str, Any]) -> dict[str, int]:
-  """Keras-style counts: trainable = decoder params; non-trainable = encoder + all BN statistics.
+def count_params(variables: dict[str, Any], freeze_encoder: bool = True) -> dict[str, int]:
+  """Keras-style counts: trainable = decoder params (+ encoder params when not frozen); non-trainable = the
+  frozen encoder and all BatchNorm statistics.
+
+  Args:
+    variables: `{"params", "batch_stats"}` of a UNet (arrays or shape structs).
+    freeze_encoder: count the encoder's params as non-trainable.
 
   Returns:
     {"total", "trainable", "non_trainable", "encoder", "decoder_bn_stats"}.
@@ -58,5 +64,7 @@ def count_params(variables: dict[str, Any]) -> dict[str, int]:
   encoder = size(params.get("encoder", {})) + size(stats.get("encoder", {}))
   decoder_stats = size({k: v for k, v in stats.items() if k != "encoder"})
   trainable = size({k: v for k, v in params.items() if k != "encoder"})
-  return {"total": encoder + decoder_stats + trainable, "trainable": trainable,
-          "non_trainable": encoder + decoder_stats, "encoder": encoder, "decoder_bn_stats": decoder_stats}
+  total = encoder + decoder_stats + trainable
+  if not freeze_encoder:
+    trainable += size(params.get("encoder", {}))
+  return {"total": total, "trainable": trainable, "non_trainable": total - trainable, "encoder": encoder, "decoder_bn_stats": decoder_stats}

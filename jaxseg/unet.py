@@ -35,12 +35,12 @@ class Upsample(nn.Module):
   """pix2pix `upsample(filters, 3)`: ConvTranspose (no bias, N(0, 0.02)), BatchNorm, ReLU."""
   features: int
   dtype: Any = jnp.float32
+  bn_momentum: float = 0.99  # Keras BatchNormalization default
 
   @nn.compact
   def __call__(self, inputs: Sequence[jax.Array], train: bool) -> jax.Array:
     x = ConvTranspose3x3S2(self.features, dtype=self.dtype, name="conv_transpose")(inputs)
-    # Keras BatchNormalization defaults: momentum 0.99, epsilon 1e-3.
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3, dtype=self.dtype,
+    x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3, dtype=self.dtype,
                      name="bn")(x)
     return nn.relu(x)
 
@@ -53,11 +53,15 @@ class UNet(nn.Module):
     alpha: MobileNetV2 width multiplier.
     decoder_filters: filters of the upsample blocks, coarse to fine.
     dtype: compute dtype (float32 or bfloat16); parameters and logits stay float32.
+    encoder_bn_momentum: encoder BatchNorm momentum (Keras MobileNetV2: 0.999).
+    decoder_bn_momentum: decoder BatchNorm momentum (Keras default: 0.99).
   """
   num_classes: int = 3
   alpha: float = 1.0
   decoder_filters: Sequence[int] = (512, 256, 128, 64)
   dtype: Any = jnp.float32
+  encoder_bn_momentum: float = 0.999
+  decoder_bn_momentum: float = 0.99
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
@@ -74,12 +78,13 @@ class UNet(nn.Module):
     """
     if images.shape[1] % 32 or images.shape[2] % 32:
       raise ValueError(f"image height and width must be multiples of 32, got {images.shape[1:3]}.")
-    feats = MobileNetV2(self.alpha, last_layer=UNET_TAPS[-1], dtype=self.dtype, name="encoder")(
+    feats = MobileNetV2(self.alpha, last_layer=UNET_TAPS[-1], dtype=self.dtype,
+                        bn_momentum=self.encoder_bn_momentum, name="encoder")(
         images, train=encoder_train)
     skips = [feats[name] for name in UNET_TAPS[:-1]]
     x = [feats[UNET_TAPS[-1]]]
     for i, (filters, skip) in enumerate(zip(self.decoder_filters, reversed(skips))):
-      x = [Upsample(filters, self.dtype, name=f"up_{i}")(x, train), skip]
+      x = [Upsample(filters, self.dtype, self.decoder_bn_momentum, name=f"up_{i}")(x, train), skip]
     logits = ConvTranspose3x3S2(self.num_classes, use_bias=True, kernel_init=nn.initializers.glorot_uniform(),
                                 dtype=self.dtype, name="logits")(x)
     return logits.astype(jnp.float32)

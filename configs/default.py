@@ -1,0 +1,55 @@
+"""Default hyperparameters: the TensorFlow segmentation tutorial (the seed's experiment 1) at 128 px.
+
+Variants import this and override a few fields. Every field can be overridden from the command line,
+e.g. `--config.batch_size=32 --config.data.source=folder`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default config."""
+  config = ml_collections.ConfigDict()
+  config.name = "default"  # Run name; the default workdir is runs/<name>.
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "unet_mobilenet_v2"  # Key of jaxseg.models.MODELS.
+  config.model.alpha = 1.0  # MobileNetV2 width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4.
+  config.model.encoder_bn_momentum = 0.999  # Encoder BatchNorm momentum (Keras MobileNetV2's).
+  config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).
+  config.num_classes = 3  # Output classes: pet, background, boundary.
+  config.image_size = 128  # Training and eval resolution (square, a multiple of 32).
+  config.encoder_weights = "imagenet"  # "imagenet" (Keras download), a Keras weights file path, or "none".
+  config.freeze_encoder = True  # Train the decoder only (the tutorial); False fine-tunes the encoder too.
+  config.encoder_bn_train = False  # Encoder BatchNorm uses batch statistics (only with freeze_encoder=False).
+  config.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (params, optimizer and loss stay fp32).
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = "tfds"  # "tfds" (oxford_iiit_pet), "folder" (extracted dataset) or "synthetic".
+  config.data.tfds_name = "oxford_iiit_pet:4.*.*"  # tfds dataset name and version.
+  config.data.data_dir = ""  # tfds data_dir ("" = tfds default, ~/tensorflow_datasets).
+  config.data.download = True  # Let tfds download and prepare the dataset if it is not there yet.
+  config.data.folder = ""  # For source="folder": directory with images/ and annotations/.
+  config.data.train_split = "train"  # Split to train on ("train" = Oxford trainval, 3,680 images).
+  config.data.eval_split = "test"  # Split to evaluate on ("test", 3,669 images).
+  config.data.max_train_examples = 0  # Use only the first N training examples (0 = all).
+  config.data.max_eval_examples = 0  # Use only the first N eval examples (0 = all).
+  config.data.synthetic_train_size = 512  # Examples in the synthetic train split.
+  config.data.synthetic_eval_size = 128  # Examples in the synthetic eval split.
+  config.data.skip_bad = False  # Skip (and count) unreadable or inconsistent examples instead of failing.
+  config.data.cache_dir = ""  # Where to cache decoded, resized uint8 arrays ("" = memory only).
+
+  config.batch_size = 64  # Global train batch size (split over all devices).
+  config.eval_batch_size = 64  # Global eval batch size.
+  config.num_epochs = 20  # Epochs to train.
+  config.learning_rate = 1e-3  # Adam learning rate (the Keras default).
+  config.random_flip = True  # Random horizontal flips of image and mask together.
+  config.seed = 0  # Seeds init, shuffling and flips: the same seed gives the same run.
+
+  config.keep_checkpoints = 3  # Orbax keeps this many newest per-epoch checkpoints.
+  config.target_accuracy = 0.0  # Stop after the first epoch whose val pixel accuracy reaches this (0 = off).
+  config.patience = 0  # Stop after this many epochs without a new best val accuracy (0 = off).
+  config.log_every_steps = 20  # Fetch train metrics to the host (progress bar) every N steps.
+  config.num_samples = 3  # Validation images drawn in samples/epoch_XX.png panels (0 = none).
+  config.distributed = False  # Call jax.distributed.initialize() (multi-host TPU pods / GPU clusters).
+  return config

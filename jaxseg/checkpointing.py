@@ -1,0 +1,91 @@
+"""Per-epoch Orbax checkpoints: train state plus a JSON record (epoch, metrics history, config).
+
+Orbax writes each step into a temporary directory and renames it when complete, so a process killed
+mid-save leaves no checkpoint that `latest_step` would pick up. Readers (eval, predict) open the manager
+read-only: they never write, delete or clean up anything under the checkpoint directory.
+"""
+
+import json
+import os
+from typing import Any
+
+import ml_collections
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that is missing, or was written for another model."""
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+  """An Orbax CheckpointManager under `<workdir>/checkpoints` with items `state` and `meta`."""
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "meta"))
+
+
+def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
+  """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as step `epoch`; returns when written."""
+  mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                           meta=ocp.args.JsonSave(meta)), force=True)
+  mngr.wait_until_finished()
+
+
+def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int, dict[str, Any]]:
+  """(step, meta) of `step` or the newest checkpoint.
+
+  Raises:
+    CheckpointError: when there is no (such) checkpoint.
+  """
+  steps = mngr.all_steps()
+  where = mngr.directory
+  if not steps:
+    raise CheckpointError(f"no checkpoint in {where}: train first (--mode train) or pass the --workdir "
+                          "of a trained run.")
+  if step is None:
+    step = max(steps)
+  elif step not in steps:
+    raise CheckpointError(f"no checkpoint for step {step} in {where}; available: {sorted(steps)}.")
+  meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  return step, meta
+
+
+def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, where: str) -> None:
+  """Refuses a checkpoint written for another model (classes, alpha, model name) before restoring."""
+  saved = meta.get("model", {})
+  want = {"name": config.model.name, "alpha": config.model.alpha, "num_classes": config.num_classes}
+  diffs = [f"{k}: checkpoint has {saved.get(k)!r}, config has {v!r}" for k, v in want.items()
+           if k in saved and saved[k] != v]
+  if diffs:
+    raise CheckpointError(f"the checkpoint in {where} was written for another model ({'; '.join(diffs)}). "
+                          "Use the config it was trained with, or another --workdir.")
+
+
+def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any]) -> dict[str, Any]:
+  """Restores the `state` item of `step` into the structure, shapes and shardings of `target`."""
+  abstract = ocp.utils.to_shape_dtype_struct(target) if hasattr(ocp.utils, "to_shape_dtype_struct") else target
+  try:
+    return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+  except (ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f"checkpoint step {step} in {mngr.directory} does not fit this model "
+                          f"({type(e).__name__}: {str(e)[:200]}).") from e
+
+
+def write_json_atomic(path: str, text: str) -> None:
+  """Writes a whole file or nothing: a kill mid-write leaves the previous version."""
+  tmp = f"{path}.tmp.{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def write_metrics_jsonl(workdir: str, history: list[dict[str, Any]]) -> None:
+  """`<workdir>/metrics.jsonl`, one JSON object per epoch, rewritten from the checkpointed history."""
+  write_json_atomic(os.path.join(workdir, "metrics.jsonl"),
+                    "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))

@@ -1,0 +1,58 @@
+"""Dispatch of main.py's modes, turning user mistakes into one clear line and an exit code."""
+
+import os
+import sys
+
+import ml_collections
+
+# User mistakes and environment problems that deserve one line, not a traceback.
+_USER_ERRORS = ("ConfigError", "DatasetError", "WeightsError", "CheckpointError", "ShardingError",
+                "TrainingError", "PredictError")
+
+
+def default_workdir(config: ml_collections.ConfigDict) -> str:
+  return os.path.join("runs", config.name)
+
+
+def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None,
+        images: list[str] | None = None, output: str | None = None, step: int | None = None) -> int:
+  """Runs one mode; returns the process exit code (0 ok, 1 some predictions failed or training stopped,
+  2 a usage or input error)."""
+  workdir = workdir or default_workdir(config)
+  if images and mode != "predict":
+    print(f"error: unexpected arguments {images}: only --mode=predict takes images.", file=sys.stderr)
+    return 2
+  try:
+    return _run(config, mode, workdir, images or [], output, step)
+  except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ in _USER_ERRORS:
+      print(f"error: {e}", file=sys.stderr)
+      return 1 if type(e).__name__ == "TrainingError" else 2
+    if isinstance(e, OSError) and e.errno is not None:
+      from jaxseg import validation  # pylint: disable=g-import-not-at-top
+      print(f"error: {validation.describe_os_error(e, e.filename or workdir)}", file=sys.stderr)
+      return 2
+    raise
+
+
+def _run(config, mode, workdir, images, output, step) -> int:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")  # tf.data and tfds only: keep TF off the accelerator JAX uses
+  import jax  # pylint: disable=g-import-not-at-top
+  if config.distributed:
+    jax.distributed.initialize()
+  from jaxseg import models, predict, summary, train, validation  # pylint: disable=g-import-not-at-top
+  if mode == "summary":
+    validation.check_config(config)
+    print(summary.format_summary(models.create_model(config), config.image_size, config.freeze_encoder))
+    return 0
+  if mode == "train":
+    train.train_and_evaluate(config, workdir)
+    return 0
+  if mode == "eval":
+    train.evaluate(config, workdir, step)
+    return 0
+  if mode == "predict":
+    failures = predict.predict_files(config, workdir, images, output, step)
+    return 1 if failures else 0
+  raise ValueError(f"unknown mode {mode}")

@@ -1,0 +1,79 @@
+"""Data parallelism with `jax.jit` over a 1-D device mesh, and a device prefetcher.
+
+The batch is split over the `data` axis, parameters and optimizer state are replicated; under jit the
+BatchNorm statistics are then computed over the global batch, as on one device.
+"""
+
+import queue
+import threading
+from typing import Any, Iterable, Iterator
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+
+class ShardingError(ValueError):
+  """A batch size that cannot be split over the devices."""
+
+
+def make_mesh() -> Mesh:
+  """A mesh over every device of every host, with one axis named `data`."""
+  return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def check_batch_size(batch_size: int, name: str, mesh: Mesh | None = None) -> None:
+  """Raises ShardingError unless `batch_size` splits evenly over the devices (and hosts)."""
+  n = mesh.size if mesh is not None else jax.device_count()
+  if batch_size <= 0 or batch_size % n or batch_size % jax.process_count():
+    raise ShardingError(f"config.{name}={batch_size} must be a positive multiple of the device count ({n} "
+                        f"{jax.devices()[0].platform} device(s)); e.g. --config.{name}={max(n, batch_size // n * n)}.")
+
+
+def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
+  """This host's rows of a global batch -> global arrays split over the mesh."""
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+def prefetch(batches: Iterable[dict[str, np.ndarray]], sharding: NamedSharding,
+             depth: int = 2) -> Iterator[dict[str, jax.Array]]:
+  """Moves batches to the devices in a background thread, `depth` ahead of the consumer."""
+  q: queue.Queue = queue.Queue(maxsize=depth)
+  done = object()
+  stop = threading.Event()
+
+  def producer():
+    try:
+      for batch in batches:
+        if stop.is_set():
+          return
+        q.put(to_global(batch, sharding))
+      q.put(done)
+    except BaseException as e:  # pylint: disable=broad-except
+      q.put(e)
+
+  thread = threading.Thread(target=producer, daemon=True)
+  thread.start()
+  try:
+    while True:
+      item: Any = q.get()
+      if item is done:
+        return
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    stop.set()
+    while thread.is_alive():  # unblock a producer waiting on a full queue
+      try:
+        q.get_nowait()
+      except queue.Empty:
+        thread.join(timeout=0.05)

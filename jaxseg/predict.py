@@ -1,0 +1,176 @@
+"""Prediction on any image from a checkpoint: `jaxseg.load(workdir)(image)` and `--mode predict`.
+
+An image of any size goes in; it is resized to the training resolution, the logits are resized back to the
+image's own size (bilinear, pixel centres aligned) and only then turned into classes, so the mask lines up
+with the photo at full resolution.
+"""
+
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from jaxseg import checkpointing, datasets, input_pipeline, parallel, train_state, visualize
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class PredictError(ValueError):
+  """An input that cannot be predicted."""
+
+
+def _config_from_checkpoint(workdir: str, step: int | None) -> ml_collections.ConfigDict:
+  mngr = checkpointing.manager(workdir, read_only=True)
+  _, meta = checkpointing.read_meta(mngr, step)
+  return ml_collections.ConfigDict(json.loads(meta["config"]))
+
+
+class Predictor:
+  """Restores a checkpoint once and predicts class masks for images of any size.
+
+  Example:
+    predictor = jaxseg.load("runs/r224")
+    mask = predictor(PIL.Image.open("cat.jpg"))  # (H, W) uint8: 0 pet, 1 background, 2 boundary
+  """
+
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None):
+    from jaxseg import train  # pylint: disable=g-import-not-at-top
+    config = config or _config_from_checkpoint(workdir, step)
+    self.run = train.Run(config, workdir, read_only=True)
+    self.state, tx, self.step, _ = self.run.restore(step)
+    self.config = config
+    self.variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
+    model = self.run.model
+    self._logits = jax.jit(lambda v, x: model.apply(v, input_pipeline.normalize(x), train=False),
+                           in_shardings=(self.run.rep, self.run.data), out_shardings=self.run.data)
+    del tx
+
+  def __call__(self, image: Any) -> np.ndarray:
+    """Class mask (H, W) uint8 for a numpy array (H, W[, C]) or PIL image, at the image's own size."""
+    return self.predict_batch([image])[0]
+
+  def predict_batch(self, images: Sequence[Any]) -> list[np.ndarray]:
+    """Masks for several images (any sizes), run through the model in batches."""
+    arrays = [_as_rgb(im) for im in images]
+    size, bs = self.config.image_size, self.config.eval_batch_size
+    masks = []
+    for start in range(0, len(arrays), bs):
+      chunk = arrays[start:start + bs]
+      x = np.zeros((bs, size, size, 3), np.uint8)
+      for i, a in enumerate(chunk):
+        x[i] = np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR))
+      logits = np.asarray(jax.device_get(self._logits(self.variables,
+                                                      parallel.to_global({"x": x}, self.run.data)["x"])))
+      masks += [_logits_to_mask(logits[i], a.shape[:2]) for i, a in enumerate(chunk)]
+    return masks
+
+
+def _as_rgb(image: Any) -> np.ndarray:
+  if isinstance(image, Image.Image):
+    if image.mode in ("RGBA", "LA", "P"):
+      background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+      image = Image.alpha_composite(background, image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"), np.uint8)
+  a = np.asarray(image)
+  if a.ndim == 2:
+    a = np.repeat(a[..., None], 3, axis=-1)
+  if a.ndim != 3 or a.shape[-1] not in (1, 3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
+    raise PredictError(f"expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}.")
+  if a.shape[-1] == 1:
+    a = np.repeat(a, 3, axis=-1)
+  if a.dtype != np.uint8:  # floats in [0, 1] or [0, 255]
+    a = np.asarray(a, np.float64)
+    a = a * 255.0 if a.max() <= 1.0 else a
+    a = np.clip(np.round(a), 0, 255).astype(np.uint8)
+  return np.ascontiguousarray(a[..., :3])
+
+
+def _logits_to_mask(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  """(S, S, C) logits -> (H, W) classes: bilinear per channel at the target size, then argmax."""
+  h, w = hw
+  if (h, w) == logits.shape[:2]:
+    return np.argmax(logits, -1).astype(np.uint8)
+  up = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(logits[..., c]), mode="F").resize(
+      (w, h), Image.BILINEAR)) for c in range(logits.shape[-1])], -1)
+  return np.argmax(up, -1).astype(np.uint8)
+
+
+def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Files named directly, plus image files (by extension) in named directories; and problems found."""
+  files, problems = [], []
+  for path in inputs:
+    if os.path.isdir(path):
+      found = sorted(os.path.join(path, f) for f in os.listdir(path)
+                     if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, f)))
+      if not found:
+        problems.append(f"{path}: directory has no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+      files += found
+    elif os.path.exists(path):
+      files.append(path)
+    else:
+      problems.append(f"{path}: no such file or directory.")
+  return files, problems
+
+
+def _save_png(path: str, array: np.ndarray) -> None:
+  tmp = path + ".tmp.png"
+  Image.fromarray(array).save(tmp)
+  os.replace(tmp, path)  # a reader never sees a half-written file, an earlier one stays intact
+
+
+def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str],
+                  output: str | None = None, step: int | None = None) -> list[str]:
+  """Writes `<name>_mask.png`, `<name>_overlay.png` per input and a `panel.png`; returns the failures.
+
+  Every input that can be read is predicted; each that cannot is reported in one line on stderr.
+  """
+  if not inputs:
+    raise PredictError("--mode=predict needs --images FILE_OR_DIR [...].")
+  files, failures = expand_inputs(inputs)
+  output = output or os.path.join(workdir, "predictions")
+  predictor = Predictor(workdir, config, step) if files else None
+  os.makedirs(output, exist_ok=True)
+  used, panel = set(), []
+  bs = config.eval_batch_size
+  bar = tqdm(total=len(files), unit="img", disable=len(files) < 2 * bs, desc="predict")
+  for start in range(0, len(files), bs):
+    loaded = []
+    for path in files[start:start + bs]:
+      try:
+        loaded.append((path, datasets.read_rgb(path)))
+      except datasets.DatasetError as e:
+        failures.append(str(e))
+    masks = predictor.predict_batch([a for _, a in loaded]) if loaded else []
+    for (path, image), mask in zip(loaded, masks):
+      name = base = os.path.splitext(os.path.basename(path))[0]
+      n = 1
+      while name in used:
+        n += 1
+        name = f"{base}_{n}"
+      used.add(name)
+      _save_png(os.path.join(output, f"{name}_mask.png"), mask)
+      tmp = os.path.join(output, f"{name}_overlay.tmp.png")
+      visualize.save_overlay(tmp, image, mask, config.num_classes)
+      os.replace(tmp, os.path.join(output, f"{name}_overlay.png"))
+      if len(panel) < 8:
+        panel.append((image, mask))
+    bar.update(len(files[start:start + bs]))
+  bar.close()
+  if panel:
+    visualize.save_panel(os.path.join(output, "panel.png"), ("Input Image", "Predicted Mask"), panel,
+                         config.num_classes)
+  for problem in failures:
+    print(f"error: {problem}", file=sys.stderr)
+  print(f"Predicted {len(used)} image(s) into {output}" + (f"; {len(failures)} failed." if failures else "."))
+  return failures
+
+
+def load(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None) -> Predictor:
+  """A Predictor for the newest (or `step`) checkpoint in `workdir`; the config comes from the checkpoint."""
+  return Predictor(workdir, config, step)

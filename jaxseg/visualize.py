@@ -1,0 +1,146 @@
+"""Pictures and logs a person looks at: sample panels, overlays, training curves, TensorBoard scalars.
+
+Everything is written headless (matplotlib Agg) as PNG files.
+"""
+
+import os
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+from matplotlib.patches import Patch  # pylint: disable=g-import-not-at-top,wrong-import-position
+from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from jaxseg.input_pipeline import CLASS_NAMES, Split  # pylint: disable=wrong-import-position
+
+# pet: orange, background: dark blue, boundary: yellow; more classes get tab10 colours.
+PALETTE = np.array([[245, 130, 48], [30, 60, 140], [255, 225, 25]] +
+                   [[int(255 * c) for c in plt.cm.tab10(i)[:3]] for i in range(3, 10)], np.uint8)
+
+
+def colorize(mask: np.ndarray) -> np.ndarray:
+  """(H, W) class ids -> (H, W, 3) uint8 colours."""
+  return PALETTE[np.asarray(mask) % len(PALETTE)]
+
+
+def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.ndarray]],
+               num_classes: int = 3, title: str = "") -> None:
+  """A grid like the tutorial's `display`: one row per example, one titled column per picture.
+
+  Args:
+    path: PNG to write (parent directories are created).
+    columns: column titles, e.g. ("Input Image", "True Mask", "Predicted Mask").
+    rows: per example, one array per column: (H, W, 3) uint8 image or (H, W) class-id mask.
+    num_classes: classes in the legend.
+    title: figure title.
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig, axes = plt.subplots(len(rows), len(columns), figsize=(3 * len(columns), 3 * len(rows) + 0.6),
+                           squeeze=False)
+  for r, row in enumerate(rows):
+    for c, pic in enumerate(row):
+      ax = axes[r][c]
+      ax.imshow(pic if pic.ndim == 3 else colorize(pic), interpolation="nearest")
+      ax.set_axis_off()
+      if r == 0:
+        ax.set_title(columns[c])
+  if title:
+    fig.suptitle(title)
+  fig.legend(handles=[Patch(color=PALETTE[i] / 255, label=(list(CLASS_NAMES) + [""] * 10)[i] or f"class {i}")
+                      for i in range(num_classes)], loc="lower center", ncol=num_classes, fontsize=9)
+  fig.tight_layout(rect=(0, 0.05, 1, 1))
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+class SampleSet:
+  """Fixed validation examples drawn after every epoch, so a person sees the same images improve."""
+
+  def __init__(self, split: Split, count: int):
+    idx = np.linspace(0, len(split) - 1, num=min(count, len(split))).astype(int) if count > 0 else []
+    self.images = split.images[idx] if len(idx) else split.images[:0]
+    self.masks = split.masks[idx] if len(idx) else split.masks[:0]
+
+  def __bool__(self) -> bool:
+    return len(self.images) > 0
+
+  def save(self, path: str, preds: np.ndarray, num_classes: int = 3) -> None:
+    title = os.path.splitext(os.path.basename(path))[0].replace("_", " ")
+    save_panel(path, ("Input Image", "True Mask", "Predicted Mask"),
+               list(zip(self.images, self.masks, preds)), num_classes, title)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+  """Class colours blended over a photo, both at the photo's resolution."""
+  return (image * (1 - alpha) + colorize(mask) * alpha).astype(np.uint8)
+
+
+def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, num_classes: int = 3) -> None:
+  """The overlay at the photo's own resolution with a legend strip below it."""
+  h, w = mask.shape
+  strip_h = max(18, h // 16)
+  canvas = np.full((h + strip_h, w, 3), 255, np.uint8)
+  canvas[:h] = overlay(image, mask)
+  step = w // num_classes
+  for c in range(num_classes):  # colour swatches labelled in the figure-free strip
+    canvas[h + 3:h + strip_h - 3, c * step + 3:c * step + 3 + max(4, strip_h - 6)] = PALETTE[c]
+  img = Image.fromarray(canvas)
+  try:
+    from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+    draw = ImageDraw.Draw(img)
+    names = list(CLASS_NAMES) + [f"class {i}" for i in range(len(CLASS_NAMES), num_classes)]
+    for c in range(num_classes):
+      draw.text((c * step + max(4, strip_h - 6) + 6, h + strip_h // 2 - 5), names[c], fill=(0, 0, 0))
+  except Exception:  # pylint: disable=broad-except  # text is a nicety; the swatches still tell
+    pass
+  img.save(path)
+
+
+def save_curves(path: str, history: list[dict[str, Any]]) -> None:
+  """Train vs val loss, pixel accuracy and mean IoU per epoch, one panel each."""
+  save_curve_overlay(path, {"": history})
+
+
+def save_curve_overlay(path: str, runs: dict[str, list[dict[str, Any]]]) -> None:
+  """Curves of several runs in one figure (solid train, dashed val), e.g. the 128 vs 224 px experiments."""
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+  for r, (name, history) in enumerate(runs.items()):
+    epochs = [h["epoch"] for h in history]
+    color = plt.cm.tab10(r)
+    for ax, key, label in zip(axes, ("loss", "accuracy", "mean_iou"), ("loss", "pixel accuracy", "mean IoU")):
+      ax.plot(epochs, [h["train"][key] for h in history], "-o", color=color, ms=3,
+              label=f"{name} train".strip())
+      ax.plot(epochs, [h["val"][key] for h in history], "--s", color=color, ms=3, label=f"{name} val".strip())
+      ax.set_xlabel("epoch")
+      ax.set_title(label)
+      ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  fig.tight_layout()
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=80)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+class Writer:
+  """TensorBoard scalars per epoch (train/val loss, accuracy, mean IoU, per-class IoU, images/s)."""
+
+  def __init__(self, workdir: str):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    self._tf = tf
+    self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+  def scalars(self, epoch: int, record: dict[str, Any]) -> None:
+    with self._writer.as_default():
+      for part in ("train", "val"):
+        for key, value in record[part].items():
+          if isinstance(value, float) and np.isfinite(value):
+            self._tf.summary.scalar(f"{part}/{key}", value, step=epoch)
+      self._tf.summary.scalar("images_per_s", record["images_per_s"], step=epoch)
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()

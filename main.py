@@ -1,0 +1,35 @@
+"""jaxseg command line: train, evaluate, predict or summarize a U-Net segmentation model.
+
+  python main.py --config configs/r224.py [--workdir DIR] [--mode train|eval|predict|summary]
+                 [--config.field=value ...]
+
+Kept short on purpose: the logic lives in the jaxseg package, importable from notebooks and Colab.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags, logging  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ml_collections import config_flags  # pylint: disable=wrong-import-position
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Checkpoints, metrics and pictures go here (default runs/<config name>).")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "predict", "summary"], "What to do.")
+flags.DEFINE_list("images", [], "predict: image files or directories (more may follow as plain arguments).")
+flags.DEFINE_string("output", None, "predict: output directory (default <workdir>/predictions).")
+flags.DEFINE_integer("step", None, "eval/predict: checkpoint step (epoch) to restore; default the newest.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  from jaxseg import cli  # pylint: disable=g-import-not-at-top  # imports JAX and TF: after flag parsing
+  sys.exit(cli.run(FLAGS.config, FLAGS.mode, FLAGS.workdir, FLAGS.images + argv[1:], FLAGS.output,
+                   FLAGS.step))
+
+
+if __name__ == "__main__":
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)
