@@ -24,6 +24,22 @@ flags.DEFINE_integer("step", None, "eval/predict: checkpoint step (epoch) to res
 flags.mark_flags_as_required(["config"])
 
 
+def parse_flags(argv):
+  """absl's parser, but an unknown or ill-typed --config.field is one line, not a traceback."""
+  try:
+    argv = FLAGS(argv)
+    FLAGS.config.get("name")  # the config file loads lazily: fail here, not mid-run
+    return argv
+  except OSError as e:
+    sys.exit(f"error: cannot load --config: {str(e).splitlines()[-1].strip()}")
+  except flags.Error as e:
+    sys.exit(f"error: {e}\nRun with --help for the flags; configs are in configs/.")
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    sys.exit(f"error: bad config override among {bad}: {str(e).strip(chr(34) + chr(39))}. Every "
+             "--config.FIELD must exist in the config file (see configs/default.py).")
+
+
 def main(argv):
   from jaxseg import cli  # pylint: disable=g-import-not-at-top  # imports JAX and TF: after flag parsing
   sys.exit(cli.run(FLAGS.config, FLAGS.mode, FLAGS.workdir, FLAGS.images + argv[1:], FLAGS.output,
@@ -32,4 +48,4 @@ def main(argv):
 
 if __name__ == "__main__":
   logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

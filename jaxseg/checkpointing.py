@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any
 
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -67,7 +68,7 @@ def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, wh
 
 def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any]) -> dict[str, Any]:
   """Restores the `state` item of `step` into the structure, shapes and shardings of `target`."""
-  abstract = ocp.utils.to_shape_dtype_struct(target) if hasattr(ocp.utils, "to_shape_dtype_struct") else target
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   try:
     return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
   except (ValueError, KeyError, TypeError) as e:

@@ -83,9 +83,11 @@ def tfds_examples(name: str, split: str, data_dir: str | None, download: bool) -
     except Exception as e:  # pylint: disable=broad-except
       raise DatasetError(f"could not download tfds dataset {name} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:160] if str(e) else ''}). {hint}") from e
-  if split not in builder.info.splits:
-    raise DatasetError(f"tfds dataset {name} has no split {split!r}; it has {sorted(builder.info.splits)}.")
-  ds = builder.as_dataset(split=split, shuffle_files=False)
+  try:
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+  except (KeyError, ValueError) as e:
+    raise DatasetError(f"tfds dataset {name} has no split {split!r} ({e}); it has "
+                       f"{sorted(builder.info.splits)}.") from None
   for i, ex in enumerate(tfds.as_numpy(ds)):
     fname = ex.get("file_name", b"")
     fname = fname.decode() if isinstance(fname, bytes) else str(fname)

@@ -125,16 +125,26 @@ def _save_png(path: str, array: np.ndarray) -> None:
 
 
 def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str],
-                  output: str | None = None, step: int | None = None) -> list[str]:
+                  output: str | None = None, step: int | None = None,
+                  predictor: Predictor | None = None) -> list[str]:
   """Writes `<name>_mask.png`, `<name>_overlay.png` per input and a `panel.png`; returns the failures.
 
   Every input that can be read is predicted; each that cannot is reported in one line on stderr.
+
+  Args:
+    config: the experiment config.
+    workdir: the run's workdir (its checkpoints are read, never written).
+    inputs: image files and directories (their image files, by extension).
+    output: output directory (default `<workdir>/predictions`).
+    step: checkpoint step; the newest if None.
+    predictor: an already restored Predictor (else one is made from `workdir` and `step`).
   """
   if not inputs:
     raise PredictError("--mode=predict needs --images FILE_OR_DIR [...].")
   files, failures = expand_inputs(inputs)
   output = output or os.path.join(workdir, "predictions")
-  predictor = Predictor(workdir, config, step) if files else None
+  if files and predictor is None:
+    predictor = Predictor(workdir, config, step)
   os.makedirs(output, exist_ok=True)
   used, panel = set(), []
   bs = config.eval_batch_size

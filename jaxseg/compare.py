@@ -1,0 +1,87 @@
+"""Compare finished runs, e.g. the seed's experiment 1 (128 px) and 2 (224 px):
+
+  python -m jaxseg.compare runs/r128 runs/r224 [--output compare.png]
+
+Prints one table row per run from its metrics.jsonl and writes one figure overlaying their curves.
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from jaxseg import visualize
+
+COLUMNS = ("run", "epochs", "best val acc", "(epoch)", "last val acc", "last mIoU", "IoU pet", "IoU bg",
+           "IoU bnd", "train-val gap", "img/s")
+
+
+def read_history(workdir: str) -> list[dict[str, Any]]:
+  """The per-epoch records of a run's metrics.jsonl.
+
+  Raises:
+    FileNotFoundError / ValueError: with the path, when the file is missing or not JSON lines.
+  """
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no metrics.jsonl (is {workdir} the --workdir of a training run?)")
+  history = []
+  with open(path) as f:
+    for n, line in enumerate(f, 1):
+      if line.strip():
+        try:
+          history.append(json.loads(line))
+        except json.JSONDecodeError as e:
+          raise ValueError(f"{path}:{n}: not JSON ({e.msg}).") from None
+  if not history:
+    raise ValueError(f"{path}: no epochs recorded yet.")
+  return history
+
+
+def summarize_run(name: str, history: list[dict[str, Any]]) -> dict[str, Any]:
+  """Best and last val accuracy, last mean and per-class IoU, train-val accuracy gap, epochs, images/s."""
+  best = max(history, key=lambda h: h["val"]["accuracy"])
+  last = history[-1]
+  rates = [h["images_per_s"] for h in history[1:]] or [history[0]["images_per_s"]]  # epoch 1 compiles
+  return {"run": name, "epochs": last["epoch"], "best val acc": best["val"]["accuracy"],
+          "(epoch)": best["epoch"], "last val acc": last["val"]["accuracy"], "last mIoU": last["val"]["mean_iou"],
+          "IoU pet": last["val"].get("iou_pet", float("nan")),
+          "IoU bg": last["val"].get("iou_background", float("nan")),
+          "IoU bnd": last["val"].get("iou_boundary", float("nan")),
+          "train-val gap": last["train"]["accuracy"] - last["val"]["accuracy"],
+          "img/s": sum(rates) / len(rates)}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+  cell = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) < 10 else (
+      f"{v:.1f}" if isinstance(v, float) else str(v))
+  widths = [max(len(c), *(len(cell(r[c])) for r in rows)) for c in COLUMNS]
+  line = lambda values: "  ".join(f"{v:>{w}}" if i else f"{v:<{w}}" for i, (v, w) in enumerate(zip(values, widths)))
+  return "\n".join([line(COLUMNS), line(["-" * w for w in widths])] +
+                   [line([cell(r[c]) for c in COLUMNS]) for r in rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m jaxseg.compare", description=__doc__.splitlines()[0])
+  parser.add_argument("workdirs", nargs="+", help="run directories holding metrics.jsonl")
+  parser.add_argument("--output", default="compare.png", help="figure to write (default compare.png)")
+  args = parser.parse_args(argv)
+  runs = {}
+  try:
+    for workdir in args.workdirs:
+      name = os.path.basename(os.path.normpath(workdir))
+      while name in runs:
+        name += "'"
+      runs[name] = read_history(workdir)
+  except (OSError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(format_table([summarize_run(n, h) for n, h in runs.items()]))
+  visualize.save_curve_overlay(args.output, runs)
+  print(f"Curves of {len(runs)} run(s) in {args.output}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

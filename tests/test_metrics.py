@@ -1,0 +1,58 @@
+"""Metrics over a split against a numpy reference."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxseg import metrics, train_state
+
+
+def _numpy_reference(logits, labels, weights, c):
+  preds = logits.argmax(-1)
+  m = weights > 0
+  cm = np.zeros((c, c), np.int64)
+  np.add.at(cm, (labels[m], preds[m]), 1)
+  logp = logits - logits.max(-1, keepdims=True)
+  logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+  nll = -np.take_along_axis(logp, labels[..., None], -1)[..., 0]
+  iou = [cm[k, k] / (cm[k].sum() + cm[:, k].sum() - cm[k, k]) for k in range(c)]
+  return {"loss": (nll * weights).sum() / weights.sum(), "accuracy": np.trace(cm) / cm.sum(),
+          "confusion": cm, "iou": iou, "mean_iou": np.mean(iou)}
+
+
+def test_split_metrics_match_numpy():
+  rng = np.random.default_rng(0)
+  c, batches = 3, []
+  acc = train_state.zero_sums(c)
+  for b in range(3):
+    logits = rng.normal(size=(4, 8, 8, c)).astype(np.float32)
+    labels = rng.integers(0, c, (4, 8, 8))
+    weight = np.array([1, 1, 1, 0 if b == 2 else 1], np.float32)  # padding in the last batch
+    weights = np.broadcast_to(weight[:, None, None], labels.shape)
+    batches.append((logits, labels, weights))
+    acc = train_state.accumulate(acc, metrics.batch_stats(jnp.asarray(logits), jnp.asarray(labels),
+                                                          jnp.asarray(weights)), jnp.int32(b))
+  got = metrics.summarize({k: np.asarray(v) for k, v in acc.items()})
+  want = _numpy_reference(*(np.concatenate(x) for x in zip(*batches)), c)
+  np.testing.assert_array_equal(got["confusion"], want["confusion"])
+  assert np.asarray(got["confusion"]).sum() == 11 * 64  # padding never counts
+  np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+  np.testing.assert_allclose(got["accuracy"], want["accuracy"], rtol=1e-6)
+  np.testing.assert_allclose([got["iou_pet"], got["iou_background"], got["iou_boundary"]], want["iou"],
+                             rtol=1e-6)
+  np.testing.assert_allclose(got["mean_iou"], want["mean_iou"], rtol=1e-6)
+
+
+def test_absent_class_is_left_out_of_mean_iou():
+  sums = {"loss_sum": 1.0, "weight_sum": 4.0, "confusion": np.array([[3, 0, 0], [1, 0, 0], [0, 0, 0]])}
+  m = metrics.summarize(sums)
+  assert np.isnan(m["iou_boundary"])
+  np.testing.assert_allclose(m["mean_iou"], np.mean([3 / 4, 0.0]))
+
+
+def test_non_finite_loss_step_is_remembered():
+  acc = train_state.zero_sums(3)
+  good = {"loss_sum": jnp.float32(1), "weight_sum": jnp.float32(1), "confusion": jnp.zeros((3, 3), jnp.int32)}
+  bad = dict(good, loss_sum=jnp.float32(np.nan))
+  for step, sums in enumerate([good, bad, good, bad]):
+    acc = train_state.accumulate(acc, sums, jnp.int32(step + 10))
+  assert int(acc["first_bad_step"]) == 11

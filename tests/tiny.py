@@ -1,0 +1,34 @@
+"""Helpers for end-to-end tests: the tiny config with overrides, running main.py in a fresh process."""
+
+import os
+import subprocess
+import sys
+
+import tiny_config as tiny_config_file
+
+from conftest import REPO
+
+
+def tiny_config(**overrides):
+  """tiny_config.get_config() with dotted-key overrides, e.g. tiny_config(**{"data.source": "tfds"})."""
+  config = tiny_config_module().get_config()
+  for key, value in overrides.items():
+    target = config
+    *path, last = key.split(".")
+    for p in path:
+      target = target[p]
+    target[last] = value
+  return config
+
+
+def tiny_config_module():
+  return tiny_config_file
+
+
+def main_py(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+  """Runs `python main.py --config tests/tiny_config.py ARGS` from the repo root in a fresh process."""
+  cmd = [sys.executable, "main.py", "--config", "tests/tiny_config.py", *args]
+  if any(a.startswith("--config=") or a == "--config" for a in args):
+    cmd = [sys.executable, "main.py", *args]
+  return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                        env={**os.environ, "PYTHONPATH": str(REPO)})
