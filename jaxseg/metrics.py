@@ -7,29 +7,47 @@ import numpy as np
 from jaxseg.input_pipeline import CLASS_NAMES
 
 
-def confusion_matrix(labels: jax.Array, preds: jax.Array, weights: jax.Array, num_classes: int) -> jax.Array:
+def confusion_matrix(labels: jax.Array, preds: jax.Array, weights: jax.Array | None,
+                     num_classes: int) -> jax.Array:
   """(num_classes, num_classes) weighted counts, rows = true class, columns = predicted class.
 
   A one-hot GEMM rather than a scatter-add: XLA runs it as one small matmul on every backend. Counts of one
   batch are exact in float32 (< 2**24 pixels); they are returned as int32 so that sums over a whole split
   (184M pixels at 224 px) stay exact too. Weights must be 0 or 1.
   """
-  t = jax.nn.one_hot(labels.reshape(-1), num_classes, dtype=jnp.float32) * weights.reshape(-1, 1)
+  t = jax.nn.one_hot(labels.reshape(-1), num_classes, dtype=jnp.float32)
+  if weights is not None:
+    t = t * weights.reshape(-1, 1)
   p = jax.nn.one_hot(preds.reshape(-1), num_classes, dtype=jnp.float32)
   return jnp.round(t.T @ p).astype(jnp.int32)
 
 
-def batch_stats(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> dict[str, jax.Array]:
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per-pixel softmax cross-entropy with integer labels, float32.
+
+  Same value as `optax.softmax_cross_entropy_with_integer_labels`, but picks the label's logit with a
+  one-hot product instead of a gather: the gather's gradient is a scatter-add, which XLA:CPU runs slowly
+  and, with its constant indices, spends seconds constant-folding at compile time.
+  """
+  logits = logits.astype(jnp.float32)
+  picked = jnp.sum(logits * jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype), axis=-1)
+  return jax.nn.logsumexp(logits, axis=-1) - picked
+
+
+def batch_stats(logits: jax.Array, labels: jax.Array, weights: jax.Array | None) -> dict[str, jax.Array]:
   """Sums to accumulate over batches: weighted loss, pixel weight, confusion matrix.
 
   Args:
     logits: (B, H, W, C) float32.
     labels: (B, H, W) int class ids.
-    weights: (B, H, W) per-pixel weights (0 on eval padding).
+    weights: (B, H, W) per-pixel weights (0 on eval padding), or None for all ones.
   """
-  import optax  # pylint: disable=g-import-not-at-top
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  return {"loss_sum": jnp.sum(loss * weights), "weight_sum": jnp.sum(weights),
+  loss = cross_entropy(logits, labels)
+  if weights is None:
+    loss_sum, weight_sum = jnp.sum(loss), jnp.float32(loss.size)
+  else:
+    loss_sum, weight_sum = jnp.sum(loss * weights), jnp.sum(weights)
+  return {"loss_sum": loss_sum, "weight_sum": weight_sum,
           "confusion": confusion_matrix(labels, jnp.argmax(logits, -1), weights, logits.shape[-1])}
 
 

@@ -78,7 +78,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     variables = {"params": {**trainable, ENCODER: encoder}, "batch_stats": state.batch_stats}
     logits, new_vars = model.apply(variables, x, train=True, encoder_train=config.encoder_bn_train,
                                    mutable=["batch_stats"])
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    loss = metrics.cross_entropy(logits, labels).mean()
     return loss, (logits, new_vars["batch_stats"])
 
   trainable, encoder = _split(state.params)
@@ -94,7 +94,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
   params = optax.apply_updates(state.params, updates)
   if config.freeze_encoder:
     params = {**params, ENCODER: encoder}  # bit-identical, whatever x + 0.0 does to a -0.0
-  sums = metrics.batch_stats(logits, labels, jnp.ones(labels.shape, jnp.float32))
+  sums = metrics.batch_stats(logits, labels, None)
   sums["loss_sum"] = loss * labels.size  # the exact loss that was differentiated
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
   return new_state, sums

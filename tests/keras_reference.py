@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from jaxseg import keras_tutorial
 from jaxseg.mobilenet_v2 import UNET_TAPS
 
 
@@ -29,25 +30,10 @@ def taps_model(base: keras.Model) -> keras.Model:
 
 
 def tutorial_unet(size: int, num_classes: int = 3, seed: int = 0) -> keras.Model:
-  """The TensorFlow segmentation tutorial's model, written from its description."""
-  base = mobilenet_v2(1.0, size, seed)
-  down_stack = taps_model(base)
-
-  def upsample(filters):
-    return keras.Sequential([
-        keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False,
-                                     kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02)),
-        keras.layers.BatchNormalization(), keras.layers.ReLU()])
-
-  inputs = keras.layers.Input(shape=(size, size, 3))
-  skips = down_stack(inputs)
-  x = skips[-1]
-  for filters, skip in zip((512, 256, 128, 64), reversed(skips[:-1])):
-    x = keras.layers.Concatenate()([upsample(filters)(x), skip])
-  x = keras.layers.Conv2DTranspose(num_classes, 3, strides=2, padding="same")(x)
-  model = keras.Model(inputs, x)
+  """The tutorial model with random encoder and decoder BN statistics and a non-zero final bias."""
+  model = keras_tutorial.build_unet(size, num_classes, base=mobilenet_v2(1.0, size, seed))
   rng = np.random.default_rng(seed + 1)
-  for layer in model.layers:  # random decoder BN statistics and a non-zero final bias
+  for layer in model.layers:
     if isinstance(layer, keras.Sequential):
       randomize_batchnorm(layer, seed + 1)
   last = model.layers[-1]

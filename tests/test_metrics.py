@@ -1,5 +1,6 @@
 """Metrics over a split against a numpy reference."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -56,3 +57,15 @@ def test_non_finite_loss_step_is_remembered():
   for step, sums in enumerate([good, bad, good, bad]):
     acc = train_state.accumulate(acc, sums, jnp.int32(step + 10))
   assert int(acc["first_bad_step"]) == 11
+
+
+def test_cross_entropy_matches_optax():
+  import optax  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  logits = jnp.asarray(rng.normal(size=(2, 5, 7, 4)) * 4, jnp.float32)
+  labels = jnp.asarray(rng.integers(0, 4, (2, 5, 7)))
+  np.testing.assert_allclose(metrics.cross_entropy(logits, labels),
+                             optax.softmax_cross_entropy_with_integer_labels(logits, labels), rtol=1e-5, atol=1e-6)
+  grad = lambda f: jax.grad(lambda l: f(l, labels).sum())(logits)
+  np.testing.assert_allclose(grad(metrics.cross_entropy), grad(optax.softmax_cross_entropy_with_integer_labels),
+                             atol=1e-6)

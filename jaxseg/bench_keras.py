@@ -1,0 +1,52 @@
+"""The Keras side of `jaxseg.bench`, run in its own process with KERAS_BACKEND set (tensorflow or jax).
+
+Prints one JSON line: train step, first-call (compile) time, eval images/s, single-image predict latency,
+for the tutorial model with Keras's default compile settings, on random data of the benchmark's shape.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--backend", required=True)
+  parser.add_argument("--resolution", type=int, required=True)
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--steps", type=int, default=5)
+  args = parser.parse_args(argv)
+  os.environ["KERAS_BACKEND"] = args.backend
+  import keras  # pylint: disable=g-import-not-at-top
+  from jaxseg import bench, keras_tutorial  # pylint: disable=g-import-not-at-top
+
+  assert keras.backend.backend() == args.backend, keras.backend.backend()
+  size, batch = args.resolution, args.batch
+  model = keras_tutorial.build_unet(size)
+  model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"])
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+  y = rng.integers(0, 3, (batch, size, size))
+  t = time.perf_counter()
+  model.train_on_batch(x, y)
+  first = time.perf_counter() - t
+  train = bench.timed(lambda: model.train_on_batch(x, y), args.steps)
+  model.predict_on_batch(x)
+  evaluate = bench.timed(lambda: model.predict_on_batch(x), args.steps)
+  one = x[:1]
+  latency = bench.timed(lambda: model.predict_on_batch(one), max(args.steps, 5), warmup=2)
+  print(json.dumps({"backend": args.backend, "jit_compile": str(getattr(model, "jit_compile", "?")),
+                    "train_step_s": train["median"], "train_step_min_s": train["min"],
+                    "train_step_max_s": train["max"], "compile_s": first, "eval_img_s": batch / evaluate["median"],
+                    "eval_batch_s": evaluate["median"], "predict_latency_ms": 1000 * latency["median"],
+                    "params": int(model.count_params())}))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
