@@ -52,8 +52,10 @@ def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.nda
   fig.legend(handles=[Patch(color=PALETTE[i] / 255, label=(list(CLASS_NAMES) + [""] * 10)[i] or f"class {i}")
                       for i in range(num_classes)], loc="lower center", ncol=num_classes, fontsize=9)
   fig.tight_layout(rect=(0, 0.05, 1, 1))
-  fig.savefig(path, dpi=80)
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=80)
   plt.close(fig)
+  os.replace(tmp, path)  # a kill mid-write never leaves a broken picture behind
 
 
 class SampleSet:

@@ -1,0 +1,40 @@
+"""Run in a subprocess by test_parallel.py: three train steps of the tiny model on all local devices.
+
+Prints one JSON line {"devices": n, "losses": [...]} or {"devices": n, "error": "..."}.
+"""
+
+import json
+import sys
+
+import jax
+import numpy as np
+
+import tiny_config
+from jaxseg import parallel, train, train_state
+
+
+def main(batch_size: int) -> None:
+  config = tiny_config.get_config()
+  config.batch_size = config.eval_batch_size = batch_size
+  try:
+    run = train.Run(config, "/tmp/unused_dp_workdir")
+  except parallel.ShardingError as e:
+    print(json.dumps({"devices": jax.device_count(), "error": str(e)}))
+    return
+  state, tx = run.fresh_state(load_encoder=False)
+  p_train, _, _ = run.steps(tx)
+  rng = np.random.default_rng(0)
+  losses = []
+  for _ in range(3):
+    batch = {"image": rng.integers(0, 255, (batch_size, 32, 32, 3), dtype=np.uint8),
+             "mask": rng.integers(0, 3, (batch_size, 32, 32), dtype=np.uint8)}
+    acc = jax.device_put(train_state.zero_sums(3), run.rep)
+    state, acc = p_train(state, acc, parallel.to_global(batch, run.data))
+    sums = jax.device_get(acc)
+    losses.append(float(sums["loss_sum"] / sums["weight_sum"]))
+  shards = len(state.params["up_0"]["bn"]["scale"].sharding.device_set)
+  print(json.dumps({"devices": jax.device_count(), "losses": losses, "param_devices": shards}))
+
+
+if __name__ == "__main__":
+  main(int(sys.argv[1]))

@@ -1,0 +1,127 @@
+"""SIGKILL a training run at random moments, some while a checkpoint is being written, and resume it.
+
+  python tests/kill_resume.py [--kills 10] [--during-save 3] [--epochs 4] [--workdir DIR]
+
+Each rerun must resume from the newest complete checkpoint (never a partial one), and the finished run must
+end with the metrics of an uninterrupted run with the same seed. Prints a JSON summary; exits non-zero on
+any violation. test_reliability.py runs it.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = ["--config.data.synthetic_train_size=16", "--config.log_every_steps=1"]
+
+
+def _cmd(workdir: str, epochs: int) -> list[str]:
+  return [sys.executable, "main.py", "--config", "tests/tiny_config.py", "--workdir", workdir,
+          f"--config.num_epochs={epochs}", *SETTINGS]
+
+
+def _env() -> dict[str, str]:
+  return {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"}
+
+
+def complete_steps(workdir: str) -> list[int]:
+  """Checkpoint steps Orbax has finalized (a partial save lives in a *.orbax-checkpoint-tmp-* directory)."""
+  d = os.path.join(workdir, "checkpoints")
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
+
+
+def partial_saves(workdir: str) -> list[str]:
+  d = os.path.join(workdir, "checkpoints")
+  return [n for n in os.listdir(d) if "tmp" in n] if os.path.isdir(d) else []
+
+
+def final_metrics(workdir: str) -> dict:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return json.loads(f.read().splitlines()[-1])
+
+
+def run_to_end(workdir: str, epochs: int) -> str:
+  proc = subprocess.run(_cmd(workdir, epochs), cwd=REPO, env=_env(), capture_output=True, text=True,
+                        timeout=900)
+  if proc.returncode:
+    raise RuntimeError(f"run failed: {proc.stderr[-2000:]}")
+  return proc.stdout
+
+
+def kill_once(workdir: str, epochs: int, during_save: bool, rng: random.Random) -> dict:
+  """Starts the run, SIGKILLs it (at a random moment, or as soon as a checkpoint write is seen)."""
+  before = complete_steps(workdir)
+  log = tempfile.TemporaryFile("w+")
+  proc = subprocess.Popen(_cmd(workdir, epochs), cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+  start, deadline = time.time(), time.time() + (rng.uniform(4, 16) if not during_save else 300)
+  seen_partial = False
+  while proc.poll() is None and time.time() < deadline:
+    if during_save and partial_saves(workdir):
+      seen_partial = True
+      break
+    time.sleep(0.002 if during_save else 0.05)
+  finished = proc.poll() is not None
+  if not finished:
+    proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  log.seek(0)
+  out = log.read()
+  resumed = re.search(r"Resuming from .* at epoch (\d+)", out)
+  return {"killed": not finished, "during_save": seen_partial and not finished, "after_s": time.time() - start,
+          "complete_before": before, "resumed_at": int(resumed.group(1)) if resumed else 0,
+          "partial_left": bool(partial_saves(workdir)), "complete_after": complete_steps(workdir)}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--kills", type=int, default=10)
+  parser.add_argument("--during-save", type=int, default=3)
+  parser.add_argument("--epochs", type=int, default=4)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--workdir", default=None)
+  args = parser.parse_args(argv)
+  rng = random.Random(args.seed)
+  root = args.workdir or tempfile.mkdtemp(prefix="kill_resume_")
+  ref, killed = os.path.join(root, "uninterrupted"), os.path.join(root, "killed")
+  for d in (ref, killed):
+    shutil.rmtree(d, ignore_errors=True)
+  run_to_end(ref, args.epochs)
+  events, problems = [], []
+  plan = [True] * args.during_save + [False] * (args.kills - args.during_save)
+  rng.shuffle(plan)
+  for during_save in plan:
+    if complete_steps(killed) and max(complete_steps(killed)) >= args.epochs:
+      shutil.rmtree(killed)  # finished before all kills were spent: start over, keep killing
+    event = kill_once(killed, args.epochs, during_save, rng)
+    events.append(event)
+    newest = max(event["complete_before"], default=0)
+    if event["resumed_at"] != newest and (event["resumed_at"] or newest):
+      problems.append(f"resumed at epoch {event['resumed_at']}, newest complete checkpoint was {newest}")
+  out = run_to_end(killed, args.epochs)
+  newest = max(events[-1]["complete_after"], default=0)
+  if newest and f"at epoch {newest}" not in out:
+    problems.append(f"final run did not resume from epoch {newest}")
+  want, got = final_metrics(ref), final_metrics(killed)
+  for part in ("train", "val"):
+    for key in ("loss", "accuracy", "mean_iou"):
+      if abs(want[part][key] - got[part][key]) > 1e-6:
+        problems.append(f"{part} {key}: {got[part][key]} after kills, {want[part][key]} uninterrupted")
+  n_killed = sum(e["killed"] for e in events)
+  n_save = sum(e["during_save"] for e in events)
+  if n_killed < args.kills or n_save < args.during_save:
+    problems.append(f"only {n_killed} kills ({n_save} during a checkpoint write)")
+  print(json.dumps({"kills": n_killed, "during_save": n_save, "problems": problems, "events": events,
+                    "final": {"val": got["val"]["accuracy"], "reference_val": want["val"]["accuracy"]}}))
+  return 1 if problems else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

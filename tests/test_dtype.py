@@ -1,0 +1,40 @@
+"""bfloat16 compute: float32 parameters, optimizer state and loss; the loss falls on CPU."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import tiny
+from jaxseg import datasets, parallel, train, train_state
+
+
+def test_bfloat16_training_lowers_the_loss_with_float32_state(tmp_path):
+  config = tiny.tiny_config(dtype="bfloat16", learning_rate=3e-3, batch_size=4)
+  run = train.Run(config, str(tmp_path))
+  state, tx = run.fresh_state(load_encoder=False)
+  p_train, _, _ = run.steps(tx)
+  images, masks = datasets.synthetic(4, 32, seed=0)
+  batch = parallel.to_global({"image": images, "mask": masks}, run.data)
+  losses = []
+  for _ in range(12):
+    acc = jax.device_put(train_state.zero_sums(3), run.rep)
+    state, acc = p_train(state, acc, batch)
+    sums = jax.device_get(acc)
+    losses.append(float(sums["loss_sum"] / sums["weight_sum"]))
+  assert np.all(np.isfinite(losses))
+  assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
+  dtypes = {x.dtype for x in jax.tree.leaves((state.params, state.batch_stats, state.opt_state))
+            if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)}
+  assert dtypes == {jnp.dtype(jnp.float32)}
+
+
+def test_bfloat16_logits_stay_close_to_float32():
+  from jaxseg.unet import UNet  # pylint: disable=g-import-not-at-top
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
+  variables = UNet(alpha=0.35).init(jax.random.key(0), x)
+  f32 = UNet(alpha=0.35).apply(variables, x)
+  bf16 = UNet(alpha=0.35, dtype=jnp.bfloat16).apply(variables, x)
+  assert bf16.dtype == jnp.float32
+  scale = float(jnp.abs(f32).max())
+  assert float(jnp.abs(bf16 - f32).max()) < 0.1 * scale
+  assert float(jnp.abs(bf16 - f32).max()) > 0  # it did compute in another precision

@@ -1,0 +1,49 @@
+"""Data parallelism: 8 simulated CPU devices give the 1-device losses; bad batch sizes; per-host shards."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from jaxseg import input_pipeline
+
+
+def _run(devices: int, batch_size: int) -> dict:
+  env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}",
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  proc = subprocess.run([sys.executable, str(REPO / "tests" / "dp_losses.py"), str(batch_size)], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_eight_devices_give_the_one_device_losses():
+  one, eight = _run(1, 8), _run(8, 8)
+  assert one["devices"] == 1 and eight["devices"] == 8
+  assert eight["param_devices"] == 8  # replicated over the mesh, not left on one device
+  np.testing.assert_allclose(eight["losses"], one["losses"], atol=1e-4)
+  assert one["losses"][0] != one["losses"][2]  # the steps did something
+
+
+def test_batch_size_the_devices_do_not_divide_is_a_clear_error():
+  out = _run(8, 6)
+  assert "config.batch_size=6 must be a positive multiple of the device count (8" in out["error"]
+
+
+def test_each_host_reads_its_own_shard_of_the_global_batch(monkeypatch):
+  """Two simulated hosts: their shards are disjoint and together make the one-host batch."""
+  split = input_pipeline.Split(np.arange(12)[:, None, None, None] * np.ones((12, 1, 1, 3), np.uint8),
+                               np.zeros((12, 1, 1), np.uint8), [str(i) for i in range(12)])
+  ids = lambda: [b["image"][:, 0, 0, 0].tolist() for b in input_pipeline.train_batches(split, 4, 0, 3)]
+  whole = ids()
+  monkeypatch.setattr(input_pipeline.jax, "process_count", lambda: 2)
+  shards = []
+  for host in (0, 1):
+    monkeypatch.setattr(input_pipeline.jax, "process_index", lambda host=host: host)
+    shards.append(ids())
+  for b, (h0, h1) in enumerate(zip(*shards)):
+    assert len(h0) == len(h1) == 2 and sorted(h0 + h1) == sorted(whole[b])

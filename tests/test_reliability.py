@@ -1,0 +1,171 @@
+"""No lost work, clear errors: kills, non-finite losses, odd predict inputs, bad datasets, bad configs."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tiny
+from conftest import REPO
+from jaxseg import checkpointing, datasets, input_pipeline, train, validation
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("run")
+  train.train_and_evaluate(tiny.tiny_config(num_epochs=1), str(workdir))
+  return workdir
+
+
+def _hashes(directory) -> dict[str, str]:
+  out = {}
+  for root, _, files in os.walk(directory):
+    for f in files:
+      path = os.path.join(root, f)
+      with open(path, "rb") as fh:
+        out[os.path.relpath(path, directory)] = hashlib.sha256(fh.read()).hexdigest()
+  return out
+
+
+def test_sigkill_at_random_moments_resumes_from_the_newest_complete_checkpoint(tmp_path):
+  proc = subprocess.run([sys.executable, str(REPO / "tests" / "kill_resume.py"), "--kills", "10",
+                         "--during-save", "3", "--workdir", str(tmp_path)], cwd=REPO, capture_output=True,
+                        text=True, timeout=1500, env={**os.environ, "PYTHONPATH": str(REPO)})
+  assert proc.stdout.strip(), proc.stderr[-3000:]
+  summary = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert summary["problems"] == [], summary
+  assert summary["kills"] >= 10 and summary["during_save"] >= 3
+  assert proc.returncode == 0
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(tiny.tiny_config(num_epochs=1), workdir)
+  good = _hashes(tmp_path / "checkpoints")
+  with pytest.raises(train.TrainingError, match=r"non-finite at step \d+ \(epoch 2\)"):
+    train.train_and_evaluate(tiny.tiny_config(num_epochs=2, learning_rate=1e30), workdir)
+  assert _hashes(tmp_path / "checkpoints") == good
+  assert checkpointing.manager(workdir, read_only=True).all_steps() == [1]
+  history = train.train_and_evaluate(tiny.tiny_config(num_epochs=2), workdir)  # resumes from epoch 1
+  assert [h["epoch"] for h in history] == [1, 2] and np.isfinite(history[-1]["train"]["loss"])
+  capsys.readouterr()
+
+
+def _write(path, array, **kwargs):
+  Image.fromarray(array).save(path, **kwargs)
+
+
+def test_predict_odd_inputs_predicts_what_it_can_and_names_the_rest(trained, tmp_path):
+  rng = np.random.default_rng(0)
+  d = tmp_path / "in"
+  d.mkdir()
+  (tmp_path / "empty").mkdir()
+  _write(d / "ok.jpg", rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+  _write(d / "one_pixel.png", np.array([[[10, 200, 30]]], np.uint8))
+  Image.fromarray(rng.integers(0, 65535, (30, 20), dtype=np.uint16)).save(d / "sixteen_bit.png")
+  Image.fromarray(rng.integers(0, 255, (25, 35, 3), dtype=np.uint8)).convert("CMYK").save(d / "cmyk.jpg")
+  pal = Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).convert("P")
+  pal.save(d / "palette_transparent.png", transparency=0)
+  Image.fromarray(np.full((6000, 8000, 3), 128, np.uint8)).save(d / "huge.jpg", quality=50)
+  (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+  notes = tmp_path / "notes.txt"
+  notes.write_text("not an image")
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "keep_mask.png").write_bytes(b"an earlier prediction")
+  proc = tiny.main_py("--workdir", str(trained), "--mode", "predict", "--images", str(d), str(notes),
+                      str(tmp_path / "empty"), "--output", str(out), timeout=600)
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+  assert len(errors) == 3, proc.stderr[-3000:]
+  assert any("corrupt.jpg: not a readable image" in e for e in errors)
+  assert any("notes.txt: not a readable image" in e for e in errors)
+  assert any("empty: directory has no image files" in e for e in errors)
+  assert "Traceback" not in proc.stderr
+  sizes = {"ok": (40, 60), "one_pixel": (1, 1), "sixteen_bit": (30, 20), "cmyk": (25, 35),
+           "palette_transparent": (20, 24), "huge": (6000, 8000)}
+  for name, shape in sizes.items():
+    assert np.asarray(Image.open(out / f"{name}_mask.png")).shape == shape, name
+    assert (out / f"{name}_overlay.png").stat().st_size > 0
+  assert (out / "keep_mask.png").read_bytes() == b"an earlier prediction"
+  assert not list(out.glob("*tmp*"))
+
+
+def _folder_dataset(root, n=4, size=(40, 48)):
+  (root / "images").mkdir(parents=True)
+  (root / "annotations" / "trimaps").mkdir(parents=True)
+  rng = np.random.default_rng(1)
+  names = [f"Cat_{i}" for i in range(n)]
+  for name in names:
+    _write(root / "images" / f"{name}.jpg", rng.integers(0, 255, size + (3,), dtype=np.uint8))
+    _write(root / "annotations" / "trimaps" / f"{name}.png", rng.integers(1, 4, size, dtype=np.uint8))
+  for split in ("trainval", "test"):
+    (root / "annotations" / f"{split}.txt").write_text("".join(f"{n} 1 1 1\n" for n in names))
+  return names
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("missing_image", "Cat_2.jpg: file not found"),
+    ("corrupt_image", "Cat_2.jpg: not a readable image"),
+    ("missing_trimap", "Cat_2.png: trimap is missing"),
+    ("bad_values", "Cat_2.png: trimap values must be 1 (pet), 2 (background) or 3 (boundary); found [7]"),
+    ("size_mismatch", "Cat_2.png: trimap is 10x12 but its image"),
+])
+def test_bad_folder_examples_are_named_or_skipped(tmp_path, damage, message, capsys):
+  root = tmp_path / "pets"
+  _folder_dataset(root)
+  img, tri = root / "images" / "Cat_2.jpg", root / "annotations" / "trimaps" / "Cat_2.png"
+  if damage == "missing_image":
+    img.unlink()
+  elif damage == "corrupt_image":
+    img.write_bytes(b"garbage")
+  elif damage == "missing_trimap":
+    tri.unlink()
+  elif damage == "bad_values":
+    _write(tri, np.full((40, 48), 7, np.uint8))
+  else:
+    _write(tri, np.ones((12, 10), np.uint8))
+  config = tiny.tiny_config(**{"data.source": "folder", "data.folder": str(root)})
+  with pytest.raises(datasets.DatasetError) as e:
+    input_pipeline.load_split(config, "train")
+  assert message in str(e.value) and "skip_bad" in str(e.value)
+  config.data.skip_bad = True
+  input_pipeline._MEMORY_CACHE.clear()  # pylint: disable=protected-access
+  split = input_pipeline.load_split(config, "train")
+  assert split.names == ["Cat_0", "Cat_1", "Cat_3"]
+  assert "skipped 1 bad example(s)" in capsys.readouterr().out
+
+
+def test_unwritable_or_full_workdir_is_refused_before_work(tmp_path, monkeypatch):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("x")
+  with pytest.raises(validation.ConfigError, match="is not writable"):
+    validation.check_workdir(str(blocker / "run"))
+  monkeypatch.setattr(validation.shutil, "disk_usage", lambda p: type("U", (), {"free": 5 * 2**20})())
+  with pytest.raises(validation.ConfigError, match="has only 5 MiB free"):
+    validation.check_workdir(str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("override,found", [({"num_classes": 4}, "num_classes: checkpoint has 3"),
+                                            ({"model.alpha": 0.5}, "alpha: checkpoint has 0.35")])
+def test_checkpoint_of_another_model_is_refused(trained, override, found):
+  before = _hashes(trained / "checkpoints")
+  with pytest.raises(checkpointing.CheckpointError, match=found):
+    train.train_and_evaluate(tiny.tiny_config(num_epochs=2, **override), str(trained))
+  with pytest.raises(checkpointing.CheckpointError, match=found):
+    train.evaluate(tiny.tiny_config(**override), str(trained))
+  assert _hashes(trained / "checkpoints") == before
+
+
+def test_eval_and_predict_never_modify_a_checkpoint(trained, tmp_path):
+  before = _hashes(trained / "checkpoints")
+  assert tiny.main_py("--workdir", str(trained), "--mode", "eval").returncode == 0
+  image = tmp_path / "x.png"
+  _write(image, np.zeros((20, 30, 3), np.uint8))
+  assert tiny.main_py("--workdir", str(trained), "--mode", "predict", "--images", str(image)).returncode == 0
+  assert _hashes(trained / "checkpoints") == before
