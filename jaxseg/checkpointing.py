@@ -24,8 +24,10 @@ def checkpoint_dir(workdir: str) -> str:
 
 def manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
   """An Orbax CheckpointManager under `<workdir>/checkpoints` with items `state` and `meta`."""
+  # A writer removes what a killed save left behind (never a finalized step); a reader touches nothing.
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
-                                         enable_async_checkpointing=False)
+                                         enable_async_checkpointing=False,
+                                         cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "meta"))
 
 

@@ -36,8 +36,6 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
 
 
 def _run(config, mode, workdir, images, output, step) -> int:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")  # tf.data and tfds only: keep TF off the accelerator JAX uses
   import jax  # pylint: disable=g-import-not-at-top
   if config.distributed:
     jax.distributed.initialize()

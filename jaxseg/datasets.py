@@ -67,7 +67,9 @@ def tfds_examples(name: str, split: str, data_dir: str | None, download: bool) -
   Raises:
     DatasetError: the data is not prepared and cannot be downloaded, with what to do instead.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")  # TF only reads data: keep it off the accelerator JAX uses
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
     hint = ("Either run once on a machine with internet (tfds downloads images.tar.gz, 792 MB, and "

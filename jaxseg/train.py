@@ -125,6 +125,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     history = meta["history"]
     print(f"Resuming from {run.mngr.directory} at epoch {epoch}.")
   else:
+    print(f"Starting a new run in {workdir}.")
     state, tx = run.fresh_state(load_encoder=True)
     epoch, history = 0, []
   p_train, p_eval, p_predict = run.steps(tx)

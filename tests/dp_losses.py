@@ -1,6 +1,6 @@
 """Run in a subprocess by test_parallel.py: three train steps of the tiny model on all local devices.
 
-Prints one JSON line {"devices": n, "losses": [...]} or {"devices": n, "error": "..."}.
+Prints one JSON line {"devices": n, "losses": [...], "batch_error": what a batch of n - 2 raised}.
 """
 
 import json
@@ -16,11 +16,14 @@ from jaxseg import parallel, train, train_state
 def main(batch_size: int) -> None:
   config = tiny_config.get_config()
   config.batch_size = config.eval_batch_size = batch_size
+  error = ""
   try:
-    run = train.Run(config, "/tmp/unused_dp_workdir")
+    bad = tiny_config.get_config()
+    bad.batch_size = jax.device_count() - 2
+    train.Run(bad, "/tmp/unused_dp_workdir")
   except parallel.ShardingError as e:
-    print(json.dumps({"devices": jax.device_count(), "error": str(e)}))
-    return
+    error = str(e)
+  run = train.Run(config, "/tmp/unused_dp_workdir")
   state, tx = run.fresh_state(load_encoder=False)
   p_train, _, _ = run.steps(tx)
   rng = np.random.default_rng(0)
@@ -33,7 +36,8 @@ def main(batch_size: int) -> None:
     sums = jax.device_get(acc)
     losses.append(float(sums["loss_sum"] / sums["weight_sum"]))
   shards = len(state.params["up_0"]["bn"]["scale"].sharding.device_set)
-  print(json.dumps({"devices": jax.device_count(), "losses": losses, "param_devices": shards}))
+  print(json.dumps({"devices": jax.device_count(), "losses": losses, "param_devices": shards,
+                    "batch_error": error}))
 
 
 if __name__ == "__main__":

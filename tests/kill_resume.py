@@ -49,6 +49,7 @@ def final_metrics(workdir: str) -> dict:
 
 
 def run_to_end(workdir: str, epochs: int) -> str:
+  """Runs to completion; returns stdout."""
   proc = subprocess.run(_cmd(workdir, epochs), cwd=REPO, env=_env(), capture_output=True, text=True,
                         timeout=900)
   if proc.returncode:
@@ -56,15 +57,18 @@ def run_to_end(workdir: str, epochs: int) -> str:
   return proc.stdout
 
 
-def kill_once(workdir: str, epochs: int, during_save: bool, rng: random.Random) -> dict:
-  """Starts the run, SIGKILLs it (at a random moment, or as soon as a checkpoint write is seen)."""
+def kill_once(workdir: str, epochs: int, during_save: bool, rng: random.Random, full_run_s: float) -> dict:
+  """Starts the run and SIGKILLs it: at a random moment of a full run's duration, or as soon as a new
+  checkpoint write (a fresh Orbax temporary directory) appears."""
   before = complete_steps(workdir)
+  old_partials = set(partial_saves(workdir))
   log = tempfile.TemporaryFile("w+")
   proc = subprocess.Popen(_cmd(workdir, epochs), cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT)
-  start, deadline = time.time(), time.time() + (rng.uniform(4, 16) if not during_save else 300)
+  start = time.time()
+  deadline = start + (rng.uniform(0.3, 0.9) * full_run_s if not during_save else 600)
   seen_partial = False
   while proc.poll() is None and time.time() < deadline:
-    if during_save and partial_saves(workdir):
+    if during_save and set(partial_saves(workdir)) - old_partials:
       seen_partial = True
       break
     time.sleep(0.002 if during_save else 0.05)
@@ -75,8 +79,9 @@ def kill_once(workdir: str, epochs: int, during_save: bool, rng: random.Random) 
   log.seek(0)
   out = log.read()
   resumed = re.search(r"Resuming from .* at epoch (\d+)", out)
+  decided = bool(resumed) or "Starting a new run" in out  # else killed before it read the checkpoints
   return {"killed": not finished, "during_save": seen_partial and not finished, "after_s": time.time() - start,
-          "complete_before": before, "resumed_at": int(resumed.group(1)) if resumed else 0,
+          "complete_before": before, "decided": decided, "resumed_at": int(resumed.group(1)) if resumed else 0,
           "partial_left": bool(partial_saves(workdir)), "complete_after": complete_steps(workdir)}
 
 
@@ -93,17 +98,22 @@ def main(argv=None) -> int:
   ref, killed = os.path.join(root, "uninterrupted"), os.path.join(root, "killed")
   for d in (ref, killed):
     shutil.rmtree(d, ignore_errors=True)
+  start = time.time()
   run_to_end(ref, args.epochs)
+  full_run_s = time.time() - start
   events, problems = [], []
-  plan = [True] * args.during_save + [False] * (args.kills - args.during_save)
-  rng.shuffle(plan)
-  for during_save in plan:
+  count = lambda key: sum(e[key] for e in events)
+  for _ in range(3 * args.kills):  # a run may finish before its kill lands; then try again
+    if count("killed") >= args.kills and count("during_save") >= args.during_save:
+      break
     if complete_steps(killed) and max(complete_steps(killed)) >= args.epochs:
       shutil.rmtree(killed)  # finished before all kills were spent: start over, keep killing
-    event = kill_once(killed, args.epochs, during_save, rng)
+    during_save = count("during_save") < args.during_save and (
+        rng.random() < 0.4 or args.kills - count("killed") <= args.during_save - count("during_save"))
+    event = kill_once(killed, args.epochs, during_save, rng, full_run_s)
     events.append(event)
     newest = max(event["complete_before"], default=0)
-    if event["resumed_at"] != newest and (event["resumed_at"] or newest):
+    if event["decided"] and event["resumed_at"] != newest:
       problems.append(f"resumed at epoch {event['resumed_at']}, newest complete checkpoint was {newest}")
   out = run_to_end(killed, args.epochs)
   newest = max(events[-1]["complete_after"], default=0)
@@ -114,10 +124,11 @@ def main(argv=None) -> int:
     for key in ("loss", "accuracy", "mean_iou"):
       if abs(want[part][key] - got[part][key]) > 1e-6:
         problems.append(f"{part} {key}: {got[part][key]} after kills, {want[part][key]} uninterrupted")
-  n_killed = sum(e["killed"] for e in events)
-  n_save = sum(e["during_save"] for e in events)
+  n_killed, n_save = count("killed"), count("during_save")
   if n_killed < args.kills or n_save < args.during_save:
     problems.append(f"only {n_killed} kills ({n_save} during a checkpoint write)")
+  if not any(e["complete_before"] and e["decided"] for e in events):
+    problems.append("no kill landed after a checkpoint: resuming was never exercised")
   print(json.dumps({"kills": n_killed, "during_save": n_save, "problems": problems, "events": events,
                     "final": {"val": got["val"]["accuracy"], "reference_val": want["val"]["accuracy"]}}))
   return 1 if problems else 0
