@@ -36,7 +36,7 @@ def test_taps_match_keras_on_random_inputs(alpha, size):
   _check_taps(base, variables, alpha, images)
 
 
-@pytest.mark.parametrize("alpha,size", [(1.0, 128), (0.35, 96)])
+@pytest.mark.parametrize("alpha,size", [(1.0, 128), (1.0, 224), (0.35, 96)])
 def test_taps_match_keras_on_pet_photos(pets_mini, alpha, size):
   base = keras_reference.mobilenet_v2(alpha, size, seed=3)
   _check_taps(base, port.from_keras_mobilenet_v2(base), alpha, _pets(pets_mini, size))

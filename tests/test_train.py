@@ -125,3 +125,15 @@ def test_tfds_without_data_or_network_says_what_to_do(tmp_path, monkeypatch):
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
   with pytest.raises(datasets.DatasetError, match=r"could not download.*ConnectionError.*source=folder"):
     list(datasets.tfds_examples("oxford_iiit_pet:4.*.*", "train", str(tmp_path), download=True))
+
+
+def test_demo_config_shortened(tmp_path, capsys):
+  """The README's main job, cut to one short epoch: trains, checkpoints, evaluates, draws."""
+  from configs import demo  # pylint: disable=g-import-not-at-top
+  config = demo.get_config()
+  config.num_epochs, config.data.synthetic_train_size, config.data.synthetic_eval_size = 1, 64, 32
+  history = train.train_and_evaluate(config, str(tmp_path))
+  out = capsys.readouterr().out
+  assert "Final val pixel accuracy" in out and "majority-class baseline" in out
+  assert history[0]["step"] == 2 and (tmp_path / "samples" / "epoch_01.png").is_file()
+  assert checkpointing.manager(str(tmp_path), read_only=True).all_steps() == [1]
