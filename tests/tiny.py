@@ -11,7 +11,7 @@ from conftest import REPO
 
 def tiny_config(**overrides):
   """tiny_config.get_config() with dotted-key overrides, e.g. tiny_config(**{"data.source": "tfds"})."""
-  config = tiny_config_module().get_config()
+  config = tiny_config_file.get_config()
   for key, value in overrides.items():
     target = config
     *path, last = key.split(".")
@@ -19,10 +19,6 @@ def tiny_config(**overrides):
       target = target[p]
     target[last] = value
   return config
-
-
-def tiny_config_module():
-  return tiny_config_file
 
 
 def main_py(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
