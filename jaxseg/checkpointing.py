@@ -12,9 +12,10 @@ from typing import Any
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from jaxseg.errors import UserError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
   """A checkpoint that is missing, or was written for another model."""
 
 

@@ -5,9 +5,7 @@ import sys
 
 import ml_collections
 
-# User mistakes and environment problems that deserve one line, not a traceback.
-_USER_ERRORS = ("ConfigError", "DatasetError", "WeightsError", "CheckpointError", "ShardingError",
-                "TrainingError", "PredictError")
+from jaxseg.errors import UserError
 
 
 def default_workdir(config: ml_collections.ConfigDict) -> str:
@@ -24,15 +22,15 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
     return 2
   try:
     return _run(config, mode, workdir, images or [], output, step)
-  except Exception as e:  # pylint: disable=broad-except
-    if type(e).__name__ in _USER_ERRORS:
-      print(f"error: {e}", file=sys.stderr)
-      return 1 if type(e).__name__ == "TrainingError" else 2
-    if isinstance(e, OSError) and e.errno is not None:
-      from jaxseg import validation  # pylint: disable=g-import-not-at-top
-      print(f"error: {validation.describe_os_error(e, e.filename or workdir)}", file=sys.stderr)
-      return 2
-    raise
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return e.exit_code
+  except OSError as e:
+    if e.errno is None:
+      raise
+    from jaxseg import validation  # pylint: disable=g-import-not-at-top
+    print(f"error: {validation.describe_os_error(e, e.filename or workdir)}", file=sys.stderr)
+    return 2
 
 
 def _run(config, mode, workdir, images, output, step) -> int:

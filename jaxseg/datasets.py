@@ -11,10 +11,12 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from jaxseg.errors import UserError
+
 Example = tuple[str, np.ndarray, np.ndarray]
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
   """Data that cannot be used, with the file or option to fix."""
 
 
@@ -167,9 +169,22 @@ def _read_folder_example(folder: str, name: str) -> tuple[np.ndarray, np.ndarray
   return image, trimap.astype(np.uint8)
 
 
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+  """A PIL image of any mode as (H, W, 3) uint8: RGBA/LA/palette-with-alpha over white, 16-bit scaled to
+  8 bits, CMYK and grayscale converted."""
+  if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+    arr = np.asarray(im, np.float64)  # 16-bit samples: 65535 -> 255
+    im = Image.fromarray(np.clip(arr / 257.0 if arr.max() > 255 else arr, 0, 255).astype(np.uint8))
+  if im.mode == "P":
+    im = im.convert("RGBA")
+  if im.mode in ("RGBA", "LA"):
+    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    im = Image.alpha_composite(background, im.convert("RGBA"))
+  return np.asarray(im.convert("RGB"), np.uint8)
+
+
 def read_rgb(path: str, exif: bool = True) -> np.ndarray:
-  """Reads any PIL-readable image as (H, W, 3) uint8: RGBA/LA/palette-with-alpha over white, 16-bit and
-  CMYK converted, EXIF orientation applied if `exif`.
+  """Reads any PIL-readable image as (H, W, 3) uint8 (see `pil_to_rgb`), EXIF orientation applied if `exif`.
 
   Raises:
     DatasetError: naming the file, when it is missing or not a readable image.
@@ -178,17 +193,7 @@ def read_rgb(path: str, exif: bool = True) -> np.ndarray:
   try:
     with Image.open(path) as im:
       im.load()
-      if exif:
-        im = ImageOps.exif_transpose(im)
-      if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, np.float64)  # 16-bit samples: 65535 -> 255
-        im = Image.fromarray(np.clip(arr / 257.0 if arr.max() > 255 else arr, 0, 255).astype(np.uint8))
-      if im.mode == "P":
-        im = im.convert("RGBA")
-      if im.mode in ("RGBA", "LA"):
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, im.convert("RGBA"))
-      return np.asarray(im.convert("RGB"), np.uint8)
+      return pil_to_rgb(ImageOps.exif_transpose(im) if exif else im)
   except FileNotFoundError:
     raise DatasetError(f"{path}: file not found.") from None
   except Exception as e:  # pylint: disable=broad-except

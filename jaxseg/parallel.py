@@ -11,9 +11,10 @@ from typing import Any, Iterable, Iterator
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jaxseg.errors import UserError
 
 
-class ShardingError(ValueError):
+class ShardingError(UserError):
   """A batch size that cannot be split over the devices."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from jaxseg.mobilenet_v2 import ALPHAS, make_divisible
+from jaxseg.errors import UserError
 
 Variables = dict[str, dict[str, Any]]
 
@@ -26,7 +27,7 @@ _MOBILENET_LAYER = re.compile(
     r"^(Conv1|bn_Conv1|Conv_1|Conv_1_bn|(expanded_conv|block_\d+)_(expand|depthwise|project)(_BN)?)$")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
   """A weights file or model that is not the MobileNetV2 the caller asked for."""
 
 

@@ -17,11 +17,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from jaxseg import checkpointing, datasets, input_pipeline, parallel, train_state, visualize
+from jaxseg.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-class PredictError(ValueError):
+class PredictError(UserError):
   """An input that cannot be predicted."""
 
 
@@ -73,10 +74,7 @@ class Predictor:
 
 def _as_rgb(image: Any) -> np.ndarray:
   if isinstance(image, Image.Image):
-    if image.mode in ("RGBA", "LA", "P"):
-      background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-      image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"), np.uint8)
+    return datasets.pil_to_rgb(image)
   a = np.asarray(image)
   if a.ndim == 2:
     a = np.repeat(a[..., None], 3, axis=-1)

@@ -13,10 +13,12 @@ from tqdm import tqdm
 
 from jaxseg import checkpointing, input_pipeline, metrics, models, parallel, port, train_state, visualize
 from jaxseg import validation
+from jaxseg.errors import UserError
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError):
   """Training cannot go on (a non-finite loss); the newest checkpoint is the last good one."""
+  exit_code = 1
 
 
 def _meta(config, epoch, history, stop_reason=""):

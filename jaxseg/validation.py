@@ -8,11 +8,12 @@ import tempfile
 import ml_collections
 
 from jaxseg.mobilenet_v2 import ALPHAS
+from jaxseg.errors import UserError
 
 MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave room for two
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
   """A config value or workdir that cannot work."""
 
 
