@@ -55,6 +55,7 @@ class Conv(nn.Module):
   kernel_size: int = 1
   strides: int = 1
   dtype: Any = jnp.float32
+  impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -63,18 +64,19 @@ class Conv(nn.Module):
     x = x.astype(self.dtype)
     if k == 1 and self.strides == 1:
       return ops.pointwise_conv(x, kernel)
-    return ops.stem_conv3x3(x, kernel, self.strides)
+    return ops.stem_conv3x3(x, kernel, self.strides, self.impl)
 
 
 class DepthwiseConv(nn.Module):
   """Keras `DepthwiseConv2D(3)` without bias; kernel (3, 3, C, 1)."""
   strides: int = 1
   dtype: Any = jnp.float32
+  impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (3, 3, x.shape[-1], 1))
-    return ops.depthwise_conv3x3(x.astype(self.dtype), kernel, self.strides)
+    return ops.depthwise_conv3x3(x.astype(self.dtype), kernel, self.strides, self.impl)
 
 
 class MobileNetV2(nn.Module):
@@ -86,11 +88,13 @@ class MobileNetV2(nn.Module):
       the U-Net stops at "block_16_project", which is what its parameter count assumes).
     dtype: compute dtype; parameters stay float32.
     bn_momentum: BatchNorm moving-average momentum (Keras: 0.999; lower when training from scratch).
+    conv_impl: "auto", "gemm" or "xla" (see `jaxseg.ops`).
   """
   alpha: float = 1.0
   last_layer: str = "out_relu"
   dtype: Any = jnp.float32
   bn_momentum: float = 0.999
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
@@ -118,7 +122,7 @@ class MobileNetV2(nn.Module):
                           name=name)(y)
 
     x = x.astype(self.dtype)
-    x = emit("Conv1", Conv(make_divisible(32 * self.alpha), 3, 2, self.dtype, name="Conv1")(x))
+    x = emit("Conv1", Conv(make_divisible(32 * self.alpha), 3, 2, self.dtype, self.conv_impl, name="Conv1")(x))
     x = emit("bn_Conv1", bn("bn_Conv1", x))
     x = emit("Conv1_relu", relu6(x))
     for block_id, (filters, stride, expansion) in enumerate(BLOCKS):
@@ -133,7 +137,7 @@ class MobileNetV2(nn.Module):
                                             name=prefix + "expand")(y)),
                   ("expand_BN", lambda y: bn(prefix + "expand_BN", y)),
                   ("expand_relu", relu6)]
-      steps += [("depthwise", lambda y: DepthwiseConv(stride, self.dtype, name=prefix + "depthwise")(y)),
+      steps += [("depthwise", lambda y: DepthwiseConv(stride, self.dtype, self.conv_impl, name=prefix + "depthwise")(y)),
                 ("depthwise_BN", lambda y: bn(prefix + "depthwise_BN", y)),
                 ("depthwise_relu", relu6),
                 ("project", lambda y: Conv(out_ch, dtype=self.dtype, name=prefix + "project")(y)),

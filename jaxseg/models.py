@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxseg import ops
 from jaxseg.mobilenet_v2 import ALPHAS, UNET_TAPS, MobileNetV2, check_alpha, make_divisible
 from jaxseg.unet import UNet
 
@@ -35,11 +36,13 @@ def create_model(config: ml_collections.ConfigDict) -> UNet:
     raise ValueError(f"config.dtype={config.dtype!r} is unsupported; choose one of {sorted(DTYPES)}.")
   try:
     check_alpha(config.model.alpha)
+    conv_impl = config.model.get("conv_impl", "auto")
+    ops.resolve_impl(conv_impl)
   except ValueError as e:
-    raise ValueError(f"config.model.alpha: {e}") from None
+    raise ValueError(f"config.model: {e}") from None
   return MODELS[name](num_classes=config.num_classes, alpha=config.model.alpha, dtype=DTYPES[config.dtype],
                       encoder_bn_momentum=config.model.encoder_bn_momentum,
-                      decoder_bn_momentum=config.model.decoder_bn_momentum)
+                      decoder_bn_momentum=config.model.decoder_bn_momentum, conv_impl=conv_impl)
 
 
 def init_variables(model: UNet, image_size: int, seed: int = 0) -> dict[str, Any]:

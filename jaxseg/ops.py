@@ -4,12 +4,37 @@ XLA:CPU lowers `lax.conv_transpose` weight gradients and grouped (depthwise) con
 loops (see FACTS.md: 50-100x and 8x slower than the equivalent GEMM / elementwise code). The functions here
 compute the same maths as Keras `Conv2DTranspose(3, strides=2, padding="same")`, `DepthwiseConv2D(3)` and a
 strided 3x3 `Conv2D` on 3 input channels, but as GEMMs and shifted multiply-adds that XLA runs near peak.
+
+Those formulations are for XLA:CPU. On GPU and TPU the compilers' own convolutions (cuDNN, the TPU conv
+emitter) are the natural choice, so every layer takes an `impl`: "gemm" (the formulations here), "xla"
+(plain `lax` convolutions) or "auto" (gemm on CPU, xla elsewhere). Both compute the same maths; tests hold
+them to each other.
 """
 
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+
+
+IMPLS = ("auto", "gemm", "xla")
+
+
+def resolve_impl(impl: str) -> str:
+  """"auto" -> "gemm" on CPU, "xla" on accelerators; "gemm" and "xla" pass through."""
+  if impl not in IMPLS:
+    raise ValueError(f"conv impl must be one of {IMPLS}, got {impl!r}.")
+  if impl == "auto":
+    return "gemm" if jax.default_backend() == "cpu" else "xla"
+  return impl
+
+
+def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, groups: int = 1) -> jax.Array:
+  """A 'same'-padded (TensorFlow rule) 3x3 convolution through `lax.conv_general_dilated`."""
+  pads = [same_padding(x.shape[i], kernel.shape[i - 1], stride) for i in (1, 2)]
+  return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (stride, stride), pads,
+                                      feature_group_count=groups,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -39,7 +64,7 @@ def _tap(xp: jax.Array, a: int, b: int, out_h: int, out_w: int, stride: int) -> 
   return xp[:, a:a + stride * (out_h - 1) + 1:stride, b:b + stride * (out_w - 1) + 1:stride, :]
 
 
-def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int, impl: str = "gemm") -> jax.Array:
   """Keras `DepthwiseConv2D(3, strides=stride)` as it sits in MobileNetV2 (same-padded / correct_pad).
 
   Nine shifted multiply-adds fuse into one XLA loop; `feature_group_count` convolutions do not.
@@ -48,10 +73,13 @@ def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array
     x: (B, H, W, C) input.
     kernel: (3, 3, C, 1) Keras depthwise kernel.
     stride: 1 or 2.
+    impl: "gemm" (shifted multiply-adds), "xla" (a grouped `lax` convolution) or "auto".
 
   Returns:
     (B, ceil(H / stride), ceil(W / stride), C).
   """
+  if resolve_impl(impl) == "xla":
+    return _lax_conv(x, kernel.reshape(3, 3, 1, -1), stride, groups=x.shape[-1])
   xp = _pad_same(x, 3, stride)
   out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
   k = kernel[..., 0].astype(x.dtype)
@@ -63,7 +91,7 @@ def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array
   return out
 
 
-def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2) -> jax.Array:
+def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2, impl: str = "gemm") -> jax.Array:
   """A 'same'-padded 3x3 convolution with few input channels (MobileNetV2's `Conv1`).
 
   With 3 input channels a GEMM would be 27 deep, far too shallow to be efficient; 27 broadcast
@@ -73,10 +101,13 @@ def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2) -> jax.Array:
     x: (B, H, W, Cin) input, Cin small.
     kernel: (3, 3, Cin, Cout).
     stride: the stride.
+    impl: "gemm" (broadcast multiply-adds), "xla" (a `lax` convolution) or "auto".
 
   Returns:
     (B, ceil(H / stride), ceil(W / stride), Cout).
   """
+  if resolve_impl(impl) == "xla":
+    return _lax_conv(x, kernel, stride)
   xp = _pad_same(x, 3, stride)
   out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
   kernel = kernel.astype(x.dtype)
@@ -222,3 +253,11 @@ def conv_transpose3x3_s2_reference(x: jax.Array, kernel: jax.Array) -> jax.Array
   return jax.lax.conv_transpose(
       x, kernel[::-1, ::-1], strides=(2, 2), padding=((2, 1), (2, 1)),
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def conv_transpose3x3_s2_any(inputs: Sequence[jax.Array], kernel: jax.Array, impl: str = "gemm") -> jax.Array:
+  """`conv_transpose3x3_s2` ("gemm") or the `lax.conv_transpose` of the concatenated inputs ("xla")."""
+  if resolve_impl(impl) == "xla":
+    x = inputs[0] if len(inputs) == 1 else jnp.concatenate(inputs, axis=-1)
+    return conv_transpose3x3_s2_reference(x, kernel.astype(x.dtype))
+  return conv_transpose3x3_s2(tuple(inputs), kernel)

@@ -20,12 +20,13 @@ class ConvTranspose3x3S2(nn.Module):
   use_bias: bool = False
   kernel_init: Any = nn.initializers.normal(0.02)
   dtype: Any = jnp.float32
+  impl: str = "auto"
 
   @nn.compact
   def __call__(self, inputs: Sequence[jax.Array]) -> jax.Array:
     cin = sum(x.shape[-1] for x in inputs)
     kernel = self.param("kernel", self.kernel_init, (3, 3, cin, self.features))
-    y = ops.conv_transpose3x3_s2(tuple(x.astype(self.dtype) for x in inputs), kernel)
+    y = ops.conv_transpose3x3_s2_any([x.astype(self.dtype) for x in inputs], kernel, self.impl)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
     return y
@@ -36,10 +37,11 @@ class Upsample(nn.Module):
   features: int
   dtype: Any = jnp.float32
   bn_momentum: float = 0.99  # Keras BatchNormalization default
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, inputs: Sequence[jax.Array], train: bool) -> jax.Array:
-    x = ConvTranspose3x3S2(self.features, dtype=self.dtype, name="conv_transpose")(inputs)
+    x = ConvTranspose3x3S2(self.features, dtype=self.dtype, impl=self.conv_impl, name="conv_transpose")(inputs)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3, dtype=self.dtype,
                      name="bn")(x)
     return nn.relu(x)
@@ -55,6 +57,7 @@ class UNet(nn.Module):
     dtype: compute dtype (float32 or bfloat16); parameters and logits stay float32.
     encoder_bn_momentum: encoder BatchNorm momentum (Keras MobileNetV2: 0.999).
     decoder_bn_momentum: decoder BatchNorm momentum (Keras default: 0.99).
+    conv_impl: "auto", "gemm" or "xla": how convolutions are formulated (see `jaxseg.ops`).
   """
   num_classes: int = 3
   alpha: float = 1.0
@@ -62,6 +65,7 @@ class UNet(nn.Module):
   dtype: Any = jnp.float32
   encoder_bn_momentum: float = 0.999
   decoder_bn_momentum: float = 0.99
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
@@ -79,12 +83,12 @@ class UNet(nn.Module):
     if images.shape[1] % 32 or images.shape[2] % 32:
       raise ValueError(f"image height and width must be multiples of 32, got {images.shape[1:3]}.")
     feats = MobileNetV2(self.alpha, last_layer=UNET_TAPS[-1], dtype=self.dtype,
-                        bn_momentum=self.encoder_bn_momentum, name="encoder")(
+                        bn_momentum=self.encoder_bn_momentum, conv_impl=self.conv_impl, name="encoder")(
         images, train=encoder_train)
     skips = [feats[name] for name in UNET_TAPS[:-1]]
     x = [feats[UNET_TAPS[-1]]]
     for i, (filters, skip) in enumerate(zip(self.decoder_filters, reversed(skips))):
-      x = [Upsample(filters, self.dtype, self.decoder_bn_momentum, name=f"up_{i}")(x, train), skip]
+      x = [Upsample(filters, self.dtype, self.decoder_bn_momentum, self.conv_impl, name=f"up_{i}")(x, train), skip]
     logits = ConvTranspose3x3S2(self.num_classes, use_bias=True, kernel_init=nn.initializers.glorot_uniform(),
-                                dtype=self.dtype, name="logits")(x)
+                                dtype=self.dtype, impl=self.conv_impl, name="logits")(x)
     return logits.astype(jnp.float32)

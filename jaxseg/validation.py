@@ -8,6 +8,7 @@ import tempfile
 import ml_collections
 
 from jaxseg.mobilenet_v2 import ALPHAS
+from jaxseg.ops import IMPLS
 from jaxseg.errors import UserError
 
 MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave room for two
@@ -24,6 +25,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                       f"downsamples 5 times), e.g. {max(32, round(config.image_size / 32) * 32)}.")
   if config.model.alpha not in ALPHAS:
     raise ConfigError(f"config.model.alpha={config.model.alpha} is unsupported; choose one of {ALPHAS}.")
+  if config.model.get("conv_impl", "auto") not in IMPLS:
+    raise ConfigError(f"config.model.conv_impl={config.model.conv_impl!r} must be one of {IMPLS}.")
   if config.num_classes < 2:
     raise ConfigError(f"config.num_classes={config.num_classes} must be at least 2.")
   if config.dtype not in ("float32", "bfloat16"):

@@ -26,6 +26,7 @@ def test_unknown_config_field_is_an_error():
 @pytest.mark.parametrize("flag,message", [
     ("--config.image_size=100", "config.image_size=100 must be a positive multiple of 32"),
     ("--config.model.alpha=0.6", "config.model.alpha=0.6 is unsupported"),
+    ("--config.model.conv_impl=cudnn", "config.model.conv_impl='cudnn' must be one of"),
     ("--config.batch_size=0", "config.batch_size=0 must be a positive multiple of the device count"),
 ])
 def test_bad_config_values_get_one_line(tmp_path, flag, message):

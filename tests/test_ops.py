@@ -76,6 +76,21 @@ def test_stem_and_pointwise_match_lax(size):
       x, k1, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")))
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_xla_impl_computes_the_same_maths(stride):
+  """impl="xla" (what "auto" picks on GPU/TPU) against the CPU formulations, all three layer kinds."""
+  rng = np.random.default_rng(stride)
+  x = _rand(rng, 2, 8, 6, 4)
+  dk, sk = _rand(rng, 3, 3, 4, 1), _rand(rng, 3, 3, 4, 5)
+  _assert_close(ops.depthwise_conv3x3(x, dk, stride, "xla"), ops.depthwise_conv3x3(x, dk, stride, "gemm"))
+  _assert_close(ops.stem_conv3x3(x, sk, stride, "xla"), ops.stem_conv3x3(x, sk, stride, "gemm"))
+  xs, tk = (x, _rand(rng, 2, 8, 6, 3)), _rand(rng, 3, 3, 7, 2)
+  _assert_close(ops.conv_transpose3x3_s2_any(xs, tk, "xla"), ops.conv_transpose3x3_s2_any(xs, tk, "gemm"))
+  assert ops.resolve_impl("auto") == ("gemm" if jax.default_backend() == "cpu" else "xla")
+  with pytest.raises(ValueError, match="conv impl must be one of"):
+    ops.resolve_impl("cudnn")
+
+
 def test_same_padding_is_tensorflows():
   assert ops.same_padding(128, 3, 2) == (0, 1)
   assert ops.same_padding(127, 3, 2) == (1, 1)

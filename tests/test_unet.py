@@ -40,6 +40,29 @@ def test_logits_match_the_keras_tutorial_model(size):
   assert np.abs(want).max() > 0.1  # the comparison is not between two near-zero tensors
 
 
+def test_conv_impls_agree_on_logits_and_decoder_gradients():
+  x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
+  labels = jnp.asarray(np.random.default_rng(2).integers(0, 3, (2, 64, 64)))
+  variables = UNet(alpha=0.35).init(jax.random.key(0), x)
+
+  def loss_and_grads(impl):
+    model = UNet(alpha=0.35, conv_impl=impl)
+    def loss(params):
+      logits, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+      return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], -1)), logits
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+
+  (loss_g, logits_g), grads_g = loss_and_grads("gemm")
+  (loss_x, logits_x), grads_x = loss_and_grads("xla")
+  assert np.abs(np.asarray(logits_g - logits_x)).max() <= 1e-4
+  assert abs(float(loss_g - loss_x)) <= 1e-5
+  for name in ("up_0", "up_3", "logits"):
+    g, r = jax.tree.leaves(grads_g[name]), jax.tree.leaves(grads_x[name])
+    for a, b in zip(g, r):
+      assert np.abs(np.asarray(a - b)).max() <= 1e-4 * max(1.0, float(jnp.abs(b).max()))
+  assert float(jnp.abs(grads_g["logits"]["kernel"]).max()) > 0
+
+
 def test_image_size_must_be_multiple_of_32():
   with pytest.raises(ValueError, match="multiples of 32"):
     UNet().init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))
