@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -30,19 +31,38 @@ def timed(fn: Callable[[], Any], steps: int, warmup: int = 1) -> dict[str, float
   return {"median": float(np.median(times)), "min": float(np.min(times)), "max": float(np.max(times))}
 
 
-def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
-                 breakdown: bool = True) -> dict[str, Any]:
-  """Train step, compile, eval, single-image latency, input pipeline and a per-part breakdown."""
+def throughput(fn: Callable[[], Any], finish: Callable[[], Any], steps: int, items: int,
+               warmup: int = 2) -> float:
+  """Items/s of `steps` back-to-back `fn()` calls with one `finish()` (a device sync) at the end, as a
+  training loop that never waits on the host runs."""
+  for _ in range(warmup):
+    fn()
+  finish()
+  t = time.perf_counter()
+  for _ in range(steps):
+    fn()
+  finish()
+  return steps * items / (time.perf_counter() - t)
+
+
+def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str = "auto",
+            alpha: float = 1.0) -> dict[str, Any]:
+  """A synthetic-data Run, its fresh state, a random device batch and the train step compiled for it.
+
+  Returns:
+    {"run", "tx", "state", "acc", "p_train", "p_eval", "host" (numpy batch), "batch" (on device),
+     "compiled" (the train step), "compile_s"}.
+  """
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from configs import default  # pylint: disable=g-import-not-at-top
-  from jaxseg import input_pipeline, parallel, train, train_state  # pylint: disable=g-import-not-at-top
+  from jaxseg import parallel, train, train_state  # pylint: disable=g-import-not-at-top
 
   config = default.get_config()
   config.image_size, config.batch_size, config.eval_batch_size = resolution, batch, batch
-  config.encoder_weights, config.dtype = "none", dtype
+  config.encoder_weights, config.dtype, config.model.conv_impl = "none", dtype, conv_impl
+  config.model.alpha = alpha
   config.data.source, config.data.synthetic_train_size = "synthetic", max(4 * batch, 256)
-  run = train.Run(config, os.path.join("/tmp", f"jaxseg_bench_{os.getpid()}"))
+  run = train.Run(config, tempfile.mkdtemp(prefix="jaxseg_bench_"))
   state, tx = run.fresh_state(load_encoder=False)
   p_train, p_eval, _ = run.steps(tx)
   rng = np.random.default_rng(0)
@@ -52,8 +72,21 @@ def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32"
   acc = jax.device_put(train_state.zero_sums(3), run.rep)
   t = time.perf_counter()
   compiled = p_train.lower(state, acc, batch_dev).compile()
-  compile_s = time.perf_counter() - t
-  box = {"state": state, "acc": acc}
+  return {"run": run, "tx": tx, "state": state, "acc": acc, "p_train": p_train, "p_eval": p_eval, "host": host,
+          "batch": batch_dev, "compiled": compiled, "compile_s": time.perf_counter() - t}
+
+
+def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
+                 breakdown: bool = True) -> dict[str, Any]:
+  """Train step, compile, eval, single-image latency, input pipeline and a per-part breakdown."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jaxseg import input_pipeline, parallel, train_state  # pylint: disable=g-import-not-at-top
+
+  p = prepare(resolution, batch, dtype)
+  run, tx, host, batch_dev, compiled = p["run"], p["tx"], p["host"], p["batch"], p["compiled"]
+  p_eval, config, compile_s = p["p_eval"], p["run"].config, p["compile_s"]
+  box = {"state": p["state"], "acc": p["acc"]}
 
   def step():
     box["state"], box["acc"] = compiled(box["state"], box["acc"], batch_dev)
@@ -120,11 +153,17 @@ def _breakdown(run, state, tx, host, steps) -> dict[str, float]:
           "optimizer": part(lambda: opt(full_grads, state.opt_state, state.params))}
 
 
-def bench_keras(backend: str, resolution: int, batch: int, steps: int, timeout: int) -> dict[str, Any]:
+def bench_keras(backend: str, resolution: int, batch: int, steps: int, timeout: int,
+                dtype: str = "float32", alpha: float = 1.0) -> dict[str, Any]:
   """Runs `jaxseg.bench_keras` in a subprocess with KERAS_BACKEND=backend; {} plus an error if it fails."""
   cmd = [sys.executable, "-m", "jaxseg.bench_keras", "--backend", backend, "--resolution", str(resolution),
-         "--batch", str(batch), "--steps", str(steps)]
-  env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+         "--batch", str(batch), "--steps", str(steps), "--dtype", dtype, "--alpha", str(alpha)]
+  return run_json_subprocess(cmd, {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout)
+
+
+def run_json_subprocess(cmd: list[str], env: dict[str, str], timeout: int) -> dict[str, Any]:
+  """Runs `cmd` with `env` added; its last stdout line starting with "{" as a dict, or {"error": ...}."""
+  env = {**os.environ, **env}
   try:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
   except subprocess.TimeoutExpired:
