@@ -33,3 +33,9 @@ def _fresh_split_cache():
   from jaxseg import input_pipeline  # pylint: disable=g-import-not-at-top
   input_pipeline._MEMORY_CACHE.clear()  # pylint: disable=protected-access
   yield
+
+
+def pytest_collection_modifyitems(items):
+  """Longest tests first: with `-n 2` the kill test (~4 min) then runs beside everything else."""
+  first = ("kill_resume", "sigkill", "odd_inputs")
+  items.sort(key=lambda item: not any(word in item.name for word in first))
