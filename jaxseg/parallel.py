@@ -6,7 +6,7 @@ BatchNorm statistics are then computed over the global batch, as on one device.
 
 import queue
 import threading
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import jax
 import numpy as np
@@ -42,6 +42,28 @@ def check_batch_size(batch_size: int, name: str, mesh: Mesh | None = None) -> No
 def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
   """This host's rows of a global batch -> global arrays split over the mesh."""
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+def map_padded(fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_size: int,
+               sharding: NamedSharding) -> np.ndarray:
+  """`fn` over `images` in fixed-size batches (the last one zero-padded, so `fn` compiles once).
+
+  Args:
+    fn: a jitted function of one (batch_size, ...) global array.
+    images: (N, ...) host array, N >= 1.
+    batch_size: the global batch size `fn` was meant for (a multiple of the device count).
+    sharding: how to split a batch over the devices.
+
+  Returns:
+    The N leading rows of the outputs, concatenated on the host.
+  """
+  out = []
+  for start in range(0, len(images), batch_size):
+    chunk = images[start:start + batch_size]
+    padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk),) + chunk.shape[1:], chunk.dtype)])
+    result = fn(to_global({"x": padded}, sharding)["x"])
+    out.append(np.asarray(jax.device_get(result))[:len(chunk)])
+  return np.concatenate(out)
 
 
 def prefetch(batches: Iterable[dict[str, np.ndarray]], sharding: NamedSharding,

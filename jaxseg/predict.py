@@ -59,17 +59,13 @@ class Predictor:
   def predict_batch(self, images: Sequence[Any]) -> list[np.ndarray]:
     """Masks for several images (any sizes), run through the model in batches."""
     arrays = [_as_rgb(im) for im in images]
-    size, bs = self.config.image_size, self.config.eval_batch_size
-    masks = []
-    for start in range(0, len(arrays), bs):
-      chunk = arrays[start:start + bs]
-      x = np.zeros((bs, size, size, 3), np.uint8)
-      for i, a in enumerate(chunk):
-        x[i] = np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR))
-      logits = np.asarray(jax.device_get(self._logits(self.variables,
-                                                      parallel.to_global({"x": x}, self.run.data)["x"])))
-      masks += [_logits_to_mask(logits[i], a.shape[:2]) for i, a in enumerate(chunk)]
-    return masks
+    if not arrays:
+      return []
+    size = self.config.image_size
+    x = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) for a in arrays])
+    logits = parallel.map_padded(lambda b: self._logits(self.variables, b), x, self.config.eval_batch_size,
+                                 self.run.data)
+    return [_logits_to_mask(logits[i], a.shape[:2]) for i, a in enumerate(arrays)]
 
 
 def _as_rgb(image: Any) -> np.ndarray:

@@ -74,14 +74,8 @@ class Run:
 
   def predict_uint8(self, p_predict, state, images: np.ndarray) -> np.ndarray:
     """Class ids for uint8 images at the training size, batched and padded to the eval batch size."""
-    bs, out = self.config.eval_batch_size, []
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    for start in range(0, len(images), bs):
-      chunk = images[start:start + bs]
-      padded = np.concatenate([chunk, np.zeros((bs - len(chunk),) + chunk.shape[1:], chunk.dtype)])
-      preds = p_predict(variables, parallel.to_global({"x": padded}, self.data)["x"])
-      out.append(np.asarray(jax.device_get(preds))[:len(chunk)])
-    return np.concatenate(out)
+    return parallel.map_padded(lambda x: p_predict(variables, x), images, self.config.eval_batch_size, self.data)
 
 
 def _fmt(m: dict[str, Any]) -> str:
