@@ -1,6 +1,7 @@
 """Side-by-side speed benchmark: jaxseg against the same model in Keras 3 (TensorFlow and JAX backends).
 
   python -m jaxseg.bench [--resolution 128 224] [--batch 64] [--steps N] [--json FILE] [--skip-keras-jax]
+      [--skip-breakdown]
 
 Everything runs on this machine in one invocation, so the printed ratios compare like with like. Keras runs
 in subprocesses (its backend is fixed per process) with its default compile settings.
@@ -231,12 +232,14 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
                       help="jaxseg compute dtypes; the first is compared in detail")
   parser.add_argument("--keras-timeout", type=int, default=3600)
+  parser.add_argument("--skip-breakdown", action="store_true", help="no per-part timing of the train step")
   args = parser.parse_args(argv)
   machine = _machine()
   results = []
   for res in args.resolution:
     result = {"resolution": res, "batch": args.batch, "machine": machine,
-              "jaxseg": bench_jaxseg(res, args.batch, args.steps, args.dtypes[0])}
+              "jaxseg": bench_jaxseg(res, args.batch, args.steps, args.dtypes[0],
+                                        breakdown=not args.skip_breakdown)}
     result["jaxseg_other_dtypes"] = [bench_jaxseg(res, args.batch, args.steps, d, breakdown=False)
                                      for d in args.dtypes[1:]]
     result["keras_tensorflow"] = {} if args.skip_keras else bench_keras(

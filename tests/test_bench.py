@@ -42,3 +42,20 @@ def test_gpu_bench_runs_end_to_end_on_cpu(tmp_path):
     assert "error" not in t, t
     assert t["variant"] == "eager" and t["train_img_s"] > 0 and t["resolution"] == 32
     assert "PyTorch eager float32" in proc.stdout
+
+
+def test_cpu_bench_writes_the_issue_schema_with_keras_side_by_side(tmp_path):
+  out = tmp_path / "bench.json"
+  cmd = [sys.executable, "-m", "jaxseg.bench", "--resolution", "32", "--batch", "2", "--steps", "1",
+         "--dtypes", "float32", "--skip-keras-jax", "--skip-breakdown", "--json", str(out)]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert (result["resolution"], result["batch"]) == (32, 2)
+  for key in ("train_step_s", "compile_s", "eval_img_s", "predict_latency_ms", "pipeline_img_s"):
+    assert result["jaxseg"][key] > 0, key
+  keras_tf = result["keras_tensorflow"]
+  assert "error" not in keras_tf, keras_tf
+  assert keras_tf["train_step_s"] > 0 and keras_tf["eval_img_s"] > 0
+  assert keras_tf["params"] == 6_504_227  # the same model on the Keras side
+  assert "jaxseg/Keras-TF train step" in proc.stdout
