@@ -51,8 +51,8 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
   """A synthetic-data Run, its fresh state, a random device batch and the train step compiled for it.
 
   Returns:
-    {"run", "tx", "state", "acc", "p_train", "p_eval", "host" (numpy batch), "batch" (on device),
-     "compiled" (the train step), "compile_s"}.
+    {"run", "tx", "state", "acc", "p_eval", "host" (numpy batch), "batch" (on device), "eval_batch" (the
+     same with weights), "eval_acc", "compiled" (the train step), "compile_s"}.
   """
   import jax  # pylint: disable=g-import-not-at-top
   from configs import default  # pylint: disable=g-import-not-at-top
@@ -73,8 +73,11 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
   acc = jax.device_put(train_state.zero_sums(3), run.rep)
   t = time.perf_counter()
   compiled = p_train.lower(state, acc, batch_dev).compile()
-  return {"run": run, "tx": tx, "state": state, "acc": acc, "p_train": p_train, "p_eval": p_eval, "host": host,
-          "batch": batch_dev, "compiled": compiled, "compile_s": time.perf_counter() - t}
+  compile_s = time.perf_counter() - t
+  eval_batch = parallel.to_global({**host, "weight": np.ones(batch, np.float32)}, run.data)
+  return {"run": run, "tx": tx, "state": state, "acc": acc, "p_eval": p_eval, "host": host, "batch": batch_dev,
+          "eval_batch": eval_batch, "eval_acc": jax.device_put(train_state.zero_sums(3), run.rep),
+          "compiled": compiled, "compile_s": compile_s}
 
 
 def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
@@ -82,20 +85,19 @@ def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32"
   """Train step, compile, eval, single-image latency, input pipeline and a per-part breakdown."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from jaxseg import input_pipeline, parallel, train_state  # pylint: disable=g-import-not-at-top
+  from jaxseg import input_pipeline, parallel  # pylint: disable=g-import-not-at-top
 
   p = prepare(resolution, batch, dtype)
   run, tx, host, batch_dev, compiled = p["run"], p["tx"], p["host"], p["batch"], p["compiled"]
   p_eval, config, compile_s = p["p_eval"], p["run"].config, p["compile_s"]
-  box = {"state": p["state"], "acc": p["acc"]}
+  box = {"state": p["state"], "acc": p["acc"], "eval_acc": p["eval_acc"]}
 
   def step():
     box["state"], box["acc"] = compiled(box["state"], box["acc"], batch_dev)
     jax.block_until_ready(box["acc"])
 
   train_t = timed(step, steps, warmup=2)
-  eval_batch = parallel.to_global({**host, "weight": np.ones(batch, np.float32)}, run.data)
-  box["eval_acc"] = jax.device_put(train_state.zero_sums(3), run.rep)
+  eval_batch = p["eval_batch"]
 
   def evaluate():
     box["eval_acc"] = p_eval(box["state"], box["eval_acc"], eval_batch)  # donated: thread it through

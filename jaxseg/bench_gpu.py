@@ -15,8 +15,6 @@ import os
 import sys
 from typing import Any
 
-import numpy as np
-
 from jaxseg import bench
 
 # Issue 5's estimate of the memory-bandwidth roofline: ~55k training images/s at 128 px, bf16, on an H100.
@@ -36,9 +34,8 @@ def measure_bandwidth(megabytes: int = 1024, repeats: int = 10) -> float:
   x = jnp.ones((megabytes * 2**20 // 4,), jnp.float32)
   add = jax.jit(lambda x: x + 1.0)
   box = [add(x)]
-  rate = bench.throughput(lambda: box.__setitem__(0, add(box[0])), lambda: box[0].block_until_ready(), repeats,
-                          2 * x.nbytes)
-  return rate
+  return bench.throughput(lambda: box.__setitem__(0, add(box[0])), lambda: box[0].block_until_ready(),
+                          repeats, 2 * x.nbytes)
 
 
 def _cost(compiled) -> dict[str, float]:
@@ -50,19 +47,16 @@ def _cost(compiled) -> dict[str, float]:
 def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str, impl: str, alpha: float) -> dict[str, Any]:
   """Train and inference images/s, compile time, and XLA's flop and byte counts per training image."""
   import jax  # pylint: disable=g-import-not-at-top
-  from jaxseg import parallel, train_state  # pylint: disable=g-import-not-at-top
 
   p = bench.prepare(resolution, batch, dtype, impl, alpha)
-  run, compiled, data = p["run"], p["compiled"], p["batch"]
-  box = {"state": p["state"], "acc": p["acc"]}
+  compiled, data, eval_data = p["compiled"], p["batch"], p["eval_batch"]
+  box = {"state": p["state"], "acc": p["acc"], "eval": p["eval_acc"]}
   cost = _cost(compiled)
 
   def train_step():
     box["state"], box["acc"] = compiled(box["state"], box["acc"], data)
 
   train_img_s = bench.throughput(train_step, lambda: jax.block_until_ready(box["acc"]), steps, batch)
-  eval_data = parallel.to_global({**p["host"], "weight": np.ones(batch, np.float32)}, run.data)
-  box["eval"] = jax.device_put(train_state.zero_sums(3), run.rep)
 
   def eval_step():
     box["eval"] = p["p_eval"](box["state"], box["eval"], eval_data)
@@ -122,7 +116,8 @@ def report(entry: dict[str, Any]) -> str:
 def _worker(args) -> dict[str, Any]:
   """One measurement in this process: the card is this process's alone."""
   if args.worker == "bandwidth":
-    return {"bandwidth": measure_bandwidth(args.bandwidth_mb), "machine": bench._machine()}  # pylint: disable=protected-access
+    machine = bench._machine()  # pylint: disable=protected-access
+    return {"bandwidth": measure_bandwidth(args.bandwidth_mb), "machine": machine}
   return bench_jaxseg(args.resolution[0], args.batch, args.steps, args.dtypes[0], args.impls[0], args.alpha)
 
 
@@ -157,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1
   entries = []
 
-  def save(entry: dict[str, Any], kind: str, item: dict[str, Any]):  # a run cut short by a time limit keeps what it measured
+  # Saved after every measurement: a run cut short by a time limit keeps what it measured.
+  def save(entry: dict[str, Any], kind: str, item: dict[str, Any]):
     entry[kind].append(item)
     rate = item.get("train_img_s") or (args.batch / item["train_step_s"] if "train_step_s" in item else None)
     print(f"  {kind} {item.get('dtype')} {item.get('impl') or item.get('variant') or ''}: "

@@ -47,7 +47,8 @@ def main(argv=None) -> int:
   evaluate = bench.timed(lambda: model.predict_on_batch(x), args.steps)
   one = x[:1]
   latency = bench.timed(lambda: model.predict_on_batch(one), max(args.steps, 5), warmup=2)
-  print(json.dumps({"backend": args.backend, "dtype": args.dtype, "jit_compile": str(getattr(model, "jit_compile", "?")),
+  print(json.dumps({"backend": args.backend, "dtype": args.dtype,
+                    "jit_compile": str(getattr(model, "jit_compile", "?")),
                     "train_step_s": train["median"], "train_step_min_s": train["min"],
                     "train_step_max_s": train["max"], "compile_s": first, "eval_img_s": batch / evaluate["median"],
                     "eval_batch_s": evaluate["median"], "predict_latency_ms": 1000 * latency["median"],

@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
   _sync(device)
   eval_first_s = time.perf_counter() - t
   eval_img_s = bench.throughput(predict, lambda: _sync(device), args.steps, batch)
-  print(json.dumps({"framework": f"torch {torch.__version__}", "device": str(
-      torch.cuda.get_device_name() if device.type == "cuda" else "cpu"),
+  name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+  print(json.dumps({"framework": f"torch {torch.__version__}", "device": name,
                     "resolution": size, "batch": batch, "bf16": args.bf16, "compile": args.compile,
                     "channels_last": args.channels_last, "train_img_s": train_img_s, "compile_s": first_s,
                     "eval_img_s": eval_img_s, "eval_compile_s": eval_first_s, "loss": float(loss)}))

@@ -137,7 +137,8 @@ class MobileNetV2(nn.Module):
                                             name=prefix + "expand")(y)),
                   ("expand_BN", lambda y: bn(prefix + "expand_BN", y)),
                   ("expand_relu", relu6)]
-      steps += [("depthwise", lambda y: DepthwiseConv(stride, self.dtype, self.conv_impl, name=prefix + "depthwise")(y)),
+      steps += [("depthwise", lambda y: DepthwiseConv(stride, self.dtype, self.conv_impl,
+                                                      name=prefix + "depthwise")(y)),
                 ("depthwise_BN", lambda y: bn(prefix + "depthwise_BN", y)),
                 ("depthwise_relu", relu6),
                 ("project", lambda y: Conv(out_ch, dtype=self.dtype, name=prefix + "project")(y)),

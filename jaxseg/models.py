@@ -70,4 +70,5 @@ def count_params(variables: dict[str, Any], freeze_encoder: bool = True) -> dict
   total = encoder + decoder_stats + trainable
   if not freeze_encoder:
     trainable += size(params.get("encoder", {}))
-  return {"total": total, "trainable": trainable, "non_trainable": total - trainable, "encoder": encoder, "decoder_bn_stats": decoder_stats}
+  return {"total": total, "trainable": trainable, "non_trainable": total - trainable, "encoder": encoder,
+          "decoder_bn_stats": decoder_stats}

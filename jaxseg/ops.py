@@ -240,7 +240,7 @@ conv_transpose3x3_s2.defvjp(_ct_fwd, _ct_bwd)
 
 
 def conv_transpose3x3_s2_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """The same maths through `lax.conv_transpose`, for tests and as documentation.
+  """The same maths through `lax.conv_transpose`: the "xla" impl, and the tests' reference for the GEMM form.
 
   Args:
     x: (B, n, m, C).
@@ -258,6 +258,6 @@ def conv_transpose3x3_s2_reference(x: jax.Array, kernel: jax.Array) -> jax.Array
 def conv_transpose3x3_s2_any(inputs: Sequence[jax.Array], kernel: jax.Array, impl: str = "gemm") -> jax.Array:
   """`conv_transpose3x3_s2` ("gemm") or the `lax.conv_transpose` of the concatenated inputs ("xla")."""
   if resolve_impl(impl) == "xla":
-    x = inputs[0] if len(inputs) == 1 else jnp.concatenate(inputs, axis=-1)
+    x = jnp.concatenate(inputs, axis=-1)  # a no-op for one input
     return conv_transpose3x3_s2_reference(x, kernel.astype(x.dtype))
   return conv_transpose3x3_s2(tuple(inputs), kernel)

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from jaxseg import checkpointing, datasets, input_pipeline, parallel, train_state, visualize
+from jaxseg import checkpointing, datasets, input_pipeline, parallel, visualize
 from jaxseg.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")

@@ -8,7 +8,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from absl import logging
 from tqdm import tqdm
 
 from jaxseg import checkpointing, input_pipeline, metrics, models, parallel, port, train_state, visualize

@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from conftest import REPO
 from jaxseg import input_pipeline

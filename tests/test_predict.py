@@ -9,7 +9,7 @@ from PIL import Image
 
 import jaxseg
 import tiny
-from jaxseg import compare, predict, train
+from jaxseg import compare, train
 
 
 @pytest.fixture(scope="module")
