@@ -1,4 +1,4 @@
-"""Default hyperparameters: the TensorFlow segmentation tutorial (the seed's experiment 1) at 128 px.
+"""Default hyperparameters: the TensorFlow segmentation tutorial's model and training at 128 px.
 
 Variants import this and override a few fields. Every field can be overridden from the command line,
 e.g. `--config.batch_size=32 --config.data.source=folder`.
@@ -17,7 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.alpha = 1.0  # MobileNetV2 width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4.
   config.model.encoder_bn_momentum = 0.999  # Encoder BatchNorm momentum (Keras MobileNetV2's).
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).
-  config.model.conv_impl = "auto"  # Conv formulation: "gemm" (fast on XLA:CPU), "xla" (lax convs), "auto".
+  config.model.conv_impl = "auto"  # Conv formulation: "gemm", "xla" (lax convs), "auto" (gemm; xla on TPU).
   config.num_classes = 3  # Output classes: pet, background, boundary.
   config.image_size = 128  # Training and eval resolution (square, a multiple of 32).
   config.encoder_weights = "imagenet"  # "imagenet" (Keras download), a Keras weights file path, or "none".

@@ -1,4 +1,5 @@
-"""The seed's experiment 1: 128x128, batch 64, 20 epochs, random flips (Keras reached 88.6% val accuracy)."""
+"""128x128, batch 64, 20 epochs, random flips: the TensorFlow tutorial's setting (its Keras model reached 88.6%
+val pixel accuracy)."""
 
 from configs import default
 

@@ -1,4 +1,5 @@
-"""The seed's experiment 2: 224x224, batch 64, 20 epochs, random flips (Keras reached 90.3% val accuracy)."""
+"""224x224, batch 64, 20 epochs, random flips (the tutorial's Keras model reached 90.3% val pixel accuracy at
+this size)."""
 
 from configs import default
 

@@ -28,8 +28,8 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
   except OSError as e:
     if e.errno is None:
       raise
-    from jaxseg import validation  # pylint: disable=g-import-not-at-top
-    print(f"error: {validation.describe_os_error(e, e.filename or workdir)}", file=sys.stderr)
+    from jaxseg import files  # pylint: disable=g-import-not-at-top
+    print(f"error: {files.describe_os_error(e, e.filename or workdir)}", file=sys.stderr)
     return 2
 
 
@@ -37,16 +37,17 @@ def _run(config, mode, workdir, images, output, step) -> int:
   import jax  # pylint: disable=g-import-not-at-top
   if config.distributed:
     jax.distributed.initialize()
-  from jaxseg import models, predict, summary, train, validation  # pylint: disable=g-import-not-at-top
+  from jaxseg import config_checks, models, predict  # pylint: disable=g-import-not-at-top
+  from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
   if mode == "summary":
-    validation.check_config(config)
-    print(summary.format_summary(models.create_model(config), config.image_size, config.freeze_encoder))
+    config_checks.check_config(config)
+    print(models.format_summary(models.create_model(config), config.image_size, config.freeze_encoder))
     return 0
   if mode == "train":
-    train.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
     return 0
   if mode == "eval":
-    train.evaluate(config, workdir, step)
+    loop.evaluate(config, workdir, step)
     return 0
   if mode == "predict":
     failures = predict.predict_files(config, workdir, images, output, step)

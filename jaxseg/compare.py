@@ -1,4 +1,4 @@
-"""Compare finished runs, e.g. the seed's experiment 1 (128 px) and 2 (224 px):
+"""Compare finished runs, e.g. the tutorial's model trained at 128 px and at 224 px:
 
   python -m jaxseg.compare runs/r128 runs/r224 [--output compare.png]
 
@@ -6,37 +6,15 @@ Prints one table row per run from its metrics.jsonl and writes one figure overla
 """
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
 from jaxseg import visualize
+from jaxseg.train.metrics_writer import read_history
 
 COLUMNS = ("run", "epochs", "best val acc", "(epoch)", "last val acc", "last mIoU", "IoU pet", "IoU bg",
            "IoU bnd", "train-val gap", "img/s")
-
-
-def read_history(workdir: str) -> list[dict[str, Any]]:
-  """The per-epoch records of a run's metrics.jsonl.
-
-  Raises:
-    FileNotFoundError / ValueError: with the path, when the file is missing or not JSON lines.
-  """
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path}: no metrics.jsonl (is {workdir} the --workdir of a training run?)")
-  history = []
-  with open(path) as f:
-    for n, line in enumerate(f, 1):
-      if line.strip():
-        try:
-          history.append(json.loads(line))
-        except json.JSONDecodeError as e:
-          raise ValueError(f"{path}:{n}: not JSON ({e.msg}).") from None
-  if not history:
-    raise ValueError(f"{path}: no epochs recorded yet.")
-  return history
 
 
 def summarize_run(name: str, history: list[dict[str, Any]]) -> dict[str, Any]:

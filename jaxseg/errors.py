@@ -8,3 +8,7 @@ class UserError(ValueError):
     exit_code: the process exit code main.py returns for it (2: bad input; 1: a run that had to stop).
   """
   exit_code = 2
+
+
+class DatasetError(UserError):
+  """Data that cannot be used, with the file or option to fix."""

@@ -16,8 +16,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from jaxseg import checkpointing, datasets, input_pipeline, parallel, visualize
-from jaxseg.errors import UserError
+from jaxseg import data, files, parallel, visualize
+from jaxseg.errors import DatasetError, UserError
+from jaxseg.train import checkpoints
+from jaxseg.train.run import Run
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -27,8 +29,8 @@ class PredictError(UserError):
 
 
 def _config_from_checkpoint(workdir: str, step: int | None) -> ml_collections.ConfigDict:
-  mngr = checkpointing.manager(workdir, read_only=True)
-  _, meta = checkpointing.read_meta(mngr, step)
+  mngr = checkpoints.manager(workdir, read_only=True)
+  _, meta = checkpoints.read_meta(mngr, step)
   return ml_collections.ConfigDict(json.loads(meta["config"]))
 
 
@@ -41,16 +43,14 @@ class Predictor:
   """
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None):
-    from jaxseg import train  # pylint: disable=g-import-not-at-top
     config = config or _config_from_checkpoint(workdir, step)
-    self.run = train.Run(config, workdir, read_only=True)
-    self.state, tx, self.step, _ = self.run.restore(step)
+    self.run = Run(config, workdir, read_only=True)
+    self.state, _, self.step, _ = self.run.restore(step)
     self.config = config
     self.variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
     model = self.run.model
-    self._logits = jax.jit(lambda v, x: model.apply(v, input_pipeline.normalize(x), train=False),
+    self._logits = jax.jit(lambda v, x: model.apply(v, data.normalize(x), train=False),
                            in_shardings=(self.run.rep, self.run.data), out_shardings=self.run.data)
-    del tx
 
   def __call__(self, image: Any) -> np.ndarray:
     """Class mask (H, W) uint8 for a numpy array (H, W[, C]) or PIL image, at the image's own size."""
@@ -70,7 +70,7 @@ class Predictor:
 
 def _as_rgb(image: Any) -> np.ndarray:
   if isinstance(image, Image.Image):
-    return datasets.pil_to_rgb(image)
+    return data.pil_to_rgb(image)
   a = np.asarray(image)
   if a.ndim == 2:
     a = np.repeat(a[..., None], 3, axis=-1)
@@ -113,9 +113,8 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _save_png(path: str, array: np.ndarray) -> None:
-  tmp = path + ".tmp.png"
-  Image.fromarray(array).save(tmp)
-  os.replace(tmp, path)  # a reader never sees a half-written file, an earlier one stays intact
+  with files.atomic_path(path) as tmp:
+    Image.fromarray(array).save(tmp)
 
 
 def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str],
@@ -147,8 +146,8 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
     loaded = []
     for path in files[start:start + bs]:
       try:
-        loaded.append((path, datasets.read_rgb(path)))
-      except datasets.DatasetError as e:
+        loaded.append((path, data.read_rgb(path)))
+      except DatasetError as e:
         failures.append(str(e))
     masks = predictor.predict_batch([a for _, a in loaded]) if loaded else []
     for (path, image), mask in zip(loaded, masks):
@@ -159,9 +158,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
         name = f"{base}_{n}"
       used.add(name)
       _save_png(os.path.join(output, f"{name}_mask.png"), mask)
-      tmp = os.path.join(output, f"{name}_overlay.tmp.png")
-      visualize.save_overlay(tmp, image, mask, config.num_classes)
-      os.replace(tmp, os.path.join(output, f"{name}_overlay.png"))
+      visualize.save_overlay(os.path.join(output, f"{name}_overlay.png"), image, mask, config.num_classes)
       if len(panel) < 8:
         panel.append((image, mask))
     bar.update(len(files[start:start + bs]))

@@ -1,6 +1,7 @@
-"""Pictures and logs a person looks at: sample panels, overlays, training curves, TensorBoard scalars.
+"""Pictures a person looks at: sample panels, overlays, training curves.
 
-Everything is written headless (matplotlib Agg) as PNG files.
+Everything is written headless (matplotlib Agg) as PNG files, atomically: a kill mid-write never leaves a
+broken picture behind, and an earlier one stays intact.
 """
 
 import os
@@ -14,16 +15,9 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from matplotlib.patches import Patch  # pylint: disable=g-import-not-at-top,wrong-import-position
 from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from jaxseg.input_pipeline import CLASS_NAMES, Split  # pylint: disable=wrong-import-position
-
-# pet: orange, background: dark blue, boundary: yellow; more classes get tab10 colours.
-PALETTE = np.array([[245, 130, 48], [30, 60, 140], [255, 225, 25]] +
-                   [[int(255 * c) for c in plt.cm.tab10(i)[:3]] for i in range(3, 10)], np.uint8)
-
-
-def colorize(mask: np.ndarray) -> np.ndarray:
-  """(H, W) class ids -> (H, W, 3) uint8 colours."""
-  return PALETTE[np.asarray(mask) % len(PALETTE)]
+from jaxseg import files  # pylint: disable=wrong-import-position
+from jaxseg.data.classes import PALETTE, class_names, colorize  # pylint: disable=wrong-import-position
+from jaxseg.data.splits import Split  # pylint: disable=wrong-import-position
 
 
 def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.ndarray]],
@@ -37,7 +31,6 @@ def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.nda
     num_classes: classes in the legend.
     title: figure title.
   """
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig, axes = plt.subplots(len(rows), len(columns), figsize=(3 * len(columns), 3 * len(rows) + 0.6),
                            squeeze=False)
   for r, row in enumerate(rows):
@@ -49,13 +42,19 @@ def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.nda
         ax.set_title(columns[c])
   if title:
     fig.suptitle(title)
-  fig.legend(handles=[Patch(color=PALETTE[i] / 255, label=(list(CLASS_NAMES) + [""] * 10)[i] or f"class {i}")
-                      for i in range(num_classes)], loc="lower center", ncol=num_classes, fontsize=9)
+  fig.legend(handles=[Patch(color=PALETTE[i % len(PALETTE)] / 255, label=name)
+                      for i, name in enumerate(class_names(num_classes))],
+             loc="lower center", ncol=num_classes, fontsize=9)
   fig.tight_layout(rect=(0, 0.05, 1, 1))
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=80)
-  plt.close(fig)
-  os.replace(tmp, path)  # a kill mid-write never leaves a broken picture behind
+  _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str) -> None:
+  try:
+    with files.atomic_path(path) as tmp:
+      fig.savefig(tmp, dpi=80)
+  finally:
+    plt.close(fig)
 
 
 class SampleSet:
@@ -88,17 +87,18 @@ def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, num_classes: in
   canvas[:h] = overlay(image, mask)
   step = w // num_classes
   for c in range(num_classes):  # colour swatches labelled in the figure-free strip
-    canvas[h + 3:h + strip_h - 3, c * step + 3:c * step + 3 + max(4, strip_h - 6)] = PALETTE[c]
+    canvas[h + 3:h + strip_h - 3, c * step + 3:c * step + 3 + max(4, strip_h - 6)] = PALETTE[c % len(PALETTE)]
   img = Image.fromarray(canvas)
   try:
     from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
     draw = ImageDraw.Draw(img)
-    names = list(CLASS_NAMES) + [f"class {i}" for i in range(len(CLASS_NAMES), num_classes)]
+    names = class_names(num_classes)
     for c in range(num_classes):
       draw.text((c * step + max(4, strip_h - 6) + 6, h + strip_h // 2 - 5), names[c], fill=(0, 0, 0))
   except Exception:  # pylint: disable=broad-except  # text is a nicety; the swatches still tell
     pass
-  img.save(path)
+  with files.atomic_path(path) as tmp:
+    img.save(tmp)
 
 
 def save_curves(path: str, history: list[dict[str, Any]]) -> None:
@@ -107,7 +107,7 @@ def save_curves(path: str, history: list[dict[str, Any]]) -> None:
 
 
 def save_curve_overlay(path: str, runs: dict[str, list[dict[str, Any]]]) -> None:
-  """Curves of several runs in one figure (solid train, dashed val), e.g. the 128 vs 224 px experiments."""
+  """Curves of several runs in one figure (solid train, dashed val), e.g. runs at 128 and 224 px."""
   fig, axes = plt.subplots(1, 3, figsize=(15, 4))
   for r, (name, history) in enumerate(runs.items()):
     epochs = [h["epoch"] for h in history]
@@ -121,32 +121,5 @@ def save_curve_overlay(path: str, runs: dict[str, list[dict[str, Any]]]) -> None
       ax.grid(alpha=0.3)
   axes[0].legend(fontsize=8)
   fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=80)
-  plt.close(fig)
-  os.replace(tmp, path)
+  _save_figure(fig, path)
 
-
-class Writer:
-  """TensorBoard scalars per epoch (train/val loss, accuracy, mean IoU, per-class IoU, images/s).
-
-  Written with tensorboard's own event writer: no TensorFlow import (seconds per process) for this.
-  """
-
-  def __init__(self, workdir: str):
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter  # pylint: disable=g-import-not-at-top
-    self._writer = EventFileWriter(os.path.join(workdir, "tensorboard"))
-
-  def scalars(self, epoch: int, record: dict[str, Any]) -> None:
-    import time  # pylint: disable=g-import-not-at-top
-    from tensorboard.compat.proto import event_pb2, summary_pb2  # pylint: disable=g-import-not-at-top
-    values = {f"{part}/{k}": v for part in ("train", "val") for k, v in record[part].items()
-              if isinstance(v, float) and np.isfinite(v)}
-    values["images_per_s"] = record["images_per_s"]
-    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=t, simple_value=float(v))
-                                         for t, v in values.items()])
-    self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=epoch, summary=summary))
-    self._writer.flush()
-
-  def close(self) -> None:
-    self._writer.close()

@@ -30,8 +30,8 @@ def pets_mini() -> pathlib.Path:
 @pytest.fixture(autouse=True)
 def _fresh_split_cache():
   """Each test loads its data anew (tfds mock data of one test must not serve another)."""
-  from jaxseg import input_pipeline  # pylint: disable=g-import-not-at-top
-  input_pipeline._MEMORY_CACHE.clear()  # pylint: disable=protected-access
+  from jaxseg.data import splits  # pylint: disable=g-import-not-at-top
+  splits.clear_memory_cache()
   yield
 
 

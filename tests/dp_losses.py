@@ -10,7 +10,8 @@ import jax
 import numpy as np
 
 import tiny_config
-from jaxseg import parallel, train, train_state
+from jaxseg import parallel
+from jaxseg.train.run import Run
 
 
 def main(batch_size: int) -> None:
@@ -20,19 +21,19 @@ def main(batch_size: int) -> None:
   try:
     bad = tiny_config.get_config()
     bad.batch_size = jax.device_count() - 2
-    train.Run(bad, "/tmp/unused_dp_workdir")
+    Run(bad, "/tmp/unused_dp_workdir")
   except parallel.ShardingError as e:
     error = str(e)
-  run = train.Run(config, "/tmp/unused_dp_workdir")
+  run = Run(config, "/tmp/unused_dp_workdir")
   state, tx = run.fresh_state(load_encoder=False)
-  p_train, _, _ = run.steps(tx)
+  train_fn = run.jit_steps(tx).train
   rng = np.random.default_rng(0)
   losses = []
   for _ in range(3):
     batch = {"image": rng.integers(0, 255, (batch_size, 32, 32, 3), dtype=np.uint8),
              "mask": rng.integers(0, 3, (batch_size, 32, 32), dtype=np.uint8)}
-    acc = jax.device_put(train_state.zero_sums(3), run.rep)
-    state, acc = p_train(state, acc, parallel.to_global(batch, run.data))
+    acc = run.zero_sums()
+    state, acc = train_fn(state, acc, parallel.to_global(batch, run.data))
     sums = jax.device_get(acc)
     losses.append(float(sums["loss_sum"] / sums["weight_sum"]))
   shards = len(state.params["up_0"]["bn"]["scale"].sharding.device_set)

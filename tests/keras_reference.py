@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
-from jaxseg import keras_tutorial
-from jaxseg.mobilenet_v2 import UNET_TAPS
+from benchmarks import keras_unet
+from jaxseg.models import UNET_TAPS
 
 
 def randomize_batchnorm(model: keras.Model, seed: int = 0) -> None:
@@ -31,7 +31,7 @@ def taps_model(base: keras.Model) -> keras.Model:
 
 def tutorial_unet(size: int, num_classes: int = 3, seed: int = 0) -> keras.Model:
   """The tutorial model with random encoder and decoder BN statistics and a non-zero final bias."""
-  model = keras_tutorial.build_unet(size, num_classes, base=mobilenet_v2(1.0, size, seed))
+  model = keras_unet.build_unet(size, num_classes, base=mobilenet_v2(1.0, size, seed))
   rng = np.random.default_rng(seed + 1)
   for layer in model.layers:
     if isinstance(layer, keras.Sequential):

@@ -1,6 +1,10 @@
 """main.py as a user runs it: the summary, config overrides, and one-line errors."""
 
+import re
+
+import numpy as np
 import pytest
+from PIL import Image
 
 import tiny
 
@@ -34,3 +38,22 @@ def test_bad_config_values_get_one_line(tmp_path, flag, message):
   assert proc.returncode == 2
   assert message in proc.stderr and "Traceback" not in proc.stderr
   assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+# Everything train, eval and predict may print: jaxseg's own lines and its progress bars.
+_OWN_LINE = re.compile(r"^(Starting a new run|Resuming from|epoch |Final val|checkpoint \d+: val|\{\"step\"|"
+                       r"Predicted \d+ image|predict:|\s*$)")
+
+
+def test_train_eval_and_predict_print_only_their_own_lines(tmp_path):
+  workdir = str(tmp_path / "w")
+  photo = tmp_path / "photo.png"
+  Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(photo)
+  runs = {"train": tiny.main_py("--workdir", workdir),
+          "eval": tiny.main_py("--workdir", workdir, "--mode", "eval"),
+          "predict": tiny.main_py("--workdir", workdir, "--mode", "predict", "--images", str(photo))}
+  for mode, proc in runs.items():
+    assert proc.returncode == 0, (mode, proc.stderr[-2000:])
+    lines = (proc.stdout + "\n" + proc.stderr).replace("\r", "\n").splitlines()
+    foreign = [line for line in lines if not _OWN_LINE.match(line)]
+    assert not foreign, (mode, foreign[:5])

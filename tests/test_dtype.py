@@ -5,20 +5,22 @@ import jax.numpy as jnp
 import numpy as np
 
 import tiny
-from jaxseg import datasets, parallel, train, train_state
+from jaxseg import parallel
+from jaxseg.data import sources
+from jaxseg.train.run import Run
 
 
 def test_bfloat16_training_lowers_the_loss_with_float32_state(tmp_path):
   config = tiny.tiny_config(dtype="bfloat16", learning_rate=3e-3, batch_size=4)
-  run = train.Run(config, str(tmp_path))
+  run = Run(config, str(tmp_path))
   state, tx = run.fresh_state(load_encoder=False)
-  p_train, _, _ = run.steps(tx)
-  images, masks = datasets.synthetic(4, 32, seed=0)
+  train_fn = run.jit_steps(tx).train
+  images, masks = sources.synthetic_arrays(4, 32, seed=0)
   batch = parallel.to_global({"image": images, "mask": masks}, run.data)
   losses = []
   for _ in range(12):
-    acc = jax.device_put(train_state.zero_sums(3), run.rep)
-    state, acc = p_train(state, acc, batch)
+    acc = run.zero_sums()
+    state, acc = train_fn(state, acc, batch)
     sums = jax.device_get(acc)
     losses.append(float(sums["loss_sum"] / sums["weight_sum"]))
   assert np.all(np.isfinite(losses))
@@ -29,7 +31,7 @@ def test_bfloat16_training_lowers_the_loss_with_float32_state(tmp_path):
 
 
 def test_bfloat16_logits_stay_close_to_float32():
-  from jaxseg.unet import UNet  # pylint: disable=g-import-not-at-top
+  from jaxseg.models import UNet  # pylint: disable=g-import-not-at-top
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
   variables = UNet(alpha=0.35).init(jax.random.key(0), x)
   f32 = UNet(alpha=0.35).apply(variables, x)

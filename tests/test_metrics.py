@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg import metrics, train_state
+from jaxseg.train import metrics, steps
 
 
 def _numpy_reference(logits, labels, weights, c):
@@ -23,14 +23,14 @@ def _numpy_reference(logits, labels, weights, c):
 def test_split_metrics_match_numpy():
   rng = np.random.default_rng(0)
   c, batches = 3, []
-  acc = train_state.zero_sums(c)
+  acc = steps.zero_sums(c)
   for b in range(3):
     logits = rng.normal(size=(4, 8, 8, c)).astype(np.float32)
     labels = rng.integers(0, c, (4, 8, 8))
     weight = np.array([1, 1, 1, 0 if b == 2 else 1], np.float32)  # padding in the last batch
     weights = np.broadcast_to(weight[:, None, None], labels.shape)
     batches.append((logits, labels, weights))
-    acc = train_state.accumulate(acc, metrics.batch_stats(jnp.asarray(logits), jnp.asarray(labels),
+    acc = steps.accumulate(acc, metrics.metric_sums(jnp.asarray(logits), jnp.asarray(labels),
                                                           jnp.asarray(weights)), jnp.int32(b))
   got = metrics.summarize({k: np.asarray(v) for k, v in acc.items()})
   want = _numpy_reference(*(np.concatenate(x) for x in zip(*batches)), c)
@@ -51,11 +51,11 @@ def test_absent_class_is_left_out_of_mean_iou():
 
 
 def test_non_finite_loss_step_is_remembered():
-  acc = train_state.zero_sums(3)
+  acc = steps.zero_sums(3)
   good = {"loss_sum": jnp.float32(1), "weight_sum": jnp.float32(1), "confusion": jnp.zeros((3, 3), jnp.int32)}
   bad = dict(good, loss_sum=jnp.float32(np.nan))
   for step, sums in enumerate([good, bad, good, bad]):
-    acc = train_state.accumulate(acc, sums, jnp.int32(step + 10))
+    acc = steps.accumulate(acc, sums, jnp.int32(step + 10))
   assert int(acc["first_bad_step"]) == 11
 
 

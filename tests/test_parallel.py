@@ -8,7 +8,8 @@ import sys
 import numpy as np
 
 from conftest import REPO
-from jaxseg import input_pipeline
+from jaxseg import data
+from jaxseg.data import batching
 
 
 def _run(devices: int, batch_size: int) -> dict:
@@ -31,14 +32,14 @@ def test_eight_devices_give_the_one_device_losses_and_refuse_an_odd_batch():
 
 def test_each_host_reads_its_own_shard_of_the_global_batch(monkeypatch):
   """Two simulated hosts: their shards are disjoint and together make the one-host batch."""
-  split = input_pipeline.Split(np.arange(12)[:, None, None, None] * np.ones((12, 1, 1, 3), np.uint8),
+  split = data.Split(np.arange(12)[:, None, None, None] * np.ones((12, 1, 1, 3), np.uint8),
                                np.zeros((12, 1, 1), np.uint8), [str(i) for i in range(12)])
-  ids = lambda: [b["image"][:, 0, 0, 0].tolist() for b in input_pipeline.train_batches(split, 4, 0, 3)]
+  ids = lambda: [b["image"][:, 0, 0, 0].tolist() for b in data.train_batches(split, 4, 0, 3)]
   whole = ids()
-  monkeypatch.setattr(input_pipeline.jax, "process_count", lambda: 2)
+  monkeypatch.setattr(batching.jax, "process_count", lambda: 2)
   shards = []
   for host in (0, 1):
-    monkeypatch.setattr(input_pipeline.jax, "process_index", lambda host=host: host)
+    monkeypatch.setattr(batching.jax, "process_index", lambda host=host: host)
     shards.append(ids())
   for b, (h0, h1) in enumerate(zip(*shards)):
     assert len(h0) == len(h1) == 2 and sorted(h0 + h1) == sorted(whole[b])

@@ -9,7 +9,8 @@ from PIL import Image
 
 import jaxseg
 import tiny
-from jaxseg import compare, train
+from jaxseg import compare
+from jaxseg.train import loop
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def trained(tmp_path_factory):
   """A tiny run with two epochs of checkpoints."""
   workdir = tmp_path_factory.mktemp("run")
   config = tiny.tiny_config(num_epochs=2)
-  train.train_and_evaluate(config, str(workdir))
+  loop.train_and_evaluate(config, str(workdir))
   return config, workdir
 
 

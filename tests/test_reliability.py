@@ -12,13 +12,16 @@ from PIL import Image
 
 import tiny
 from conftest import REPO
-from jaxseg import checkpointing, datasets, input_pipeline, train, validation
+from jaxseg import config_checks, data
+from jaxseg.data import splits
+from jaxseg.errors import DatasetError
+from jaxseg.train import checkpoints, loop
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("run")
-  train.train_and_evaluate(tiny.tiny_config(num_epochs=1), str(workdir))
+  loop.train_and_evaluate(tiny.tiny_config(num_epochs=1), str(workdir))
   return workdir
 
 
@@ -45,13 +48,13 @@ def test_sigkill_at_random_moments_resumes_from_the_newest_complete_checkpoint(t
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
   workdir = str(tmp_path)
-  train.train_and_evaluate(tiny.tiny_config(num_epochs=1), workdir)
+  loop.train_and_evaluate(tiny.tiny_config(num_epochs=1), workdir)
   good = _hashes(tmp_path / "checkpoints")
-  with pytest.raises(train.TrainingError, match=r"non-finite at step \d+ \(epoch 2\)"):
-    train.train_and_evaluate(tiny.tiny_config(num_epochs=2, learning_rate=1e30), workdir)
+  with pytest.raises(loop.TrainingError, match=r"non-finite at step \d+ \(epoch 2\)"):
+    loop.train_and_evaluate(tiny.tiny_config(num_epochs=2, learning_rate=1e30), workdir)
   assert _hashes(tmp_path / "checkpoints") == good
-  assert checkpointing.manager(workdir, read_only=True).all_steps() == [1]
-  history = train.train_and_evaluate(tiny.tiny_config(num_epochs=2), workdir)  # resumes from epoch 1
+  assert checkpoints.manager(workdir, read_only=True).all_steps() == [1]
+  history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=2), workdir)  # resumes from epoch 1
   assert [h["epoch"] for h in history] == [1, 2] and np.isfinite(history[-1]["train"]["loss"])
   capsys.readouterr()
 
@@ -131,12 +134,12 @@ def test_bad_folder_examples_are_named_or_skipped(tmp_path, damage, message, cap
   else:
     _write(tri, np.ones((12, 10), np.uint8))
   config = tiny.tiny_config(**{"data.source": "folder", "data.folder": str(root)})
-  with pytest.raises(datasets.DatasetError) as e:
-    input_pipeline.load_split(config, "train")
+  with pytest.raises(DatasetError) as e:
+    data.load_split(config, "train")
   assert message in str(e.value) and "skip_bad" in str(e.value)
   config.data.skip_bad = True
-  input_pipeline._MEMORY_CACHE.clear()  # pylint: disable=protected-access
-  split = input_pipeline.load_split(config, "train")
+  splits.clear_memory_cache()
+  split = data.load_split(config, "train")
   assert split.names == ["Cat_0", "Cat_1", "Cat_3"]
   assert "skipped 1 bad example(s)" in capsys.readouterr().out
 
@@ -144,21 +147,21 @@ def test_bad_folder_examples_are_named_or_skipped(tmp_path, damage, message, cap
 def test_unwritable_or_full_workdir_is_refused_before_work(tmp_path, monkeypatch):
   blocker = tmp_path / "a_file"
   blocker.write_text("x")
-  with pytest.raises(validation.ConfigError, match="is not writable"):
-    validation.check_workdir(str(blocker / "run"))
-  monkeypatch.setattr(validation.shutil, "disk_usage", lambda p: type("U", (), {"free": 5 * 2**20})())
-  with pytest.raises(validation.ConfigError, match="has only 5 MiB free"):
-    validation.check_workdir(str(tmp_path / "run"))
+  with pytest.raises(config_checks.ConfigError, match="is not writable"):
+    config_checks.check_workdir(str(blocker / "run"))
+  monkeypatch.setattr(config_checks.shutil, "disk_usage", lambda p: type("U", (), {"free": 5 * 2**20})())
+  with pytest.raises(config_checks.ConfigError, match="has only 5 MiB free"):
+    config_checks.check_workdir(str(tmp_path / "run"))
 
 
 @pytest.mark.parametrize("override,found", [({"num_classes": 4}, "num_classes: checkpoint has 3"),
                                             ({"model.alpha": 0.5}, "alpha: checkpoint has 0.35")])
 def test_checkpoint_of_another_model_is_refused(trained, override, found):
   before = _hashes(trained / "checkpoints")
-  with pytest.raises(checkpointing.CheckpointError, match=found):
-    train.train_and_evaluate(tiny.tiny_config(num_epochs=2, **override), str(trained))
-  with pytest.raises(checkpointing.CheckpointError, match=found):
-    train.evaluate(tiny.tiny_config(**override), str(trained))
+  with pytest.raises(checkpoints.CheckpointError, match=found):
+    loop.train_and_evaluate(tiny.tiny_config(num_epochs=2, **override), str(trained))
+  with pytest.raises(checkpoints.CheckpointError, match=found):
+    loop.evaluate(tiny.tiny_config(**override), str(trained))
   assert _hashes(trained / "checkpoints") == before
 
 

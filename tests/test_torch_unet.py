@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import tiny
-from jaxseg import datasets, input_pipeline, parallel, train, train_state
-from jaxseg.unet import UNet
+from jaxseg import data, parallel
+from jaxseg.data import sources
+from jaxseg.train.run import Run
+from jaxseg.models import UNet
 
 torch = pytest.importorskip("torch")
-torch_unet = pytest.importorskip("jaxseg.torch_unet")
+torch_unet = pytest.importorskip("benchmarks.torch_unet")
 
 
 def _nchw(x):
@@ -59,20 +61,20 @@ def test_parameter_counts_match_jaxseg():
 def test_training_steps_match_jaxseg(tmp_path):
   """Three Adam steps on the decoder: same losses, same BatchNorm statistics, same logits afterwards."""
   config = tiny.tiny_config(image_size=64, batch_size=4, random_flip=False)
-  run = train.Run(config, str(tmp_path))
+  run = Run(config, str(tmp_path))
   state, tx = run.fresh_state(load_encoder=False)
   variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
   model = torch_unet.TorchUNet(alpha=0.35).freeze_encoder()
   torch_unet.load_jaxseg_variables(model, variables)
   step = torch_unet.make_train_step(model, config.learning_rate)
-  p_train, _, _ = run.steps(tx)
-  images, masks = datasets.synthetic(4, 64, seed=3)
+  train_fn = run.jit_steps(tx).train
+  images, masks = sources.synthetic_arrays(4, 64, seed=3)
   batch = parallel.to_global({"image": images, "mask": masks}, run.data)
-  x = _nchw(input_pipeline.normalize(jnp.asarray(images)))
+  x = _nchw(data.normalize(jnp.asarray(images)))
   labels = torch.from_numpy(masks.astype(np.int64))
   ours, theirs = [], []
   for _ in range(3):
-    state, acc = p_train(state, jax.device_put(train_state.zero_sums(3), run.rep), batch)
+    state, acc = train_fn(state, run.zero_sums(), batch)
     sums = jax.device_get(acc)
     ours.append(float(sums["loss_sum"] / sums["weight_sum"]))
     theirs.append(float(step(x, labels)))
@@ -84,7 +86,7 @@ def test_training_steps_match_jaxseg(tmp_path):
   with torch.no_grad():
     got = model(x).permute(0, 2, 3, 1).numpy()
   want = np.asarray(run.model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                                    input_pipeline.normalize(jnp.asarray(images))))
+                                    data.normalize(jnp.asarray(images))))
   assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()
 
 

@@ -9,12 +9,17 @@ import tensorflow_datasets as tfds
 
 import keras_reference
 import tiny
-from jaxseg import checkpointing, datasets, input_pipeline, port, train
-from test_port import _save_legacy_h5
+from jaxseg import data
+from jaxseg.data import sources
+from jaxseg.errors import DatasetError
+from jaxseg.models import keras_port as port
+from jaxseg.train import checkpoints, loop
+from jaxseg.train.run import Run
+from test_keras_port import _save_legacy_h5
 
 
 def _restore_newest(config, workdir):
-  run = train.Run(config, workdir, read_only=True)
+  run = Run(config, workdir, read_only=True)
   state, _, step, meta = run.restore()
   return jax.device_get(state), step, meta
 
@@ -24,7 +29,7 @@ def test_trains_from_fake_pretrained_weights_with_the_encoder_frozen(tmp_path):
   weights = tmp_path / port.keras_weights_filename(0.35, 32)
   _save_legacy_h5(keras_reference.mobilenet_v2(0.35, 32, seed=7), weights)
   config = tiny.tiny_config(encoder_weights=str(weights))
-  train.train_and_evaluate(config, str(tmp_path / "run"))
+  loop.train_and_evaluate(config, str(tmp_path / "run"))
   state, step, _ = _restore_newest(config, str(tmp_path / "run"))
   assert step == 1 and int(state.step) == 4
   ported = port.from_keras_mobilenet_v2(str(weights))
@@ -32,7 +37,7 @@ def test_trains_from_fake_pretrained_weights_with_the_encoder_frozen(tmp_path):
     for layer, leaves in tree["encoder"].items():
       for key, value in leaves.items():
         np.testing.assert_array_equal(value, ported[collection][layer][key], err_msg=f"{layer}/{key}")
-  fresh = train.Run(config, str(tmp_path / "other")).fresh_state(load_encoder=True)[0]
+  fresh = Run(config, str(tmp_path / "other")).fresh_state(load_encoder=True)[0]
   fresh = jax.device_get(fresh)
   changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), state.params["up_0"], fresh.params["up_0"])
   assert all(jax.tree.leaves(changed))
@@ -45,8 +50,8 @@ def test_whole_training_under_tfds_mock_data(tmp_path):
   # the data loading runs under it (the splits stay in jaxseg's in-memory cache for the training).
   with tfds.testing.mock_data(num_examples=4):
     for split in (config.data.train_split, config.data.eval_split):
-      input_pipeline.load_split(config, split)
-  history = train.train_and_evaluate(config, str(tmp_path))
+      data.load_split(config, split)
+  history = loop.train_and_evaluate(config, str(tmp_path))
   assert len(history) == 1 and history[0]["step"] == 4
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
   record = json.loads(lines[0])
@@ -59,19 +64,19 @@ def test_whole_training_under_tfds_mock_data(tmp_path):
 
 def test_folder_source_on_pets_mini(tmp_path, pets_mini):
   config = tiny.tiny_config(**{"data.source": "folder", "data.folder": str(pets_mini)})
-  history = train.train_and_evaluate(config, str(tmp_path))
+  history = loop.train_and_evaluate(config, str(tmp_path))
   assert history[0]["step"] == 7  # 14 trainval photos, batch 2
   assert sum(map(sum, history[0]["val"]["confusion"])) == 6 * 32 * 32
 
 
 def test_resume_trains_only_the_missing_epochs_and_ends_where_an_uninterrupted_run_does(tmp_path, capsys):
-  train.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path / "a"))
+  loop.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path / "a"))
   capsys.readouterr()
-  resumed = train.train_and_evaluate(tiny.tiny_config(num_epochs=3), str(tmp_path / "a"))
+  resumed = loop.train_and_evaluate(tiny.tiny_config(num_epochs=3), str(tmp_path / "a"))
   out = capsys.readouterr().out
   assert "Resuming" in out and "at epoch 2" in out
   assert "epoch   3/3" in out and "epoch   1/3" not in out and "epoch   2/3" not in out
-  straight = train.train_and_evaluate(tiny.tiny_config(num_epochs=3), str(tmp_path / "b"))
+  straight = loop.train_and_evaluate(tiny.tiny_config(num_epochs=3), str(tmp_path / "b"))
   assert [h["step"] for h in resumed] == [4, 8, 12]
   for key in ("loss", "accuracy", "mean_iou"):
     assert abs(resumed[-1]["val"][key] - straight[-1]["val"][key]) <= 1e-6
@@ -79,7 +84,7 @@ def test_resume_trains_only_the_missing_epochs_and_ends_where_an_uninterrupted_r
 
 
 def test_eval_mode_in_a_fresh_process_reproduces_the_epoch_metrics(tmp_path):
-  history = train.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path))
+  history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path))
   for step in (1, 2):
     proc = tiny.main_py("--workdir", str(tmp_path), "--mode", "eval", "--step", str(step))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -90,19 +95,19 @@ def test_eval_mode_in_a_fresh_process_reproduces_the_epoch_metrics(tmp_path):
 
 
 def test_target_accuracy_stops_early(tmp_path, capsys):
-  history = train.train_and_evaluate(tiny.tiny_config(num_epochs=3, target_accuracy=0.01), str(tmp_path))
+  history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=3, target_accuracy=0.01), str(tmp_path))
   assert len(history) == 1
   assert "Stopping early: val pixel accuracy" in capsys.readouterr().out
-  mngr = checkpointing.manager(str(tmp_path), read_only=True)
+  mngr = checkpoints.manager(str(tmp_path), read_only=True)
   assert mngr.all_steps() == [1]
-  assert checkpointing.read_meta(mngr)[1]["stop_reason"].startswith("val pixel accuracy")
+  assert checkpoints.read_meta(mngr)[1]["stop_reason"].startswith("val pixel accuracy")
 
 
 def test_patience_rule():
   config = tiny.tiny_config(patience=2)
   hist = lambda accs: [{"epoch": i + 1, "val": {"accuracy": a}} for i, a in enumerate(accs)]
-  assert train._stop_reason(config, hist([0.5, 0.6, 0.55])) == ""
-  assert "for 2 epoch(s)" in train._stop_reason(config, hist([0.5, 0.6, 0.55, 0.58]))
+  assert loop._stop_reason(config, hist([0.5, 0.6, 0.55])) == ""
+  assert "for 2 epoch(s)" in loop._stop_reason(config, hist([0.5, 0.6, 0.55, 0.58]))
 
 
 def test_imagenet_weights_without_network_say_what_to_do(monkeypatch):
@@ -120,15 +125,15 @@ def test_imagenet_weights_without_network_say_what_to_do(monkeypatch):
 
 
 def test_tfds_without_data_or_network_says_what_to_do(tmp_path, monkeypatch):
-  with pytest.raises(datasets.DatasetError, match="source=folder"):
-    list(datasets.tfds_examples("oxford_iiit_pet:4.*.*", "train", str(tmp_path), download=False))
+  with pytest.raises(DatasetError, match="source=folder"):
+    list(sources.tfds_examples("oxford_iiit_pet:4.*.*", "train", str(tmp_path), download=False))
 
   def offline(self, *args, **kwargs):
     raise ConnectionError("Name or service not known")
 
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
-  with pytest.raises(datasets.DatasetError, match=r"could not download.*ConnectionError.*source=folder"):
-    list(datasets.tfds_examples("oxford_iiit_pet:4.*.*", "train", str(tmp_path), download=True))
+  with pytest.raises(DatasetError, match=r"could not download.*ConnectionError.*source=folder"):
+    list(sources.tfds_examples("oxford_iiit_pet:4.*.*", "train", str(tmp_path), download=True))
 
 
 def test_demo_config_shortened(tmp_path, capsys):
@@ -136,8 +141,8 @@ def test_demo_config_shortened(tmp_path, capsys):
   from configs import demo  # pylint: disable=g-import-not-at-top
   config = demo.get_config()
   config.num_epochs, config.data.synthetic_train_size, config.data.synthetic_eval_size = 1, 64, 32
-  history = train.train_and_evaluate(config, str(tmp_path))
+  history = loop.train_and_evaluate(config, str(tmp_path))
   out = capsys.readouterr().out
   assert "Final val pixel accuracy" in out and "majority-class baseline" in out
   assert history[0]["step"] == 2 and (tmp_path / "samples" / "epoch_01.png").is_file()
-  assert checkpointing.manager(str(tmp_path), read_only=True).all_steps() == [1]
+  assert checkpoints.manager(str(tmp_path), read_only=True).all_steps() == [1]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import keras_reference
-from jaxseg import models, port
-from jaxseg.unet import UNet
+from jaxseg import models
+from jaxseg.models import keras_port as port
+from jaxseg.models import UNet
 
 
 def test_parameter_counts_match_the_keras_tutorial():

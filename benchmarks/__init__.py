@@ -1,0 +1,1 @@
+"""Speed benchmarks and the Keras / PyTorch twins of the model they compare against (not installed)."""

@@ -1,0 +1,162 @@
+"""CPU speed benchmark: jaxseg against the same model in Keras 3 (TensorFlow and JAX backends), side by side.
+
+  python -m benchmarks.cpu [--resolution 128 224] [--batch 64] [--steps N] [--json FILE] [--skip-keras-jax]
+      [--skip-breakdown]
+
+Everything runs on this machine in one invocation, so the printed ratios compare like with like. Keras runs
+in subprocesses (its backend is fixed per process) with its default compile settings.
+"""
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from benchmarks.harness import cpu_flags, machine, prepare, run_keras, timed
+
+
+def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
+                 breakdown: bool = True) -> dict[str, Any]:
+  """Train step, compile, eval, single-image latency, input pipeline and a per-part breakdown."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jaxseg import data, parallel  # pylint: disable=g-import-not-at-top
+
+  p = prepare(resolution, batch, dtype)
+  run, tx, host, batch_dev, compiled = p["run"], p["tx"], p["host"], p["batch"], p["compiled"]
+  eval_fn, config, compile_s = p["eval_fn"], p["run"].config, p["compile_s"]
+  box = {"state": p["state"], "acc": p["acc"], "eval_acc": p["eval_acc"]}
+
+  def step():
+    box["state"], box["acc"] = compiled(box["state"], box["acc"], batch_dev)
+    jax.block_until_ready(box["acc"])
+
+  train_t = timed(step, steps, warmup=2)
+  eval_batch = p["eval_batch"]
+
+  def evaluate():
+    box["eval_acc"] = eval_fn(box["state"], box["eval_acc"], eval_batch)  # donated: thread it through
+    jax.block_until_ready(box["eval_acc"])
+
+  eval_t = timed(evaluate, steps)
+  variables = {"params": box["state"].params, "batch_stats": box["state"].batch_stats}
+  predict_one = jax.jit(lambda v, x: jnp.argmax(run.model.apply(v, data.normalize(x)), -1))
+  one = jnp.asarray(host["image"][:1])
+  latency = timed(lambda: jax.block_until_ready(predict_one(variables, one)), max(steps, 5), warmup=2)
+
+  split = data.load_split(config, "train")
+  n = data.steps_per_epoch(split, batch)
+  t = time.perf_counter()
+  for b in parallel.prefetch(data.train_batches(split, batch, 0, 1), run.data):
+    jax.block_until_ready(b)
+  pipeline_img_s = n * batch / (time.perf_counter() - t)
+
+  out = {"train_step_s": train_t["median"], "train_step_min_s": train_t["min"],
+         "train_step_max_s": train_t["max"], "compile_s": compile_s, "eval_img_s": batch / eval_t["median"],
+         "eval_batch_s": eval_t["median"], "predict_latency_ms": 1000 * latency["median"],
+         "pipeline_img_s": pipeline_img_s, "train_img_s": batch / train_t["median"], "dtype": dtype}
+  if breakdown:
+    out["breakdown_s"] = _breakdown(run, box["state"], tx, host, steps)
+  return out
+
+
+def _breakdown(run, state, tx, host, steps) -> dict[str, float]:
+  """Seconds for the parts of a train step: encoder forward, whole forward, forward+backward, optimizer."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxseg import data  # pylint: disable=g-import-not-at-top
+  from jaxseg.models import UNET_TAPS, MobileNetV2  # pylint: disable=g-import-not-at-top
+  from jaxseg.train import metrics  # pylint: disable=g-import-not-at-top
+
+  x = data.normalize(jax.numpy.asarray(host["image"]))
+  labels = jax.numpy.asarray(host["mask"], jax.numpy.int32)
+  encoder = MobileNetV2(run.model.alpha, last_layer=UNET_TAPS[-1], dtype=run.model.dtype)
+  enc_vars = {"params": state.params["encoder"], "batch_stats": state.batch_stats["encoder"]}
+  enc = jax.jit(lambda v, x: encoder.apply(v, x)[UNET_TAPS[-1]])
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+
+  def loss(decoder, v):
+    out, _ = run.model.apply({"params": {**decoder, "encoder": v["params"]["encoder"]},
+                              "batch_stats": v["batch_stats"]}, x, train=True, mutable=["batch_stats"])
+    return metrics.cross_entropy(out, labels).mean()
+
+  decoder = {k: v for k, v in state.params.items() if k != "encoder"}
+  fwd = jax.jit(loss)
+  fwd_bwd = jax.jit(jax.grad(loss))
+  grads = fwd_bwd(decoder, variables)
+  full_grads = {**grads, "encoder": jax.tree.map(jax.numpy.zeros_like, state.params["encoder"])}
+  opt = jax.jit(lambda g, s, p: tx.update(g, s, p))
+  part = lambda f: timed(lambda: jax.block_until_ready(f()), steps)["median"]
+  return {"encoder_forward": part(lambda: enc(enc_vars, x)),
+          "forward": part(lambda: fwd(decoder, variables)),
+          "forward_backward": part(lambda: fwd_bwd(decoder, variables)),
+          "optimizer": part(lambda: opt(full_grads, state.opt_state, state.params))}
+
+
+def _ratio(a, b):
+  return a / b if a and b else float("nan")
+
+
+def report(result: dict[str, Any]) -> str:
+  """Human-readable lines with the ratios jaxseg / Keras (below 1 means jaxseg is faster)."""
+  j, tf_, kj = result["jaxseg"], result["keras_tensorflow"], result.get("keras_jax", {})
+  lines = [f"== {result['resolution']} px, batch {result['batch']}, {result['machine']}",
+           f"jaxseg ({j['dtype']}): train step {j['train_step_s']:.3f} s (min {j['train_step_min_s']:.3f}, max "
+           f"{j['train_step_max_s']:.3f}), compile {j['compile_s']:.1f} s, eval {j['eval_img_s']:.1f} img/s, "
+           f"predict 1 image {j['predict_latency_ms']:.1f} ms, pipeline {j['pipeline_img_s']:.0f} img/s "
+           f"(train consumes {j['train_img_s']:.1f} img/s)"]
+  for name, k in (("Keras-TF", tf_), ("Keras-JAX", kj)):
+    if not k:
+      continue
+    if "error" in k:
+      lines.append(f"{name}: {k['error']}")
+      continue
+    lines.append(f"{name}: train step {k['train_step_s']:.3f} s, eval {k['eval_img_s']:.1f} img/s, predict 1 "
+                 f"image {k['predict_latency_ms']:.1f} ms  ->  jaxseg/{name} train step "
+                 f"{_ratio(j['train_step_s'], k['train_step_s']):.2f}x, eval time "
+                 f"{_ratio(k['eval_img_s'], j['eval_img_s']):.2f}x")
+  for extra in result.get("jaxseg_other_dtypes", []):
+    lines.append(f"jaxseg ({extra['dtype']}): train step {extra['train_step_s']:.3f} s, eval "
+                 f"{extra['eval_img_s']:.1f} img/s"
+                 + (f"  ->  {_ratio(extra['train_step_s'], tf_['train_step_s']):.2f}x Keras-TF"
+                    if tf_ and "error" not in tf_ else ""))
+  if "breakdown_s" in j:
+    lines.append("where a jaxseg train step goes: " + ", ".join(f"{k} {v:.3f} s" for k, v in j["breakdown_s"].items()))
+  return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu", description=__doc__.splitlines()[0])
+  parser.add_argument("--resolution", type=int, nargs="+", default=[128, 224])
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
+  parser.add_argument("--json", help="write the results here")
+  parser.add_argument("--skip-keras-jax", action="store_true", help="Keras-JAX is ~30x slower: skip it")
+  parser.add_argument("--skip-keras", action="store_true", help="measure jaxseg alone")
+  parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+                      help="jaxseg compute dtypes; the first is compared in detail")
+  parser.add_argument("--keras-timeout", type=int, default=3600)
+  parser.add_argument("--skip-breakdown", action="store_true", help="no per-part timing of the train step")
+  args = parser.parse_args(argv)
+  machine_name = machine()
+  results = []
+  for res in args.resolution:
+    result = {"resolution": res, "batch": args.batch, "machine": machine_name, "cpu_flags": cpu_flags(),
+              "jaxseg": bench_jaxseg(res, args.batch, args.steps, args.dtypes[0],
+                                        breakdown=not args.skip_breakdown)}
+    result["jaxseg_other_dtypes"] = [bench_jaxseg(res, args.batch, args.steps, d, breakdown=False)
+                                     for d in args.dtypes[1:]]
+    result["keras_tensorflow"] = {} if args.skip_keras else run_keras(
+        "tensorflow", res, args.batch, args.steps, args.keras_timeout)
+    if not (args.skip_keras or args.skip_keras_jax):
+      result["keras_jax"] = run_keras("jax", res, args.batch, max(1, args.steps // 3), args.keras_timeout)
+    print(report(result), flush=True)
+    results.append(result)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(results if len(results) > 1 else results[0], f, indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,124 @@
+"""What the benchmarks share: timing loops, a compiled synthetic-data train step, subprocess runners for the
+other frameworks, and a description of the machine.
+
+Run from the repository root (benchmarks/ is not installed); it imports the `configs` package beside it.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+# CPU features that decide which kernels XLA and oneDNN can use; recorded with every CPU result.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def timed(fn: Callable[[], Any], steps: int, warmup: int = 1) -> dict[str, float]:
+  """Median, min and max seconds of `fn()` (which must block until its work is done) after warm-up."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return {"median": float(np.median(times)), "min": float(np.min(times)), "max": float(np.max(times))}
+
+
+def throughput(fn: Callable[[], Any], finish: Callable[[], Any], steps: int, items: int,
+               warmup: int = 2) -> float:
+  """Items/s of `steps` back-to-back `fn()` calls with one `finish()` (a device sync) at the end, as a
+  training loop that never waits on the host runs."""
+  for _ in range(warmup):
+    fn()
+  finish()
+  t = time.perf_counter()
+  for _ in range(steps):
+    fn()
+  finish()
+  return steps * items / (time.perf_counter() - t)
+
+
+def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str = "auto",
+            alpha: float = 1.0) -> dict[str, Any]:
+  """A synthetic-data Run, its fresh state, a random device batch and the train step compiled for it.
+
+  Returns:
+    {"run", "tx", "state", "acc", "eval_fn", "host" (numpy batch), "batch" (on device), "eval_batch" (the
+     same with weights), "eval_acc", "compiled" (the train step), "compile_s"}.
+  """
+  from configs import default  # pylint: disable=g-import-not-at-top
+  from jaxseg import parallel  # pylint: disable=g-import-not-at-top
+  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+
+  config = default.get_config()
+  config.image_size, config.batch_size, config.eval_batch_size = resolution, batch, batch
+  config.encoder_weights, config.dtype, config.model.conv_impl = "none", dtype, conv_impl
+  config.model.alpha = alpha
+  config.data.source, config.data.synthetic_train_size = "synthetic", max(4 * batch, 256)
+  run = Run(config, tempfile.mkdtemp(prefix="jaxseg_bench_"))
+  state, tx = run.fresh_state(load_encoder=False)
+  jitted = run.jit_steps(tx)
+  rng = np.random.default_rng(0)
+  host = {"image": rng.integers(0, 255, (batch, resolution, resolution, 3), dtype=np.uint8),
+          "mask": rng.integers(0, 3, (batch, resolution, resolution), dtype=np.uint8)}
+  batch_dev = parallel.to_global(host, run.data)
+  acc = run.zero_sums()
+  t = time.perf_counter()
+  compiled = jitted.train.lower(state, acc, batch_dev).compile()
+  compile_s = time.perf_counter() - t
+  eval_batch = parallel.to_global({**host, "weight": np.ones(batch, np.float32)}, run.data)
+  return {"run": run, "tx": tx, "state": state, "acc": acc, "eval_fn": jitted.eval, "host": host,
+          "batch": batch_dev, "eval_batch": eval_batch, "eval_acc": run.zero_sums(), "compiled": compiled,
+          "compile_s": compile_s}
+
+
+def run_keras(backend: str, resolution: int, batch: int, steps: int, timeout: int,
+                dtype: str = "float32", alpha: float = 1.0) -> dict[str, Any]:
+  """Runs `benchmarks.keras_runner` in a subprocess with KERAS_BACKEND=backend; {} plus an error if it fails."""
+  cmd = [sys.executable, "-m", "benchmarks.keras_runner", "--backend", backend, "--resolution", str(resolution),
+         "--batch", str(batch), "--steps", str(steps), "--dtype", dtype, "--alpha", str(alpha)]
+  return run_json_subprocess(cmd, {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout)
+
+
+def run_json_subprocess(cmd: list[str], env: dict[str, str], timeout: int) -> dict[str, Any]:
+  """Runs `cmd` with `env` added; its last stdout line starting with "{" as a dict, or {"error": ...}."""
+  env = {**os.environ, **env}
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+  except subprocess.TimeoutExpired:
+    return {"error": f"timed out after {timeout} s"}
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode or not lines:
+    return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+  return json.loads(lines[-1])
+
+
+def machine() -> str:
+  """The accelerator, or the CPU model and core count."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.default_backend() != "cpu":
+    return f"{jax.device_count()} x {jax.devices()[0].device_kind}"
+  name = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  return f"CPU {name}, {os.cpu_count()} cores, " + (" ".join(cpu_flags()) or "no AVX2")
+
+
+def cpu_flags() -> list[str]:
+  """Which of `CPU_FLAGS` this CPU has (from /proc/cpuinfo; empty where that is unreadable)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = set(next(l.split(":", 1)[1].split() for l in f if l.startswith("flags")))
+  except (OSError, StopIteration):
+    return []
+  return [f for f in CPU_FLAGS if f in flags]

@@ -1,0 +1,62 @@
+"""The one place a config and a workdir are checked, before any work starts: each problem is one clear line
+naming the option to change."""
+
+import os
+import shutil
+import tempfile
+
+import ml_collections
+
+from jaxseg import parallel
+from jaxseg.data.sources import SOURCES
+from jaxseg.errors import UserError
+from jaxseg.models import ALPHAS, CONV_IMPLS, DTYPES, MODELS
+
+MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave room for two
+
+
+class ConfigError(UserError):
+  """A config value or workdir that cannot work."""
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Validates the fields that would otherwise fail deep inside JAX or Orbax."""
+  if config.image_size <= 0 or config.image_size % 32:
+    raise ConfigError(f"config.image_size={config.image_size} must be a positive multiple of 32 (MobileNetV2 "
+                      f"downsamples 5 times), e.g. {max(32, round(config.image_size / 32) * 32)}.")
+  if config.model.name not in MODELS:
+    raise ConfigError(f"config.model.name={config.model.name!r} is unknown; choose one of {sorted(MODELS)}.")
+  if config.model.alpha not in ALPHAS:
+    raise ConfigError(f"config.model.alpha={config.model.alpha} is unsupported; choose one of {ALPHAS}.")
+  if config.model.conv_impl not in CONV_IMPLS:
+    raise ConfigError(f"config.model.conv_impl={config.model.conv_impl!r} must be one of {CONV_IMPLS}.")
+  if config.num_classes < 2:
+    raise ConfigError(f"config.num_classes={config.num_classes} must be at least 2.")
+  if config.dtype not in DTYPES:
+    raise ConfigError(f"config.dtype={config.dtype!r} must be one of {sorted(DTYPES)}.")
+  if config.num_epochs < 0 or config.keep_checkpoints < 1 or config.log_every_steps < 1:
+    raise ConfigError("config.num_epochs must be >= 0, keep_checkpoints and log_every_steps >= 1.")
+  if not 0.0 <= config.target_accuracy <= 1.0:
+    raise ConfigError(f"config.target_accuracy={config.target_accuracy} must be in [0, 1] (0 = off).")
+  parallel.check_batch_size(config.batch_size, "batch_size")
+  parallel.check_batch_size(config.eval_batch_size, "eval_batch_size")
+  if config.encoder_bn_train and config.freeze_encoder:
+    raise ConfigError("config.encoder_bn_train=True needs config.freeze_encoder=False (a frozen encoder keeps "
+                      "its BatchNorm statistics).")
+  if config.data.source not in SOURCES:
+    raise ConfigError(f"config.data.source={config.data.source!r} must be one of {sorted(SOURCES)}.")
+
+
+def check_workdir(workdir: str) -> None:
+  """The workdir must be creatable, writable and have room for checkpoints."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test_"):
+      pass
+  except OSError as e:
+    raise ConfigError(f"--workdir {workdir} is not writable ({e.strerror}); choose another --workdir.") from None
+  free = shutil.disk_usage(workdir).free
+  if free < MIN_FREE_BYTES:
+    raise ConfigError(f"--workdir {workdir} has only {free / 2**20:.0f} MiB free; checkpoints need at least "
+                      f"{MIN_FREE_BYTES // 2**20} MiB. Free space or choose another --workdir.")
+

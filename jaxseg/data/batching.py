@@ -1,0 +1,45 @@
+"""Batches of a preprocessed split: shuffled training batches and padded evaluation batches.
+
+Multi-host: every host yields only its own rows of each global batch; `parallel.to_global` assembles them.
+"""
+
+from typing import Iterator
+
+import jax
+import numpy as np
+
+from jaxseg.data.splits import Split
+
+
+def host_slice(batch_size: int) -> slice:
+  """This host's rows of a global batch."""
+  per_host = batch_size // jax.process_count()
+  return slice(jax.process_index() * per_host, (jax.process_index() + 1) * per_host)
+
+
+def steps_per_epoch(split: Split, batch_size: int) -> int:
+  """Full batches per epoch (the remainder is dropped)."""
+  return len(split) // batch_size
+
+
+def train_batches(split: Split, batch_size: int, seed: int, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+  """Shuffled full batches ({"image", "mask"}), this host's share of each global batch.
+
+  The order depends only on (seed, epoch), so a run resumed at epoch k sees the batches an uninterrupted
+  run would.
+  """
+  order = np.random.default_rng([seed, epoch]).permutation(len(split))
+  rows = host_slice(batch_size)
+  for i in range(steps_per_epoch(split, batch_size)):
+    idx = np.sort(order[i * batch_size:(i + 1) * batch_size][rows])
+    yield {"image": split.images[idx], "mask": split.masks[idx]}
+
+
+def eval_batches(split: Split, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+  """Every example exactly once, in order; the last batch is padded and its `weight` is 0 on padding."""
+  rows = host_slice(batch_size)
+  for start in range(0, len(split), batch_size):
+    idx = np.arange(start, start + batch_size)
+    weight = (idx < len(split)).astype(np.float32)
+    idx = np.minimum(idx, len(split) - 1)[rows]
+    yield {"image": split.images[idx], "mask": split.masks[idx], "weight": weight[rows]}

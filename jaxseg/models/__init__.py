@@ -1,0 +1,43 @@
+"""Models: the conv kernels, MobileNetV2, the U-Net, Keras weight porting and summaries; this module holds
+the registry, construction from a config, and parameter bookkeeping."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from jaxseg.models.conv_kernels import CONV_IMPLS
+from jaxseg.models.summary import count_params, format_summary
+from jaxseg.models.mobilenet_v2 import ALPHAS, UNET_TAPS, MobileNetV2, make_divisible
+from jaxseg.models.unet import UNet
+
+__all__ = ["MobileNetV2", "UNet", "MODELS", "DTYPES", "CONV_IMPLS", "create_model", "init_variables",
+           "count_params", "format_summary", "ALPHAS", "UNET_TAPS", "make_divisible"]
+
+# Plain-dict registry: config.model.name -> constructor.
+MODELS = {"unet_mobilenet_v2": UNet}
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def create_model(config: ml_collections.ConfigDict) -> UNet:
+  """Builds the model named by `config.model.name`.
+
+  Args:
+    config: the experiment config (uses `model.*`, `num_classes`, `dtype`), as checked by
+      `jaxseg.config_checks.check_config`.
+
+  Returns:
+    An unbound Flax module.
+  """
+  m = config.model
+  return MODELS[m.name](num_classes=config.num_classes, alpha=m.alpha, dtype=DTYPES[config.dtype],
+                        encoder_bn_momentum=m.encoder_bn_momentum, decoder_bn_momentum=m.decoder_bn_momentum,
+                        conv_impl=m.conv_impl)
+
+
+def init_variables(model: UNet, image_size: int, seed: int = 0) -> dict[str, Any]:
+  """Random `{"params", "batch_stats"}` for `model` at `image_size` (shapes do not depend on it)."""
+  dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+  return jax.jit(lambda k: model.init(k, dummy, train=False))(jax.random.key(seed))

@@ -1,0 +1,265 @@
+"""Convolution kernels with Keras semantics, in two formulations of the same maths.
+
+"gemm": Keras `Conv2DTranspose(3, strides=2, padding="same")`, `DepthwiseConv2D(3)` and a strided 3x3
+`Conv2D` on 3 input channels written as GEMMs and shifted multiply-adds. XLA lowers the `lax` forms of these
+layers poorly on CPU (a `conv_transpose` weight gradient 50-100x slower than its forward, grouped depthwise
+convolutions 8x slower than nine multiply-adds), and on a GPU the GEMM form of the train step measured 4-20x
+faster too (benchmarks/README.md).
+
+"xla": plain `lax` convolutions, what the TPU compiler's convolution emitter is built for.
+
+"auto" picks "gemm" on CPU and GPU, "xla" on TPU. Both compute the same maths within float rounding (tests
+hold them to each other), so a checkpoint does not depend on the choice.
+"""
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+CONV_IMPLS = ("auto", "gemm", "xla")
+
+
+def resolve_conv_impl(conv_impl: str) -> str:
+  """"auto" -> "xla" on TPU, "gemm" elsewhere; "gemm" and "xla" pass through."""
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}.")
+  if conv_impl == "auto":
+    return "xla" if jax.default_backend() == "tpu" else "gemm"
+  return conv_impl
+
+
+def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, groups: int = 1) -> jax.Array:
+  """A 'same'-padded (TensorFlow rule) 3x3 convolution through `lax.conv_general_dilated`."""
+  pads = [same_padding(x.shape[i], kernel.shape[i - 1], stride) for i in (1, 2)]
+  return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (stride, stride), pads,
+                                      feature_group_count=groups,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+  """TensorFlow's 'same' padding for one spatial axis (also Keras `correct_pad` for stride 2).
+
+  Args:
+    size: input length along the axis.
+    kernel: kernel length.
+    stride: stride.
+
+  Returns:
+    (pad_before, pad_after); for stride 2 and even sizes this is (0, 1).
+  """
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def _pad_same(x: jax.Array, kernel: int, stride: int) -> jax.Array:
+  ph = same_padding(x.shape[1], kernel, stride)
+  pw = same_padding(x.shape[2], kernel, stride)
+  return jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+
+
+def _tap(xp: jax.Array, a: int, b: int, out_h: int, out_w: int, stride: int) -> jax.Array:
+  """The input window that kernel tap (a, b) multiplies, for every output pixel."""
+  return xp[:, a:a + stride * (out_h - 1) + 1:stride, b:b + stride * (out_w - 1) + 1:stride, :]
+
+
+def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: str = "gemm") -> jax.Array:
+  """Keras `DepthwiseConv2D(3, strides=stride)` as it sits in MobileNetV2 (same-padded / correct_pad).
+
+  Nine shifted multiply-adds fuse into one XLA loop; `feature_group_count` convolutions do not.
+
+  Args:
+    x: (B, H, W, C) input.
+    kernel: (3, 3, C, 1) Keras depthwise kernel.
+    stride: 1 or 2.
+    conv_impl: "gemm" (shifted multiply-adds), "xla" (a grouped `lax` convolution) or "auto".
+
+  Returns:
+    (B, ceil(H / stride), ceil(W / stride), C).
+  """
+  if resolve_conv_impl(conv_impl) == "xla":
+    return _lax_conv(x, kernel.reshape(3, 3, 1, -1), stride, groups=x.shape[-1])
+  xp = _pad_same(x, 3, stride)
+  out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
+  k = kernel[..., 0].astype(x.dtype)
+  out = None
+  for a in range(3):
+    for b in range(3):
+      term = _tap(xp, a, b, out_h, out_w, stride) * k[a, b]
+      out = term if out is None else out + term
+  return out
+
+
+def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2, conv_impl: str = "gemm") -> jax.Array:
+  """A 'same'-padded 3x3 convolution with few input channels (MobileNetV2's `Conv1`).
+
+  With 3 input channels a GEMM would be 27 deep, far too shallow to be efficient; 27 broadcast
+  multiply-adds fuse into one pass instead.
+
+  Args:
+    x: (B, H, W, Cin) input, Cin small.
+    kernel: (3, 3, Cin, Cout).
+    stride: the stride.
+    conv_impl: "gemm" (broadcast multiply-adds), "xla" (a `lax` convolution) or "auto".
+
+  Returns:
+    (B, ceil(H / stride), ceil(W / stride), Cout).
+  """
+  if resolve_conv_impl(conv_impl) == "xla":
+    return _lax_conv(x, kernel, stride)
+  xp = _pad_same(x, 3, stride)
+  out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
+  kernel = kernel.astype(x.dtype)
+  out = None
+  for a in range(3):
+    for b in range(3):
+      window = _tap(xp, a, b, out_h, out_w, stride)
+      for c in range(x.shape[-1]):
+        term = window[..., c:c + 1] * kernel[a, b, c]
+        out = term if out is None else out + term
+  return out
+
+
+def pointwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """A 1x1 convolution as one GEMM. kernel: (1, 1, Cin, Cout)."""
+  return jnp.einsum("bhwc,co->bhwo", x, kernel[0, 0].astype(x.dtype))
+
+
+# Transposed convolution 3x3, stride 2, 'same' (Keras semantics).
+#
+# Every input pixel (i, j) adds x[i, j] @ K[a, b] to output pixel (2i + a, 2j + b), a, b in {0, 1, 2}; the
+# row/column 2n that tap 2 of the last pixel reaches is cropped. Forward: one GEMM to all nine taps, then a
+# col2im that sums at most four shifted taps into each of the four output phases. Backward is written by
+# hand: autodiff of the col2im pads nine copies, and of a concatenated input it would compute the input
+# gradient of frozen skip channels too. Taking the inputs as a sequence (the decoder's [upsampled, skip])
+# keeps one GEMM per input, so XLA drops the unused skip-input gradient and no concatenation is built.
+
+
+def _split_kernel(kernel: jax.Array, sizes: Sequence[int], dtype) -> list[jax.Array]:
+  """(3, 3, sum(sizes), O) -> per input a (Cin, 9 * O) GEMM matrix."""
+  mats, off = [], 0
+  for c in sizes:
+    part = kernel[:, :, off:off + c, :].astype(dtype)
+    mats.append(part.transpose(2, 0, 1, 3).reshape(c, -1))
+    off += c
+  return mats
+
+
+def _shift_down(t: jax.Array, axis: int) -> jax.Array:
+  """t[i - 1] along `axis`, zero at i = 0."""
+  pad = [(0, 0)] * t.ndim
+  pad[axis] = (1, 0)
+  return jax.lax.slice_in_dim(jnp.pad(t, pad), 0, t.shape[axis], axis=axis)
+
+
+def _shift_up(t: jax.Array, axis: int) -> jax.Array:
+  """t[i + 1] along `axis`, zero at the last i."""
+  pad = [(0, 0)] * t.ndim
+  pad[axis] = (0, 1)
+  return jax.lax.slice_in_dim(jnp.pad(t, pad), 1, t.shape[axis] + 1, axis=axis)
+
+
+def _col2im(taps: jax.Array) -> jax.Array:
+  """(B, n, m, 3, 3, O) per-tap products -> (B, 2n, 2m, O) output."""
+  y = lambda a, b: taps[:, :, :, a, b, :]
+  p00 = y(0, 0) + _shift_down(y(2, 0), 1) + _shift_down(y(0, 2), 2) + _shift_down(_shift_down(y(2, 2), 1), 2)
+  p01 = y(0, 1) + _shift_down(y(2, 1), 1)
+  p10 = y(1, 0) + _shift_down(y(1, 2), 2)
+  p11 = y(1, 1)
+  out = jnp.stack([jnp.stack([p00, p01], axis=3), jnp.stack([p10, p11], axis=3)], axis=2)
+  bsz, n, _, m, _, o = out.shape
+  return out.reshape(bsz, 2 * n, 2 * m, o)
+
+
+def _im2col_grad(g: jax.Array) -> jax.Array:
+  """Adjoint of `_col2im`: (B, 2n, 2m, O) -> (B, n, m, 3, 3, O)."""
+  bsz, h2, w2, o = g.shape
+  g = g.reshape(bsz, h2 // 2, 2, w2 // 2, 2, o)
+  phase = lambda r, s: g[:, :, r, :, s, :]
+  rows = []
+  for a in range(3):
+    cols = []
+    for b in range(3):
+      t = phase(0 if a != 1 else 1, 0 if b != 1 else 1)
+      if a == 2:
+        t = _shift_up(t, 1)
+      if b == 2:
+        t = _shift_up(t, 2)
+      cols.append(t)
+    rows.append(jnp.stack(cols, axis=3))
+  return jnp.stack(rows, axis=3)
+
+
+@jax.custom_vjp
+def conv_transpose3x3_s2_gemm(inputs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
+  """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`.
+
+  Args:
+    inputs: arrays (B, n, m, C_k) sharing B, n, m; treated as if concatenated along channels.
+    kernel: (3, 3, sum C_k, O); `kernel[a, b, c, o]` is Keras's `kernel[a, b, o, c]`.
+
+  Returns:
+    (B, 2n, 2m, O) in the inputs' dtype (GEMMs accumulate in float32).
+  """
+  return _ct_fwd(inputs, kernel)[0]
+
+
+def _ct_fwd(inputs, kernel):
+  dtype = inputs[0].dtype
+  mats = _split_kernel(kernel, [x.shape[-1] for x in inputs], dtype)
+  taps = None
+  for x, w in zip(inputs, mats):
+    t = jnp.dot(x.reshape(-1, x.shape[-1]), w, preferred_element_type=jnp.float32)
+    taps = t if taps is None else taps + t
+  bsz, n, m, _ = inputs[0].shape
+  out = _col2im(taps.astype(dtype).reshape(bsz, n, m, 3, 3, -1))
+  return out, (tuple(inputs), kernel)
+
+
+def _ct_bwd(res, g):
+  inputs, kernel = res
+  dtype = inputs[0].dtype
+  sizes = [x.shape[-1] for x in inputs]
+  mats = _split_kernel(kernel, sizes, dtype)
+  dtaps = _im2col_grad(g.astype(dtype))
+  dtaps = dtaps.reshape(-1, dtaps.shape[3] * dtaps.shape[4] * dtaps.shape[5])
+  o = kernel.shape[-1]
+  dxs, dws = [], []
+  for x, w, c in zip(inputs, mats, sizes):
+    x2 = x.reshape(-1, c)
+    dw = jnp.dot(x2.T, dtaps, preferred_element_type=jnp.float32)
+    dws.append(dw.reshape(c, 3, 3, o).transpose(1, 2, 0, 3))
+    dx = jnp.dot(dtaps, w.T, preferred_element_type=jnp.float32)
+    dxs.append(dx.astype(x.dtype).reshape(x.shape))
+  dkernel = jnp.concatenate(dws, axis=2).astype(kernel.dtype)
+  return tuple(dxs), dkernel
+
+
+conv_transpose3x3_s2_gemm.defvjp(_ct_fwd, _ct_bwd)
+
+
+def conv_transpose3x3_s2_lax(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The same maths through `lax.conv_transpose` (the "xla" formulation; tests hold the GEMM form to it).
+
+  Args:
+    x: (B, n, m, C).
+    kernel: (3, 3, C, O) as taken by `conv_transpose3x3_s2_gemm`.
+
+  Returns:
+    (B, 2n, 2m, O).
+  """
+  # lax.conv_transpose correlates the dilated input with the kernel, so flip it to get the scatter form.
+  return jax.lax.conv_transpose(
+      x, kernel[::-1, ::-1], strides=(2, 2), padding=((2, 1), (2, 1)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array, conv_impl: str = "gemm") -> jax.Array:
+  """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`:
+  `conv_transpose3x3_s2_gemm` ("gemm") or `conv_transpose3x3_s2_lax` of the concatenated inputs ("xla")."""
+  if resolve_conv_impl(conv_impl) == "xla":
+    x = jnp.concatenate(inputs, axis=-1)  # a no-op for one input
+    return conv_transpose3x3_s2_lax(x, kernel.astype(x.dtype))
+  return conv_transpose3x3_s2_gemm(tuple(inputs), kernel)

@@ -1,0 +1,267 @@
+"""Port `keras.applications.MobileNetV2` weights (a Keras model or a Keras weights file) to jaxseg.
+
+Keras and jaxseg share layer names, and conv kernels share the HWIO layout, so the port is a rename of
+BatchNorm variables (gamma/beta/moving_mean/moving_variance -> scale/bias/mean/var) plus checks. Files are
+read without network access: legacy Keras 2 `.h5` files (those `keras.applications` downloads) directly
+with h5py, Keras 3 `.weights.h5` / `.keras` files through Keras itself.
+"""
+
+import os
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+
+from jaxseg.models.mobilenet_v2 import ALPHAS, make_divisible
+from jaxseg.errors import UserError
+
+Variables = dict[str, dict[str, Any]]
+
+_BN_NAMES = {"gamma": ("params", "scale"), "beta": ("params", "bias"),
+             "moving_mean": ("batch_stats", "mean"), "moving_variance": ("batch_stats", "var")}
+# Keras 2 called the depthwise kernel `depthwise_kernel`; Keras 3 and jaxseg call it `kernel`.
+_RENAMES = {"depthwise_kernel": "kernel"}
+# Names of the Keras MobileNetV2 layers that hold weights; other layers of a containing model are skipped.
+_MOBILENET_LAYER = re.compile(
+    r"^(Conv1|bn_Conv1|Conv_1|Conv_1_bn|(expanded_conv|block_\d+)_(expand|depthwise|project)(_BN)?)$")
+
+
+class WeightsError(UserError):
+  """A weights file or model that is not the MobileNetV2 the caller asked for."""
+
+
+def keras_weights_filename(alpha: float, size: int) -> str:
+  """The file `keras.applications.MobileNetV2(include_top=False, weights="imagenet")` downloads."""
+  return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{size}_no_top.h5"
+
+
+def alpha_from_layers(layers: dict[str, dict[str, np.ndarray]]) -> float:
+  """Infers the width multiplier from `block_16_project`'s output channels (distinct for every alpha)."""
+  if "Conv1" not in layers or "block_16_project" not in layers:
+    raise WeightsError("this is not a MobileNetV2: expected Keras layers 'Conv1' ... 'block_16_project', "
+                       f"found {sorted(layers)[:6]}{' ...' if len(layers) > 6 else ''}.")
+  channels = layers["block_16_project"]["kernel"].shape[-1]
+  for alpha in ALPHAS:
+    if make_divisible(int(320 * alpha)) == channels:
+      return alpha
+  raise WeightsError(f"block_16_project has {channels} output channels, which matches no MobileNetV2 alpha.")
+
+
+def layers_from_keras_model(model) -> dict[str, dict[str, np.ndarray]]:
+  """{layer name: {variable name: array}} from a built Keras model (nested models are searched too)."""
+  out: dict[str, dict[str, np.ndarray]] = {}
+  for layer in getattr(model, "layers", []):
+    if hasattr(layer, "layers") and layer.layers:
+      out.update(layers_from_keras_model(layer))
+    weights = {}
+    for var in layer.weights:
+      short = re.sub(r":\d+$", "", var.path if hasattr(var, "path") else var.name).split("/")[-1]
+      weights[_RENAMES.get(short, short)] = np.asarray(var.numpy() if hasattr(var, "numpy") else var)
+    if weights:
+      out[layer.name] = weights
+  return out
+
+
+def _layers_from_legacy_h5(path: str) -> dict[str, dict[str, np.ndarray]]:
+  import h5py  # pylint: disable=g-import-not-at-top
+  out = {}
+  with h5py.File(path, "r") as f:
+    group = f["model_weights"] if "model_weights" in f else f
+    names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs.get("layer_names", [])]
+    for name in names:
+      g = group[name]
+      weights = {}
+      for wname in g.attrs.get("weight_names", []):
+        wname = wname.decode() if isinstance(wname, bytes) else wname
+        short = re.sub(r":\d+$", "", wname).split("/")[-1]
+        weights[_RENAMES.get(short, short)] = np.asarray(g[wname])
+      if weights:
+        out[name] = weights
+  return out
+
+
+def _layers_from_keras3_file(path: str, alpha_hint: float | None) -> dict[str, dict[str, np.ndarray]]:
+  import keras  # pylint: disable=g-import-not-at-top
+  if path.endswith(".keras"):
+    return layers_from_keras_model(keras.saving.load_model(path, compile=False))
+  # A .weights.h5 file stores variables by position, not by name: find the alpha whose model loads it.
+  errors = []
+  for alpha in ([alpha_hint] if alpha_hint in ALPHAS else []) + [a for a in ALPHAS if a != alpha_hint]:
+    model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=alpha, include_top=False,
+                                           weights=None)
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.load_weights(path)
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(f"alpha {alpha}: {str(e).splitlines()[0][:120]}")
+      continue
+    return layers_from_keras_model(model)
+  raise WeightsError(f"{path}: not a Keras MobileNetV2 (no-top) weights file; loading it failed for every "
+                     f"alpha ({'; '.join(errors[:2])} ...).")
+
+
+def _check_file(path: str, alpha: float | None, input_size: int | None) -> None:
+  if not os.path.isfile(path):
+    raise WeightsError(f"weights file {path!r} does not exist. Pass a Keras MobileNetV2 weights file "
+                       "(.h5, .weights.h5 or .keras), 'imagenet' (needs network) or 'none'.")
+  if not path.endswith((".h5", ".keras")):
+    raise WeightsError(f"{path}: expected a Keras weights file ending in .h5, .weights.h5 or .keras.")
+  # Keras names its downloads ..._{alpha}_{size}_no_top.h5; weights do not otherwise record the size.
+  m = re.search(r"_(\d+(?:\.\d+)?)_(\d+)(?:_no_top)?\.h5$", os.path.basename(path))
+  if m and input_size is not None and int(m.group(2)) != input_size:
+    raise WeightsError(f"{path} holds the Keras weights trained at {m.group(2)} px, but the model runs at "
+                       f"{input_size} px: expected {keras_weights_filename(alpha or 1.0, input_size)}.")
+
+
+def load_keras_layers(model_or_path: Any, alpha: float | None = None,
+                      input_size: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+  """Reads Keras layer weights from a model or a file, validating alpha and (for Keras's files) size."""
+  if isinstance(model_or_path, (str, os.PathLike)):
+    path = os.fspath(model_or_path)
+    _check_file(path, alpha, input_size)
+    try:
+      if path.endswith(".keras") or path.endswith(".weights.h5"):
+        layers = _layers_from_keras3_file(path, alpha)
+      else:
+        layers = _layers_from_legacy_h5(path)
+        if not layers:  # An .h5 written by Keras 3's legacy saver inside a whole-model file, or similar.
+          layers = _layers_from_keras3_file(path, alpha)
+    except WeightsError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise WeightsError(f"{path}: cannot be read as a Keras weights file ({type(e).__name__}: {e}).") from e
+    source = path
+  else:
+    layers = layers_from_keras_model(model_or_path)
+    source = f"Keras model {getattr(model_or_path, 'name', '?')!r}"
+  found = alpha_from_layers(layers)
+  if alpha is not None and found != alpha:
+    raise WeightsError(f"{source} is a MobileNetV2 with alpha {found}, but the model expects alpha {alpha}.")
+  return layers
+
+
+def from_keras_mobilenet_v2(model_or_path: Any, alpha: float | None = None,
+                            input_size: int | None = None) -> Variables:
+  """Converts Keras MobileNetV2 weights to `{"params": ..., "batch_stats": ...}` for `MobileNetV2`.
+
+  Args:
+    model_or_path: a `keras.applications.MobileNetV2` (or a model containing one), or a path to a Keras
+      weights file (`.h5`, `.weights.h5`, `.keras`).
+    alpha: the width multiplier the caller expects; a mismatch raises `WeightsError`.
+    input_size: the resolution the caller will run at; a Keras ImageNet file named for another resolution
+      raises `WeightsError`.
+
+  Returns:
+    Variables for every MobileNetV2 layer present in the source (the no-top network, `Conv_1` included).
+  """
+  layers = load_keras_layers(model_or_path, alpha, input_size)
+  variables: Variables = {"params": {}, "batch_stats": {}}
+  for name, weights in layers.items():
+    if not _MOBILENET_LAYER.match(name):
+      continue
+    for wname, value in weights.items():
+      collection, key = _BN_NAMES.get(wname, ("params", wname))
+      variables[collection].setdefault(name, {})[key] = np.asarray(value, np.float32)
+  return variables
+
+
+def merge_encoder(variables: Variables, encoder: Variables) -> Variables:
+  """Returns `variables` (a UNet's) with its `encoder` subtree replaced by ported weights.
+
+  Every encoder variable must be present in `encoder` with the same shape; extra layers (`Conv_1`,
+  `block_16_project_BN`) in `encoder` are ignored.
+  """
+  out = {k: dict(v) for k, v in variables.items()}
+  for collection in ("params", "batch_stats"):
+    target = variables[collection]["encoder"]
+    merged = {}
+    for layer, leaves in target.items():
+      src = encoder[collection].get(layer)
+      if src is None:
+        raise WeightsError(f"the weights have no layer {layer!r} ({collection}).")
+      merged[layer] = {}
+      for key, value in leaves.items():
+        if key not in src or tuple(src[key].shape) != tuple(value.shape):
+          got = None if key not in src else tuple(src[key].shape)
+          raise WeightsError(f"layer {layer!r} {key}: expected shape {tuple(value.shape)}, found {got}.")
+        merged[layer][key] = np.asarray(src[key], np.float32)
+    out[collection]["encoder"] = merged
+  return out
+
+
+def imagenet_keras_model(alpha: float, input_size: int):
+  """`keras.applications.MobileNetV2(weights="imagenet")`: downloads once into ~/.keras/models.
+
+  Raises:
+    WeightsError: with the file name Keras wants and how to pass a local copy, when it cannot be fetched.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  fname = keras_weights_filename(alpha, input_size)
+  try:
+    return keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), alpha=alpha,
+                                          include_top=False, weights="imagenet")
+  except Exception as e:  # pylint: disable=broad-except
+    raise WeightsError(
+        f"could not get the Keras ImageNet weights {fname} ({type(e).__name__}: {str(e)[:200]}). "
+        f"On a machine without network, copy that file from a connected one (it lands in ~/.keras/models/ "
+        f"after keras.applications.MobileNetV2(weights='imagenet', include_top=False, alpha={alpha}, "
+        f"input_shape=({input_size}, {input_size}, 3))) and pass --config.encoder_weights=/path/to/{fname}, "
+        "or use --config.encoder_weights=none to train from scratch.") from e
+
+
+def encoder_variables(spec: str, alpha: float, input_size: int) -> Variables | None:
+  """Resolves `config.encoder_weights`: "imagenet", a path to a Keras weights file, or "none" (None)."""
+  if spec is None or str(spec).lower() == "none":
+    return None
+  if spec == "imagenet":
+    return from_keras_mobilenet_v2(imagenet_keras_model(alpha, input_size), alpha=alpha)
+  return from_keras_mobilenet_v2(os.path.expanduser(spec), alpha=alpha, input_size=input_size)
+
+
+def _walk_layers(model):
+  for layer in getattr(model, "layers", []):
+    if getattr(layer, "layers", None):
+      yield from _walk_layers(layer)
+    else:
+      yield layer
+
+
+def from_keras_unet(model, num_up: int = 4) -> Variables:
+  """Converts the TensorFlow tutorial's whole Keras U-Net (MobileNetV2 + pix2pix decoder) to jaxseg.
+
+  Useful to import a model trained with the Keras notebook, and to check jaxseg against it.
+
+  Args:
+    model: the Keras model: a MobileNetV2 down stack, `num_up` pix2pix upsample blocks
+      (Conv2DTranspose, BatchNormalization, ReLU), and a final Conv2DTranspose with bias.
+    num_up: number of upsample blocks.
+
+  Returns:
+    `{"params", "batch_stats"}` for `jaxseg.models.UNet`.
+  """
+  encoder = from_keras_mobilenet_v2(model)
+  transposed, norms = [], []
+  for layer in _walk_layers(model):
+    kind = type(layer).__name__
+    if kind == "Conv2DTranspose":
+      transposed.append(layer)
+    elif kind == "BatchNormalization" and not _MOBILENET_LAYER.match(layer.name):
+      norms.append(layer)
+  if len(transposed) != num_up + 1 or len(norms) != num_up:
+    raise WeightsError(f"expected {num_up + 1} Conv2DTranspose and {num_up} decoder BatchNormalization "
+                       f"layers, found {len(transposed)} and {len(norms)}.")
+  swap = lambda k: np.asarray(k, np.float32).transpose(0, 1, 3, 2)  # Keras (3, 3, O, I) -> (3, 3, I, O)
+  # The U-Net's encoder ends at block_16_project; a down stack built from the whole base model has more.
+  head = ("block_16_project_BN", "Conv_1", "Conv_1_bn")
+  params = {"encoder": {k: v for k, v in encoder["params"].items() if k not in head}}
+  stats = {"encoder": {k: v for k, v in encoder["batch_stats"].items() if k not in head}}
+  for i, (conv, bn) in enumerate(zip(transposed, norms)):
+    gamma, beta, mean, var = (np.asarray(w, np.float32) for w in bn.get_weights())
+    params[f"up_{i}"] = {"conv_transpose": {"kernel": swap(conv.get_weights()[0])},
+                         "bn": {"scale": gamma, "bias": beta}}
+    stats[f"up_{i}"] = {"bn": {"mean": mean, "var": var}}
+  kernel, bias = transposed[-1].get_weights()
+  params["logits"] = {"kernel": swap(kernel), "bias": np.asarray(bias, np.float32)}
+  return {"params": params, "batch_stats": stats}

@@ -1,0 +1,104 @@
+"""Per-epoch Orbax checkpoints: train state plus a JSON record (epoch, metrics history, config).
+
+Orbax writes each step into a temporary directory and renames it when complete, so a process killed
+mid-save leaves no checkpoint that `latest_step` would pick up. Readers (eval, predict) open the manager
+read-only: they never write, delete or clean up anything under the checkpoint directory.
+"""
+
+import logging
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from jaxseg.errors import UserError
+
+
+class _ReadOnlyNotices(logging.Filter):
+  """Drops Orbax's notices that a read-only manager is read-only (what eval and predict ask for on purpose);
+  every other record, Orbax's real warnings and errors included, passes."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if "orbax" not in record.pathname or record.levelno >= logging.ERROR:
+      return True
+    message = record.getMessage()
+    return "read_only=True" not in message and "directory is read only" not in message
+
+
+logging.getLogger("absl").addFilter(_ReadOnlyNotices())
+
+
+class CheckpointError(UserError):
+  """A checkpoint that is missing, or was written for another model."""
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+  """An Orbax CheckpointManager under `<workdir>/checkpoints` with items `state` and `meta`."""
+  # A writer removes what a killed save left behind (never a finalized step); a reader touches nothing.
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
+                                         enable_async_checkpointing=False,
+                                         cleanup_tmp_directories=not read_only)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "meta"))
+
+
+def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
+  """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as step `epoch`; returns when written."""
+  mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                           meta=ocp.args.JsonSave(meta)), force=True)
+  mngr.wait_until_finished()
+
+
+def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[str, Any]],
+              stop_reason: str = "") -> dict[str, Any]:
+  """The JSON record saved beside each state: epoch, metrics history, why training stopped, the config, and
+  the model's identity (what `check_compatible` compares)."""
+  return {"epoch": epoch, "history": history, "stop_reason": stop_reason, "config": config.to_json_best_effort(),
+          "model": {"name": config.model.name, "alpha": config.model.alpha, "num_classes": config.num_classes,
+                    "image_size": config.image_size}}
+
+
+def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int, dict[str, Any]]:
+  """(step, meta) of `step` or the newest checkpoint.
+
+  Raises:
+    CheckpointError: when there is no (such) checkpoint.
+  """
+  steps = mngr.all_steps()
+  where = mngr.directory
+  if not steps:
+    raise CheckpointError(f"no checkpoint in {where}: train first (--mode train) or pass the --workdir "
+                          "of a trained run.")
+  if step is None:
+    step = max(steps)
+  elif step not in steps:
+    raise CheckpointError(f"no checkpoint for step {step} in {where}; available: {sorted(steps)}.")
+  meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  return step, meta
+
+
+def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, where: str) -> None:
+  """Refuses a checkpoint written for another model (classes, alpha, model name) before restoring."""
+  saved = meta.get("model", {})
+  want = {"name": config.model.name, "alpha": config.model.alpha, "num_classes": config.num_classes}
+  diffs = [f"{k}: checkpoint has {saved.get(k)!r}, config has {v!r}" for k, v in want.items()
+           if k in saved and saved[k] != v]
+  if diffs:
+    raise CheckpointError(f"the checkpoint in {where} was written for another model ({'; '.join(diffs)}). "
+                          "Use the config it was trained with, or another --workdir.")
+
+
+def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any]) -> dict[str, Any]:
+  """Restores the `state` item of `step` into the structure, shapes and shardings of `target`."""
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  try:
+    return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+  except (ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f"checkpoint step {step} in {mngr.directory} does not fit this model "
+                          f"({type(e).__name__}: {str(e)[:200]}).") from e
+

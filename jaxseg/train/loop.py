@@ -1,0 +1,147 @@
+"""The training loop (per-epoch evaluation and Orbax checkpoints, resume, early stopping, logs and pictures)
+and the evaluation of a saved checkpoint."""
+
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from jaxseg import config_checks, data, parallel, visualize
+from jaxseg.errors import UserError
+from jaxseg.train import checkpoints, metrics
+from jaxseg.train.metrics_writer import MetricsWriter
+from jaxseg.train.run import Run
+
+
+class TrainingError(UserError):
+  """Training cannot go on (a non-finite loss); the newest checkpoint is the last good one."""
+  exit_code = 1
+
+
+def _stop_reason(config, history) -> str:
+  last = history[-1]
+  if config.target_accuracy and last["val"]["accuracy"] >= config.target_accuracy:
+    return (f"val pixel accuracy {last['val']['accuracy']:.4f} reached target_accuracy "
+            f"{config.target_accuracy} at epoch {last['epoch']}")
+  if config.patience:
+    accs = [h["val"]["accuracy"] for h in history]
+    best = int(np.argmax(accs))
+    if len(accs) - 1 - best >= config.patience:
+      return (f"no better val accuracy than {accs[best]:.4f} (epoch {history[best]['epoch']}) for "
+              f"{config.patience} epoch(s)")
+  return ""
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+  """Trains (resuming from the newest checkpoint in `workdir`), evaluating and checkpointing every epoch.
+
+  Args:
+    config: the experiment config (see configs/default.py).
+    workdir: where checkpoints, metrics.jsonl, TensorBoard events, samples/ and curves.png go.
+
+  Returns:
+    The metrics history: one dict per epoch with "epoch", "train", "val", "images_per_s".
+  """
+  run = Run(config, workdir)
+  config_checks.check_workdir(workdir)
+  train_split = data.load_split(config, config.data.train_split)
+  eval_split = data.load_split(config, config.data.eval_split)
+  steps_per_epoch = data.steps_per_epoch(train_split, config.batch_size)
+  if steps_per_epoch == 0:
+    raise config_checks.ConfigError(f"config.batch_size={config.batch_size} is larger than the training split "
+                                 f"({len(train_split)} examples): lower it.")
+  baseline = data.majority_baseline(eval_split)
+
+  if run.mngr.latest_step() is not None:
+    state, tx, epoch, meta = run.restore()
+    history = meta["history"]
+    print(f"Resuming from {run.mngr.directory} at epoch {epoch}.")
+  else:
+    print(f"Starting a new run in {workdir}.")
+    state, tx = run.fresh_state(load_encoder=True)
+    epoch, history = 0, []
+  jitted = run.jit_steps(tx)
+  samples = visualize.SampleSet(eval_split, config.num_samples)
+  writer = MetricsWriter(workdir)
+
+  if epoch == 0 and samples:
+    samples.save(os.path.join(workdir, "samples", "epoch_00.png"),
+                 run.predict_uint8(jitted.predict, state, samples.images), config.num_classes)
+  stop = _stop_reason(config, history) if history else ""
+  if stop:
+    print(f"Already stopped early: {stop}.")
+  while not stop and epoch < config.num_epochs:
+    epoch += 1
+    state, train_m, rate = _train_epoch(run, jitted.train, state, train_split, epoch, steps_per_epoch)
+    val_m = run.evaluate(jitted.eval, state, eval_split)
+    history.append({"epoch": epoch, "step": int(state.step), "train": train_m, "val": val_m,
+                    "images_per_s": rate})
+    stop = _stop_reason(config, history)
+    checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(config, epoch, history, stop))
+    writer.write(history)
+    if samples:
+      samples.save(os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png"),
+                   run.predict_uint8(jitted.predict, state, samples.images), config.num_classes)
+    visualize.save_curves(os.path.join(workdir, "curves.png"), history)
+    print(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  val {metrics.format_metrics(val_m)}  "
+          f"{rate:.1f} img/s")
+    if stop:
+      print(f"Stopping early: {stop}.")
+  writer.close()
+  if history:
+    last = history[-1]["val"]
+    print(f"Final val pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
+          f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.mngr.directory}")
+  return history
+
+
+def _train_epoch(run: Run, train_fn, state, split: data.Split, epoch: int, steps_per_epoch: int):
+  config = run.config
+  acc = run.zero_sums()
+  batches = data.train_batches(split, config.batch_size, config.seed, epoch)
+  bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.num_epochs}", unit="step", leave=False,
+             disable=jax.process_index() != 0, dynamic_ncols=True)
+  start = time.perf_counter()
+  for i, batch in enumerate(parallel.prefetch(batches, run.data)):
+    state, acc = train_fn(state, acc, batch)
+    if (i + 1) % config.log_every_steps == 0 or i + 1 == steps_per_epoch:
+      host = jax.device_get(acc)  # the only host sync: at log steps
+      _check_finite(host, epoch)
+      m = metrics.summarize(host)
+      bar.set_postfix(loss=f"{m['loss']:.4f}", acc=f"{m['accuracy']:.4f}",
+                      img_s=f"{(i + 1) * config.batch_size / (time.perf_counter() - start):.1f}")
+      bar.update(i + 1 - bar.n)
+  bar.close()
+  rate = steps_per_epoch * config.batch_size / (time.perf_counter() - start)
+  return state, metrics.summarize(jax.device_get(acc)), rate
+
+
+def _check_finite(host_sums: dict[str, Any], epoch: int) -> None:
+  bad = int(host_sums["first_bad_step"])
+  if bad >= 0:
+    raise TrainingError(f"the training loss became non-finite at step {bad + 1} (epoch {epoch}); stopped "
+                        "without saving this epoch, so the newest checkpoint is the last good one. Lower "
+                        "--config.learning_rate or check the data.")
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict[str, Any]:
+  """Restores checkpoint `step` (newest if None) read-only and evaluates it on the eval split."""
+  run = Run(config, workdir, read_only=True)
+  state, tx, step, _ = run.restore(step)
+  eval_split = data.load_split(config, config.data.eval_split)
+  jitted = run.jit_steps(tx)
+  val = run.evaluate(jitted.eval, state, eval_split)
+  out_dir = os.path.join(workdir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  samples = visualize.SampleSet(eval_split, max(config.num_samples, 1))
+  samples.save(os.path.join(out_dir, f"step_{step}_samples.png"),
+               run.predict_uint8(jitted.predict, state, samples.images), config.num_classes)
+  print(f"checkpoint {step}: val {metrics.format_metrics(val)}  " + "  ".join(
+      f"IoU {n} {val['iou_' + n]:.4f}" for n in data.class_names(config.num_classes)))
+  print(json.dumps({"step": step, "val": val}))
+  return val

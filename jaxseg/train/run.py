@@ -1,0 +1,72 @@
+"""`Run`: what training, evaluation and prediction share for one config and workdir (the device mesh,
+the model, the checkpoint manager, the run's random key) and the operations built from them."""
+
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxseg import config_checks, data, models, parallel
+from jaxseg.models import keras_port
+from jaxseg.train import checkpoints, metrics, steps
+from jaxseg.train.state import TrainState, create_state, make_optimizer
+
+
+class Run:
+  """One config and workdir, checked before anything else happens."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, read_only: bool = False):
+    """
+    Args:
+      config: the experiment config; checked here (`config_checks.check_config`).
+      workdir: holds `checkpoints/`.
+      read_only: open the checkpoints for reading only (eval, predict): nothing is written or cleaned up.
+    """
+    config_checks.check_config(config)
+    self.config, self.workdir = config, workdir
+    self.mesh = parallel.make_mesh()
+    self.rep, self.data = parallel.replicated(self.mesh), parallel.data_sharding(self.mesh)
+    self.model = models.create_model(config)
+    self.mngr = checkpoints.manager(workdir, config.keep_checkpoints, read_only=read_only)
+    self.rng = jax.random.key(config.seed, impl="rbg")
+
+  def fresh_state(self, load_encoder: bool) -> tuple[TrainState, Any]:
+    """A new state (ported encoder weights if asked) and its optimizer."""
+    variables = models.init_variables(self.model, self.config.image_size, self.config.seed)
+    variables = jax.device_get(variables)
+    if load_encoder:
+      encoder = keras_port.encoder_variables(self.config.encoder_weights, self.config.model.alpha,
+                                             self.config.image_size)
+      if encoder is not None:
+        variables = keras_port.merge_encoder(variables, encoder)
+    tx = make_optimizer(self.config, variables["params"])
+    state = create_state(variables["params"], variables["batch_stats"], tx)
+    return jax.device_put(state, self.rep), tx
+
+  def restore(self, step: int | None = None) -> tuple[TrainState, Any, int, dict[str, Any]]:
+    """The state of checkpoint `step` (newest if None), its optimizer, epoch and meta."""
+    step, meta = checkpoints.read_meta(self.mngr, step)
+    checkpoints.check_compatible(meta, self.config, self.mngr.directory)
+    state, tx = self.fresh_state(load_encoder=False)
+    restored = checkpoints.restore_state(self.mngr, step, state.to_dict())
+    return jax.device_put(TrainState.from_dict(restored), self.rep), tx, step, meta
+
+  def jit_steps(self, tx) -> steps.JittedSteps:
+    return steps.jit_steps(self.model, tx, self.config, self.rng, self.rep, self.data)
+
+  def zero_sums(self) -> dict[str, jax.Array]:
+    """A fresh metric accumulator on the devices."""
+    return jax.device_put(steps.zero_sums(self.config.num_classes), self.rep)
+
+  def evaluate(self, eval_fn, state: TrainState, split: data.Split) -> dict[str, Any]:
+    """Metrics of `state` over the whole `split` (`eval_fn`: `JittedSteps.eval`)."""
+    acc = self.zero_sums()
+    for batch in parallel.prefetch(data.eval_batches(split, self.config.eval_batch_size), self.data):
+      acc = eval_fn(state, acc, batch)
+    return metrics.summarize(jax.device_get(acc))
+
+  def predict_uint8(self, predict_fn, state: TrainState, images: np.ndarray) -> np.ndarray:
+    """Class ids for uint8 images at the training size, batched and padded to the eval batch size."""
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    return parallel.map_padded(lambda x: predict_fn(variables, x), images, self.config.eval_batch_size, self.data)

@@ -1,0 +1,128 @@
+"""The pure train, eval and predict steps, and their jitted, sharded, state-donating forms."""
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from jaxseg.data import transforms
+from jaxseg.train import metrics
+from jaxseg.train.state import ENCODER, TrainState, split_encoder
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *, model,
+               tx: optax.GradientTransformation, config: ml_collections.ConfigDict
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer step on one global batch.
+
+  Args:
+    state: the train state (donated by the caller's jit).
+    batch: {"image": (B, S, S, 3) uint8, "mask": (B, S, S) uint8}.
+    rng: the run's base key; the step's key is `fold_in(rng, step)`, so a resumed run flips alike.
+    model: the UNet.
+    tx: the optimizer from `state.make_optimizer`.
+    config: the experiment config.
+
+  Returns:
+    (new state, metric sums of this batch).
+  """
+  images, masks = batch["image"], batch["mask"]
+  if config.random_flip:
+    images, masks = transforms.augment(jax.random.fold_in(rng, state.step), images, masks)
+  x, labels = transforms.normalize(images), masks.astype(jnp.int32)
+
+  def loss_fn(trainable, encoder):
+    variables = {"params": {**trainable, ENCODER: encoder}, "batch_stats": state.batch_stats}
+    logits, new_vars = model.apply(variables, x, train=True, encoder_train=config.encoder_bn_train,
+                                   mutable=["batch_stats"])
+    loss = metrics.cross_entropy(logits, labels).mean()
+    return loss, (logits, new_vars["batch_stats"])
+
+  trainable, encoder = split_encoder(state.params)
+  grad_fn = jax.value_and_grad(loss_fn, argnums=0 if config.freeze_encoder else (0, 1), has_aux=True)
+  (loss, (logits, batch_stats)), grads = grad_fn(trainable, encoder)
+  if config.freeze_encoder:
+    # Only decoder gradients are computed: no encoder gradient exists for XLA to keep alive, so the
+    # encoder backward pass is never built. The zeros are constants that set_to_zero ignores.
+    grads = {**grads, ENCODER: jax.tree.map(jnp.zeros_like, encoder)}
+  else:
+    grads = {**grads[0], ENCODER: grads[1]}
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  if config.freeze_encoder:
+    params = {**params, ENCODER: encoder}  # bit-identical, whatever x + 0.0 does to a -0.0
+  sums = metrics.metric_sums(logits, labels, None)
+  sums["loss_sum"] = loss * labels.size  # the exact loss that was differentiated
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+  return new_state, sums
+
+
+def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model) -> dict[str, jax.Array]:
+  """Metric sums of one padded eval batch ({"image", "mask", "weight"}); padding has weight 0."""
+  logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                       transforms.normalize(batch["image"]), train=False)
+  weights = jnp.broadcast_to(batch["weight"][:, None, None], batch["mask"].shape)
+  return metrics.metric_sums(logits, batch["mask"].astype(jnp.int32), weights)
+
+
+def predict_step(variables: dict[str, Any], images: jax.Array, *, model) -> jax.Array:
+  """uint8 images (B, S, S, 3) -> (B, S, S) class ids."""
+  return jnp.argmax(model.apply(variables, transforms.normalize(images), train=False), -1)
+
+
+def zero_sums(num_classes: int) -> dict[str, jax.Array]:
+  return {"loss_sum": jnp.zeros((), jnp.float32), "weight_sum": jnp.zeros((), jnp.float32),
+          "confusion": jnp.zeros((num_classes, num_classes), jnp.int32),
+          "first_bad_step": jnp.full((), -1, jnp.int32)}
+
+
+def accumulate(acc: dict[str, jax.Array], sums: dict[str, jax.Array], step: jax.Array) -> dict[str, jax.Array]:
+  """Adds a batch's sums on device; remembers the first step whose loss was not finite."""
+  bad = ~jnp.isfinite(sums["loss_sum"])
+  out = {k: acc[k] + sums[k] for k in ("loss_sum", "weight_sum", "confusion")}
+  out["first_bad_step"] = jnp.where(bad & (acc["first_bad_step"] < 0), step, acc["first_bad_step"])
+  return out
+
+
+class JittedSteps(NamedTuple):
+  """The steps compiled for one model, optimizer and device mesh.
+
+  train(state, acc, batch) -> (state, acc): one optimizer step, metric sums added to `acc` (both donated).
+  eval(state, acc, batch) -> acc: metric sums of a padded eval batch added to `acc` (donated).
+  predict(variables, images) -> class ids (B, S, S).
+  """
+  train: Any
+  eval: Any
+  predict: Any
+
+
+def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.ConfigDict, rng: jax.Array,
+              state_sharding, data_sharding) -> JittedSteps:
+  """Jits the steps with replicated state and batches split over the `data` mesh axis.
+
+  Args:
+    model: the Flax model.
+    tx: the optimizer from `state.make_optimizer`.
+    config: the experiment config.
+    rng: the run's base key (per-step keys are folded in from it).
+    state_sharding: sharding of the state and accumulators (replicated).
+    data_sharding: sharding of batches.
+  """
+
+  def train_acc(state, acc, batch):
+    new_state, sums = train_step(state, batch, rng, model=model, tx=tx, config=config)
+    return new_state, accumulate(acc, sums, state.step)
+
+  def eval_acc(state, acc, batch):
+    return accumulate(acc, eval_step(state, batch, model=model), jnp.zeros((), jnp.int32))
+
+  rep = state_sharding
+  return JittedSteps(
+      train=jax.jit(train_acc, in_shardings=(rep, rep, data_sharding), out_shardings=(rep, rep),
+                    donate_argnums=(0, 1)),
+      eval=jax.jit(eval_acc, in_shardings=(rep, rep, data_sharding), out_shardings=rep, donate_argnums=(1,)),
+      predict=jax.jit(functools.partial(predict_step, model=model), in_shardings=(rep, data_sharding),
+                      out_shardings=data_sharding))

@@ -1,0 +1,61 @@
+"""The benchmarks keep working without a GPU: tiny runs of both on CPU, and the roofline maths."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from benchmarks import gpu as bench_gpu
+
+
+def test_roofline_fractions():
+  entry = {"resolution": 256, "train_img_s": 1000.0, "bytes_per_image": 2e6}
+  r = bench_gpu.roofline(entry, bandwidth=3e12)
+  assert r["reference_img_s"] == pytest.approx(55_000 / 4)
+  assert r["reference_fraction"] == pytest.approx(1000 / (55_000 / 4))
+  assert r["xla_bytes_img_s"] == pytest.approx(1.5e6)
+  assert r["xla_bytes_fraction"] == pytest.approx(1000 / 1.5e6)
+  assert "xla_bytes_img_s" not in bench_gpu.roofline({**entry, "bytes_per_image": 0.0}, 3e12)
+
+
+def test_gpu_bench_runs_end_to_end_on_cpu(tmp_path):
+  have_torch = importlib.util.find_spec("torch") is not None
+  out = tmp_path / "bench.json"
+  cmd = [sys.executable, "-m", "benchmarks.gpu", "--resolution", "32", "--batch", "2", "--steps", "1",
+         "--dtypes", "float32", "--impls", "gemm", "--torch", *(["eager"] if have_torch else []),
+         "--skip-keras-jax", "--alpha", "0.35", "--bandwidth-mb", "8", "--json", str(out)]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  [entry] = json.loads(out.read_text())
+  [j] = entry["jaxseg"]
+  assert (j["dtype"], j["impl"], entry["resolution"], entry["batch"]) == ("float32", "gemm", 32, 2)
+  assert j["train_img_s"] > 0 and j["eval_img_s"] > 0 and entry["bandwidth_gb_s"] > 0
+  # XLA's cost model saw the whole step: at least the forward's multiply-adds of a 0.35 MobileNetV2 at 32 px.
+  assert j["flops_per_image"] > 1e7 and j["bytes_per_image"] > 0
+  assert j["roofline"]["reference_fraction"] == pytest.approx(j["train_img_s"] / (55_000 * 16))
+  assert "jaxseg float32  impl=gemm" in proc.stdout
+  if have_torch:
+    [t] = entry["torch"]
+    assert "error" not in t, t
+    assert t["variant"] == "eager" and t["train_img_s"] > 0 and t["resolution"] == 32
+    assert "PyTorch eager float32" in proc.stdout
+
+
+def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path):
+  out = tmp_path / "bench.json"
+  cmd = [sys.executable, "-m", "benchmarks.cpu", "--resolution", "32", "--batch", "2", "--steps", "1",
+         "--dtypes", "float32", "--skip-keras-jax", "--skip-breakdown", "--json", str(out)]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert (result["resolution"], result["batch"]) == (32, 2)
+  for key in ("train_step_s", "compile_s", "eval_img_s", "predict_latency_ms", "pipeline_img_s"):
+    assert result["jaxseg"][key] > 0, key
+  keras_tf = result["keras_tensorflow"]
+  assert "error" not in keras_tf, keras_tf
+  assert keras_tf["train_step_s"] > 0 and keras_tf["eval_img_s"] > 0
+  assert keras_tf["params"] == 6_504_227  # the same model on the Keras side
+  assert "jaxseg/Keras-TF train step" in proc.stdout

@@ -1,0 +1,97 @@
+"""The fast kernels against `jax.lax` references: forward and both gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseg.models import conv_kernels as ops
+
+
+def _rand(rng, *shape):
+  return jnp.asarray(rng.normal(size=shape), jnp.float32)
+
+
+def _assert_close(a, b, tol=1e-4):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert x.shape == y.shape
+    scale = max(1.0, float(jnp.abs(y).max()))
+    assert float(jnp.abs(x - y).max()) <= tol * scale
+
+
+@pytest.mark.parametrize("n,m,sizes,cout", [(4, 4, (8,), 5), (5, 3, (3, 6), 7), (7, 8, (16, 4, 2), 1),
+                                            (1, 1, (2,), 3)])
+def test_conv_transpose_matches_lax(n, m, sizes, cout):
+  rng = np.random.default_rng(n * 100 + m)
+  xs = tuple(_rand(rng, 2, n, m, c) for c in sizes)
+  kernel = _rand(rng, 3, 3, sum(sizes), cout)
+  ref = lambda xs, k: ops.conv_transpose3x3_s2_lax(jnp.concatenate(xs, -1), k)
+  _assert_close(ops.conv_transpose3x3_s2_gemm(xs, kernel), ref(xs, kernel))
+  cot = _rand(rng, 2, 2 * n, 2 * m, cout)
+  grads = lambda f: jax.grad(lambda xs, k: jnp.sum(f(xs, k) * cot), argnums=(0, 1))(xs, kernel)
+  _assert_close(jax.jit(lambda: grads(ops.conv_transpose3x3_s2_gemm))(), grads(ref))
+
+
+def test_conv_transpose_reference_is_a_scatter():
+  """Pins the reference itself to the definition: out[2i + a, 2j + b] += x[i, j] @ K[a, b], cropped."""
+  rng = np.random.default_rng(0)
+  x, k = _rand(rng, 1, 3, 2, 4), _rand(rng, 3, 3, 4, 2)
+  out = np.zeros((1, 7, 5, 2), np.float32)
+  for i in range(3):
+    for j in range(2):
+      for a in range(3):
+        for b in range(3):
+          out[0, 2 * i + a, 2 * j + b] += np.asarray(x[0, i, j] @ k[a, b])
+  np.testing.assert_allclose(ops.conv_transpose3x3_s2_lax(x, k), out[:, :6, :4], atol=1e-5)
+
+
+def _lax_conv(x, k, stride, groups=1):
+  pads = [ops.same_padding(x.shape[i], 3, stride) for i in (1, 2)]
+  return jax.lax.conv_general_dilated(x, k, (stride, stride), pads, feature_group_count=groups,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("size,stride", [(8, 1), (8, 2), (7, 2), (5, 1)])
+def test_depthwise_matches_lax(size, stride):
+  rng = np.random.default_rng(size + stride)
+  x, k = _rand(rng, 2, size, size + 1, 6), _rand(rng, 3, 3, 6, 1)
+  ref = lambda x, k: _lax_conv(x, k.reshape(3, 3, 1, 6), stride, groups=6)
+  _assert_close(ops.depthwise_conv3x3(x, k, stride), ref(x, k))
+  cot = _rand(rng, *ref(x, k).shape)
+  grads = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * cot), argnums=(0, 1))(x, k)
+  _assert_close(grads(lambda x, k: ops.depthwise_conv3x3(x, k, stride)), grads(ref))
+
+
+@pytest.mark.parametrize("size", [8, 9])
+def test_stem_and_pointwise_match_lax(size):
+  rng = np.random.default_rng(size)
+  x, k = _rand(rng, 2, size, size, 3), _rand(rng, 3, 3, 3, 4)
+  ref = lambda x, k: _lax_conv(x, k, 2)
+  _assert_close(ops.stem_conv3x3(x, k, 2), ref(x, k))
+  cot = _rand(rng, *ref(x, k).shape)
+  grads = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * cot), argnums=(0, 1))(x, k)
+  _assert_close(grads(ops.stem_conv3x3), grads(ref))
+  k1 = _rand(rng, 1, 1, 3, 5)
+  _assert_close(ops.pointwise_conv(x, k1), jax.lax.conv_general_dilated(
+      x, k1, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_xla_impl_computes_the_same_maths(stride):
+  """impl="xla" (what "auto" picks on GPU/TPU) against the CPU formulations, all three layer kinds."""
+  rng = np.random.default_rng(stride)
+  x = _rand(rng, 2, 8, 6, 4)
+  dk, sk = _rand(rng, 3, 3, 4, 1), _rand(rng, 3, 3, 4, 5)
+  _assert_close(ops.depthwise_conv3x3(x, dk, stride, "xla"), ops.depthwise_conv3x3(x, dk, stride, "gemm"))
+  _assert_close(ops.stem_conv3x3(x, sk, stride, "xla"), ops.stem_conv3x3(x, sk, stride, "gemm"))
+  xs, tk = (x, _rand(rng, 2, 8, 6, 3)), _rand(rng, 3, 3, 7, 2)
+  _assert_close(ops.conv_transpose3x3_s2(xs, tk, "xla"), ops.conv_transpose3x3_s2(xs, tk, "gemm"))
+  assert ops.resolve_conv_impl("auto") == ("gemm" if jax.default_backend() == "cpu" else "xla")
+  with pytest.raises(ValueError, match="conv_impl must be one of"):
+    ops.resolve_conv_impl("cudnn")
+
+
+def test_same_padding_is_tensorflows():
+  assert ops.same_padding(128, 3, 2) == (0, 1)
+  assert ops.same_padding(127, 3, 2) == (1, 1)
+  assert ops.same_padding(10, 3, 1) == (1, 1)

@@ -1,0 +1,81 @@
+"""Input pipeline: sources, trimap mapping, batching, determinism, padding, flips."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import tiny
+from jaxseg import data
+from jaxseg.data import sources
+
+
+def test_synthetic_has_three_learnable_classes():
+  images, masks = sources.synthetic_arrays(6, 64, seed=1)
+  assert images.shape == (6, 64, 64, 3) and images.dtype == np.uint8
+  assert masks.shape == (6, 64, 64) and set(np.unique(masks)) == {0, 1, 2}
+  # The object is brighter or darker than background on average in some channel: a learnable signal.
+  assert all(np.abs(images[i][masks[i] == 0].mean(0) - images[i][masks[i] == 1].mean(0)).max() > 5
+             for i in range(6))
+  again, _ = sources.synthetic_arrays(6, 64, seed=1)
+  np.testing.assert_array_equal(images, again)
+
+
+def test_folder_source_on_pets_mini(pets_mini):
+  config = tiny.tiny_config(**{"data.source": "folder", "data.folder": str(pets_mini), "image_size": 64})
+  train = data.load_split(config, "train")
+  test = data.load_split(config, "test")
+  assert (len(train), len(test)) == (14, 6)
+  assert train.images.shape == (14, 64, 64, 3) and train.masks.shape == (14, 64, 64)
+  assert set(np.unique(train.masks)) == {0, 1, 2}
+  # Trimap 1 (pet) -> 0, 2 (background) -> 1, 3 (boundary) -> 2, nearest resize keeps them exact.
+  name = train.names[0]
+  trimap = np.asarray(Image.open(pets_mini / "annotations" / "trimaps" / f"{name}.png"))
+  small = np.asarray(Image.fromarray(trimap).resize((64, 64), Image.NEAREST)) - 1
+  np.testing.assert_array_equal(train.masks[0], small)
+  # Background dominates the border of these photos.
+  assert np.mean(train.masks[:, 0, :] == 1) > 0.5
+
+
+def test_tfds_source_with_mock_data():
+  config = tiny.tiny_config(**{"data.source": "tfds"})
+  with tfds.testing.mock_data(num_examples=5):
+    split = data.load_split(config, "train")
+  assert split.images.shape == (5, 32, 32, 3) and split.images.dtype == np.uint8
+  assert split.masks.max() <= 2  # random mock bytes clipped to trimap values before the -1
+
+
+def test_train_batches_are_deterministic_per_epoch_and_drop_the_remainder():
+  split = data.Split(np.arange(7)[:, None, None, None] * np.ones((7, 2, 2, 3), np.uint8),
+                               np.zeros((7, 2, 2), np.uint8), [str(i) for i in range(7)])
+  ids = lambda epoch: [b["image"][:, 0, 0, 0].tolist() for b in data.train_batches(split, 3, 0, epoch)]
+  assert len(ids(1)) == 2 and all(len(b) == 3 for b in ids(1))
+  assert ids(1) == ids(1) and ids(1) != ids(2)
+  assert len({i for b in ids(1) for i in b}) == 6
+
+
+def test_eval_batches_see_every_example_once_with_padding_weighted_out():
+  split = data.Split(np.arange(7)[:, None, None, None] * np.ones((7, 2, 2, 3), np.uint8),
+                               np.zeros((7, 2, 2), np.uint8), [str(i) for i in range(7)])
+  batches = list(data.eval_batches(split, 3))
+  assert [len(b["image"]) for b in batches] == [3, 3, 3]
+  seen = [int(i) for b in batches for i, w in zip(b["image"][:, 0, 0, 0], b["weight"]) if w > 0]
+  assert seen == list(range(7))
+  assert batches[-1]["weight"].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_flip_moves_image_and_mask_together():
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (16, 4, 5, 3)), jnp.uint8)
+  masks = images[..., 0] % 3
+  out_i, out_m = data.augment(jax.random.key(0), images, masks)
+  flipped = [bool(jnp.all(out_i[k] == images[k, :, ::-1])) for k in range(16)]
+  assert 0 < sum(flipped) < 16
+  np.testing.assert_array_equal(out_m, out_i[..., 0] % 3)
+
+
+def test_normalize_matches_keras_preprocess_input():
+  import keras  # pylint: disable=g-import-not-at-top
+  x = np.arange(0, 256, 5, dtype=np.uint8).reshape(1, -1, 1, 1).repeat(3, -1)
+  want = keras.applications.mobilenet_v2.preprocess_input(x.astype(np.float32))
+  np.testing.assert_allclose(data.normalize(jnp.asarray(x)), want, atol=1e-6)

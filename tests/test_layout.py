@@ -1,0 +1,60 @@
+"""The package's layering: every jaxseg module imports only modules below it, and harnesses stay outside."""
+
+import ast
+import pathlib
+
+from conftest import REPO
+
+# Bottom to top. A module may import only modules listed before it (a package's __init__ counts as the
+# package name, e.g. "models").
+ORDER = ["errors", "files",
+         "models.conv_kernels", "models.mobilenet_v2", "models.unet", "models.summary", "models.keras_port",
+         "models", "data.classes", "data.images", "data.transforms", "data.sources", "data.splits",
+         "data.batching", "data", "parallel", "config_checks", "visualize",
+         "train.metrics", "train.state", "train.steps", "train.checkpoints",
+         "train.metrics_writer", "train.run", "train.loop", "train",
+         "predict", "compare", "cli", ""]
+PACKAGE = REPO / "jaxseg"
+
+
+def _name(path: pathlib.Path) -> str:
+  parts = path.relative_to(PACKAGE).with_suffix("").parts
+  return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(tree: ast.AST) -> set[str]:
+  """jaxseg modules a module imports, anywhere in it (lazy imports included)."""
+  modules = {_name(p) for p in PACKAGE.rglob("*.py")}
+  out = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names = [f"{node.module}.{a.name}" for a in node.names]
+    else:
+      continue
+    for name in names:
+      if name.split(".")[0] != "jaxseg":
+        continue
+      name = name[len("jaxseg."):] if name != "jaxseg" else ""
+      while name and name not in modules:  # `from jaxseg.models import UNet` imports the package
+        name = name.rpartition(".")[0]
+      out.add(name)
+  return out
+
+
+def test_every_module_is_placed_and_imports_only_lower_layers():
+  files = sorted(PACKAGE.rglob("*.py"))
+  assert sorted(_name(p) for p in files) == sorted(ORDER), "add new modules to ORDER"
+  upward = []
+  for path in files:
+    me = _name(path)
+    for other in _imported(ast.parse(path.read_text())):
+      if other != me and ORDER.index(other) >= ORDER.index(me):
+        upward.append(f"{me} imports {other}")
+  assert not upward
+
+
+def test_the_package_holds_no_benchmark_or_other_framework():
+  text = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
+  assert "import torch" not in text and "benchmarks" not in text.replace("benchmarks/README.md", "")
