@@ -77,8 +77,8 @@ def test_stem_and_pointwise_match_lax(size):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_xla_impl_computes_the_same_maths(stride):
-  """impl="xla" (what "auto" picks on GPU/TPU) against the CPU formulations, all three layer kinds."""
+def test_xla_formulation_computes_the_same_maths(stride):
+  """conv_impl="xla" (what "auto" picks on TPU) against the GEMM formulations, all three layer kinds."""
   rng = np.random.default_rng(stride)
   x = _rand(rng, 2, 8, 6, 4)
   dk, sk = _rand(rng, 3, 3, 4, 1), _rand(rng, 3, 3, 4, 5)
@@ -86,7 +86,7 @@ def test_xla_impl_computes_the_same_maths(stride):
   _assert_close(ops.stem_conv3x3(x, sk, stride, "xla"), ops.stem_conv3x3(x, sk, stride, "gemm"))
   xs, tk = (x, _rand(rng, 2, 8, 6, 3)), _rand(rng, 3, 3, 7, 2)
   _assert_close(ops.conv_transpose3x3_s2(xs, tk, "xla"), ops.conv_transpose3x3_s2(xs, tk, "gemm"))
-  assert ops.resolve_conv_impl("auto") == ("gemm" if jax.default_backend() == "cpu" else "xla")
+  assert ops.resolve_conv_impl("auto") == ("xla" if jax.default_backend() == "tpu" else "gemm")
   with pytest.raises(ValueError, match="conv_impl must be one of"):
     ops.resolve_conv_impl("cudnn")
 
