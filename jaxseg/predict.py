@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import jax
 import ml_collections
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from jaxseg import data, files, parallel, visualize
@@ -45,7 +45,7 @@ class Predictor:
   def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None):
     config = config or _config_from_checkpoint(workdir, step)
     self.run = Run(config, workdir, read_only=True)
-    self.state, _, self.step, _ = self.run.restore(step)
+    self.state, self.step = self.run.restore_for_inference(step)
     self.config = config
     self.variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
     model = self.run.model
@@ -69,20 +69,13 @@ class Predictor:
 
 
 def _as_rgb(image: Any) -> np.ndarray:
+  """A PIL image (EXIF orientation applied, as for files) or an array, as (H, W, 3) uint8."""
   if isinstance(image, Image.Image):
-    return data.pil_to_rgb(image)
-  a = np.asarray(image)
-  if a.ndim == 2:
-    a = np.repeat(a[..., None], 3, axis=-1)
-  if a.ndim != 3 or a.shape[-1] not in (1, 3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
-    raise PredictError(f"expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}.")
-  if a.shape[-1] == 1:
-    a = np.repeat(a, 3, axis=-1)
-  if a.dtype != np.uint8:  # floats in [0, 1] or [0, 255]
-    a = np.asarray(a, np.float64)
-    a = a * 255.0 if a.max() <= 1.0 else a
-    a = np.clip(np.round(a), 0, 255).astype(np.uint8)
-  return np.ascontiguousarray(a[..., :3])
+    return data.pil_to_rgb(ImageOps.exif_transpose(image))
+  try:
+    return data.array_to_rgb(image)
+  except ValueError as e:
+    raise PredictError(str(e)) from None
 
 
 def _logits_to_mask(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

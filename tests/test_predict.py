@@ -1,25 +1,20 @@
-"""Prediction: geometry at the input's own size, every output file, jaxseg.load, compare."""
+"""Prediction: masks equal the model, geometry at the input's own size, every image layout by value, every
+output file, jaxseg.load, compare."""
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 import jaxseg
+import jaxseg.data
 import tiny
-from jaxseg import compare
-from jaxseg.train import loop
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  """A tiny run with two epochs of checkpoints."""
-  workdir = tmp_path_factory.mktemp("run")
-  config = tiny.tiny_config(num_epochs=2)
-  loop.train_and_evaluate(config, str(workdir))
-  return config, workdir
+from jaxseg import compare, models
+from jaxseg.data import sources
+from jaxseg.train.run import Run
 
 
 def _pattern(h, w):
@@ -37,8 +32,8 @@ def _colour_model(predictor):
 
 
 @pytest.mark.parametrize("h,w", [(37, 90), (120, 45), (33, 33), (1, 1), (250, 7)])
-def test_mask_lines_up_with_the_input_at_its_own_size(trained, h, w):
-  config, workdir = trained
+def test_mask_lines_up_with_the_input_at_its_own_size(learned, h, w):
+  _, workdir = learned
   predictor = _colour_model(jaxseg.load(str(workdir)))
   want = _pattern(h, w)
   image = (np.eye(3, dtype=np.uint8)[want] * 200 + 20).astype(np.uint8)
@@ -55,62 +50,127 @@ def test_mask_lines_up_with_the_input_at_its_own_size(trained, h, w):
   assert np.mean(mask == want) >= (0.9 if h > 4 and w > 4 else 0.0)
 
 
-def test_load_takes_pil_and_arrays_of_any_layout(trained):
-  _, workdir = trained
+def _model_masks(config, workdir, images: np.ndarray, out_hw=None) -> np.ndarray:
+  """The reference: the newest checkpoint restored on its own, images resized to the training size
+  (bilinear) and scaled to [-1, 1], the model applied, logits resized to `out_hw` with jax.image.resize, argmax."""
+  state = Run(config, str(workdir), read_only=True).restore()[0]
+  size = config.image_size
+  x = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
+  x = jnp.asarray(x, jnp.float32) / 127.5 - 1.0
+  logits = models.create_model(config).apply({"params": state.params, "batch_stats": state.batch_stats}, x)
+  if out_hw is not None:
+    logits = jax.image.resize(logits, (len(images), *out_hw, logits.shape[-1]), "linear")
+  return np.asarray(jnp.argmax(logits, -1), np.uint8)
+
+
+def _synthetic_photos(n, h, w, seed=5):
+  images, _ = sources.synthetic_arrays(n, max(h, w), seed=seed)
+  return np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.BILINEAR)) for im in images])
+
+
+def test_predicted_masks_equal_the_restored_model(learned, tmp_path):
+  config, workdir = learned
   predictor = jaxseg.load(str(workdir))
-  assert predictor.step == 2
-  rgb = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
-  for image in (rgb, rgb[..., 0], rgb[..., :1], np.dstack([rgb, rgb[..., :1]]), rgb / 255.0,
-                Image.fromarray(rgb), Image.fromarray(rgb).convert("L"), Image.fromarray(rgb).convert("P")):
-    mask = predictor(image)
-    assert mask.shape == (50, 70) and mask.max() <= 2
-  np.testing.assert_array_equal(predictor(rgb), predictor(Image.fromarray(rgb)))
-  assert jaxseg.load(str(workdir), step=1).step == 1
+  assert predictor.step == config.num_epochs
+  at_size = _synthetic_photos(3, 32, 32)
+  want = _model_masks(config, workdir, at_size)
+  assert len(np.unique(want)) == 3  # the model tells classes apart, so a wrong input scaling would show
+  np.testing.assert_array_equal(np.stack(predictor.predict_batch(list(at_size))), want)
+  # Another size: the logits are resized to the photo before the argmax (resampling differs slightly).
+  other = _synthetic_photos(3, 50, 70)
+  got = np.stack(predictor.predict_batch(list(other)))
+  assert np.mean(got == _model_masks(config, workdir, other, (50, 70))) > 0.99
+  # --mode predict writes the same masks.
+  for i, image in enumerate(other):
+    Image.fromarray(image).save(tmp_path / f"p{i}.png")
+  proc = tiny.main_py("--workdir", str(workdir), "--mode", "predict", "--images", str(tmp_path),
+                      "--output", str(tmp_path / "out"))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for i in range(3):
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"p{i}_mask.png")), got[i])
 
 
-def _exif_rotated_jpeg(path, h, w):
-  img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (h, w, 3), dtype=np.uint8))
+def test_every_image_layout_is_read_as_the_same_picture(learned, tmp_path):
+  _, workdir = learned
+  predictor = jaxseg.load(str(workdir))
+  rgb = _synthetic_photos(1, 50, 70)[0]
+  gray = np.asarray(Image.fromarray(rgb).convert("L"))
+  alpha = np.random.default_rng(0).integers(0, 256, gray.shape, dtype=np.uint8)
+  rgba = np.dstack([rgb, alpha])
+  over_white = np.round(rgb * (alpha[..., None] / 255.0) + 255.0 * (1 - alpha[..., None] / 255.0))
+  cases = {  # name -> (input, the RGB picture it must be read as)
+      "PIL RGB": (Image.fromarray(rgb), rgb),
+      "float in [0, 1]": (rgb / 255.0, rgb),
+      "uint16": (rgb.astype(np.uint16) * 257, rgb),
+      "gray (H, W)": (gray, np.dstack([gray] * 3)),
+      "gray (H, W, 1)": (gray[..., None], np.dstack([gray] * 3)),
+      "PIL L": (Image.fromarray(gray), np.dstack([gray] * 3)),
+      "PIL P": (Image.fromarray(rgb).convert("P"), np.asarray(Image.fromarray(rgb).convert("P").convert("RGB"))),
+      "RGBA array": (rgba, over_white.astype(np.uint8)),
+      "PIL RGBA": (Image.fromarray(rgba, "RGBA"), over_white.astype(np.uint8)),
+  }
+  for name, (image, picture) in cases.items():
+    got, want = predictor(image), predictor(picture)
+    assert got.shape == (50, 70) and np.mean(got == want) > 0.995, name
+  # A 16-bit PNG file is scaled, not clipped: it reads as the 8-bit picture it was made from.
+  Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+  np.testing.assert_array_equal(jaxseg.data.read_rgb(str(tmp_path / "g16.png")), np.dstack([gray] * 3))
+  Image.fromarray((gray // 2).astype(np.uint16)).save(tmp_path / "dark16.png")  # 16-bit samples <= 127
+  assert jaxseg.data.read_rgb(str(tmp_path / "dark16.png")).max() <= 1  # near black, not an 8-bit picture
+  config = learned[0]
+  assert jaxseg.load(str(workdir), step=config.num_epochs - 1).step == config.num_epochs - 1
+
+
+def _exif_rotated_jpeg(path, pixels):
+  img = Image.fromarray(pixels)
   exif = Image.Exif()
   exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-  img.save(path, exif=exif)
+  img.save(path, exif=exif, quality=95)
 
 
-def test_predict_mode_writes_masks_overlays_and_a_panel(trained, tmp_path):
-  _, workdir = trained
+def test_predict_mode_writes_masks_overlays_and_a_panel(learned, tmp_path):
+  _, workdir = learned
   inputs = tmp_path / "in"
   inputs.mkdir()
-  rng = np.random.default_rng(2)
-  Image.fromarray(rng.integers(0, 255, (45, 80, 3), dtype=np.uint8)).save(inputs / "land.jpg")
-  Image.fromarray(rng.integers(0, 255, (90, 31, 4), dtype=np.uint8), "RGBA").save(inputs / "rgba.png")
-  Image.fromarray(rng.integers(0, 255, (33, 33), dtype=np.uint8)).save(inputs / "gray.png")
-  _exif_rotated_jpeg(inputs / "turned.jpg", 20, 40)
+  photos = _synthetic_photos(4, 45, 80)
+  Image.fromarray(photos[0]).save(inputs / "land.jpg", quality=95)
+  Image.fromarray(np.dstack([photos[1], np.full((45, 80), 200, np.uint8)]), "RGBA").save(inputs / "rgba.png")
+  Image.fromarray(photos[2][:33, :33]).convert("L").save(inputs / "gray.png")
+  _exif_rotated_jpeg(inputs / "turned.jpg", photos[3][:20, :40])
   extra = tmp_path / "single.png"
-  Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(extra)
+  Image.fromarray(photos[0][:, :64]).save(extra)
   out = tmp_path / "out"
   proc = tiny.main_py("--workdir", str(workdir), "--mode", "predict", "--images", str(inputs), str(extra),
                       "--output", str(out))
   assert proc.returncode == 0, proc.stderr[-3000:]
-  sizes = {"land": (45, 80), "rgba": (90, 31), "gray": (33, 33), "turned": (40, 20), "single": (64, 64)}
+  predictor = jaxseg.load(str(workdir))
+  files = {"land": inputs / "land.jpg", "rgba": inputs / "rgba.png", "gray": inputs / "gray.png",
+           "turned": inputs / "turned.jpg", "single": extra}
+  sizes = {"land": (45, 80), "rgba": (45, 80), "gray": (33, 33), "turned": (40, 20), "single": (45, 64)}
   for name, (h, w) in sizes.items():
     mask = np.asarray(Image.open(out / f"{name}_mask.png"))
-    assert mask.shape == (h, w) and mask.dtype == np.uint8 and mask.max() <= 2, name
+    assert mask.shape == (h, w) and mask.dtype == np.uint8, name
+    # The CLI and the Python API read a file alike (EXIF orientation included) and predict alike.
+    with Image.open(files[name]) as im:
+      np.testing.assert_array_equal(mask, predictor(im), err_msg=name)
     overlay = np.asarray(Image.open(out / f"{name}_overlay.png"))
     assert overlay.shape[1] == w and overlay.shape[0] > h and overlay.shape[2] == 3, name
+  assert len(np.unique(np.asarray(Image.open(out / "land_mask.png")))) > 1
   assert np.asarray(Image.open(out / "panel.png")).shape[0] > 100
 
 
-def test_compare_prints_a_table_and_overlays_curves(trained, tmp_path, capsys):
-  _, workdir = trained
+def test_compare_prints_a_table_and_overlays_curves(learned, tmp_path, capsys):
+  _, workdir = learned
   other = tmp_path / "r224"
   other.mkdir()
   history = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   for h in history:
-    h["val"]["accuracy"] = 0.5 + 0.1 * h["epoch"]
+    h["val"]["accuracy"] = 0.5 + 0.01 * h["epoch"]
   (other / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
   fig = tmp_path / "cmp.png"
   assert compare.main([str(workdir), str(other), "--output", str(fig)]) == 0
   out = capsys.readouterr().out
   row = [line for line in out.splitlines() if line.startswith("r224")][0].split()
-  assert row[1] == "2" and row[2] == "0.7000" and row[3] == "2"
+  assert row[1] == "10" and row[2] == "0.6000" and row[3] == "10"
   assert "train-val gap" in out and Image.open(fig).size[0] > 500
   assert compare.main([str(tmp_path / "missing")]) == 2

@@ -154,8 +154,10 @@ def test_unwritable_or_full_workdir_is_refused_before_work(tmp_path, monkeypatch
     config_checks.check_workdir(str(tmp_path / "run"))
 
 
-@pytest.mark.parametrize("override,found", [({"num_classes": 4}, "num_classes: checkpoint has 3"),
-                                            ({"model.alpha": 0.5}, "alpha: checkpoint has 0.35")])
+@pytest.mark.parametrize("override,found", [
+    ({"num_classes": 4}, r"num_classes: checkpoint has 3, config has 4.*--config.num_classes=3"),
+    ({"model.alpha": 0.5}, r"alpha: checkpoint has 0.35, config has 0.5.*--config.model.alpha=0.35"),
+    ({"image_size": 64}, r"image_size: checkpoint has 32, config has 64.*--config.image_size=32")])
 def test_checkpoint_of_another_model_is_refused(trained, override, found):
   before = _hashes(trained / "checkpoints")
   with pytest.raises(checkpoints.CheckpointError, match=found):

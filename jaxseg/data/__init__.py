@@ -6,12 +6,12 @@
 
 from jaxseg.data.batching import eval_batches, steps_per_epoch, train_batches
 from jaxseg.data.classes import CLASS_NAMES, PALETTE, class_names, colorize
-from jaxseg.data.images import pil_to_rgb, read_rgb, resize_pair
+from jaxseg.data.images import array_to_rgb, pil_to_rgb, read_rgb, resize_pair
 from jaxseg.data.sources import SOURCES
 from jaxseg.data.splits import Split, load_split, majority_baseline
 from jaxseg.data.transforms import augment, normalize
 from jaxseg.errors import DatasetError
 
 __all__ = ["eval_batches", "steps_per_epoch", "train_batches", "CLASS_NAMES", "PALETTE", "class_names",
-           "colorize", "pil_to_rgb", "read_rgb", "resize_pair", "SOURCES", "Split", "load_split",
+           "colorize", "array_to_rgb", "pil_to_rgb", "read_rgb", "resize_pair", "SOURCES", "Split", "load_split",
            "majority_baseline", "augment", "normalize", "DatasetError"]

@@ -44,7 +44,10 @@ def manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.Checkpo
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
                                          enable_async_checkpointing=False,
                                          cleanup_tmp_directories=not read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "meta"))
+  # Handlers named up front (not just item names), so that a reader can ask for a step's tree metadata.
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                              "meta": ocp.JsonCheckpointHandler()})
 
 
 def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -82,23 +85,45 @@ def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int
   return step, meta
 
 
+# What identifies the model a checkpoint holds: meta["model"] key -> config field.
+_IDENTITY = {"name": "model.name", "alpha": "model.alpha", "num_classes": "num_classes", "image_size": "image_size"}
+
+
 def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, where: str) -> None:
-  """Refuses a checkpoint written for another model (classes, alpha, model name) before restoring."""
+  """Refuses, before restoring, a checkpoint written for another model: another architecture, alpha, class
+  count or image size (a run resumes, and is evaluated, at the size it was trained at)."""
   saved = meta.get("model", {})
-  want = {"name": config.model.name, "alpha": config.model.alpha, "num_classes": config.num_classes}
-  diffs = [f"{k}: checkpoint has {saved.get(k)!r}, config has {v!r}" for k, v in want.items()
-           if k in saved and saved[k] != v]
+  diffs, fixes = [], []
+  for key, field in _IDENTITY.items():
+    value = config
+    for part in field.split("."):
+      value = value[part]
+    if key in saved and saved[key] != value:
+      diffs.append(f"{key}: checkpoint has {saved[key]!r}, config has {value!r}")
+      fixes.append(f"--config.{field}={saved[key]}")
   if diffs:
     raise CheckpointError(f"the checkpoint in {where} was written for another model ({'; '.join(diffs)}). "
-                          "Use the config it was trained with, or another --workdir.")
+                          f"Use the config it was trained with ({' '.join(fixes)}), or another --workdir.")
 
 
 def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any]) -> dict[str, Any]:
   """Restores the `state` item of `step` into the structure, shapes and shardings of `target`."""
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  return _restore(mngr, step, jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
+
+
+def restore_variables(mngr: ocp.CheckpointManager, step: int, sharding: Any) -> dict[str, Any]:
+  """`step`, `params` and `batch_stats` of checkpoint `step`, whatever optimizer state it was saved with:
+  evaluation and prediction need none, and may run with another `freeze_encoder` than training did."""
+  saved = mngr.item_metadata(step)["state"]
+  saved = getattr(saved, "tree", saved)
+  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved)
+  restored = _restore(mngr, step, abstract)
+  return {k: restored[k] for k in ("step", "params", "batch_stats")}
+
+
+def _restore(mngr: ocp.CheckpointManager, step: int, abstract: Any) -> dict[str, Any]:
   try:
     return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
   except (ValueError, KeyError, TypeError) as e:
     raise CheckpointError(f"checkpoint step {step} in {mngr.directory} does not fit this model "
                           f"({type(e).__name__}: {str(e)[:200]}).") from e
-

@@ -132,9 +132,9 @@ def _check_finite(host_sums: dict[str, Any], epoch: int) -> None:
 def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict[str, Any]:
   """Restores checkpoint `step` (newest if None) read-only and evaluates it on the eval split."""
   run = Run(config, workdir, read_only=True)
-  state, tx, step, _ = run.restore(step)
+  state, step = run.restore_for_inference(step)
   eval_split = data.load_split(config, config.data.eval_split)
-  jitted = run.jit_steps(tx)
+  jitted = run.jit_steps(tx=None)  # the eval and predict steps use no optimizer
   val = run.evaluate(jitted.eval, state, eval_split)
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)

@@ -52,7 +52,22 @@ class Run:
     restored = checkpoints.restore_state(self.mngr, step, state.to_dict())
     return jax.device_put(TrainState.from_dict(restored), self.rep), tx, step, meta
 
-  def jit_steps(self, tx) -> steps.JittedSteps:
+  def restore_for_inference(self, step: int | None = None) -> tuple[TrainState, int]:
+    """Parameters and BatchNorm statistics of checkpoint `step` (newest if None) as a TrainState without
+    optimizer state, and the step. Checked against the config's model first, then against its shapes."""
+    step, meta = checkpoints.read_meta(self.mngr, step)
+    checkpoints.check_compatible(meta, self.config, self.mngr.directory)
+    restored = checkpoints.restore_variables(self.mngr, step, self.rep)
+    want = jax.eval_shape(lambda: models.init_variables(self.model, self.config.image_size))
+    got = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+    if jax.tree.map(lambda x: x.shape, want) != jax.tree.map(lambda x: x.shape, got):
+      raise checkpoints.CheckpointError(f"checkpoint step {step} in {self.mngr.directory} holds parameters of "
+                                        "another shape than this config's model; use the config it was trained with.")
+    return TrainState(step=restored["step"], params=got["params"], batch_stats=got["batch_stats"],
+                      opt_state=None), step
+
+  def jit_steps(self, tx: Any) -> steps.JittedSteps:
+    """The jitted steps (`tx`: the optimizer; None where only eval and predict are used)."""
     return steps.jit_steps(self.model, tx, self.config, self.rng, self.rep, self.data)
 
   def zero_sums(self) -> dict[str, jax.Array]:
