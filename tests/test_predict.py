@@ -13,7 +13,6 @@ import jaxseg
 import jaxseg.data
 import tiny
 from jaxseg import compare, models
-from jaxseg.data import sources
 from jaxseg.train.run import Run
 
 
@@ -63,21 +62,16 @@ def _model_masks(config, workdir, images: np.ndarray, out_hw=None) -> np.ndarray
   return np.asarray(jnp.argmax(logits, -1), np.uint8)
 
 
-def _synthetic_photos(n, h, w, seed=5):
-  images, _ = sources.synthetic_arrays(n, max(h, w), seed=seed)
-  return np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.BILINEAR)) for im in images])
-
-
 def test_predicted_masks_equal_the_restored_model(learned, tmp_path):
   config, workdir = learned
   predictor = jaxseg.load(str(workdir))
   assert predictor.step == config.num_epochs
-  at_size = _synthetic_photos(3, 32, 32)
+  at_size = tiny.synthetic_photos(3, 32, 32)
   want = _model_masks(config, workdir, at_size)
   assert len(np.unique(want)) == 3  # the model tells classes apart, so a wrong input scaling would show
   np.testing.assert_array_equal(np.stack(predictor.predict_batch(list(at_size))), want)
   # Another size: the logits are resized to the photo before the argmax (resampling differs slightly).
-  other = _synthetic_photos(3, 50, 70)
+  other = tiny.synthetic_photos(3, 50, 70)
   got = np.stack(predictor.predict_batch(list(other)))
   assert np.mean(got == _model_masks(config, workdir, other, (50, 70))) > 0.99
   # --mode predict writes the same masks.
@@ -93,7 +87,7 @@ def test_predicted_masks_equal_the_restored_model(learned, tmp_path):
 def test_every_image_layout_is_read_as_the_same_picture(learned, tmp_path):
   _, workdir = learned
   predictor = jaxseg.load(str(workdir))
-  rgb = _synthetic_photos(1, 50, 70)[0]
+  rgb = tiny.synthetic_photos(1, 50, 70)[0]
   gray = np.asarray(Image.fromarray(rgb).convert("L"))
   alpha = np.random.default_rng(0).integers(0, 256, gray.shape, dtype=np.uint8)
   rgba = np.dstack([rgb, alpha])
@@ -132,7 +126,7 @@ def test_predict_mode_writes_masks_overlays_and_a_panel(learned, tmp_path):
   _, workdir = learned
   inputs = tmp_path / "in"
   inputs.mkdir()
-  photos = _synthetic_photos(4, 45, 80)
+  photos = tiny.synthetic_photos(4, 45, 80)
   Image.fromarray(photos[0]).save(inputs / "land.jpg", quality=95)
   Image.fromarray(np.dstack([photos[1], np.full((45, 80), 200, np.uint8)]), "RGBA").save(inputs / "rgba.png")
   Image.fromarray(photos[2][:33, :33]).convert("L").save(inputs / "gray.png")

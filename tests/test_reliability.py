@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import jaxseg
 import tiny
 from conftest import REPO
 from jaxseg import config_checks, data
@@ -63,25 +64,27 @@ def _write(path, array, **kwargs):
   Image.fromarray(array).save(path, **kwargs)
 
 
-def test_predict_odd_inputs_predicts_what_it_can_and_names_the_rest(trained, tmp_path):
-  rng = np.random.default_rng(0)
+def test_predict_odd_inputs_predicts_what_it_can_and_names_the_rest(learned, tmp_path):
+  _, workdir = learned
+  photos = tiny.synthetic_photos(5, 40, 60)
   d = tmp_path / "in"
   d.mkdir()
   (tmp_path / "empty").mkdir()
-  _write(d / "ok.jpg", rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+  _write(d / "ok.png", photos[0])
   _write(d / "one_pixel.png", np.array([[[10, 200, 30]]], np.uint8))
-  Image.fromarray(rng.integers(0, 65535, (30, 20), dtype=np.uint16)).save(d / "sixteen_bit.png")
-  Image.fromarray(rng.integers(0, 255, (25, 35, 3), dtype=np.uint8)).convert("CMYK").save(d / "cmyk.jpg")
-  pal = Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).convert("P")
-  pal.save(d / "palette_transparent.png", transparency=0)
+  gray = np.asarray(Image.fromarray(photos[1]).convert("L"))
+  Image.fromarray(gray.astype(np.uint16) * 257).save(d / "sixteen_bit.png")
+  Image.fromarray(photos[2]).convert("CMYK").save(d / "cmyk.jpg", quality=95)
+  pal = Image.fromarray(photos[3]).convert("P")
+  pal.save(d / "palette_transparent.png", transparency=int(np.asarray(pal)[0, 0]))
   Image.fromarray(np.full((6000, 8000, 3), 128, np.uint8)).save(d / "huge.jpg", quality=50)
   (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
   notes = tmp_path / "notes.txt"
   notes.write_text("not an image")
   out = tmp_path / "out"
   out.mkdir()
-  (out / "keep_mask.png").write_bytes(b"an earlier prediction")
-  proc = tiny.main_py("--workdir", str(trained), "--mode", "predict", "--images", str(d), str(notes),
+  (out / "corrupt_mask.png").write_bytes(b"an earlier prediction")  # the failing input's own output name
+  proc = tiny.main_py("--workdir", str(workdir), "--mode", "predict", "--images", str(d), str(notes),
                       str(tmp_path / "empty"), "--output", str(out), timeout=600)
   assert proc.returncode == 1, proc.stderr[-2000:]
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
@@ -90,12 +93,22 @@ def test_predict_odd_inputs_predicts_what_it_can_and_names_the_rest(trained, tmp
   assert any("notes.txt: not a readable image" in e for e in errors)
   assert any("empty: directory has no image files" in e for e in errors)
   assert "Traceback" not in proc.stderr
-  sizes = {"ok": (40, 60), "one_pixel": (1, 1), "sixteen_bit": (30, 20), "cmyk": (25, 35),
-           "palette_transparent": (20, 24), "huge": (6000, 8000)}
+  sizes = {"ok": (40, 60), "one_pixel": (1, 1), "sixteen_bit": (40, 60), "cmyk": (40, 60),
+           "palette_transparent": (40, 60), "huge": (6000, 8000)}
   for name, shape in sizes.items():
     assert np.asarray(Image.open(out / f"{name}_mask.png")).shape == shape, name
     assert (out / f"{name}_overlay.png").stat().st_size > 0
-  assert (out / "keep_mask.png").read_bytes() == b"an earlier prediction"
+  # By value: each odd file is predicted as the picture it holds, read here independently of jaxseg.
+  predictor = jaxseg.load(str(workdir))
+  rgba = np.asarray(Image.open(d / "palette_transparent.png").convert("RGBA"), np.float64)
+  over_white = np.round(rgba[..., :3] * rgba[..., 3:] / 255 + 255 * (1 - rgba[..., 3:] / 255)).astype(np.uint8)
+  pictures = {"ok": photos[0], "sixteen_bit": np.dstack([gray] * 3),
+              "cmyk": np.asarray(Image.open(d / "cmyk.jpg").convert("RGB")), "palette_transparent": over_white}
+  for name, picture in pictures.items():
+    want = predictor(picture)
+    assert len(np.unique(want)) > 1, name  # a picture the model segments, so a misread would show
+    np.testing.assert_array_equal(np.asarray(Image.open(out / f"{name}_mask.png")), want, err_msg=name)
+  assert (out / "corrupt_mask.png").read_bytes() == b"an earlier prediction"
   assert not list(out.glob("*tmp*"))
 
 

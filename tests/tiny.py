@@ -37,3 +37,12 @@ def learning_config(**overrides):
               "num_epochs": 10, "learning_rate": 3e-3, "freeze_encoder": False, "encoder_bn_train": True,
               "model.encoder_bn_momentum": 0.9, "model.decoder_bn_momentum": 0.9}
   return tiny_config(**{**settings, **overrides})
+
+
+def synthetic_photos(n, h, w, seed=5):
+  """(n, h, w, 3) uint8 pictures of the synthetic task (what the learned model segments), any size."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from jaxseg.data import sources  # pylint: disable=g-import-not-at-top
+  images, _ = sources.synthetic_arrays(n, max(h, w), seed=seed)
+  return np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.BILINEAR)) for im in images])
