@@ -38,12 +38,32 @@ def test_folder_source_on_pets_mini(pets_mini):
   assert np.mean(train.masks[:, 0, :] == 1) > 0.5
 
 
-def test_tfds_source_with_mock_data():
+def test_tfds_source_maps_trimaps_to_classes():
+  """tfds `oxford_iiit_pet` examples (served by tfds's mock with known content) become class ids
+  pet 0, background 1, boundary 2, masks resized by nearest neighbour, images kept."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  h, w = 40, 48
+  trimap = np.full((h, w), 3, np.uint8)  # boundary...
+  trimap[:, : w // 4] = 2  # ...a background band on the left...
+  trimap[: h // 3, :] = 1  # ...and a pet band on top
+  colours = np.array([[200, 10, 10], [10, 200, 10], [10, 10, 200]], np.uint8)
+
+  def as_dataset(self, split, **kwargs):
+    del self, split, kwargs
+    return tf.data.Dataset.from_tensor_slices({
+        "image": np.broadcast_to(colours[:, None, None], (3, h, w, 3)).copy(),
+        "segmentation_mask": np.stack([trimap[..., None]] * 3),
+        "file_name": np.array([b"Abyssinian_1.jpg", b"beagle_2.jpg", b"Bombay_3.jpg"])})
+
   config = tiny.tiny_config(**{"data.source": "tfds"})
-  with tfds.testing.mock_data(num_examples=5):
+  with tfds.testing.mock_data(num_examples=3, as_dataset_fn=as_dataset):
     split = data.load_split(config, "train")
-  assert split.images.shape == (5, 32, 32, 3) and split.images.dtype == np.uint8
-  assert split.masks.max() <= 2  # random mock bytes clipped to trimap values before the -1
+  assert split.names == ["Abyssinian_1.jpg", "beagle_2.jpg", "Bombay_3.jpg"]
+  np.testing.assert_array_equal(split.images, np.broadcast_to(colours[:, None, None], (3, 32, 32, 3)))
+  want = np.asarray(Image.fromarray(trimap).resize((32, 32), Image.NEAREST)).astype(int) - 1
+  for mask in split.masks:
+    np.testing.assert_array_equal(mask, want)
+  assert mask[2, 16] == 0 and mask[25, 2] == 1 and mask[25, 25] == 2  # the bands, by value
 
 
 def test_train_batches_are_deterministic_per_epoch_and_drop_the_remainder():

@@ -1,5 +1,6 @@
 """No lost work, clear errors: kills, non-finite losses, odd predict inputs, bad datasets, bad configs."""
 
+import errno
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ from PIL import Image
 import jaxseg
 import tiny
 from conftest import REPO
-from jaxseg import config_checks, data
+from jaxseg import cli, config_checks, data, files, visualize
 from jaxseg.data import splits
 from jaxseg.errors import DatasetError
 from jaxseg.train import checkpoints, loop
@@ -187,3 +188,72 @@ def test_eval_and_predict_never_modify_a_checkpoint(trained, tmp_path):
   _write(image, np.zeros((20, 30, 3), np.uint8))
   assert tiny.main_py("--workdir", str(trained), "--mode", "predict", "--images", str(image)).returncode == 0
   assert _hashes(trained / "checkpoints") == before
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 300 MiB tmpfs (root only; skips where mounting is not allowed), unmounted afterwards."""
+  mount = tmp_path / "disk"
+  mount.mkdir()
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)],
+                    capture_output=True).returncode:
+    pytest.skip("cannot mount a tmpfs here")
+  try:
+    yield mount
+  finally:
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk, leave_bytes: int):
+  st = os.statvfs(disk)
+  filler = disk / "filler"
+  with open(filler, "wb") as f:
+    f.write(b"\0" * (st.f_bavail * st.f_frsize - leave_bytes))
+  return filler
+
+
+def _one_error_line(err: str) -> list[str]:
+  lines = [l for l in err.replace("\r", "\n").splitlines() if l.startswith("error: ")]
+  assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+  return lines
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_a_rerun_resumes(small_disk, monkeypatch, capsys):
+  workdir = str(small_disk / "run")
+  assert cli.run(tiny.tiny_config(num_epochs=1), "train", workdir) == 0
+  good = _hashes(small_disk / "run" / "checkpoints" / "1")
+  filler = _fill(small_disk, 200_000)  # far less than a checkpoint
+  monkeypatch.setattr(config_checks, "MIN_FREE_BYTES", 0)  # get past the start-up check, fail mid-run
+  capsys.readouterr()
+  assert cli.run(tiny.tiny_config(num_epochs=2), "train", workdir) == 2
+  [line] = _one_error_line(capsys.readouterr().err)
+  assert "the disk is full while writing" in line and "rerun the same command" in line
+  assert checkpoints.manager(workdir, read_only=True).all_steps() == [1]
+  assert _hashes(small_disk / "run" / "checkpoints" / "1") == good
+  filler.unlink()
+  assert cli.run(tiny.tiny_config(num_epochs=2), "train", workdir) == 0
+  assert "Resuming from" in capsys.readouterr().out
+  assert checkpoints.manager(workdir, read_only=True).all_steps() == [1, 2]
+
+
+def test_a_picture_that_cannot_be_written_is_one_line_and_keeps_the_checkpoints(tmp_path, monkeypatch, capsys):
+  workdir = str(tmp_path / "run")
+  assert cli.run(tiny.tiny_config(num_epochs=1), "train", workdir) == 0
+  original = visualize._save_figure  # pylint: disable=protected-access
+
+  def full_disk(fig, path):
+    if path.endswith("epoch_02.png"):
+      with files.atomic_path(path) as tmp:
+        open(tmp, "wb").close()  # a started write that then fails, as on a full disk
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+    original(fig, path)
+
+  monkeypatch.setattr(visualize, "_save_figure", full_disk)
+  capsys.readouterr()
+  assert cli.run(tiny.tiny_config(num_epochs=2), "train", workdir) == 2
+  [line] = _one_error_line(capsys.readouterr().err)
+  assert "the disk is full while writing" in line and "epoch_02.png" in line
+  assert checkpoints.manager(workdir, read_only=True).all_steps() == [1, 2]  # saved before the pictures
+  assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["epoch_00.png", "epoch_01.png"]
+  monkeypatch.setattr(visualize, "_save_figure", original)
+  assert cli.run(tiny.tiny_config(num_epochs=2), "train", workdir) == 0

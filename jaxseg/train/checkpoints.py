@@ -5,8 +5,11 @@ mid-save leaves no checkpoint that `latest_step` would pick up. Readers (eval, p
 read-only: they never write, delete or clean up anything under the checkpoint directory.
 """
 
+import errno
+import json
 import logging
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -51,10 +54,23 @@ def manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.Checkpo
 
 
 def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
-  """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as step `epoch`; returns when written."""
-  mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                           meta=ocp.args.JsonSave(meta)), force=True)
-  mngr.wait_until_finished()
+  """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as step `epoch`; returns when written.
+
+  Raises:
+    OSError (ENOSPC): the disk has no room for it, found before writing (Orbax's own failure on a full disk
+      is a storm of background-thread tracebacks) or while writing; the newest complete checkpoint stays.
+  """
+  need = sum(x.nbytes for x in jax.tree.leaves(state)) + len(json.dumps(meta)) + 4 * 2**20
+  if shutil.disk_usage(mngr.directory).free < need:
+    raise OSError(errno.ENOSPC, "No space left on device", str(mngr.directory))
+  try:
+    mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                             meta=ocp.args.JsonSave(meta)), force=True)
+    mngr.wait_until_finished()
+  except (ValueError, RuntimeError) as e:
+    if "No space left on device" in str(e):
+      raise OSError(errno.ENOSPC, "No space left on device", str(mngr.directory)) from e
+    raise
 
 
 def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[str, Any]],
