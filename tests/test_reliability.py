@@ -29,8 +29,8 @@ def trained(tmp_path_factory):
 
 def _hashes(directory) -> dict[str, str]:
   out = {}
-  for root, _, files in os.walk(directory):
-    for f in files:
+  for root, _, names in os.walk(directory):
+    for f in names:
       path = os.path.join(root, f)
       with open(path, "rb") as fh:
         out[os.path.relpath(path, directory)] = hashlib.sha256(fh.read()).hexdigest()
