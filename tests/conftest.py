@@ -17,6 +17,7 @@ import pytest  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PETS_MINI = REPO.parent / "shared" / "data" / "pets-mini"
+IMAGENET_H5 = REPO.parent / "shared" / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 
 @pytest.fixture
@@ -25,6 +26,15 @@ def pets_mini() -> pathlib.Path:
   if not (PETS_MINI / "annotations" / "trainval.txt").is_file():
     pytest.skip(f"{PETS_MINI} is absent")
   return PETS_MINI
+
+
+@pytest.fixture
+def imagenet_h5() -> pathlib.Path:
+  """The real ImageNet MobileNetV2 file as keras.applications downloads it (Keras 2 layout); skips where
+  ../shared is absent."""
+  if not IMAGENET_H5.is_file():
+    pytest.skip(f"{IMAGENET_H5} is absent")
+  return IMAGENET_H5
 
 
 @pytest.fixture(scope="session")

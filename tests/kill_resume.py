@@ -66,10 +66,11 @@ def kill_once(workdir: str, epochs: int, during_save: bool, rng: random.Random, 
   proc = subprocess.Popen(_cmd(workdir, epochs), cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT)
   start = time.time()
   deadline = start + (rng.uniform(0.3, 0.9) * full_run_s if not during_save else 600)
-  seen_partial = False
+  cut_step = 0
   while proc.poll() is None and time.time() < deadline:
-    if during_save and set(partial_saves(workdir)) - old_partials:
-      seen_partial = True
+    new = set(partial_saves(workdir)) - old_partials
+    if during_save and new:
+      cut_step = int(sorted(new)[0].split(".")[0])  # Orbax writes step N into "N.orbax-checkpoint-tmp*"
       break
     time.sleep(0.002 if during_save else 0.05)
   finished = proc.poll() is not None
@@ -80,9 +81,13 @@ def kill_once(workdir: str, epochs: int, during_save: bool, rng: random.Random, 
   out = log.read()
   resumed = re.search(r"Resuming from .* at epoch (\d+)", out)
   decided = bool(resumed) or "Starting a new run" in out  # else killed before it read the checkpoints
-  return {"killed": not finished, "during_save": seen_partial and not finished, "after_s": time.time() - start,
-          "complete_before": before, "decided": decided, "resumed_at": int(resumed.group(1)) if resumed else 0,
-          "partial_left": bool(partial_saves(workdir)), "complete_after": complete_steps(workdir)}
+  after = complete_steps(workdir)
+  # A save counts as cut short only if the step it was writing never became a complete checkpoint.
+  cut = bool(cut_step) and not finished and cut_step not in after
+  return {"killed": not finished, "during_save": cut, "cut_step": cut_step if cut else 0,
+          "after_s": time.time() - start, "complete_before": before, "decided": decided,
+          "resumed_at": int(resumed.group(1)) if resumed else 0, "partial_left": bool(partial_saves(workdir)),
+          "complete_after": after}
 
 
 def main(argv=None) -> int:
@@ -102,6 +107,7 @@ def main(argv=None) -> int:
   run_to_end(ref, args.epochs)
   full_run_s = time.time() - start
   events, problems = [], []
+  cut_before, resumes_after_cut = 0, 0  # the step whose save the last kill cut short, until a run resumes
   count = lambda key: sum(e[key] for e in events)
   for _ in range(3 * args.kills):  # a run may finish before its kill lands; then try again
     if count("killed") >= args.kills and count("during_save") >= args.during_save:
@@ -119,10 +125,20 @@ def main(argv=None) -> int:
     newest = max(event["complete_before"], default=0)
     if event["decided"] and event["resumed_at"] != newest:
       problems.append(f"resumed at epoch {event['resumed_at']}, newest complete checkpoint was {newest}")
+    if event["decided"] and cut_before and event["resumed_at"] != cut_before - 1:
+      problems.append(f"after the save of epoch {cut_before} was cut short, the next run resumed at epoch "
+                      f"{event['resumed_at']}, not {cut_before - 1}")
+    if event["decided"]:
+      resumes_after_cut += bool(cut_before)
+      cut_before = 0
+    cut_before = event["cut_step"] or cut_before
   out = run_to_end(killed, args.epochs)
   newest = max(events[-1]["complete_after"], default=0)
   if newest and f"at epoch {newest}" not in out:
     problems.append(f"final run did not resume from epoch {newest}")
+  resumes_after_cut += bool(cut_before) and f"at epoch {cut_before - 1}" in out
+  if not resumes_after_cut:
+    problems.append("no run resumed right after a cut-short save")
   want, got = final_metrics(ref), final_metrics(killed)
   for part in ("train", "val"):
     for key in ("loss", "accuracy", "mean_iou"):
@@ -133,7 +149,8 @@ def main(argv=None) -> int:
     problems.append(f"only {n_killed} kills ({n_save} during a checkpoint write)")
   if not any(e["complete_before"] and e["decided"] for e in events):
     problems.append("no kill landed after a checkpoint: resuming was never exercised")
-  print(json.dumps({"kills": n_killed, "during_save": n_save, "problems": problems, "events": events,
+  print(json.dumps({"kills": n_killed, "during_save": n_save, "resumes_after_cut": resumes_after_cut,
+                    "problems": problems, "events": events,
                     "final": {"val": got["val"]["accuracy"], "reference_val": want["val"]["accuracy"]}}))
   return 1 if problems else 0
 

@@ -42,6 +42,21 @@ def test_taps_match_keras_on_pet_photos(pets_mini, alpha, size):
   _check_taps(base, port.from_keras_mobilenet_v2(base), alpha, _pets(pets_mini, size))
 
 
+def test_the_real_keras2_imagenet_file_ports_like_keras_loads_it(imagenet_h5, pets_mini):
+  """The file real downloads bring (Keras 2 names: `depthwise_kernel`, layer_names attributes), read by
+  jaxseg's own h5 reader, against Keras loading the same file."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  with h5py.File(imagenet_h5, "r") as f:
+    names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
+    weights = [w.decode() if isinstance(w, bytes) else w for w in f["block_1_depthwise"].attrs["weight_names"]]
+  assert "block_16_project" in names and any("depthwise_kernel" in w for w in weights)
+  import keras  # pylint: disable=g-import-not-at-top
+  base = keras.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=1.0, include_top=False,
+                                        weights=str(imagenet_h5))
+  variables = port.from_keras_mobilenet_v2(str(imagenet_h5), alpha=1.0, input_size=224)
+  _check_taps(base, variables, 1.0, _pets(pets_mini, 224))
+
+
 def _save_legacy_h5(model, path):
   from keras.src.legacy.saving import legacy_h5_format  # pylint: disable=g-import-not-at-top
   import h5py  # pylint: disable=g-import-not-at-top

@@ -11,8 +11,8 @@ from jaxseg.data import sources
 from jaxseg.train.run import Run
 from jaxseg.models import UNet
 
-torch = pytest.importorskip("torch")
-torch_unet = pytest.importorskip("benchmarks.torch_unet")
+torch = pytest.importorskip("torch")  # only PyTorch itself is optional: an error in the twin must fail
+from benchmarks import torch_unet  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _nchw(x):
