@@ -17,6 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.alpha = 1.0  # MobileNetV2 width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4.
   config.model.encoder_bn_momentum = 0.999  # Encoder BatchNorm momentum (Keras MobileNetV2's).
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).
+  config.model.decoder_bn_debias = True  # Eval/predict with bias-corrected decoder BN averages (short runs).
   config.model.conv_impl = "auto"  # Conv formulation: "gemm", "xla" (lax convs), "auto" (gemm; xla on TPU).
   config.num_classes = 3  # Output classes: pet, background, boundary.
   config.image_size = 128  # Training and eval resolution (square, a multiple of 32).

@@ -20,6 +20,7 @@ from jaxseg import data, files, parallel, visualize
 from jaxseg.errors import DatasetError, UserError
 from jaxseg.train import checkpoints
 from jaxseg.train.run import Run
+from jaxseg.train.state import inference_variables
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -47,7 +48,7 @@ class Predictor:
     self.run = Run(config, workdir, read_only=True)
     self.state, self.step = self.run.restore_for_inference(step)
     self.config = config
-    self.variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
+    self.variables = inference_variables(self.state, self.run.config)
     model = self.run.model
     self._logits = jax.jit(lambda v, x: model.apply(v, data.normalize(x), train=False),
                            in_shardings=(self.run.rep, self.run.data), out_shardings=self.run.data)

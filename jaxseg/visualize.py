@@ -45,7 +45,9 @@ def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.nda
   fig.legend(handles=[Patch(color=PALETTE[i % len(PALETTE)] / 255, label=name)
                       for i, name in enumerate(class_names(num_classes))],
              loc="lower center", ncol=num_classes, fontsize=9)
-  fig.tight_layout(rect=(0, 0.05, 1, 1))
+  # Leave room for the legend below and the title above the column titles.
+  height = fig.get_figheight()
+  fig.tight_layout(rect=(0, 0.6 / height, 1, 1 - (0.45 if title else 0.1) / height))
   _save_figure(fig, path)
 
 

@@ -50,13 +50,17 @@ def test_mask_lines_up_with_the_input_at_its_own_size(learned, h, w):
 
 
 def _model_masks(config, workdir, images: np.ndarray, out_hw=None) -> np.ndarray:
-  """The reference: the newest checkpoint restored on its own, images resized to the training size
-  (bilinear) and scaled to [-1, 1], the model applied, logits resized to `out_hw` with jax.image.resize, argmax."""
-  state = Run(config, str(workdir), read_only=True).restore()[0]
+  """The reference: the newest checkpoint restored on its own, the decoder's BatchNorm averages
+  bias-corrected (numpy), images resized to the training size (bilinear) and scaled to [-1, 1], the model
+  applied, logits resized to `out_hw` with jax.image.resize, argmax."""
+  state = jax.device_get(Run(config, str(workdir), read_only=True).restore()[0])
+  w = config.model.decoder_bn_momentum ** int(state.step)
+  stats = {k: v if k == "encoder" else {"bn": {"mean": v["bn"]["mean"] / (1 - w), "var": (v["bn"]["var"] - w) / (1 - w)}}
+           for k, v in state.batch_stats.items()}
   size = config.image_size
   x = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
   x = jnp.asarray(x, jnp.float32) / 127.5 - 1.0
-  logits = models.create_model(config).apply({"params": state.params, "batch_stats": state.batch_stats}, x)
+  logits = models.create_model(config).apply({"params": state.params, "batch_stats": stats}, x)
   if out_hw is not None:
     logits = jax.image.resize(logits, (len(images), *out_hw, logits.shape[-1]), "linear")
   return np.asarray(jnp.argmax(logits, -1), np.uint8)

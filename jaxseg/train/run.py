@@ -1,6 +1,7 @@
 """`Run`: what training, evaluation and prediction share for one config and workdir (the device mesh,
 the model, the checkpoint manager, the run's random key) and the operations built from them."""
 
+import json
 from typing import Any
 
 import jax
@@ -10,7 +11,7 @@ import numpy as np
 from jaxseg import config_checks, data, models, parallel
 from jaxseg.models import keras_port
 from jaxseg.train import checkpoints, metrics, steps
-from jaxseg.train.state import TrainState, create_state, make_optimizer
+from jaxseg.train.state import TrainState, create_state, inference_variables, make_optimizer
 
 
 class Run:
@@ -57,6 +58,12 @@ class Run:
     optimizer state, and the step. Checked against the config's model first, then against its shapes."""
     step, meta = checkpoints.read_meta(self.mngr, step)
     checkpoints.check_compatible(meta, self.config, self.mngr.directory)
+    # The decoder's BatchNorm averages are corrected with the momentum they were trained with, whatever
+    # the config at hand says.
+    trained = json.loads(meta["config"])["model"].get("decoder_bn_momentum", self.config.model.decoder_bn_momentum)
+    if trained != self.config.model.decoder_bn_momentum:
+      self.config = self.config.copy_and_resolve_references()
+      self.config.model.decoder_bn_momentum = trained
     restored = checkpoints.restore_variables(self.mngr, step, self.rep)
     want = jax.eval_shape(lambda: models.init_variables(self.model, self.config.image_size))
     got = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
@@ -83,5 +90,5 @@ class Run:
 
   def predict_uint8(self, predict_fn, state: TrainState, images: np.ndarray) -> np.ndarray:
     """Class ids for uint8 images at the training size, batched and padded to the eval batch size."""
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    variables = inference_variables(state, self.config)
     return parallel.map_padded(lambda x: predict_fn(variables, x), images, self.config.eval_batch_size, self.data)

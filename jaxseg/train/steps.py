@@ -10,7 +10,7 @@ import optax
 
 from jaxseg.data import transforms
 from jaxseg.train import metrics
-from jaxseg.train.state import ENCODER, TrainState, split_encoder
+from jaxseg.train.state import ENCODER, TrainState, inference_variables, split_encoder
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *, model,
@@ -60,10 +60,10 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
   return new_state, sums
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model) -> dict[str, jax.Array]:
+def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model,
+              config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
   """Metric sums of one padded eval batch ({"image", "mask", "weight"}); padding has weight 0."""
-  logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                       transforms.normalize(batch["image"]), train=False)
+  logits = model.apply(inference_variables(state, config), transforms.normalize(batch["image"]), train=False)
   weights = jnp.broadcast_to(batch["weight"][:, None, None], batch["mask"].shape)
   return metrics.metric_sums(logits, batch["mask"].astype(jnp.int32), weights)
 
@@ -117,7 +117,7 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
     return new_state, accumulate(acc, sums, state.step)
 
   def eval_acc(state, acc, batch):
-    return accumulate(acc, eval_step(state, batch, model=model), jnp.zeros((), jnp.int32))
+    return accumulate(acc, eval_step(state, batch, model=model, config=config), jnp.zeros((), jnp.int32))
 
   rep = state_sharding
   return JittedSteps(
