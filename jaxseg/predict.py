@@ -47,7 +47,7 @@ class Predictor:
     config = config or _config_from_checkpoint(workdir, step)
     self.run = Run(config, workdir, read_only=True)
     self.state, self.step = self.run.restore_for_inference(step)
-    self.config = config
+    self.config = self.run.config  # the given config, with the trained BatchNorm momentum
     self.variables = inference_variables(self.state, self.run.config)
     model = self.run.model
     self._logits = jax.jit(lambda v, x: model.apply(v, data.normalize(x), train=False),

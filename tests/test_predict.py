@@ -55,8 +55,8 @@ def _model_masks(config, workdir, images: np.ndarray, out_hw=None) -> np.ndarray
   applied, logits resized to `out_hw` with jax.image.resize, argmax."""
   state = jax.device_get(Run(config, str(workdir), read_only=True).restore()[0])
   w = config.model.decoder_bn_momentum ** int(state.step)
-  stats = {k: v if k == "encoder" else {"bn": {"mean": v["bn"]["mean"] / (1 - w), "var": (v["bn"]["var"] - w) / (1 - w)}}
-           for k, v in state.batch_stats.items()}
+  debias = lambda bn: {"mean": bn["mean"] / (1 - w), "var": (bn["var"] - w) / (1 - w)}
+  stats = {k: v if k == "encoder" else {"bn": debias(v["bn"])} for k, v in state.batch_stats.items()}
   size = config.image_size
   x = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
   x = jnp.asarray(x, jnp.float32) / 127.5 - 1.0

@@ -88,8 +88,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
       samples.save(os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png"),
                    run.predict_uint8(jitted.predict, state, samples.images), config.num_classes)
     visualize.save_curves(os.path.join(workdir, "curves.png"), history)
-    print(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  val {metrics.format_metrics(val_m)}  "
-          f"{rate:.1f} img/s")
+    print(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
+          f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
     if stop:
       print(f"Stopping early: {stop}.")
   writer.close()

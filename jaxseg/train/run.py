@@ -45,10 +45,15 @@ class Run:
     state = create_state(variables["params"], variables["batch_stats"], tx)
     return jax.device_put(state, self.rep), tx
 
-  def restore(self, step: int | None = None) -> tuple[TrainState, Any, int, dict[str, Any]]:
-    """The state of checkpoint `step` (newest if None), its optimizer, epoch and meta."""
+  def _checked_meta(self, step: int | None) -> tuple[int, dict[str, Any]]:
+    """(step, meta) of checkpoint `step` (newest if None), refused unless written for this config's model."""
     step, meta = checkpoints.read_meta(self.mngr, step)
     checkpoints.check_compatible(meta, self.config, self.mngr.directory)
+    return step, meta
+
+  def restore(self, step: int | None = None) -> tuple[TrainState, Any, int, dict[str, Any]]:
+    """The state of checkpoint `step` (newest if None), its optimizer, epoch and meta."""
+    step, meta = self._checked_meta(step)
     state, tx = self.fresh_state(load_encoder=False)
     restored = checkpoints.restore_state(self.mngr, step, state.to_dict())
     return jax.device_put(TrainState.from_dict(restored), self.rep), tx, step, meta
@@ -56,12 +61,11 @@ class Run:
   def restore_for_inference(self, step: int | None = None) -> tuple[TrainState, int]:
     """Parameters and BatchNorm statistics of checkpoint `step` (newest if None) as a TrainState without
     optimizer state, and the step. Checked against the config's model first, then against its shapes."""
-    step, meta = checkpoints.read_meta(self.mngr, step)
-    checkpoints.check_compatible(meta, self.config, self.mngr.directory)
+    step, meta = self._checked_meta(step)
     # The decoder's BatchNorm averages are corrected with the momentum they were trained with, whatever
     # the config at hand says.
-    trained = json.loads(meta["config"])["model"].get("decoder_bn_momentum", self.config.model.decoder_bn_momentum)
-    if trained != self.config.model.decoder_bn_momentum:
+    trained = json.loads(meta["config"])["model"].get("decoder_bn_momentum")
+    if trained is not None and trained != self.config.model.decoder_bn_momentum:
       self.config = self.config.copy_and_resolve_references()
       self.config.model.decoder_bn_momentum = trained
     restored = checkpoints.restore_variables(self.mngr, step, self.rep)
