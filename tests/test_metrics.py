@@ -16,7 +16,9 @@ def _numpy_reference(logits, labels, weights, c):
   logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
   nll = -np.take_along_axis(logp, labels[..., None], -1)[..., 0]
   iou = [cm[k, k] / (cm[k].sum() + cm[:, k].sum() - cm[k, k]) for k in range(c)]
+  recall = [cm[k, k] / cm[k].sum() for k in range(c)]
   return {"loss": (nll * weights).sum() / weights.sum(), "accuracy": np.trace(cm) / cm.sum(),
+          "class_accuracy": np.mean(recall),
           "confusion": cm, "iou": iou, "mean_iou": np.mean(iou)}
 
 
@@ -38,16 +40,18 @@ def test_split_metrics_match_numpy():
   assert np.asarray(got["confusion"]).sum() == 11 * 64  # padding never counts
   np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
   np.testing.assert_allclose(got["accuracy"], want["accuracy"], rtol=1e-6)
+  np.testing.assert_allclose(got["class_accuracy"], want["class_accuracy"], rtol=1e-6)
   np.testing.assert_allclose([got["iou_pet"], got["iou_background"], got["iou_boundary"]], want["iou"],
                              rtol=1e-6)
   np.testing.assert_allclose(got["mean_iou"], want["mean_iou"], rtol=1e-6)
 
 
-def test_absent_class_is_left_out_of_mean_iou():
+def test_absent_class_is_left_out_of_mean_iou_and_class_accuracy():
   sums = {"loss_sum": 1.0, "weight_sum": 4.0, "confusion": np.array([[3, 0, 0], [1, 0, 0], [0, 0, 0]])}
   m = metrics.summarize(sums)
   assert np.isnan(m["iou_boundary"])
   np.testing.assert_allclose(m["mean_iou"], np.mean([3 / 4, 0.0]))
+  np.testing.assert_allclose(m["class_accuracy"], np.mean([3 / 3, 0 / 1]))  # no boundary label: left out
 
 
 def test_non_finite_loss_step_is_remembered():

@@ -55,10 +55,11 @@ def metric_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array | None)
 
 
 def summarize(sums: dict[str, np.ndarray], class_names: list[str] | None = None) -> dict[str, Any]:
-  """Host-side metrics from accumulated sums: loss, pixel accuracy, per-class and mean IoU, confusion.
+  """Host-side metrics from accumulated sums: loss, pixel accuracy, class-average accuracy (the mean of
+  per-class recall), per-class and mean IoU, confusion.
 
   A class absent from both labels and predictions has an undefined IoU; it is reported as NaN and left
-  out of the mean.
+  out of the mean. A class absent from the labels has no recall and is left out of the class average.
   """
   cm = np.asarray(sums["confusion"], np.float64)
   total = cm.sum()
@@ -66,9 +67,11 @@ def summarize(sums: dict[str, np.ndarray], class_names: list[str] | None = None)
   union = cm.sum(0) + cm.sum(1) - inter
   with np.errstate(invalid="ignore", divide="ignore"):
     iou = np.where(union > 0, inter / union, np.nan)
+    recall = np.where(cm.sum(1) > 0, inter / cm.sum(1), np.nan)
   names = list(class_names) if class_names is not None else default_class_names(cm.shape[0])
   out = {"loss": float(sums["loss_sum"] / max(float(sums["weight_sum"]), 1.0)),
          "accuracy": float(inter.sum() / total) if total else float("nan"),
+         "class_accuracy": float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan"),
          "mean_iou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
          "confusion": cm.astype(np.int64).tolist()}
   for name, value in zip(names, iou):
