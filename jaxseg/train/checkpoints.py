@@ -73,13 +73,22 @@ def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: d
     raise
 
 
+# What identifies the model a checkpoint holds: meta["model"] key -> config field.
+_IDENTITY = {"name": "model.name", "alpha": "model.alpha", "num_classes": "num_classes", "image_size": "image_size"}
+
+
+def _field(config: ml_collections.ConfigDict, path: str) -> Any:
+  for part in path.split("."):
+    config = config[part]
+  return config
+
+
 def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[str, Any]],
               stop_reason: str = "") -> dict[str, Any]:
   """The JSON record saved beside each state: epoch, metrics history, why training stopped, the config, and
   the model's identity (what `check_compatible` compares)."""
   return {"epoch": epoch, "history": history, "stop_reason": stop_reason, "config": config.to_json_best_effort(),
-          "model": {"name": config.model.name, "alpha": config.model.alpha, "num_classes": config.num_classes,
-                    "image_size": config.image_size}}
+          "model": {key: _field(config, field) for key, field in _IDENTITY.items()}}
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int, dict[str, Any]]:
@@ -101,19 +110,13 @@ def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int
   return step, meta
 
 
-# What identifies the model a checkpoint holds: meta["model"] key -> config field.
-_IDENTITY = {"name": "model.name", "alpha": "model.alpha", "num_classes": "num_classes", "image_size": "image_size"}
-
-
 def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, where: str) -> None:
   """Refuses, before restoring, a checkpoint written for another model: another architecture, alpha, class
   count or image size (a run resumes, and is evaluated, at the size it was trained at)."""
   saved = meta.get("model", {})
   diffs, fixes = [], []
   for key, field in _IDENTITY.items():
-    value = config
-    for part in field.split("."):
-      value = value[part]
+    value = _field(config, field)
     if key in saved and saved[key] != value:
       diffs.append(f"{key}: checkpoint has {saved[key]!r}, config has {value!r}")
       fixes.append(f"--config.{field}={saved[key]}")

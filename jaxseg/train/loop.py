@@ -53,8 +53,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   eval_split = data.load_split(config, config.data.eval_split)
   steps_per_epoch = data.steps_per_epoch(train_split, config.batch_size)
   if steps_per_epoch == 0:
-    raise config_checks.ConfigError(f"config.batch_size={config.batch_size} is larger than the training split "
-                                 f"({len(train_split)} examples): lower it.")
+    raise config_checks.ConfigError(f"config.batch_size={config.batch_size} is larger than the training "
+                                    f"split ({len(train_split)} examples): lower it.")
   baseline = data.majority_baseline(eval_split)
 
   if run.mngr.latest_step() is not None:
