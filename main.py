@@ -1,6 +1,6 @@
 """jaxseg command line: train, evaluate, predict or summarize a U-Net segmentation model.
 
-  python main.py --config configs/r224.py [--workdir DIR] [--mode train|eval|predict|summary]
+  python main.py --config configs/r224.py [--workdir DIR] [--mode train|eval|predict|summary|inspect]
                  [--config.field=value ...]
 
 Kept short on purpose: the logic lives in the jaxseg package, importable from notebooks and Colab.
@@ -17,7 +17,8 @@ from ml_collections import config_flags  # pylint: disable=wrong-import-position
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Checkpoints, metrics and pictures go here (default runs/<config name>).")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "predict", "summary"], "What to do.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "predict", "summary", "inspect"],
+                  "What to do (inspect: check and describe the dataset).")
 flags.DEFINE_list("images", [], "predict: image files or directories (more may follow as plain arguments).")
 flags.DEFINE_string("output", None, "predict: output directory (default <workdir>/predictions).")
 flags.DEFINE_integer("step", None, "eval/predict: checkpoint step (epoch) to restore; default the newest.")

@@ -19,8 +19,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).
   config.model.decoder_bn_debias = True  # Eval/predict with bias-corrected decoder BN averages (short runs).
   config.model.conv_impl = "auto"  # Conv formulation: "gemm", "xla" (lax convs), "auto" (gemm; xla on TPU).
-  config.num_classes = 3  # Output classes: pet, background, boundary.
-  config.image_size = 128  # Training and eval resolution (square, a multiple of 32).
+  config.num_classes = 3  # Output classes (= len(data.class_names)): pet, background, boundary.
+  config.image_size = 128  # Examples are resized to this square size (any size; padded to multiples of 32).
+  config.image_height = 0  # Non-square stored size: height (0 = image_size), e.g. CamVid's 360.
+  config.image_width = 0  # Non-square stored size: width (0 = image_size), e.g. CamVid's 480.
   config.encoder_weights = "imagenet"  # "imagenet" (Keras download), a Keras weights file path, or "none".
   config.freeze_encoder = True  # Train the decoder only (the tutorial); False fine-tunes the encoder too.
   config.encoder_bn_train = False  # Encoder BatchNorm uses batch statistics (only with freeze_encoder=False).
@@ -31,7 +33,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.tfds_name = "oxford_iiit_pet:4.*.*"  # tfds dataset name and version.
   config.data.data_dir = ""  # tfds data_dir ("" = tfds default, ~/tensorflow_datasets).
   config.data.download = True  # Let tfds download and prepare the dataset if it is not there yet.
-  config.data.folder = ""  # For source="folder": directory with images/ and annotations/.
+  config.data.root = ""  # For source="folder": the dataset directory (see data.layout).
+  config.data.folder = ""  # Older name of data.root (used when root is empty).
+  config.data.layout = "auto"  # Folder layout: "lists" (<split>.txt of 'image mask' lines), "dirs" (image and
+  #   mask directories paired by file name), "oxford_pet" (the Oxford-IIIT Pet release), "auto" (in that order).
+  config.data.image_dir = "{split}"  # layout="dirs": image directory under root ({split} = split name).
+  config.data.mask_dir = "{split}annot"  # layout="dirs": mask directory under root.
+  config.data.mask_suffix = ""  # layout="dirs": mask file stem = image stem + this (e.g. CamVid's "_L").
+  # The dataset's labels (Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 boundary).
+  config.data.class_names = ("pet", "background", "boundary")  # One name per training class.
+  config.data.class_colors = ((245, 130, 48), (30, 60, 140), (255, 225, 25))  # RGB per class in pictures.
+  config.data.class_map = {"1": 0, "2": 1, "3": 2}  # Stored label -> class id or "ignore" ({} = identity).
+  config.data.ignore_label = -1  # A stored label value that is ignored in loss and metrics (-1 = none).
+  config.data.ignore_color = (0, 0, 0)  # RGB of ignored pixels in pictures.
+  config.data.mask_format = "index"  # "index" (gray or palette PNG values) or "color" (RGB via color_table).
+  config.data.color_table = ""  # mask_format="color": CSV of name,r,g,b (relative to root); class_map keys
+  #   may then be the table's names.
+  config.data.eval_resolution = "original"  # Metrics at each label's own resolution, or "model" (stored size).
   config.data.train_split = "train"  # Split to train on ("train" = Oxford trainval, 3,680 images).
   config.data.eval_split = "test"  # Split to evaluate on ("test", 3,669 images).
   config.data.max_train_examples = 0  # Use only the first N training examples (0 = all).
@@ -45,8 +63,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_batch_size = 64  # Global eval batch size.
   config.num_epochs = 20  # Epochs to train.
   config.learning_rate = 1e-3  # Adam learning rate (the Keras default).
+  config.lr_schedule = "constant"  # "constant", or "cosine" (decays to 0 over num_epochs).
   config.random_flip = True  # Random horizontal flips of image and mask together.
-  config.seed = 0  # Seeds init, shuffling and flips: the same seed gives the same run.
+  config.augment = ml_collections.ConfigDict()  # More augmentations (each off by default), keyed by step.
+  config.augment.scale_min = 1.0  # Random scale range (log-uniform), e.g. 0.5-2.0; with a random crop.
+  config.augment.scale_max = 1.0
+  config.augment.crop_height = 0  # Training crop (multiples of 32; 0 = the whole padded example).
+  config.augment.crop_width = 0
+  config.augment.brightness = 0.0  # Photometric jitter: brightness +-fraction of 255.
+  config.augment.contrast = 0.0  # Contrast factor in 1 +- this.
+  config.augment.saturation = 0.0  # Saturation factor in 1 +- this.
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.name = "cross_entropy"  # "cross_entropy", "dice" or "cross_entropy+dice".
+  config.loss.class_weights = "none"  # "none", "median_frequency" (from the train split) or "w0,w1,...".
+  config.seed = 0  # Seeds init, shuffling and augmentations: the same seed gives the same run.
 
   config.keep_checkpoints = 3  # Orbax keeps this many newest per-epoch checkpoints.
   config.target_accuracy = 0.0  # Stop after the first epoch whose val pixel accuracy reaches this (0 = off).

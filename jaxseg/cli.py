@@ -14,8 +14,8 @@ def default_workdir(config: ml_collections.ConfigDict) -> str:
 
 def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None,
         images: list[str] | None = None, output: str | None = None, step: int | None = None) -> int:
-  """Runs one mode; returns the process exit code (0 ok, 1 some predictions failed or training stopped,
-  2 a usage or input error)."""
+  """Runs one mode; returns the process exit code (0 ok, 1 some predictions failed, training stopped or the
+  dataset has problems, 2 a usage or input error)."""
   workdir = workdir or default_workdir(config)
   if images and mode != "predict":
     print(f"error: unexpected arguments {images}: only --mode=predict takes images.", file=sys.stderr)
@@ -41,8 +41,15 @@ def _run(config, mode, workdir, images, output, step) -> int:
   from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
   if mode == "summary":
     config_checks.check_config(config)
-    print(models.format_summary(models.create_model(config), config.image_size, config.freeze_encoder))
+    from jaxseg import data  # pylint: disable=g-import-not-at-top
+    print(models.format_summary(models.create_model(config), data.model_size(config), config.freeze_encoder))
     return 0
+  if mode == "inspect":
+    from jaxseg.data import inspect  # pylint: disable=g-import-not-at-top
+    config_checks.check_config(config)
+    report, problems = inspect.inspect_dataset(config)
+    print(report)
+    return 1 if problems else 0
   if mode == "train":
     loop.train_and_evaluate(config, workdir)
     return 0

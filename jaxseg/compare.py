@@ -13,31 +13,36 @@ from typing import Any
 from jaxseg import visualize
 from jaxseg.train.metrics_writer import read_history
 
-COLUMNS = ("run", "epochs", "best val acc", "(epoch)", "last val acc", "last mIoU", "IoU pet", "IoU bg",
-           "IoU bnd", "train-val gap", "img/s")
+COLUMNS = ("run", "epochs", "best val acc", "(epoch)", "last val acc", "last class-acc", "last mIoU")
+TAIL = ("train-val gap", "img/s")
 
 
 def summarize_run(name: str, history: list[dict[str, Any]]) -> dict[str, Any]:
-  """Best and last val accuracy, last mean and per-class IoU, train-val accuracy gap, epochs, images/s."""
+  """Best and last val accuracy, last class-average accuracy, mean and per-class IoU (by the dataset's class
+  names), train-val accuracy gap, epochs, images/s."""
   best = max(history, key=lambda h: h["val"]["accuracy"])
   last = history[-1]
   rates = [h["images_per_s"] for h in history[1:]] or [history[0]["images_per_s"]]  # epoch 1 compiles
-  return {"run": name, "epochs": last["epoch"], "best val acc": best["val"]["accuracy"],
-          "(epoch)": best["epoch"], "last val acc": last["val"]["accuracy"], "last mIoU": last["val"]["mean_iou"],
-          "IoU pet": last["val"].get("iou_pet", float("nan")),
-          "IoU bg": last["val"].get("iou_background", float("nan")),
-          "IoU bnd": last["val"].get("iou_boundary", float("nan")),
-          "train-val gap": last["train"]["accuracy"] - last["val"]["accuracy"],
-          "img/s": sum(rates) / len(rates)}
+  row = {"run": name, "epochs": last["epoch"], "best val acc": best["val"]["accuracy"],
+         "(epoch)": best["epoch"], "last val acc": last["val"]["accuracy"],
+         "last class-acc": last["val"].get("class_accuracy", float("nan")), "last mIoU": last["val"]["mean_iou"]}
+  row.update({f"IoU {k[4:]}": v for k, v in last["val"].items() if k.startswith("iou_")})
+  row.update({"train-val gap": last["train"]["accuracy"] - last["val"]["accuracy"],
+              "img/s": sum(rates) / len(rates)})
+  return row
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
+  """The rows as an aligned text table; per-class IoU columns are those of the first run, in its order
+  (a run without a class shows nan)."""
+  columns = list(COLUMNS) + [k for k in rows[0] if k.startswith("IoU ")] + list(TAIL)
+  rows = [{c: r.get(c, float("nan")) for c in columns} for r in rows]
   cell = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) < 10 else (
       f"{v:.1f}" if isinstance(v, float) else str(v))
-  widths = [max(len(c), *(len(cell(r[c])) for r in rows)) for c in COLUMNS]
+  widths = [max(len(c), *(len(cell(r[c])) for r in rows)) for c in columns]
   line = lambda values: "  ".join(f"{v:>{w}}" if i else f"{v:<{w}}" for i, (v, w) in enumerate(zip(values, widths)))
-  return "\n".join([line(COLUMNS), line(["-" * w for w in widths])] +
-                   [line([cell(r[c]) for c in COLUMNS]) for r in rows])
+  return "\n".join([line(columns), line(["-" * w for w in widths])] +
+                   [line([cell(r[c]) for c in columns]) for r in rows])
 
 
 def main(argv: list[str] | None = None) -> int:

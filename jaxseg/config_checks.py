@@ -8,9 +8,11 @@ import tempfile
 import ml_collections
 
 from jaxseg import parallel
-from jaxseg.data.sources import SOURCES
+from jaxseg.data.labels import IGNORE
+from jaxseg.data.sources import LAYOUTS, SOURCES
 from jaxseg.errors import UserError
 from jaxseg.models import ALPHAS, CONV_IMPLS, DTYPES, MODELS
+from jaxseg.train.losses import LOSSES
 
 MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave room for two
 
@@ -21,17 +23,27 @@ class ConfigError(UserError):
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Validates the fields that would otherwise fail deep inside JAX or Orbax."""
-  if config.image_size <= 0 or config.image_size % 32:
-    raise ConfigError(f"config.image_size={config.image_size} must be a positive multiple of 32 (MobileNetV2 "
-                      f"downsamples 5 times), e.g. {max(32, round(config.image_size / 32) * 32)}.")
+  if config.image_size <= 0 or config.image_height < 0 or config.image_width < 0:
+    raise ConfigError("config.image_size must be positive, image_height and image_width >= 0 (0 = image_size).")
+  for field in ("crop_height", "crop_width"):
+    value = config.augment[field]
+    if value < 0 or value % 32:
+      raise ConfigError(f"config.augment.{field}={value} must be a multiple of 32 (MobileNetV2 downsamples 5 "
+                        f"times; 0 = the whole example), e.g. {max(32, round(value / 32) * 32)}.")
+  if not 0 < config.augment.scale_min <= config.augment.scale_max:
+    raise ConfigError(f"config.augment.scale_min={config.augment.scale_min} and scale_max="
+                      f"{config.augment.scale_max} must satisfy 0 < scale_min <= scale_max.")
+  if not all(0.0 <= config.augment[f] < 1.0 for f in ("brightness", "contrast", "saturation")):
+    raise ConfigError("config.augment.brightness, contrast and saturation must be in [0, 1).")
+  _check_dataset(config)
   if config.model.name not in MODELS:
     raise ConfigError(f"config.model.name={config.model.name!r} is unknown; choose one of {sorted(MODELS)}.")
   if config.model.alpha not in ALPHAS:
     raise ConfigError(f"config.model.alpha={config.model.alpha} is unsupported; choose one of {ALPHAS}.")
   if config.model.conv_impl not in CONV_IMPLS:
     raise ConfigError(f"config.model.conv_impl={config.model.conv_impl!r} must be one of {CONV_IMPLS}.")
-  if config.num_classes < 2:
-    raise ConfigError(f"config.num_classes={config.num_classes} must be at least 2.")
+  if not 2 <= config.num_classes < IGNORE:
+    raise ConfigError(f"config.num_classes={config.num_classes} must be in 2..{IGNORE - 1}.")
   if config.dtype not in DTYPES:
     raise ConfigError(f"config.dtype={config.dtype!r} must be one of {sorted(DTYPES)}.")
   if config.num_epochs < 0 or config.keep_checkpoints < 1 or config.log_every_steps < 1:
@@ -45,6 +57,23 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                       "its BatchNorm statistics).")
   if config.data.source not in SOURCES:
     raise ConfigError(f"config.data.source={config.data.source!r} must be one of {sorted(SOURCES)}.")
+
+
+def _check_dataset(config: ml_collections.ConfigDict) -> None:
+  d = config.data
+  if d.class_names and len(d.class_names) != config.num_classes:
+    raise ConfigError(f"config.data.class_names has {len(d.class_names)} names but config.num_classes is "
+                      f"{config.num_classes}; give one name per class.")
+  if any(len(tuple(c)) != 3 or not all(0 <= int(v) <= 255 for v in c) for c in d.class_colors):
+    raise ConfigError("config.data.class_colors must be (r, g, b) triples in 0-255.")
+  choices = {"layout": LAYOUTS, "mask_format": ("index", "color"), "eval_resolution": ("original", "model")}
+  for field, allowed in choices.items():
+    if d[field] not in allowed:
+      raise ConfigError(f"config.data.{field}={d[field]!r} must be one of {allowed}.")
+  if config.lr_schedule not in ("constant", "cosine"):
+    raise ConfigError(f"config.lr_schedule={config.lr_schedule!r} must be 'constant' or 'cosine'.")
+  if config.loss.name not in LOSSES:
+    raise ConfigError(f"config.loss.name={config.loss.name!r} must be one of {LOSSES}.")
 
 
 def check_workdir(workdir: str) -> None:

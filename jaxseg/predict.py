@@ -1,10 +1,12 @@
 """Prediction on any image from a checkpoint: `jaxseg.load(workdir)(image)` and `--mode predict`.
 
-An image of any size goes in; it is resized to the training resolution, the logits are resized back to the
-image's own size (bilinear, pixel centres aligned) and only then turned into classes, so the mask lines up
-with the photo at full resolution.
+An image of any size goes in; it is resized to the training data's stored size, the logits are resized back
+to the image's own size (bilinear, pixel centres aligned) and only then turned into classes, so the mask
+lines up with the photo at full resolution. Masks are written as palette PNGs: pixel value = class id, shown
+in the dataset's class colours by any image viewer.
 """
 
+import functools
 import json
 import os
 import sys
@@ -18,7 +20,7 @@ from tqdm import tqdm
 
 from jaxseg import data, files, parallel, visualize
 from jaxseg.errors import DatasetError, UserError
-from jaxseg.train import checkpoints
+from jaxseg.train import checkpoints, steps
 from jaxseg.train.run import Run
 from jaxseg.train.state import inference_variables
 
@@ -40,7 +42,8 @@ class Predictor:
 
   Example:
     predictor = jaxseg.load("runs/r224")
-    mask = predictor(PIL.Image.open("cat.jpg"))  # (H, W) uint8: 0 pet, 1 background, 2 boundary
+    mask = predictor(PIL.Image.open("cat.jpg"))  # (H, W) uint8 class ids
+    predictor.classes.names[mask[0, 0]]            # e.g. "pet"
   """
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None):
@@ -49,8 +52,8 @@ class Predictor:
     self.state, self.step = self.run.restore_for_inference(step)
     self.config = self.run.config  # the given config, with the trained BatchNorm momentum
     self.variables = inference_variables(self.state, self.run.config)
-    model = self.run.model
-    self._logits = jax.jit(lambda v, x: model.apply(v, data.normalize(x), train=False),
+    self.classes = self.run.classes
+    self._logits = jax.jit(functools.partial(steps.stored_logits, model=self.run.model),
                            in_shardings=(self.run.rep, self.run.data), out_shardings=self.run.data)
 
   def __call__(self, image: Any) -> np.ndarray:
@@ -62,8 +65,8 @@ class Predictor:
     arrays = [_as_rgb(im) for im in images]
     if not arrays:
       return []
-    size = self.config.image_size
-    x = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) for a in arrays])
+    h, w = data.stored_size(self.config)
+    x = np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR)) for a in arrays])
     logits = parallel.map_padded(lambda b: self._logits(self.variables, b), x, self.config.eval_batch_size,
                                  self.run.data)
     return [_logits_to_mask(logits[i], a.shape[:2]) for i, a in enumerate(arrays)]
@@ -106,9 +109,12 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
   return files, problems
 
 
-def _save_png(path: str, array: np.ndarray) -> None:
+def save_mask_png(path: str, mask: np.ndarray, classes: data.Classes) -> None:
+  """A class-id mask as a palette PNG (value = class id, colours = the classes'), written atomically."""
+  im = Image.fromarray(np.asarray(mask, np.uint8))
+  im.putpalette(classes.palette())  # "L" -> "P", values kept
   with files.atomic_path(path) as tmp:
-    Image.fromarray(array).save(tmp)
+    im.save(tmp, format="PNG")
 
 
 def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str],
@@ -151,15 +157,15 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
         n += 1
         name = f"{base}_{n}"
       used.add(name)
-      _save_png(os.path.join(output, f"{name}_mask.png"), mask)
-      visualize.save_overlay(os.path.join(output, f"{name}_overlay.png"), image, mask, config.num_classes)
+      save_mask_png(os.path.join(output, f"{name}_mask.png"), mask, predictor.classes)
+      visualize.save_overlay(os.path.join(output, f"{name}_overlay.png"), image, mask, predictor.classes)
       if len(panel) < 8:
         panel.append((image, mask))
     bar.update(len(files[start:start + bs]))
   bar.close()
   if panel:
     visualize.save_panel(os.path.join(output, "panel.png"), ("Input Image", "Predicted Mask"), panel,
-                         config.num_classes)
+                         predictor.classes)
   for problem in failures:
     print(f"error: {problem}", file=sys.stderr)
   print(f"Predicted {len(used)} image(s) into {output}" + (f"; {len(failures)} failed." if failures else "."))

@@ -16,19 +16,19 @@ from matplotlib.patches import Patch  # pylint: disable=g-import-not-at-top,wron
 from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from jaxseg import files  # pylint: disable=wrong-import-position
-from jaxseg.data.classes import PALETTE, class_names, colorize  # pylint: disable=wrong-import-position
+from jaxseg.data.labels import Classes  # pylint: disable=wrong-import-position
 from jaxseg.data.splits import Split  # pylint: disable=wrong-import-position
 
 
 def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.ndarray]],
-               num_classes: int = 3, title: str = "") -> None:
+               classes: Classes, title: str = "") -> None:
   """A grid like the tutorial's `display`: one row per example, one titled column per picture.
 
   Args:
     path: PNG to write (parent directories are created).
     columns: column titles, e.g. ("Input Image", "True Mask", "Predicted Mask").
     rows: per example, one array per column: (H, W, 3) uint8 image or (H, W) class-id mask.
-    num_classes: classes in the legend.
+    classes: the dataset's class names and colours (the legend; ignored pixels in their own colour).
     title: figure title.
   """
   fig, axes = plt.subplots(len(rows), len(columns), figsize=(3 * len(columns), 3 * len(rows) + 0.6),
@@ -36,15 +36,14 @@ def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.nda
   for r, row in enumerate(rows):
     for c, pic in enumerate(row):
       ax = axes[r][c]
-      ax.imshow(pic if pic.ndim == 3 else colorize(pic), interpolation="nearest")
+      ax.imshow(pic if pic.ndim == 3 else classes.colorize(pic), interpolation="nearest")
       ax.set_axis_off()
       if r == 0:
         ax.set_title(columns[c])
   if title:
     fig.suptitle(title)
-  fig.legend(handles=[Patch(color=PALETTE[i % len(PALETTE)] / 255, label=name)
-                      for i, name in enumerate(class_names(num_classes))],
-             loc="lower center", ncol=num_classes, fontsize=9)
+  fig.legend(handles=[Patch(color=classes.colors[i] / 255, label=name) for i, name in enumerate(classes.names)],
+             loc="lower center", ncol=min(len(classes), 6), fontsize=9)
   # Leave room for the legend below and the title above the column titles.
   height = fig.get_figheight()
   fig.tight_layout(rect=(0, 0.6 / height, 1, 1 - (0.45 if title else 0.1) / height))
@@ -70,33 +69,37 @@ class SampleSet:
   def __bool__(self) -> bool:
     return len(self.images) > 0
 
-  def save(self, path: str, preds: np.ndarray, num_classes: int = 3) -> None:
+  def save(self, path: str, preds: np.ndarray, classes: Classes) -> None:
     title = os.path.splitext(os.path.basename(path))[0].replace("_", " ")
     save_panel(path, ("Input Image", "True Mask", "Predicted Mask"),
-               list(zip(self.images, self.masks, preds)), num_classes, title)
+               list(zip(self.images, self.masks, preds)), classes, title)
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+def overlay(image: np.ndarray, mask: np.ndarray, classes: Classes, alpha: float = 0.45) -> np.ndarray:
   """Class colours blended over a photo, both at the photo's resolution."""
-  return (image * (1 - alpha) + colorize(mask) * alpha).astype(np.uint8)
+  return (image * (1 - alpha) + classes.colorize(mask) * alpha).astype(np.uint8)
 
 
-def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, num_classes: int = 3) -> None:
-  """The overlay at the photo's own resolution with a legend strip below it."""
+def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, classes: Classes) -> None:
+  """The overlay at the photo's own resolution with a legend strip below it (two rows beyond 6 classes)."""
   h, w = mask.shape
+  per_row = min(len(classes), 6)
+  rows = -(-len(classes) // per_row)
   strip_h = max(18, h // 16)
-  canvas = np.full((h + strip_h, w, 3), 255, np.uint8)
-  canvas[:h] = overlay(image, mask)
-  step = w // num_classes
-  for c in range(num_classes):  # colour swatches labelled in the figure-free strip
-    canvas[h + 3:h + strip_h - 3, c * step + 3:c * step + 3 + max(4, strip_h - 6)] = PALETTE[c % len(PALETTE)]
+  canvas = np.full((h + strip_h * rows, w, 3), 255, np.uint8)
+  canvas[:h] = overlay(image, mask, classes)
+  step = w // per_row
+  sw = max(4, strip_h - 6)
+  for c in range(len(classes)):  # colour swatches labelled in the figure-free strip
+    top, left = h + (c // per_row) * strip_h, (c % per_row) * step
+    canvas[top + 3:top + strip_h - 3, left + 3:left + 3 + sw] = classes.colors[c]
   img = Image.fromarray(canvas)
   try:
     from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
     draw = ImageDraw.Draw(img)
-    names = class_names(num_classes)
-    for c in range(num_classes):
-      draw.text((c * step + max(4, strip_h - 6) + 6, h + strip_h // 2 - 5), names[c], fill=(0, 0, 0))
+    for c, name in enumerate(classes.names):
+      top, left = h + (c // per_row) * strip_h, (c % per_row) * step
+      draw.text((left + sw + 6, top + strip_h // 2 - 5), name, fill=(0, 0, 0))
   except Exception:  # pylint: disable=broad-except  # text is a nicety; the swatches still tell
     pass
   with files.atomic_path(path) as tmp:

@@ -17,6 +17,7 @@ import pytest  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PETS_MINI = REPO.parent / "shared" / "data" / "pets-mini"
+CAMVID = REPO.parent / "shared" / "data" / "camvid"
 IMAGENET_H5 = REPO.parent / "shared" / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 
@@ -26,6 +27,14 @@ def pets_mini() -> pathlib.Path:
   if not (PETS_MINI / "annotations" / "trainval.txt").is_file():
     pytest.skip(f"{PETS_MINI} is absent")
   return PETS_MINI
+
+
+@pytest.fixture
+def camvid() -> pathlib.Path:
+  """The CamVid train/val frames (SegNet layout); skips the test where ../shared is absent."""
+  if not (CAMVID / "train.txt").is_file():
+    pytest.skip(f"{CAMVID} is absent")
+  return CAMVID
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def test_unknown_config_field_is_an_error():
 
 
 @pytest.mark.parametrize("flag,message", [
-    ("--config.image_size=100", "config.image_size=100 must be a positive multiple of 32"),
+    ("--config.augment.crop_height=100", "config.augment.crop_height=100 must be a multiple of 32"),
     ("--config.model.alpha=0.6", "config.model.alpha=0.6 is unsupported"),
     ("--config.model.conv_impl=cudnn", "config.model.conv_impl='cudnn' must be one of"),
     ("--config.batch_size=0", "config.batch_size=0 must be a positive multiple of the device count"),
@@ -42,7 +42,8 @@ def test_bad_config_values_get_one_line(tmp_path, flag, message):
 
 # Everything train, eval and predict may print: jaxseg's own lines and its progress bars.
 _OWN_LINE = re.compile(r"^(Starting a new run|Resuming from|epoch |Final val|checkpoint \d+: val|\{\"step\"|"
-                       r"Predicted \d+ image|predict:|\s*$)")
+                       r"Predicted \d+ image|predict:|class +IoU +acc +pixels$|"
+                       r"\w+ +(\d\.\d{4}|nan) +(\d\.\d{4}|nan) +\d+$|\s*$)")
 
 
 def test_train_eval_and_predict_print_only_their_own_lines(tmp_path):

@@ -88,9 +88,12 @@ def test_eval_batches_see_every_example_once_with_padding_weighted_out():
 def test_flip_moves_image_and_mask_together():
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (16, 4, 5, 3)), jnp.uint8)
   masks = images[..., 0] % 3
-  out_i, out_m = data.augment(jax.random.key(0), images, masks)
-  flipped = [bool(jnp.all(out_i[k] == images[k, :, ::-1])) for k in range(16)]
-  assert 0 < sum(flipped) < 16
+  config = tiny.tiny_config()
+  out_i, out_m = data.augment(jax.random.key(0), images, masks, config, (4, 5))
+  out_i = np.asarray(jnp.round((out_i + 1.0) * 127.5)).astype(np.uint8)
+  flipped = [bool(np.all(out_i[k] == images[k, :, ::-1])) for k in range(16)]
+  same = [bool(np.all(out_i[k] == images[k])) for k in range(16)]
+  assert 0 < sum(flipped) < 16 and all(f or s for f, s in zip(flipped, same))
   np.testing.assert_array_equal(out_m, out_i[..., 0] % 3)
 
 

@@ -9,9 +9,9 @@ from conftest import REPO
 # package name, e.g. "models").
 ORDER = ["errors", "files",
          "models.conv_kernels", "models.mobilenet_v2", "models.unet", "models.summary", "models.keras_port",
-         "models", "data.classes", "data.images", "data.transforms", "data.sources", "data.splits",
-         "data.batching", "data", "parallel", "config_checks", "visualize",
-         "train.metrics", "train.state", "train.steps", "train.checkpoints",
+         "models", "data.labels", "data.geometry", "data.images", "data.synthetic", "data.transforms",
+         "data.sources", "data.inspect", "data.splits", "data.batching", "data", "train.losses", "parallel",
+         "config_checks", "visualize", "train.metrics", "train.state", "train.steps", "train.checkpoints",
          "train.metrics_writer", "train.run", "train.loop", "train",
          "predict", "compare", "cli", ""]
 PACKAGE = REPO / "jaxseg"

@@ -9,12 +9,13 @@ from jaxseg.train import metrics, steps
 
 def _numpy_reference(logits, labels, weights, c):
   preds = logits.argmax(-1)
-  m = weights > 0
+  m = (weights > 0) & (labels != 255)
+  weights = weights * m
   cm = np.zeros((c, c), np.int64)
   np.add.at(cm, (labels[m], preds[m]), 1)
   logp = logits - logits.max(-1, keepdims=True)
   logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
-  nll = -np.take_along_axis(logp, labels[..., None], -1)[..., 0]
+  nll = -np.take_along_axis(logp, np.where(m, labels, 0)[..., None], -1)[..., 0]
   iou = [cm[k, k] / (cm[k].sum() + cm[:, k].sum() - cm[k, k]) for k in range(c)]
   recall = [cm[k, k] / cm[k].sum() for k in range(c)]
   return {"loss": (nll * weights).sum() / weights.sum(), "accuracy": np.trace(cm) / cm.sum(),
@@ -22,22 +23,25 @@ def _numpy_reference(logits, labels, weights, c):
           "confusion": cm, "iou": iou, "mean_iou": np.mean(iou)}
 
 
-def test_split_metrics_match_numpy():
+def test_split_metrics_match_numpy_with_padding_and_ignored_pixels():
   rng = np.random.default_rng(0)
   c, batches = 3, []
   acc = steps.zero_sums(c)
   for b in range(3):
     logits = rng.normal(size=(4, 8, 8, c)).astype(np.float32)
     labels = rng.integers(0, c, (4, 8, 8))
+    labels[rng.random(labels.shape) < 0.15] = 255  # ignored pixels
     weight = np.array([1, 1, 1, 0 if b == 2 else 1], np.float32)  # padding in the last batch
     weights = np.broadcast_to(weight[:, None, None], labels.shape)
     batches.append((logits, labels, weights))
     acc = steps.accumulate(acc, metrics.metric_sums(jnp.asarray(logits), jnp.asarray(labels),
                                                           jnp.asarray(weights)), jnp.int32(b))
-  got = metrics.summarize({k: np.asarray(v) for k, v in acc.items()})
+  got = metrics.summarize({k: np.asarray(v) for k, v in acc.items()}, ["pet", "background", "boundary"])
+  all_labels = np.concatenate([b[1] for b in batches])
   want = _numpy_reference(*(np.concatenate(x) for x in zip(*batches)), c)
   np.testing.assert_array_equal(got["confusion"], want["confusion"])
-  assert np.asarray(got["confusion"]).sum() == 11 * 64  # padding never counts
+  # padding and ignored pixels never count
+  assert np.asarray(got["confusion"]).sum() == (all_labels[:11] != 255).sum() < 11 * 64
   np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
   np.testing.assert_allclose(got["accuracy"], want["accuracy"], rtol=1e-6)
   np.testing.assert_allclose(got["class_accuracy"], want["class_accuracy"], rtol=1e-6)
@@ -48,7 +52,7 @@ def test_split_metrics_match_numpy():
 
 def test_absent_class_is_left_out_of_mean_iou_and_class_accuracy():
   sums = {"loss_sum": 1.0, "weight_sum": 4.0, "confusion": np.array([[3, 0, 0], [1, 0, 0], [0, 0, 0]])}
-  m = metrics.summarize(sums)
+  m = metrics.summarize(sums, ["pet", "background", "boundary"])
   assert np.isnan(m["iou_boundary"])
   np.testing.assert_allclose(m["mean_iou"], np.mean([3 / 4, 0.0]))
   np.testing.assert_allclose(m["class_accuracy"], np.mean([3 / 3, 0 / 1]))  # no boundary label: left out

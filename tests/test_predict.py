@@ -154,6 +154,10 @@ def test_predict_mode_writes_masks_overlays_and_a_panel(learned, tmp_path):
     overlay = np.asarray(Image.open(out / f"{name}_overlay.png"))
     assert overlay.shape[1] == w and overlay.shape[0] > h and overlay.shape[2] == 3, name
   assert len(np.unique(np.asarray(Image.open(out / "land_mask.png")))) > 1
+  with Image.open(out / "land_mask.png") as im:  # a palette PNG: value = class id, shown in class colours
+    assert im.mode == "P"
+    palette = np.array(im.getpalette()[:9]).reshape(3, 3)
+  np.testing.assert_array_equal(palette, predictor.config.data.class_colors)
   assert np.asarray(Image.open(out / "panel.png")).shape[0] > 100
 
 
@@ -170,5 +174,5 @@ def test_compare_prints_a_table_and_overlays_curves(learned, tmp_path, capsys):
   out = capsys.readouterr().out
   row = [line for line in out.splitlines() if line.startswith("r224")][0].split()
   assert row[1] == "10" and row[2] == "0.6000" and row[3] == "10"
-  assert "train-val gap" in out and Image.open(fig).size[0] > 500
+  assert "train-val gap" in out and "IoU pet" in out and "IoU boundary" in out and Image.open(fig).size[0] > 500
   assert compare.main([str(tmp_path / "missing")]) == 2

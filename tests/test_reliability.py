@@ -129,9 +129,9 @@ def _folder_dataset(root, n=4, size=(40, 48)):
 @pytest.mark.parametrize("damage,message", [
     ("missing_image", "Cat_2.jpg: file not found"),
     ("corrupt_image", "Cat_2.jpg: not a readable image"),
-    ("missing_trimap", "Cat_2.png: trimap is missing"),
-    ("bad_values", "Cat_2.png: trimap values must be 1 (pet), 2 (background) or 3 (boundary); found [7]"),
-    ("size_mismatch", "Cat_2.png: trimap is 10x12 but its image"),
+    ("missing_trimap", "Cat_2.png: mask file not found"),
+    ("bad_values", "Cat_2.png: label value(s) 7 are not in config.data.class_map"),
+    ("size_mismatch", "Cat_2.png: mask is 10x12 but its image"),
 ])
 def test_bad_folder_examples_are_named_or_skipped(tmp_path, damage, message, capsys):
   root = tmp_path / "pets"
@@ -169,7 +169,10 @@ def test_unwritable_or_full_workdir_is_refused_before_work(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("override,found", [
-    ({"num_classes": 4}, r"num_classes: checkpoint has 3, config has 4.*--config.num_classes=3"),
+    ({"num_classes": 4, "data.class_names": ()},
+     r"num_classes: checkpoint has 3, config has 4.*--config.num_classes=3"),
+    ({"data.class_names": ("cat", "grass", "edge")},
+     r"class_names: checkpoint has \['pet', 'background', 'boundary'\]"),
     ({"model.alpha": 0.5}, r"alpha: checkpoint has 0.35, config has 0.5.*--config.model.alpha=0.35"),
     ({"image_size": 64}, r"image_size: checkpoint has 32, config has 64.*--config.image_size=32")])
 def test_checkpoint_of_another_model_is_refused(trained, override, found):

@@ -5,6 +5,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 import tensorflow_datasets as tfds
 
 import keras_reference
@@ -26,7 +27,8 @@ def _restore_newest(config, workdir):
 
 def test_trains_from_fake_pretrained_weights_with_the_encoder_frozen(tmp_path):
   """vit_jax style: write "pretrained" Keras weights to a file, train from them, check what moved."""
-  weights = tmp_path / port.keras_weights_filename(0.35, 32)
+  # Keras's rule: a 32 px model gets the 224 px ImageNet file (it ships 96-224 px files only).
+  weights = tmp_path / port.keras_weights_filename(0.35, port.weights_size(32, 32))
   _save_legacy_h5(keras_reference.mobilenet_v2(0.35, 32, seed=7), weights)
   config = tiny.tiny_config(encoder_weights=str(weights))
   loop.train_and_evaluate(config, str(tmp_path / "run"))
@@ -50,13 +52,14 @@ def test_whole_training_under_tfds_mock_data(tmp_path):
   # the data loading runs under it (the splits stay in jaxseg's in-memory cache for the training).
   with tfds.testing.mock_data(num_examples=4):
     for split in (config.data.train_split, config.data.eval_split):
-      data.load_split(config, split)
+      loaded = data.load_split(config, split)
+  pixels = int(loaded.label_sizes.prod(1).sum())  # the mock's random sizes: scored at each one
   history = loop.train_and_evaluate(config, str(tmp_path))
   assert len(history) == 1 and history[0]["step"] == 4
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
   record = json.loads(lines[0])
   confusion = np.array(record["val"]["confusion"])
-  assert record["epoch"] == 1 and confusion.sum() == 4 * 32 * 32  # the whole eval split, once
+  assert record["epoch"] == 1 and confusion.sum() == pixels  # the whole eval split, once
   assert record["val"]["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
   for name in ("curves.png", "samples/epoch_00.png", "samples/epoch_01.png"):
     assert (tmp_path / name).stat().st_size > 1000
@@ -67,17 +70,45 @@ def test_folder_source_on_pets_mini(tmp_path, pets_mini):
   config = tiny.tiny_config(**{"data.source": "folder", "data.folder": str(pets_mini)})
   history = loop.train_and_evaluate(config, str(tmp_path))
   assert history[0]["step"] == 7  # 14 trainval photos, batch 2
-  assert sum(map(sum, history[0]["val"]["confusion"])) == 6 * 32 * 32
+  # Scored at each trimap's own resolution, not at the 32 px the model saw.
+  names = (pets_mini / "annotations" / "test.txt").read_text().split("\n")
+  pixels = sum(np.asarray(Image.open(pets_mini / "annotations" / "trimaps" / f"{n.split()[0]}.png")).size
+               for n in names if n.strip())
+  assert sum(map(sum, history[0]["val"]["confusion"])) == pixels > 6 * 32 * 32
 
 
-def test_resume_trains_only_the_missing_epochs_and_ends_where_an_uninterrupted_run_does(tmp_path, capsys):
-  loop.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path / "a"))
+AUGMENTED = {"augment.scale_min": 0.6, "augment.scale_max": 1.6, "augment.crop_height": 32,
+             "augment.crop_width": 32, "augment.brightness": 0.2, "augment.contrast": 0.2,
+             "augment.saturation": 0.2, "loss.class_weights": "median_frequency", "loss.name": "cross_entropy+dice",
+             "lr_schedule": "cosine"}
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_resume_trains_only_the_missing_epochs_and_ends_where_an_uninterrupted_run_does(tmp_path, capsys,
+                                                                                         monkeypatch, augmented):
+  if augmented:  # a 3-class folder dataset with ignored pixels, every augmentation on, a cosine schedule
+    tiny.make_folder_dataset(tmp_path / "data", n_train=8, n_val=2)
+    make = lambda epochs: tiny.folder_config(tmp_path / "data", num_epochs=epochs, **AUGMENTED)
+    save = checkpoints.save
+
+    def interrupted(mngr, epoch, *args):  # a 3-epoch run stopped after saving epoch 2
+      save(mngr, epoch, *args)
+      if epoch == 2:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+      m.setattr(checkpoints, "save", interrupted)
+      with pytest.raises(KeyboardInterrupt):
+        loop.train_and_evaluate(make(3), str(tmp_path / "a"))
+  else:  # a 2-epoch run extended to 3
+    make = lambda epochs: tiny.tiny_config(num_epochs=epochs)
+    loop.train_and_evaluate(make(2), str(tmp_path / "a"))
   capsys.readouterr()
-  resumed = loop.train_and_evaluate(tiny.tiny_config(num_epochs=3), str(tmp_path / "a"))
+  resumed = loop.train_and_evaluate(make(3), str(tmp_path / "a"))
   out = capsys.readouterr().out
   assert "Resuming" in out and "at epoch 2" in out
   assert "epoch   3/3" in out and "epoch   1/3" not in out and "epoch   2/3" not in out
-  straight = loop.train_and_evaluate(tiny.tiny_config(num_epochs=3), str(tmp_path / "b"))
+  straight = loop.train_and_evaluate(make(3), str(tmp_path / "b"))
   assert [h["step"] for h in resumed] == [4, 8, 12]
   for key in ("loss", "accuracy", "mean_iou"):
     assert abs(resumed[-1]["val"][key] - straight[-1]["val"][key]) <= 1e-6
@@ -126,15 +157,17 @@ def test_imagenet_weights_without_network_say_what_to_do(monkeypatch):
 
 
 def test_tfds_without_data_or_network_says_what_to_do(tmp_path, monkeypatch):
+  config = tiny.tiny_config(**{"data.source": "tfds", "data.data_dir": str(tmp_path), "data.download": False})
   with pytest.raises(DatasetError, match="source=folder"):
-    list(sources.tfds_examples("oxford_iiit_pet:4.*.*", "train", str(tmp_path), download=False))
+    sources.tfds_examples(config, "train")
 
   def offline(self, *args, **kwargs):
     raise ConnectionError("Name or service not known")
 
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+  config.data.download = True
   with pytest.raises(DatasetError, match=r"could not download.*ConnectionError.*source=folder"):
-    list(sources.tfds_examples("oxford_iiit_pet:4.*.*", "train", str(tmp_path), download=True))
+    sources.tfds_examples(config, "train")
 
 
 def test_demo_config_shortened(tmp_path, capsys):
@@ -152,7 +185,7 @@ def test_demo_config_shortened(tmp_path, capsys):
 def test_training_beats_the_majority_baseline(learned):
   config, workdir = learned
   history = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  baseline = data.majority_baseline(data.load_split(config, config.data.eval_split))
+  baseline = data.majority_baseline(data.load_split(config, config.data.eval_split), config.num_classes)
   first, last = history[0]["val"], history[-1]["val"]
   assert last["accuracy"] >= baseline + 0.08, (last["accuracy"], baseline)
   assert last["loss"] < 0.8 * first["loss"]

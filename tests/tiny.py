@@ -46,3 +46,61 @@ def synthetic_photos(n, h, w, seed=5):
   from jaxseg.data import sources  # pylint: disable=g-import-not-at-top
   images, _ = sources.synthetic_arrays(n, max(h, w), seed=seed)
   return np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.BILINEAR)) for im in images])
+
+
+# Stored label values 0..3 and 9; the map merges 0 and 1, keeps 2 and 3, ignores 9.
+CLASS_MAP = {"0": 0, "1": 0, "2": 1, "3": 2, "9": "ignore"}
+TABLE = [("Road", (128, 64, 128)), ("Lane", (128, 0, 192)), ("Car", (64, 0, 128)), ("Sky", (128, 128, 128)),
+         ("Void", (0, 0, 0))]  # rows 0-3 are values 0-3, "Void" stands for value 9
+H, W = 20, 30
+
+
+def _labels(rng):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  m = rng.choice([0, 1, 2, 3, 9], size=(H, W)).astype(np.uint8)
+  m[0, :5] = [0, 1, 2, 3, 9]  # every value in every file
+  return m
+
+
+def make_folder_dataset(root, n_train=4, n_val=2, layout="lists", mask_format="index", seed=0):
+  """A folder dataset of HxW pictures: train/ and val/ images, trainannot/ and valannot/ masks (stored values
+  0-3 and 9; "_L" suffixes for layout "dirs"), train.txt and val.txt for layout "lists", colors.csv.
+  Returns the masks' stored values by file stem."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  values = {}
+  for split, n in (("train", n_train), ("val", n_val)):
+    (root / split).mkdir(parents=True)
+    (root / f"{split}annot").mkdir()
+    lines = []
+    for i in range(n):
+      name = f"f{split}_{i}"
+      Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(root / split / f"{name}.png")
+      m = _labels(rng)
+      values[name] = m
+      suffix = "_L" if layout == "dirs" else ""
+      path = root / f"{split}annot" / f"{name}{suffix}.png"
+      if mask_format == "color":
+        colors = np.array([c for _, c in TABLE], np.uint8)
+        Image.fromarray(colors[np.where(m == 9, 4, m)]).save(path)
+      elif mask_format == "palette":
+        im = Image.fromarray(m)
+        im.putpalette(np.random.default_rng(1).integers(0, 255, 768).tolist())
+        im.save(path)
+      else:
+        Image.fromarray(m).save(path)
+      lines.append(f"{split}/{name}.png {split}annot/{name}{suffix}.png\n")
+    if layout == "lists":
+      (root / f"{split}.txt").write_text("".join(lines))
+  (root / "colors.csv").write_text("name,r,g,b\n" + "".join(f"{n},{r},{g},{b}\n" for n, (r, g, b) in TABLE))
+  return values
+
+
+def folder_config(root, **overrides):
+  """A tiny config reading the dataset of `make_folder_dataset` at its own size."""
+  settings = {"data.source": "folder", "data.root": str(root), "data.train_split": "train",
+              "data.eval_split": "val", "data.class_map": CLASS_MAP, "num_classes": 3,
+              "data.class_names": ("road", "car", "sky"), "image_height": H, "image_width": W,
+              "data.class_colors": ((128, 64, 128), (64, 0, 128), (128, 128, 128))}
+  return tiny_config(**{**settings, **overrides})

@@ -36,10 +36,14 @@ def train_batches(split: Split, batch_size: int, seed: int, epoch: int) -> Itera
 
 
 def eval_batches(split: Split, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-  """Every example exactly once, in order; the last batch is padded and its `weight` is 0 on padding."""
+  """Every example exactly once, in order; the last batch is padded and its `weight` is 0 on padding.
+  Splits that keep their original labels also give `label` and `label_size` (see `Split`)."""
   rows = host_slice(batch_size)
   for start in range(0, len(split), batch_size):
     idx = np.arange(start, start + batch_size)
     weight = (idx < len(split)).astype(np.float32)
     idx = np.minimum(idx, len(split) - 1)[rows]
-    yield {"image": split.images[idx], "mask": split.masks[idx], "weight": weight[rows]}
+    batch = {"image": split.images[idx], "mask": split.masks[idx], "weight": weight[rows]}
+    if split.labels is not None:
+      batch["label"], batch["label_size"] = split.labels[idx], split.label_sizes[idx]
+    yield batch

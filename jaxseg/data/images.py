@@ -64,9 +64,13 @@ def read_rgb(path: str, exif: bool = True) -> np.ndarray:
     raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]}).") from None
 
 
-def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-  """Resizes an image bilinearly and its class mask by nearest neighbour (labels never blend) to
-  (size, size)."""
-  img = Image.fromarray(image).resize((size, size), Image.BILINEAR)
-  out = Image.fromarray(mask).resize((size, size), Image.NEAREST)
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Resizes an image bilinearly and its class mask by nearest neighbour (labels, the ignore label included,
+  never blend) to `size`: (height, width), or one int for a square."""
+  h, w = (size, size) if isinstance(size, int) else size
+  if image.shape[:2] == (h, w) and mask.shape == (h, w):
+    return image, mask
+  img = Image.fromarray(image).resize((w, h), Image.BILINEAR)
+  out = Image.fromarray(mask).resize((w, h), Image.NEAREST)
   return np.asarray(img, np.uint8), np.asarray(out, np.uint8)

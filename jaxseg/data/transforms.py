@@ -1,11 +1,19 @@
 """Per-step transforms that run inside the jitted train and eval steps, on the device.
 
 Keeping them out of the host pipeline means the host only slices cached uint8 arrays, so it never becomes
-the bottleneck, and keying the randomness by step makes a resumed run see the same flips.
+the bottleneck, and keying the randomness by step makes a resumed run see the same augmentations.
+
+Geometry (random scale, crop, flip, padding) is one axis-aligned warp per example, applied as two small
+matrix products per axis instead of gathers: static shapes for jit, and fast on every backend. Masks use
+0/1 nearest-neighbour matrices, so labels are copied, never blended; pixels that fall outside the image are
+IGNORE.
 """
 
 import jax
 import jax.numpy as jnp
+import ml_collections
+
+from jaxseg.data.labels import IGNORE
 
 
 def normalize(images: jax.Array) -> jax.Array:
@@ -15,9 +23,116 @@ def normalize(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) / 127.5 - 1.0
 
 
-def augment(rng: jax.Array, images: jax.Array, masks: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Random horizontal flip of each image together with its mask."""
-  flip = jax.random.bernoulli(rng, 0.5, (images.shape[0],))
-  images = jnp.where(flip[:, None, None, None], images[:, :, ::-1], images)
-  masks = jnp.where(flip[:, None, None], masks[:, :, ::-1], masks)
-  return images, masks
+def pad_to(x: jax.Array, masks: jax.Array | None, size: tuple[int, int]):
+  """Pads images (B, h, w, C) with zeros and masks (B, h, w) with IGNORE at the bottom and right to `size`."""
+  ph, pw = size[0] - x.shape[1], size[1] - x.shape[2]
+  if ph == 0 and pw == 0:
+    return x, masks
+  x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)))
+  if masks is not None:
+    masks = jnp.pad(masks, ((0, 0), (0, ph), (0, pw)), constant_values=IGNORE)
+  return x, masks
+
+
+def axis_matrix(n_out: int, n_in: int, scale: jax.Array, offset: jax.Array, flip: jax.Array | None = None,
+                nearest: bool = False, valid_out: jax.Array | None = None) -> jax.Array:
+  """(B, n_out, n_in) resampling matrices along one axis.
+
+  Output pixel y (flipped first if `flip`) samples the input at (y + offset + 0.5) / scale - 0.5 (pixel
+  centres aligned), bilinearly or at the nearest input pixel. Rows that fall outside the input, or at or
+  beyond `valid_out`, are zero.
+
+  Args:
+    n_out, n_in: output and input lengths.
+    scale: (B,) output pixels per input pixel.
+    offset: (B,) where the output window starts on the scaled input, in output pixels.
+    flip: (B,) bool, mirror this axis.
+    nearest: nearest neighbour (masks) instead of linear (images, logits).
+    valid_out: (B,) number of leading output pixels to fill; the rest are zero rows.
+  """
+  y = jnp.arange(n_out, dtype=jnp.float32)[None, :]
+  if flip is not None:
+    y = jnp.where(flip[:, None], n_out - 1 - y, y)
+  src = (y + offset[:, None] + 0.5) / scale[:, None] - 0.5
+  inside = (src > -0.5) & (src < n_in - 0.5)
+  if valid_out is not None:
+    inside &= y < valid_out[:, None]
+  if nearest:
+    m = jax.nn.one_hot(jnp.clip(jnp.floor(src + 0.5), 0, n_in - 1).astype(jnp.int32), n_in)
+  else:
+    lo = jnp.floor(src)
+    frac = (src - lo)[..., None]
+    lo_i = jnp.clip(lo, 0, n_in - 1).astype(jnp.int32)
+    hi_i = jnp.clip(lo + 1, 0, n_in - 1).astype(jnp.int32)
+    m = jax.nn.one_hot(lo_i, n_in) * (1 - frac) + jax.nn.one_hot(hi_i, n_in) * frac
+  return m * inside[..., None]
+
+
+def warp(x: jax.Array, ry: jax.Array, rx: jax.Array) -> jax.Array:
+  """(B, H, W, C) -> (B, Ho, Wo, C) with row matrices ry (B, Ho, H) and column matrices rx (B, Wo, W)."""
+  t = jnp.einsum("bph,bhwc->bpwc", ry.astype(x.dtype), x)
+  return jnp.einsum("bqw,bpwc->bpqc", rx.astype(x.dtype), t)
+
+
+def warp_mask(masks: jax.Array, ry: jax.Array, rx: jax.Array) -> jax.Array:
+  """Nearest-neighbour warp of (B, H, W) class ids; pixels mapped from outside the mask become IGNORE."""
+  m = masks.astype(jnp.float32)[..., None]
+  out = jnp.einsum("bph,bhwc->bpwc", ry, m, precision=jax.lax.Precision.HIGHEST)
+  out = jnp.einsum("bqw,bpwc->bpqc", rx, out, precision=jax.lax.Precision.HIGHEST)[..., 0]
+  valid = (ry.sum(-1)[:, :, None] * rx.sum(-1)[:, None, :]) > 0.5
+  return jnp.where(valid, jnp.round(out), IGNORE).astype(masks.dtype)
+
+
+def _photometric(rng: jax.Array, images: jax.Array, aug: ml_collections.ConfigDict) -> jax.Array:
+  """Brightness, contrast and saturation jitter of float images in [0, 255]."""
+  b = images.shape[0]
+  kb, kc, ks = jax.random.split(rng, 3)
+  x = images
+  if aug.brightness:
+    x = x + 255.0 * jax.random.uniform(kb, (b, 1, 1, 1), minval=-aug.brightness, maxval=aug.brightness)
+  if aug.contrast:
+    mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
+    x = mean + (x - mean) * jax.random.uniform(kc, (b, 1, 1, 1), minval=1 - aug.contrast, maxval=1 + aug.contrast)
+  if aug.saturation:
+    gray = jnp.sum(x * jnp.array([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+    x = gray + (x - gray) * jax.random.uniform(ks, (b, 1, 1, 1), minval=1 - aug.saturation,
+                                                maxval=1 + aug.saturation)
+  return jnp.clip(x, 0.0, 255.0)
+
+
+def augment(rng: jax.Array, images: jax.Array, masks: jax.Array, config: ml_collections.ConfigDict,
+            out_size: tuple[int, int]) -> tuple[jax.Array, jax.Array]:
+  """The training augmentations of `config` for one batch, as normalized model inputs and their labels.
+
+  Args:
+    rng: this step's key.
+    images: (B, h, w, 3) uint8 at the stored size.
+    masks: (B, h, w) uint8 class ids (IGNORE allowed).
+    config: `random_flip` and `augment.*` (scale range, crop, photometric jitter).
+    out_size: (H, W) of the model's training input.
+
+  Returns:
+    (B, H, W, 3) float32 in [-1, 1] and (B, H, W) uint8 labels. Without scaling, the stored example is
+    placed at a random position in (or cropped randomly to) the training size.
+  """
+  aug = config.augment
+  k_flip, k_photo, k_scale, k_y, k_x = jax.random.split(rng, 5)
+  b, h, w = masks.shape
+  if aug.brightness or aug.contrast or aug.saturation:
+    images = _photometric(k_photo, images.astype(jnp.float32), aug)
+  flip = jax.random.bernoulli(k_flip, 0.5, (b,)) if config.random_flip else None
+  if aug.scale_min == aug.scale_max == 1.0 and (h, w) == tuple(out_size):
+    if flip is not None:  # the plain flip: no resampling at all
+      images = jnp.where(flip[:, None, None, None], images[:, :, ::-1], images)
+      masks = jnp.where(flip[:, None, None], masks[:, :, ::-1], masks)
+    return normalize(images), masks
+  # Log-uniform scale, so that zooming in and out by the same factor are equally likely.
+  scale = jnp.exp(jax.random.uniform(k_scale, (b,), minval=jnp.log(aug.scale_min), maxval=jnp.log(aug.scale_max)))
+  oy = jax.random.uniform(k_y, (b,)) * (h * scale - out_size[0])
+  ox = jax.random.uniform(k_x, (b,)) * (w * scale - out_size[1])
+  x = normalize(images)
+  ry, rx = axis_matrix(out_size[0], h, scale, oy), axis_matrix(out_size[1], w, scale, ox, flip)
+  x = warp(x, ry, rx)
+  ny, nx = (axis_matrix(out_size[0], h, scale, oy, nearest=True),
+            axis_matrix(out_size[1], w, scale, ox, flip, nearest=True))
+  return x, warp_mask(masks, ny, nx)

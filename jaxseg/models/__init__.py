@@ -37,7 +37,9 @@ def create_model(config: ml_collections.ConfigDict) -> UNet:
                         conv_impl=m.conv_impl)
 
 
-def init_variables(model: UNet, image_size: int, seed: int = 0) -> dict[str, Any]:
-  """Random `{"params", "batch_stats"}` for `model` at `image_size` (shapes do not depend on it)."""
-  dummy = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+def init_variables(model: UNet, image_size: int | tuple[int, int] = 64, seed: int = 0) -> dict[str, Any]:
+  """Random `{"params", "batch_stats"}` for `model` (their shapes do not depend on `image_size`, a multiple
+  of 32 or a (height, width) of multiples of 32)."""
+  h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+  dummy = jnp.zeros((1, h, w, 3), jnp.float32)
   return jax.jit(lambda k: model.init(k, dummy, train=False))(jax.random.key(seed))

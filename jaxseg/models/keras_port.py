@@ -31,6 +31,15 @@ class WeightsError(UserError):
   """A weights file or model that is not the MobileNetV2 the caller asked for."""
 
 
+KERAS_SIZES = (96, 128, 160, 192, 224)  # the input sizes Keras ships ImageNet MobileNetV2 weights for
+
+
+def weights_size(height: int, width: int) -> int:
+  """The Keras ImageNet weights a model of this input size gets: Keras's own rule, the file of the size for
+  a square input it ships, else the 224 px file."""
+  return height if height == width and height in KERAS_SIZES else 224
+
+
 def keras_weights_filename(alpha: float, size: int) -> str:
   """The file `keras.applications.MobileNetV2(include_top=False, weights="imagenet")` downloads."""
   return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{size}_no_top.h5"

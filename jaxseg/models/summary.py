@@ -40,13 +40,15 @@ def count_params(variables: dict[str, Any], freeze_encoder: bool = True) -> dict
           "decoder_bn_stats": decoder_stats}
 
 
-def summary_rows(model: UNet, image_size: int,
+def summary_rows(model: UNet, image_size: int | tuple[int, int],
                  freeze_encoder: bool = True) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
-  """Rows of (block, output shape, params) for the U-Net at `image_size`, and `count_params`.
+  """Rows of (block, output shape, params) for the U-Net at `image_size` (square, or (height, width)), and
+  `count_params`.
 
   Shapes come from `jax.eval_shape`, so nothing is computed or compiled.
   """
-  images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+  h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+  images = jnp.zeros((1, h, w, 3), jnp.float32)
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), images))
   _, state = jax.eval_shape(lambda v: model.apply(v, images, capture_intermediates=True,
                                                   mutable=["intermediates"]), variables)
@@ -67,7 +69,7 @@ def summary_rows(model: UNet, image_size: int,
   return rows, count_params(variables, freeze_encoder)
 
 
-def format_summary(model: UNet, image_size: int, freeze_encoder: bool = True) -> str:
+def format_summary(model: UNet, image_size: int | tuple[int, int], freeze_encoder: bool = True) -> str:
   """The summary as text, ending with the Total / Trainable / Non-trainable lines Keras prints."""
   rows, counts = summary_rows(model, image_size, freeze_encoder)
   w0 = max(len(r[0]) for r in rows) + 2

@@ -74,13 +74,14 @@ def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: d
 
 
 # What identifies the model a checkpoint holds: meta["model"] key -> config field.
-_IDENTITY = {"name": "model.name", "alpha": "model.alpha", "num_classes": "num_classes", "image_size": "image_size"}
+_IDENTITY = {"name": "model.name", "alpha": "model.alpha", "num_classes": "num_classes", "image_size": "image_size",
+             "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names"}
 
 
 def _field(config: ml_collections.ConfigDict, path: str) -> Any:
   for part in path.split("."):
     config = config[part]
-  return config
+  return list(config) if isinstance(config, (tuple, list)) else config  # as JSON gives it back
 
 
 def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[str, Any]],

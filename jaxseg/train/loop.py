@@ -55,23 +55,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   if steps_per_epoch == 0:
     raise config_checks.ConfigError(f"config.batch_size={config.batch_size} is larger than the training "
                                     f"split ({len(train_split)} examples): lower it.")
-  baseline = data.majority_baseline(eval_split)
+  baseline = data.majority_baseline(eval_split, config.num_classes)
+  class_weights = resolve_class_weights(config, train_split)
+  total_steps = config.num_epochs * steps_per_epoch
 
   if run.mngr.latest_step() is not None:
-    state, tx, epoch, meta = run.restore()
+    state, tx, epoch, meta = run.restore(total_steps=total_steps)
     history = meta["history"]
     print(f"Resuming from {run.mngr.directory} at epoch {epoch}.")
   else:
     print(f"Starting a new run in {workdir}.")
-    state, tx = run.fresh_state(load_encoder=True)
+    state, tx = run.fresh_state(load_encoder=True, total_steps=total_steps)
     epoch, history = 0, []
-  jitted = run.jit_steps(tx)
+  jitted = run.jit_steps(tx, class_weights)
   samples = visualize.SampleSet(eval_split, config.num_samples)
   writer = MetricsWriter(workdir)
 
   if epoch == 0 and samples:
     samples.save(os.path.join(workdir, "samples", "epoch_00.png"),
-                 run.predict_uint8(jitted.predict, state, samples.images), config.num_classes)
+                 run.predict_uint8(jitted.predict, state, samples.images), run.classes)
   stop = _stop_reason(config, history) if history else ""
   if stop:
     print(f"Already stopped early: {stop}.")
@@ -86,7 +88,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     writer.write(history)
     if samples:
       samples.save(os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png"),
-                   run.predict_uint8(jitted.predict, state, samples.images), config.num_classes)
+                   run.predict_uint8(jitted.predict, state, samples.images), run.classes)
     visualize.save_curves(os.path.join(workdir, "curves.png"), history)
     print(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
           f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
@@ -98,6 +100,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     print(f"Final val pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
           f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.mngr.directory}")
   return history
+
+
+def resolve_class_weights(config: ml_collections.ConfigDict, train_split: data.Split) -> np.ndarray | None:
+  """`config.loss.class_weights` as (C,) float32, or None: "none", "median_frequency" (computed from the
+  training split's labelled pixels and printed) or a comma-separated list of C numbers."""
+  spec = str(config.loss.class_weights).strip().lower()
+  if spec in ("", "none"):
+    return None
+  if spec == "median_frequency":
+    weights = data.median_frequency_weights(train_split.masks, config.num_classes)
+    names = data.classes_from_config(config).names
+    print("Median-frequency class weights: " + ", ".join(f"{n} {w:.4f}" for n, w in zip(names, weights)))
+    return weights
+  try:
+    weights = np.array([float(v) for v in spec.split(",")], np.float32)
+  except ValueError:
+    weights = np.zeros(0, np.float32)
+  if len(weights) != config.num_classes or (weights < 0).any():
+    raise config_checks.ConfigError(
+        f"config.loss.class_weights={config.loss.class_weights!r} must be 'none', 'median_frequency' or "
+        f"{config.num_classes} non-negative numbers separated by commas.")
+  return weights
 
 
 def _train_epoch(run: Run, train_fn, state, split: data.Split, epoch: int, steps_per_epoch: int):
@@ -140,8 +164,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
   os.makedirs(out_dir, exist_ok=True)
   samples = visualize.SampleSet(eval_split, max(config.num_samples, 1))
   samples.save(os.path.join(out_dir, f"step_{step}_samples.png"),
-               run.predict_uint8(jitted.predict, state, samples.images), config.num_classes)
-  print(f"checkpoint {step}: val {metrics.format_metrics(val)}  " + "  ".join(
-      f"IoU {n} {val['iou_' + n]:.4f}" for n in data.class_names(config.num_classes)))
+               run.predict_uint8(jitted.predict, state, samples.images), run.classes)
+  print(f"checkpoint {step}: val {metrics.format_metrics(val)}")
+  print(metrics.format_per_class(val, run.classes.names))
   print(json.dumps({"step": step, "val": val}))
   return val

@@ -1,30 +1,20 @@
 """The training loss, and segmentation metrics from a confusion matrix accumulated on device over a whole
 split."""
 
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg.data.classes import class_names as default_class_names
-
-
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Per-pixel softmax cross-entropy with integer labels, float32.
-
-  Same value as `optax.softmax_cross_entropy_with_integer_labels`, but picks the label's logit with a
-  one-hot product instead of a gather: the gather's gradient is a scatter-add, which XLA:CPU runs slowly
-  and, with its constant indices, spends seconds constant-folding at compile time.
-  """
-  logits = logits.astype(jnp.float32)
-  picked = jnp.sum(logits * jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype), axis=-1)
-  return jax.nn.logsumexp(logits, axis=-1) - picked
+from jaxseg.data.labels import IGNORE
+from jaxseg.train.losses import cross_entropy
 
 
 def confusion_matrix(labels: jax.Array, preds: jax.Array, weights: jax.Array | None,
                      num_classes: int) -> jax.Array:
-  """(num_classes, num_classes) weighted counts, rows = true class, columns = predicted class.
+  """(num_classes, num_classes) weighted counts, rows = true class, columns = predicted class. Labels outside
+  0..num_classes-1 (IGNORE) count nowhere.
 
   A one-hot GEMM rather than a scatter-add: XLA runs it as one small matmul on every backend. Counts of one
   batch are exact in float32 (< 2**24 pixels); they are returned as int32 so that sums over a whole split
@@ -38,18 +28,16 @@ def confusion_matrix(labels: jax.Array, preds: jax.Array, weights: jax.Array | N
 
 
 def metric_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array | None) -> dict[str, jax.Array]:
-  """Sums to accumulate over batches: weighted loss, pixel weight, confusion matrix.
+  """Sums to accumulate over batches: loss over labelled pixels, their count, confusion matrix.
 
   Args:
     logits: (B, H, W, C) float32.
-    labels: (B, H, W) int class ids.
+    labels: (B, H, W) int class ids, IGNORE for pixels that count nowhere.
     weights: (B, H, W) per-pixel weights (0 on eval padding), or None for all ones.
   """
-  loss = cross_entropy(logits, labels)
-  if weights is None:
-    loss_sum, weight_sum = jnp.sum(loss), jnp.float32(loss.size)
-  else:
-    loss_sum, weight_sum = jnp.sum(loss * weights), jnp.sum(weights)
+  valid = (labels != IGNORE).astype(jnp.float32)
+  weights = valid if weights is None else weights * valid
+  loss_sum, weight_sum = jnp.sum(cross_entropy(logits, labels) * weights), jnp.sum(weights)
   return {"loss_sum": loss_sum, "weight_sum": weight_sum,
           "confusion": confusion_matrix(labels, jnp.argmax(logits, -1), weights, logits.shape[-1])}
 
@@ -68,7 +56,7 @@ def summarize(sums: dict[str, np.ndarray], class_names: list[str] | None = None)
   with np.errstate(invalid="ignore", divide="ignore"):
     iou = np.where(union > 0, inter / union, np.nan)
     recall = np.where(cm.sum(1) > 0, inter / cm.sum(1), np.nan)
-  names = list(class_names) if class_names is not None else default_class_names(cm.shape[0])
+  names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(cm.shape[0])]
   out = {"loss": float(sums["loss_sum"] / max(float(sums["weight_sum"]), 1.0)),
          "accuracy": float(inter.sum() / total) if total else float("nan"),
          "class_accuracy": float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan"),
@@ -81,4 +69,17 @@ def summarize(sums: dict[str, np.ndarray], class_names: list[str] | None = None)
 
 def format_metrics(m: dict[str, Any]) -> str:
   """The one-line form of a metrics dict printed per epoch and by eval."""
-  return f"loss {m['loss']:.4f} acc {m['accuracy']:.4f} mIoU {m['mean_iou']:.4f}"
+  return (f"loss {m['loss']:.4f} acc {m['accuracy']:.4f} class-acc {m.get('class_accuracy', float('nan')):.4f} "
+          f"mIoU {m['mean_iou']:.4f}")
+
+
+def format_per_class(m: dict[str, Any], class_names: Sequence[str]) -> str:
+  """Per-class IoU and recall (class accuracy) as a small table, one class a line."""
+  cm = np.asarray(m["confusion"], np.float64)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    recall = np.diag(cm) / cm.sum(1)
+  width = max(len(n) for n in class_names)
+  lines = [f"{'class':<{width}}  {'IoU':>6}  {'acc':>6}  {'pixels':>10}"]
+  for i, name in enumerate(class_names):
+    lines.append(f"{name:<{width}}  {m['iou_' + name]:>6.4f}  {recall[i]:>6.4f}  {int(cm[i].sum()):>10}")
+  return "\n".join(lines)

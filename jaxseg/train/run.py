@@ -31,17 +31,18 @@ class Run:
     self.model = models.create_model(config)
     self.mngr = checkpoints.manager(workdir, config.keep_checkpoints, read_only=read_only)
     self.rng = jax.random.key(config.seed, impl="rbg")
+    self.classes = data.classes_from_config(config)
 
-  def fresh_state(self, load_encoder: bool) -> tuple[TrainState, Any]:
-    """A new state (ported encoder weights if asked) and its optimizer."""
-    variables = models.init_variables(self.model, self.config.image_size, self.config.seed)
+  def fresh_state(self, load_encoder: bool, total_steps: int = 0) -> tuple[TrainState, Any]:
+    """A new state (ported encoder weights if asked) and its optimizer (`total_steps`: for the schedule)."""
+    variables = models.init_variables(self.model, data.model_size(self.config), self.config.seed)
     variables = jax.device_get(variables)
     if load_encoder:
       encoder = keras_port.encoder_variables(self.config.encoder_weights, self.config.model.alpha,
-                                             self.config.image_size)
+                                             keras_port.weights_size(*data.model_size(self.config)))
       if encoder is not None:
         variables = keras_port.merge_encoder(variables, encoder)
-    tx = make_optimizer(self.config, variables["params"])
+    tx = make_optimizer(self.config, variables["params"], total_steps)
     state = create_state(variables["params"], variables["batch_stats"], tx)
     return jax.device_put(state, self.rep), tx
 
@@ -51,10 +52,10 @@ class Run:
     checkpoints.check_compatible(meta, self.config, self.mngr.directory)
     return step, meta
 
-  def restore(self, step: int | None = None) -> tuple[TrainState, Any, int, dict[str, Any]]:
+  def restore(self, step: int | None = None, total_steps: int = 0) -> tuple[TrainState, Any, int, dict[str, Any]]:
     """The state of checkpoint `step` (newest if None), its optimizer, epoch and meta."""
     step, meta = self._checked_meta(step)
-    state, tx = self.fresh_state(load_encoder=False)
+    state, tx = self.fresh_state(load_encoder=False, total_steps=total_steps)
     restored = checkpoints.restore_state(self.mngr, step, state.to_dict())
     return jax.device_put(TrainState.from_dict(restored), self.rep), tx, step, meta
 
@@ -69,7 +70,7 @@ class Run:
       self.config = self.config.copy_and_resolve_references()
       self.config.model.decoder_bn_momentum = trained
     restored = checkpoints.restore_variables(self.mngr, step, self.rep)
-    want = jax.eval_shape(lambda: models.init_variables(self.model, self.config.image_size))
+    want = jax.eval_shape(lambda: models.init_variables(self.model, data.model_size(self.config)))
     got = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
     if jax.tree.map(lambda x: x.shape, want) != jax.tree.map(lambda x: x.shape, got):
       raise checkpoints.CheckpointError(f"checkpoint step {step} in {self.mngr.directory} holds parameters of "
@@ -77,9 +78,10 @@ class Run:
     return TrainState(step=restored["step"], params=got["params"], batch_stats=got["batch_stats"],
                       opt_state=None), step
 
-  def jit_steps(self, tx: Any) -> steps.JittedSteps:
-    """The jitted steps (`tx`: the optimizer; None where only eval and predict are used)."""
-    return steps.jit_steps(self.model, tx, self.config, self.rng, self.rep, self.data)
+  def jit_steps(self, tx: Any, class_weights: np.ndarray | None = None) -> steps.JittedSteps:
+    """The jitted steps (`tx`: the optimizer, None where only eval and predict are used; `class_weights`:
+    per-class loss weights or None)."""
+    return steps.jit_steps(self.model, tx, self.config, self.rng, self.rep, self.data, class_weights)
 
   def zero_sums(self) -> dict[str, jax.Array]:
     """A fresh metric accumulator on the devices."""
@@ -90,9 +92,9 @@ class Run:
     acc = self.zero_sums()
     for batch in parallel.prefetch(data.eval_batches(split, self.config.eval_batch_size), self.data):
       acc = eval_fn(state, acc, batch)
-    return metrics.summarize(jax.device_get(acc))
+    return metrics.summarize(jax.device_get(acc), self.classes.names)
 
   def predict_uint8(self, predict_fn, state: TrainState, images: np.ndarray) -> np.ndarray:
-    """Class ids for uint8 images at the training size, batched and padded to the eval batch size."""
+    """Class ids for uint8 images at the stored size, batched and padded to the eval batch size."""
     variables = inference_variables(state, self.config)
     return parallel.map_padded(lambda x: predict_fn(variables, x), images, self.config.eval_batch_size, self.data)

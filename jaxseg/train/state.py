@@ -28,12 +28,25 @@ class TrainState:
     return cls(step=d["step"], params=d["params"], batch_stats=d["batch_stats"], opt_state=d["opt_state"])
 
 
-def make_optimizer(config: ml_collections.ConfigDict, params: Any) -> optax.GradientTransformation:
+def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> float | optax.Schedule:
+  """`config.learning_rate`, constant or (`lr_schedule="cosine"`) decayed to 0 over `total_steps`."""
+  if config.lr_schedule == "cosine" and total_steps > 0:
+    return optax.cosine_decay_schedule(config.learning_rate, total_steps)
+  return config.learning_rate
+
+
+def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: int = 0
+                   ) -> optax.GradientTransformation:
   """Adam on the decoder; the encoder gets `set_to_zero` when frozen.
 
   `optax.masked` would not do: it passes masked-out updates through unchanged, i.e. the raw gradient.
+
+  Args:
+    config: the experiment config.
+    params: the parameter tree (for the frozen/trainable labels).
+    total_steps: the run's optimizer steps, for a decaying learning-rate schedule.
   """
-  adam = optax.adam(config.learning_rate)
+  adam = optax.adam(learning_rate(config, total_steps))
   if not config.freeze_encoder:
     return adam
   labels = {k: jax.tree.map(lambda _, k=k: "frozen" if k == ENCODER else "train", v)

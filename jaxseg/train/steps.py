@@ -6,39 +6,40 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
-from jaxseg.data import transforms
-from jaxseg.train import metrics
+from jaxseg.data import geometry, transforms
+from jaxseg.train import losses, metrics
 from jaxseg.train.state import ENCODER, TrainState, inference_variables, split_encoder
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *, model,
-               tx: optax.GradientTransformation, config: ml_collections.ConfigDict
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
+               tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
+               class_weights: np.ndarray | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on one global batch.
 
   Args:
     state: the train state (donated by the caller's jit).
-    batch: {"image": (B, S, S, 3) uint8, "mask": (B, S, S) uint8}.
-    rng: the run's base key; the step's key is `fold_in(rng, step)`, so a resumed run flips alike.
+    batch: {"image": (B, h, w, 3) uint8, "mask": (B, h, w) uint8} at the stored size.
+    rng: the run's base key; the step's key is `fold_in(rng, step)`, so a resumed run augments alike.
     model: the UNet.
     tx: the optimizer from `state.make_optimizer`.
     config: the experiment config.
+    class_weights: (C,) loss weights per class, or None.
 
   Returns:
     (new state, metric sums of this batch).
   """
-  images, masks = batch["image"], batch["mask"]
-  if config.random_flip:
-    images, masks = transforms.augment(jax.random.fold_in(rng, state.step), images, masks)
-  x, labels = transforms.normalize(images), masks.astype(jnp.int32)
+  x, masks = transforms.augment(jax.random.fold_in(rng, state.step), batch["image"], batch["mask"], config,
+                                geometry.train_size(config))
+  labels = masks.astype(jnp.int32)
 
   def loss_fn(trainable, encoder):
     variables = {"params": {**trainable, ENCODER: encoder}, "batch_stats": state.batch_stats}
     logits, new_vars = model.apply(variables, x, train=True, encoder_train=config.encoder_bn_train,
                                    mutable=["batch_stats"])
-    loss = metrics.cross_entropy(logits, labels).mean()
+    loss = losses.segmentation_loss(logits, labels, config.loss.name, class_weights)
     return loss, (logits, new_vars["batch_stats"])
 
   trainable, encoder = split_encoder(state.params)
@@ -55,22 +56,46 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
   if config.freeze_encoder:
     params = {**params, ENCODER: encoder}  # bit-identical, whatever x + 0.0 does to a -0.0
   sums = metrics.metric_sums(logits, labels, None)
-  sums["loss_sum"] = loss * labels.size  # the exact loss that was differentiated
+  sums["loss_sum"] = loss * sums["weight_sum"]  # the exact loss that was differentiated
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
   return new_state, sums
 
 
+def stored_logits(variables: dict[str, Any], images: jax.Array, *, model) -> jax.Array:
+  """uint8 images (B, h, w, 3) at any size -> (B, h, w, C) logits: zero-padded to multiples of 32 for the
+  model, the padding cut off again."""
+  h, w = images.shape[1:3]
+  x, _ = transforms.pad_to(transforms.normalize(images), None, (geometry.round_up(h), geometry.round_up(w)))
+  return model.apply(variables, x, train=False)[:, :h, :w]
+
+
+def resize_logits(logits: jax.Array, sizes: jax.Array, canvas: tuple[int, int]) -> jax.Array:
+  """(B, h, w, C) logits -> (B, H, W, C): example i resized bilinearly (pixel centres aligned) to sizes[i]
+  at the top left of the (H, W) canvas, zeros around it."""
+  b, h, w = logits.shape[:3]
+  sizes = sizes.astype(jnp.float32)
+  zero = jnp.zeros((b,), jnp.float32)
+  ry = transforms.axis_matrix(canvas[0], h, sizes[:, 0] / h, zero, valid_out=sizes[:, 0])
+  rx = transforms.axis_matrix(canvas[1], w, sizes[:, 1] / w, zero, valid_out=sizes[:, 1])
+  return transforms.warp(logits.astype(jnp.float32), ry, rx)
+
+
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model,
               config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  """Metric sums of one padded eval batch ({"image", "mask", "weight"}); padding has weight 0."""
-  logits = model.apply(inference_variables(state, config), transforms.normalize(batch["image"]), train=False)
-  weights = jnp.broadcast_to(batch["weight"][:, None, None], batch["mask"].shape)
-  return metrics.metric_sums(logits, batch["mask"].astype(jnp.int32), weights)
+  """Metric sums of one padded eval batch ({"image", "mask", "weight"}, and "label", "label_size" to score
+  at the labels' own resolution); padding examples have weight 0, IGNORE pixels count nowhere."""
+  logits = stored_logits(inference_variables(state, config), batch["image"], model=model)
+  labels = batch["mask"]
+  if "label" in batch:
+    labels = batch["label"]
+    logits = resize_logits(logits, batch["label_size"], labels.shape[1:3])
+  weights = jnp.broadcast_to(batch["weight"][:, None, None], labels.shape)
+  return metrics.metric_sums(logits, labels.astype(jnp.int32), weights)
 
 
 def predict_step(variables: dict[str, Any], images: jax.Array, *, model) -> jax.Array:
-  """uint8 images (B, S, S, 3) -> (B, S, S) class ids."""
-  return jnp.argmax(model.apply(variables, transforms.normalize(images), train=False), -1)
+  """uint8 images (B, h, w, 3) -> (B, h, w) class ids."""
+  return jnp.argmax(stored_logits(variables, images, model=model), -1)
 
 
 def zero_sums(num_classes: int) -> dict[str, jax.Array]:
@@ -100,7 +125,7 @@ class JittedSteps(NamedTuple):
 
 
 def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.ConfigDict, rng: jax.Array,
-              state_sharding, data_sharding) -> JittedSteps:
+              state_sharding, data_sharding, class_weights: np.ndarray | None = None) -> JittedSteps:
   """Jits the steps with replicated state and batches split over the `data` mesh axis.
 
   Args:
@@ -110,10 +135,12 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
     rng: the run's base key (per-step keys are folded in from it).
     state_sharding: sharding of the state and accumulators (replicated).
     data_sharding: sharding of batches.
+    class_weights: (C,) loss weights per class, or None.
   """
 
   def train_acc(state, acc, batch):
-    new_state, sums = train_step(state, batch, rng, model=model, tx=tx, config=config)
+    new_state, sums = train_step(state, batch, rng, model=model, tx=tx, config=config,
+                                 class_weights=class_weights)
     return new_state, accumulate(acc, sums, state.step)
 
   def eval_acc(state, acc, batch):

@@ -1,0 +1,44 @@
+"""CamVid road scenes, 11 classes (the SegNet split), at the full 480x360 frame: U-Net over the ImageNet
+MobileNetV2, encoder fine-tuned, median-frequency class weights, random scale, crop and flip.
+
+Expects the SegNet layout under config.data.root (train.txt / val.txt / test.txt of `image label` lines;
+labels are 8-bit PNGs with values 0-10, 11 = void). See README.md, "CamVid".
+"""
+
+from configs import default
+
+# SegNet's 11 classes and their display colours; label 11 (void) is ignored.
+CLASSES = (("sky", (128, 128, 128)), ("building", (128, 0, 0)), ("pole", (192, 192, 128)),
+           ("road", (128, 64, 128)), ("pavement", (60, 40, 222)), ("tree", (128, 128, 0)),
+           ("sign_symbol", (192, 128, 128)), ("fence", (64, 64, 128)), ("car", (64, 0, 128)),
+           ("pedestrian", (64, 64, 0)), ("bicyclist", (0, 128, 192)))
+
+
+def get_config():
+  config = default.get_config()
+  config.name = "camvid"
+  config.num_classes = len(CLASSES)
+  config.image_height, config.image_width = 360, 480  # the frames' own size: nothing is resized
+  config.data.source = "folder"
+  config.data.root = "data/camvid"
+  config.data.train_split = "train"
+  config.data.eval_split = "val"
+  config.data.class_names = tuple(name for name, _ in CLASSES)
+  config.data.class_colors = tuple(color for _, color in CLASSES)
+  config.data.class_map = {}  # label v is class v ...
+  config.data.ignore_label = 11  # ... and void is ignored
+  config.encoder_weights = "imagenet"
+  config.freeze_encoder = False
+  config.batch_size = 8
+  config.eval_batch_size = 8
+  config.num_epochs = 40
+  config.learning_rate = 1e-3
+  config.lr_schedule = "cosine"
+  config.augment.scale_min, config.augment.scale_max = 0.75, 1.5
+  config.augment.crop_height, config.augment.crop_width = 256, 352
+  config.augment.brightness, config.augment.contrast, config.augment.saturation = 0.1, 0.1, 0.1
+  config.loss.class_weights = "median_frequency"
+  config.model.decoder_bn_momentum = 0.9  # 45 steps an epoch: statistics that follow the training
+  config.log_every_steps = 10
+  config.num_samples = 4
+  return config

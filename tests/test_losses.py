@@ -1,0 +1,83 @@
+"""Losses with ignored pixels and class weights, and median-frequency weights, against numpy."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tiny
+from jaxseg import data
+from jaxseg.config_checks import ConfigError
+from jaxseg.train import loop, losses
+
+
+def _log_softmax(x):
+  x = x - x.max(-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def _batch(seed=0, c=4):
+  rng = np.random.default_rng(seed)
+  logits = rng.normal(size=(2, 6, 5, c)).astype(np.float32) * 3
+  labels = rng.integers(0, c, (2, 6, 5)).astype(np.int32)
+  labels[rng.random(labels.shape) < 0.2] = 255
+  return logits, labels
+
+
+def test_weighted_cross_entropy_ignores_and_weights_like_numpy():
+  logits, labels = _batch()
+  weights = np.array([0.5, 2.0, 1.0, 4.0], np.float32)
+  valid = labels != 255
+  nll = -np.take_along_axis(_log_softmax(logits), np.where(valid, labels, 0)[..., None], -1)[..., 0]
+  w = np.where(valid, weights[np.where(valid, labels, 0)], 0.0)
+  want = (nll * w).sum() / w.sum()
+  got = losses.weighted_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), weights)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  plain = losses.weighted_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
+  np.testing.assert_allclose(plain, nll[valid].mean(), rtol=1e-5)
+
+
+def test_dice_loss_matches_numpy_and_skips_ignored_pixels():
+  logits, labels = _batch(1)
+  p = np.exp(_log_softmax(logits))
+  valid = labels != 255
+  scores = []
+  for k in range(logits.shape[-1]):
+    pk, yk = p[..., k][valid], (labels[valid] == k).astype(np.float64)
+    scores.append((2 * (pk * yk).sum() + 1) / (pk.sum() + yk.sum() + 1))
+  got = losses.dice_loss(jnp.asarray(logits), jnp.asarray(labels))
+  np.testing.assert_allclose(got, 1 - np.mean(scores), rtol=1e-5)
+  # Changing logits of ignored pixels changes nothing.
+  moved = np.where(valid[..., None], logits, logits * -7)
+  np.testing.assert_allclose(losses.dice_loss(jnp.asarray(moved), jnp.asarray(labels)), got, rtol=1e-6)
+
+
+def test_median_frequency_weights_match_a_numpy_reading_of_segnet():
+  rng = np.random.default_rng(2)
+  masks = rng.choice([0, 1, 1, 1, 2, 255], size=(5, 8, 8)).astype(np.uint8)
+  masks[0] = 3  # class 3 only in one image, filling it
+  masks[1, :2] = 255
+  c = 5  # class 4 never appears
+  freq = []
+  for k in range(c):
+    imgs = [m for m in masks if (m == k).any()]
+    freq.append(sum((m == k).sum() for m in imgs) / sum((m != 255).sum() for m in imgs) if imgs else 0.0)
+  freq = np.array(freq)
+  med = np.median(freq[freq > 0])
+  want = np.where(freq > 0, med / np.where(freq > 0, freq, 1), 0.0)
+  np.testing.assert_allclose(data.median_frequency_weights(masks, c), want, rtol=1e-6)
+  assert data.median_frequency_weights(masks, c)[4] == 0
+
+
+def test_class_weights_option(capsys):
+  config = tiny.tiny_config()
+  split = data.load_split(config, "train")
+  assert loop.resolve_class_weights(config, split) is None
+  config.loss.class_weights = "median_frequency"
+  w = loop.resolve_class_weights(config, split)
+  np.testing.assert_allclose(w, data.median_frequency_weights(split.masks, 3))
+  assert "Median-frequency class weights: pet" in capsys.readouterr().out
+  config.loss.class_weights = "1, 2,0.5"
+  np.testing.assert_allclose(loop.resolve_class_weights(config, split), [1, 2, 0.5])
+  config.loss.class_weights = "1,2"
+  with pytest.raises(ConfigError, match="3 non-negative numbers"):
+    loop.resolve_class_weights(config, split)
