@@ -30,11 +30,11 @@ def resolve_conv_impl(conv_impl: str) -> str:
   return conv_impl
 
 
-def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, groups: int = 1) -> jax.Array:
+def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, groups: int = 1, dilation: int = 1) -> jax.Array:
   """A 'same'-padded (TensorFlow rule) 3x3 convolution through `lax.conv_general_dilated`."""
-  pads = [same_padding(x.shape[i], kernel.shape[i - 1], stride) for i in (1, 2)]
+  pads = [same_padding(x.shape[i], (kernel.shape[i - 1] - 1) * dilation + 1, stride) for i in (1, 2)]
   return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (stride, stride), pads,
-                                      feature_group_count=groups,
+                                      rhs_dilation=(dilation, dilation), feature_group_count=groups,
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
@@ -65,29 +65,33 @@ def _tap(xp: jax.Array, a: int, b: int, out_h: int, out_w: int, stride: int) -> 
   return xp[:, a:a + stride * (out_h - 1) + 1:stride, b:b + stride * (out_w - 1) + 1:stride, :]
 
 
-def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: str = "gemm") -> jax.Array:
-  """Keras `DepthwiseConv2D(3, strides=stride)` as it sits in MobileNetV2 (same-padded / correct_pad).
+def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: str = "gemm",
+                      dilation: int = 1) -> jax.Array:
+  """Keras `DepthwiseConv2D(3, strides=stride, dilation_rate=dilation)` as it sits in MobileNetV2
+  (same-padded / correct_pad).
 
-  Nine shifted multiply-adds fuse into one XLA loop; `feature_group_count` convolutions do not.
+  Nine shifted multiply-adds fuse into one XLA loop; `feature_group_count` convolutions do not. A dilation
+  only spaces the taps apart (atrous MobileNetV2 for DeepLab).
 
   Args:
     x: (B, H, W, C) input.
     kernel: (3, 3, C, 1) Keras depthwise kernel.
     stride: 1 or 2.
     conv_impl: "gemm" (shifted multiply-adds), "xla" (a grouped `lax` convolution) or "auto".
+    dilation: the atrous rate (with stride 1).
 
   Returns:
     (B, ceil(H / stride), ceil(W / stride), C).
   """
   if resolve_conv_impl(conv_impl) == "xla":
-    return _lax_conv(x, kernel.reshape(3, 3, 1, -1), stride, groups=x.shape[-1])
-  xp = _pad_same(x, 3, stride)
+    return _lax_conv(x, kernel.reshape(3, 3, 1, -1), stride, groups=x.shape[-1], dilation=dilation)
+  xp = _pad_same(x, 2 * dilation + 1, stride)
   out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
   k = kernel[..., 0].astype(x.dtype)
   out = None
   for a in range(3):
     for b in range(3):
-      term = _tap(xp, a, b, out_h, out_w, stride) * k[a, b]
+      term = _tap(xp, a * dilation, b * dilation, out_h, out_w, stride) * k[a, b]
       out = term if out is None else out + term
   return out
 

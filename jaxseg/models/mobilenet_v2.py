@@ -31,6 +31,30 @@ UNET_TAPS = ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu"
              "block_13_expand_relu", "block_16_project")
 
 
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def block_strides(output_stride: int = 32) -> list[tuple[int, int]]:
+  """(stride, dilation) of each block's depthwise conv for an output stride of 32, 16 or 8.
+
+  DeepLabV3's rule: once the features reach `output_stride`, a stride-2 block keeps the resolution (stride 1
+  at the current rate) and every later block's rate is multiplied by the stride it gave up. Stride 16:
+  block_14-16 at rate 2; stride 8: block_7-13 at rate 2, block_14-16 at rate 4. The parameters do not
+  change, so the ImageNet weights port as they are.
+  """
+  if output_stride not in OUTPUT_STRIDES:
+    raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}.")
+  current, rate, out = 2, 1, []  # Conv1 has already halved the input
+  for _, stride, _ in BLOCKS:
+    if current == output_stride:
+      out.append((1, rate))
+      rate *= stride
+    else:
+      out.append((stride, 1))
+      current *= stride
+  return out
+
+
 def make_divisible(v: float, divisor: int = 8) -> int:
   """Keras's `_make_divisible`: round channels to a multiple of 8, never dropping more than 10%."""
   new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
@@ -72,11 +96,13 @@ class DepthwiseConv(nn.Module):
   strides: int = 1
   dtype: Any = jnp.float32
   conv_impl: str = "auto"
+  dilation: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (3, 3, x.shape[-1], 1))
-    return conv_kernels.depthwise_conv3x3(x.astype(self.dtype), kernel, self.strides, self.conv_impl)
+    return conv_kernels.depthwise_conv3x3(x.astype(self.dtype), kernel, self.strides, self.conv_impl,
+                                          self.dilation)
 
 
 class MobileNetV2(nn.Module):
@@ -89,19 +115,22 @@ class MobileNetV2(nn.Module):
     dtype: compute dtype; parameters stay float32.
     bn_momentum: BatchNorm moving-average momentum (Keras: 0.999; lower when training from scratch).
     conv_impl: "auto", "gemm" or "xla" (see `jaxseg.models.conv_kernels`).
+    output_stride: 32 (the classification network), 16 or 8 (atrous, for DeepLab; see `block_strides`).
   """
   alpha: float = 1.0
   last_layer: str = "out_relu"
   dtype: Any = jnp.float32
   bn_momentum: float = 0.999
   conv_impl: str = "auto"
+  output_stride: int = 32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     """Runs the network.
 
     Args:
-      x: (B, H, W, 3) images scaled to [-1, 1] (Keras `mobilenet_v2.preprocess_input`); H, W multiples of 32.
+      x: (B, H, W, 3) images scaled to [-1, 1] (Keras `mobilenet_v2.preprocess_input`); H, W multiples of
+        the output stride.
       train: BatchNorm in training mode (batch statistics, updates `batch_stats`).
 
     Returns:
@@ -125,7 +154,8 @@ class MobileNetV2(nn.Module):
     x = emit("Conv1", Conv(make_divisible(32 * self.alpha), 3, 2, self.dtype, self.conv_impl, name="Conv1")(x))
     x = emit("bn_Conv1", bn("bn_Conv1", x))
     x = emit("Conv1_relu", relu6(x))
-    for block_id, (filters, stride, expansion) in enumerate(BLOCKS):
+    for block_id, ((filters, _, expansion), (stride, dilation)) in enumerate(
+        zip(BLOCKS, block_strides(self.output_stride))):
       if done:
         return feats
       inputs = x
@@ -137,7 +167,7 @@ class MobileNetV2(nn.Module):
                                             name=prefix + "expand")(y)),
                   ("expand_BN", lambda y: bn(prefix + "expand_BN", y)),
                   ("expand_relu", relu6)]
-      steps += [("depthwise", lambda y: DepthwiseConv(stride, self.dtype, self.conv_impl,
+      steps += [("depthwise", lambda y: DepthwiseConv(stride, self.dtype, self.conv_impl, dilation,
                                                       name=prefix + "depthwise")(y)),
                 ("depthwise_BN", lambda y: bn(prefix + "depthwise_BN", y)),
                 ("depthwise_relu", relu6),
