@@ -13,7 +13,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.name = "default"  # Run name; the default workdir is runs/<name>.
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = "unet_mobilenet_v2"  # Key of jaxseg.models.MODELS.
+  config.model.name = "unet_mobilenet_v2"  # Key of jaxseg.models.MODELS ("deeplabv3plus_mobilenet_v2").
+  config.model.output_stride = 16  # DeepLabV3+ only: encoder output stride, 16 or 8 (atrous convolutions).
+  config.model.separable = False  # DeepLabV3+ only: depthwise-separable ASPP and decoder 3x3 convs.
   config.model.alpha = 1.0  # MobileNetV2 width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4.
   config.model.encoder_bn_momentum = 0.999  # Encoder BatchNorm momentum (Keras MobileNetV2's).
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).

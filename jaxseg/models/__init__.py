@@ -8,20 +8,22 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxseg.models.conv_kernels import CONV_IMPLS
+from jaxseg.models.deeplab import DeepLabV3Plus
 from jaxseg.models.summary import count_params, format_summary
-from jaxseg.models.mobilenet_v2 import ALPHAS, UNET_TAPS, MobileNetV2, make_divisible
+from jaxseg.models.mobilenet_v2 import ALPHAS, OUTPUT_STRIDES, UNET_TAPS, MobileNetV2, make_divisible
 from jaxseg.models.unet import UNet
 
-__all__ = ["MobileNetV2", "UNet", "MODELS", "DTYPES", "CONV_IMPLS", "create_model", "init_variables",
+__all__ = ["MobileNetV2", "UNet", "DeepLabV3Plus", "OUTPUT_STRIDES", "MODELS", "DTYPES", "CONV_IMPLS",
+           "create_model", "init_variables",
            "count_params", "format_summary", "ALPHAS", "UNET_TAPS", "make_divisible"]
 
 # Plain-dict registry: config.model.name -> constructor.
-MODELS = {"unet_mobilenet_v2": UNet}
+MODELS = {"unet_mobilenet_v2": UNet, "deeplabv3plus_mobilenet_v2": DeepLabV3Plus}
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def create_model(config: ml_collections.ConfigDict) -> UNet:
+def create_model(config: ml_collections.ConfigDict) -> UNet | DeepLabV3Plus:
   """Builds the model named by `config.model.name`.
 
   Args:
@@ -32,12 +34,14 @@ def create_model(config: ml_collections.ConfigDict) -> UNet:
     An unbound Flax module.
   """
   m = config.model
+  extra = {"output_stride": m.output_stride, "separable": m.separable} if m.name.startswith("deeplab") else {}
   return MODELS[m.name](num_classes=config.num_classes, alpha=m.alpha, dtype=DTYPES[config.dtype],
                         encoder_bn_momentum=m.encoder_bn_momentum, decoder_bn_momentum=m.decoder_bn_momentum,
-                        conv_impl=m.conv_impl)
+                        conv_impl=m.conv_impl, **extra)
 
 
-def init_variables(model: UNet, image_size: int | tuple[int, int] = 64, seed: int = 0) -> dict[str, Any]:
+def init_variables(model: UNet | DeepLabV3Plus, image_size: int | tuple[int, int] = 64,
+                   seed: int = 0) -> dict[str, Any]:
   """Random `{"params", "batch_stats"}` for `model` (their shapes do not depend on `image_size`, a multiple
   of 32 or a (height, width) of multiples of 32)."""
   h, w = (image_size, image_size) if isinstance(image_size, int) else image_size

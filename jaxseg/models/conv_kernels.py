@@ -96,6 +96,34 @@ def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: s
   return out
 
 
+def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str = "gemm") -> jax.Array:
+  """A 'same'-padded, stride-1, optionally atrous 3x3 convolution (DeepLab's ASPP and decoder).
+
+  "gemm": nine shifted GEMMs, whose gradients are slices and GEMMs too, full speed on XLA:CPU.
+
+  Args:
+    x: (B, H, W, Cin) input.
+    kernel: (3, 3, Cin, Cout).
+    dilation: the atrous rate.
+    conv_impl: "gemm", "xla" (a `lax` convolution with rhs_dilation) or "auto".
+
+  Returns:
+    (B, H, W, Cout).
+  """
+  if resolve_conv_impl(conv_impl) == "xla":
+    return _lax_conv(x, kernel, 1, dilation=dilation)
+  h, w = x.shape[1:3]
+  xp = jnp.pad(x, ((0, 0), (dilation, dilation), (dilation, dilation), (0, 0)))
+  k = kernel.astype(x.dtype)
+  out = None
+  for a in range(3):
+    for b in range(3):
+      win = xp[:, a * dilation:a * dilation + h, b * dilation:b * dilation + w, :]
+      term = pointwise_conv(win, k[a, b][None, None])
+      out = term if out is None else out + term
+  return out
+
+
 def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2, conv_impl: str = "gemm") -> jax.Array:
   """A 'same'-padded 3x3 convolution with few input channels (MobileNetV2's `Conv1`).
 

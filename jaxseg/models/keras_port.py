@@ -274,3 +274,37 @@ def from_keras_unet(model, num_up: int = 4) -> Variables:
   kernel, bias = transposed[-1].get_weights()
   params["logits"] = {"kernel": swap(kernel), "bias": np.asarray(bias, np.float32)}
   return {"params": params, "batch_stats": stats}
+
+
+DEEPLAB_HEAD = ("aspp_0", "aspp_1", "aspp_2", "aspp_3", "aspp_pool", "aspp_project", "low_level", "decoder_0",
+                "decoder_1")
+
+
+def from_keras_deeplab(model) -> Variables:
+  """Converts a Keras DeepLabV3+ over MobileNetV2 to jaxseg's `DeepLabV3Plus` variables.
+
+  The Keras model names its head layers as jaxseg does: per conv block `<name>_conv` (Conv2D, no bias) and
+  `<name>_bn`, plus `<name>_depthwise` and `<name>_depthwise_bn` when separable; `logits` (Conv2D with bias).
+  """
+  layers = {layer.name: layer for layer in _walk_layers(model)}
+  encoder = from_keras_mobilenet_v2(model)
+  tail = ("Conv_1", "Conv_1_bn")  # DeepLab ends at block_16_project_BN
+  params = {"encoder": {k: v for k, v in encoder["params"].items() if k not in tail}}
+  stats = {"encoder": {k: v for k, v in encoder["batch_stats"].items() if k not in tail}}
+
+  def bn(name):
+    gamma, beta, mean, var = (np.asarray(w, np.float32) for w in layers[name].get_weights())
+    return {"scale": gamma, "bias": beta}, {"mean": mean, "var": var}
+
+  for name in DEEPLAB_HEAD:
+    if f"{name}_conv" not in layers:
+      raise WeightsError(f"the Keras model has no layer {name}_conv.")
+    p, s = {"kernel": np.asarray(layers[f"{name}_conv"].get_weights()[0], np.float32)}, {}
+    p["bn"], s["bn"] = bn(f"{name}_bn")
+    if f"{name}_depthwise" in layers:
+      p["depthwise"] = np.asarray(layers[f"{name}_depthwise"].get_weights()[0], np.float32)
+      p["depthwise_bn"], s["depthwise_bn"] = bn(f"{name}_depthwise_bn")
+    params[name], stats[name] = p, s
+  kernel, bias = layers["logits"].get_weights()
+  params["logits_kernel"], params["logits_bias"] = np.asarray(kernel, np.float32), np.asarray(bias, np.float32)
+  return {"params": params, "batch_stats": stats}

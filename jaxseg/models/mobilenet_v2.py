@@ -69,6 +69,12 @@ def check_alpha(alpha: float) -> None:
                      f"got {alpha}.")
 
 
+def check_input_size(images: jax.Array) -> None:
+  """The segmentation models need heights and widths that are multiples of 32 (five stride-2 stages)."""
+  if images.shape[1] % 32 or images.shape[2] % 32:
+    raise ValueError(f"image height and width must be multiples of 32, got {images.shape[1:3]}.")
+
+
 def relu6(x: jax.Array) -> jax.Array:
   return jnp.clip(x, 0, 6)
 

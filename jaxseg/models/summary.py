@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg.models.deeplab import DEEPLAB_HIGH, DEEPLAB_LOW, DeepLabV3Plus
 from jaxseg.models.mobilenet_v2 import UNET_TAPS
 from jaxseg.models.unet import UNet
 
@@ -56,6 +57,8 @@ def summary_rows(model: UNet, image_size: int | tuple[int, int],
   both = lambda name: _size(variables["params"].get(name, {})) + _size(variables["batch_stats"].get(name, {}))
   taps = inter["encoder"]["__call__"][0]
   rows = [("input (InputLayer)", _shape(images.shape), 0)]
+  if isinstance(model, DeepLabV3Plus):
+    return _deeplab_rows(model, variables, inter, taps, rows, both), count_params(variables, freeze_encoder)
   enc_shapes = " ".join(_shape(taps[n].shape) for n in UNET_TAPS)
   rows.append((f"encoder (MobileNetV2 alpha={model.alpha}, to {UNET_TAPS[-1]})", enc_shapes, both("encoder")))
   skips = [taps[n] for n in UNET_TAPS[:-1]][::-1]
@@ -69,12 +72,27 @@ def summary_rows(model: UNet, image_size: int | tuple[int, int],
   return rows, count_params(variables, freeze_encoder)
 
 
-def format_summary(model: UNet, image_size: int | tuple[int, int], freeze_encoder: bool = True) -> str:
+def _deeplab_rows(model, variables, inter, taps, rows, both):
+  enc = f"{_shape(taps[DEEPLAB_LOW].shape)} {_shape(taps[DEEPLAB_HIGH].shape)}"
+  rows.append((f"encoder (MobileNetV2 alpha={model.alpha}, output stride {model.output_stride}, to "
+               f"{DEEPLAB_HIGH}; {DEEPLAB_LOW})", enc, both("encoder")))
+  for name, what in (("aspp_0", "ASPP 1x1"), ("aspp_1", "ASPP atrous 3x3"), ("aspp_2", "ASPP atrous 3x3"),
+                     ("aspp_3", "ASPP atrous 3x3"), ("aspp_pool", "ASPP image pooling"),
+                     ("aspp_project", "ASPP projection 1x1"), ("low_level", "low-level 1x1"),
+                     ("decoder_0", "decoder 3x3"), ("decoder_1", "decoder 3x3")):
+    rows.append((f"{name} ({what}, BatchNorm, ReLU)", _shape(inter[name]["__call__"][0].shape), both(name)))
+  logits = sum(int(np.prod(variables["params"][k].shape)) for k in ("logits_kernel", "logits_bias"))
+  out = inter["__call__"][0]
+  rows.append(("logits (1x1, bilinear upsampling)", _shape(out.shape), logits))
+  return rows
+
+
+def format_summary(model: UNet | DeepLabV3Plus, image_size: int | tuple[int, int], freeze_encoder: bool = True) -> str:
   """The summary as text, ending with the Total / Trainable / Non-trainable lines Keras prints."""
   rows, counts = summary_rows(model, image_size, freeze_encoder)
   w0 = max(len(r[0]) for r in rows) + 2
   w1 = max(len(r[1].split(" ")[0]) for r in rows) + 22
-  lines = [f"Model: UNet (num_classes={model.num_classes}, dtype={jnp.dtype(model.dtype).name})",
+  lines = [f"Model: {type(model).__name__} (num_classes={model.num_classes}, dtype={jnp.dtype(model.dtype).name})",
            "=" * (w0 + w1 + 12), f"{'Layer (block)':<{w0}}{'Output Shape':<{w1}}{'Param #':>12}",
            "=" * (w0 + w1 + 12)]
   for name, shape, params in rows:

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg.models import conv_kernels
-from jaxseg.models.mobilenet_v2 import UNET_TAPS, MobileNetV2
+from jaxseg.models.mobilenet_v2 import UNET_TAPS, MobileNetV2, check_input_size
 
 
 class ConvTranspose3x3S2(nn.Module):
@@ -80,8 +80,7 @@ class UNet(nn.Module):
     Returns:
       (B, H, W, num_classes) float32 logits.
     """
-    if images.shape[1] % 32 or images.shape[2] % 32:
-      raise ValueError(f"image height and width must be multiples of 32, got {images.shape[1:3]}.")
+    check_input_size(images)
     feats = MobileNetV2(self.alpha, last_layer=UNET_TAPS[-1], dtype=self.dtype,
                         bn_momentum=self.encoder_bn_momentum, conv_impl=self.conv_impl, name="encoder")(
         images, train=encoder_train)

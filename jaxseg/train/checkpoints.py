@@ -75,7 +75,9 @@ def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: d
 
 # What identifies the model a checkpoint holds: meta["model"] key -> config field.
 _IDENTITY = {"name": "model.name", "alpha": "model.alpha", "num_classes": "num_classes", "image_size": "image_size",
-             "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names"}
+             "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names",
+             "output_stride": "model.output_stride", "separable": "model.separable"}
+_DEEPLAB_ONLY = ("output_stride", "separable")  # fields the U-Net does not use
 
 
 def _field(config: ml_collections.ConfigDict, path: str) -> Any:
@@ -89,7 +91,8 @@ def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[
   """The JSON record saved beside each state: epoch, metrics history, why training stopped, the config, and
   the model's identity (what `check_compatible` compares)."""
   return {"epoch": epoch, "history": history, "stop_reason": stop_reason, "config": config.to_json_best_effort(),
-          "model": {key: _field(config, field) for key, field in _IDENTITY.items()}}
+          "model": {key: _field(config, field) for key, field in _IDENTITY.items()
+                    if key not in _DEEPLAB_ONLY or config.model.name.startswith("deeplab")}}
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int, dict[str, Any]]:

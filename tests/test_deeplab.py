@@ -1,0 +1,46 @@
+"""DeepLabV3+ against an independent Keras twin: ported random weights give the same logits, the same
+parameter counts; any class count and non-square sizes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import keras_deeplab
+import tiny
+from jaxseg import models
+from jaxseg.models import keras_port
+
+
+@pytest.mark.parametrize("output_stride,separable,impl", [(16, False, "gemm"), (8, True, "gemm"),
+                                                          (16, True, "xla")])
+def test_logits_match_the_keras_twin(output_stride, separable, impl):
+  h, w, c = 320, 352, 5  # features of 20x22 (stride 16) or 40x44 (stride 8): every ASPP rate reaches in
+  twin = keras_deeplab.deeplab(0.35, h, w, c, output_stride, separable, seed=3)
+  x = np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
+  want = twin.predict(x, verbose=0)
+  model = models.DeepLabV3Plus(num_classes=c, alpha=0.35, output_stride=output_stride, separable=separable,
+                               conv_impl=impl)
+  variables = keras_port.from_keras_deeplab(twin)
+  shapes = lambda v: jax.tree.map(lambda a: a.shape, v)
+  assert shapes(variables) == shapes(jax.eval_shape(lambda: models.init_variables(model, (h, w))))
+  got = model.apply(variables, jnp.asarray(x))
+  assert got.shape == (1, h, w, c)
+  np.testing.assert_allclose(got, want, atol=1e-4)
+  counts = models.count_params(variables, freeze_encoder=False)
+  assert counts["total"] == twin.count_params()
+  assert counts["trainable"] == sum(int(np.prod(v.shape)) for v in twin.trainable_weights)
+
+
+def test_deeplab_trains_on_a_non_square_size_and_its_checkpoint_is_its_own(tmp_path):
+  from jaxseg.train import checkpoints, loop  # pylint: disable=g-import-not-at-top
+  config = tiny.tiny_config(image_height=40, image_width=72, **{"model.name": "deeplabv3plus_mobilenet_v2"})
+  history = loop.train_and_evaluate(config, str(tmp_path))
+  assert np.array(history[0]["val"]["confusion"]).sum() == 5 * 40 * 72
+  unet = tiny.tiny_config(image_height=40, image_width=72)
+  with pytest.raises(checkpoints.CheckpointError, match="name: checkpoint has 'deeplabv3plus_mobilenet_v2'"):
+    loop.evaluate(unet, str(tmp_path))
+  stride8 = tiny.tiny_config(image_height=40, image_width=72, **{"model.name": "deeplabv3plus_mobilenet_v2",
+                                                                 "model.output_stride": 8})
+  with pytest.raises(checkpoints.CheckpointError, match="output_stride: checkpoint has 16, config has 8"):
+    loop.evaluate(stride8, str(tmp_path))
