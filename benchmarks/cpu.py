@@ -1,7 +1,7 @@
 """CPU speed benchmark: jaxseg against the same model in Keras 3 (TensorFlow and JAX backends), side by side.
 
   python -m benchmarks.cpu [--resolution 128 224] [--batch 64] [--steps N] [--json FILE] [--skip-keras-jax]
-      [--skip-breakdown]
+      [--skip-breakdown] [--model unet|deeplab]
 
 Everything runs on this machine in one invocation, so the printed ratios compare like with like. Keras runs
 in subprocesses (its backend is fixed per process) with its default compile settings.
@@ -17,13 +17,13 @@ from benchmarks.harness import cpu_flags, machine, prepare, run_keras, timed
 
 
 def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
-                 breakdown: bool = True) -> dict[str, Any]:
+                 breakdown: bool = True, model: str = "unet") -> dict[str, Any]:
   """Train step, compile, eval, single-image latency, input pipeline and a per-part breakdown."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from jaxseg import data, parallel  # pylint: disable=g-import-not-at-top
 
-  p = prepare(resolution, batch, dtype)
+  p = prepare(resolution, batch, dtype, model=model)
   run, tx, host, batch_dev, compiled = p["run"], p["tx"], p["host"], p["batch"], p["compiled"]
   eval_fn, config, compile_s = p["eval_fn"], p["run"].config, p["compile_s"]
   box = {"state": p["state"], "acc": p["acc"], "eval_acc": p["eval_acc"]}
@@ -56,7 +56,7 @@ def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32"
          "train_step_max_s": train_t["max"], "compile_s": compile_s, "eval_img_s": batch / eval_t["median"],
          "eval_batch_s": eval_t["median"], "predict_latency_ms": 1000 * latency["median"],
          "pipeline_img_s": pipeline_img_s, "train_img_s": batch / train_t["median"], "dtype": dtype}
-  if breakdown:
+  if breakdown and model == "unet":
     out["breakdown_s"] = _breakdown(run, box["state"], tx, host, steps)
   return out
 
@@ -100,7 +100,7 @@ def _ratio(a, b):
 def report(result: dict[str, Any]) -> str:
   """Human-readable lines with the ratios jaxseg / Keras (below 1 means jaxseg is faster)."""
   j, tf_, kj = result["jaxseg"], result["keras_tensorflow"], result.get("keras_jax", {})
-  lines = [f"== {result['resolution']} px, batch {result['batch']}, {result['machine']}",
+  lines = [f"== {result.get('model', 'unet')} {result['resolution']} px, batch {result['batch']}, {result['machine']}",
            f"jaxseg ({j['dtype']}): train step {j['train_step_s']:.3f} s (min {j['train_step_min_s']:.3f}, max "
            f"{j['train_step_max_s']:.3f}), compile {j['compile_s']:.1f} s, eval {j['eval_img_s']:.1f} img/s, "
            f"predict 1 image {j['predict_latency_ms']:.1f} ms, pipeline {j['pipeline_img_s']:.0f} img/s "
@@ -137,19 +137,23 @@ def main(argv: list[str] | None = None) -> int:
                       help="jaxseg compute dtypes; the first is compared in detail")
   parser.add_argument("--keras-timeout", type=int, default=3600)
   parser.add_argument("--skip-breakdown", action="store_true", help="no per-part timing of the train step")
+  parser.add_argument("--model", default="unet", choices=["unet", "deeplab"],
+                      help="the U-Net, or DeepLabV3+ (output stride 16) against its Keras twin")
   args = parser.parse_args(argv)
   machine_name = machine()
   results = []
   for res in args.resolution:
     result = {"resolution": res, "batch": args.batch, "machine": machine_name, "cpu_flags": cpu_flags(),
+              "model": args.model,
               "jaxseg": bench_jaxseg(res, args.batch, args.steps, args.dtypes[0],
-                                        breakdown=not args.skip_breakdown)}
-    result["jaxseg_other_dtypes"] = [bench_jaxseg(res, args.batch, args.steps, d, breakdown=False)
-                                     for d in args.dtypes[1:]]
+                                        breakdown=not args.skip_breakdown, model=args.model)}
+    result["jaxseg_other_dtypes"] = [bench_jaxseg(res, args.batch, args.steps, d, breakdown=False,
+                                                  model=args.model) for d in args.dtypes[1:]]
     result["keras_tensorflow"] = {} if args.skip_keras else run_keras(
-        "tensorflow", res, args.batch, args.steps, args.keras_timeout)
+        "tensorflow", res, args.batch, args.steps, args.keras_timeout, model=args.model)
     if not (args.skip_keras or args.skip_keras_jax):
-      result["keras_jax"] = run_keras("jax", res, args.batch, max(1, args.steps // 3), args.keras_timeout)
+      result["keras_jax"] = run_keras("jax", res, args.batch, max(1, args.steps // 3), args.keras_timeout,
+                                      model=args.model)
     print(report(result), flush=True)
     results.append(result)
   if args.json:

@@ -45,8 +45,11 @@ def throughput(fn: Callable[[], Any], finish: Callable[[], Any], steps: int, ite
   return steps * items / (time.perf_counter() - t)
 
 
+MODEL_NAMES = {"unet": "unet_mobilenet_v2", "deeplab": "deeplabv3plus_mobilenet_v2"}
+
+
 def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str = "auto",
-            alpha: float = 1.0) -> dict[str, Any]:
+            alpha: float = 1.0, model: str = "unet") -> dict[str, Any]:
   """A synthetic-data Run, its fresh state, a random device batch and the train step compiled for it.
 
   Returns:
@@ -60,7 +63,7 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
   config = default.get_config()
   config.image_size, config.batch_size, config.eval_batch_size = resolution, batch, batch
   config.encoder_weights, config.dtype, config.model.conv_impl = "none", dtype, conv_impl
-  config.model.alpha = alpha
+  config.model.alpha, config.model.name = alpha, MODEL_NAMES[model]
   config.data.source, config.data.synthetic_train_size = "synthetic", max(4 * batch, 256)
   run = Run(config, tempfile.mkdtemp(prefix="jaxseg_bench_"))
   state, tx = run.fresh_state(load_encoder=False)
@@ -80,10 +83,10 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
 
 
 def run_keras(backend: str, resolution: int, batch: int, steps: int, timeout: int,
-                dtype: str = "float32", alpha: float = 1.0) -> dict[str, Any]:
+                dtype: str = "float32", alpha: float = 1.0, model: str = "unet") -> dict[str, Any]:
   """Runs `benchmarks.keras_runner` in a subprocess with KERAS_BACKEND=backend; {} plus an error if it fails."""
   cmd = [sys.executable, "-m", "benchmarks.keras_runner", "--backend", backend, "--resolution", str(resolution),
-         "--batch", str(batch), "--steps", str(steps), "--dtype", dtype, "--alpha", str(alpha)]
+         "--batch", str(batch), "--steps", str(steps), "--dtype", dtype, "--alpha", str(alpha), "--model", model]
   return run_json_subprocess(cmd, {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout)
 
 

@@ -1,7 +1,8 @@
 """The Keras side of the benchmarks, run in its own process with KERAS_BACKEND set (tensorflow or jax).
 
 Prints one JSON line: train step, first-call (compile) time, eval images/s, single-image predict latency,
-for the tutorial model with Keras's default compile settings, on random data of the benchmark's shape.
+for the tutorial U-Net (or the DeepLabV3+ twin) with Keras's default compile settings, on random data of the
+benchmark's shape.
 """
 
 import argparse
@@ -20,18 +21,22 @@ def main(argv=None) -> int:
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--alpha", type=float, default=1.0)
+  parser.add_argument("--model", default="unet", choices=["unet", "deeplab"])
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                       help="bfloat16: Keras's mixed_bfloat16 policy (float32 variables)")
   args = parser.parse_args(argv)
   os.environ["KERAS_BACKEND"] = args.backend
   import keras  # pylint: disable=g-import-not-at-top
-  from benchmarks import harness, keras_unet  # pylint: disable=g-import-not-at-top
+  from benchmarks import harness, keras_deeplab, keras_unet  # pylint: disable=g-import-not-at-top
 
   assert keras.backend.backend() == args.backend, keras.backend.backend()
   if args.dtype == "bfloat16":
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
   size, batch = args.resolution, args.batch
-  model = keras_unet.build_unet(size, alpha=args.alpha)
+  if args.model == "deeplab":
+    model = keras_deeplab.build_deeplab(size, size, alpha=args.alpha)
+  else:
+    model = keras_unet.build_unet(size, alpha=args.alpha)
   model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])
   rng = np.random.default_rng(0)

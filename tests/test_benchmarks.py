@@ -44,18 +44,27 @@ def test_gpu_bench_runs_end_to_end_on_cpu(tmp_path):
     assert "PyTorch eager float32" in proc.stdout
 
 
-def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path):
+@pytest.mark.parametrize("model", ["unet", "deeplab"])
+def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path, model):
   out = tmp_path / "bench.json"
-  cmd = [sys.executable, "-m", "benchmarks.cpu", "--resolution", "32", "--batch", "2", "--steps", "1",
-         "--dtypes", "float32", "--skip-keras-jax", "--skip-breakdown", "--json", str(out)]
+  size = 32 if model == "unet" else 64
+  cmd = [sys.executable, "-m", "benchmarks.cpu", "--resolution", str(size), "--batch", "2", "--steps", "1",
+         "--dtypes", "float32", "--skip-keras-jax", "--skip-breakdown", "--json", str(out), "--model", model]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
-  assert (result["resolution"], result["batch"]) == (32, 2)
+  assert (result["resolution"], result["batch"], result["model"]) == (size, 2, model)
   for key in ("train_step_s", "compile_s", "eval_img_s", "predict_latency_ms", "pipeline_img_s"):
     assert result["jaxseg"][key] > 0, key
   keras_tf = result["keras_tensorflow"]
   assert "error" not in keras_tf, keras_tf
   assert keras_tf["train_step_s"] > 0 and keras_tf["eval_img_s"] > 0
-  assert keras_tf["params"] == 6_504_227  # the same model on the Keras side
+  if model == "unet":
+    assert keras_tf["params"] == 6_504_227  # the same model on the Keras side
+  else:
+    from jaxseg import models  # pylint: disable=g-import-not-at-top
+    import jax  # pylint: disable=g-import-not-at-top
+    ours = models.DeepLabV3Plus(num_classes=3)
+    assert keras_tf["params"] == models.count_params(
+        jax.eval_shape(lambda: models.init_variables(ours, 64)))["total"]
   assert "jaxseg/Keras-TF train step" in proc.stdout

@@ -1,9 +1,7 @@
-"""An independent Keras (keras.layers) DeepLabV3+ over an atrous MobileNetV2, named for porting to jaxseg."""
+"""DeepLabV3+ over an atrous MobileNetV2 in Keras (keras.layers): jaxseg's independent twin, for the
+exactness tests and the CPU benchmark. Layers are named as jaxseg's (see `keras_port.from_keras_deeplab`)."""
 
 import keras
-import numpy as np
-
-from keras_reference import randomize_batchnorm
 
 
 def _schedule(output_stride):
@@ -15,9 +13,9 @@ def _schedule(output_stride):
   return {6: (1, 1), **{b: (1, 2) for b in range(7, 14)}, **{b: (1, 4) for b in range(14, 17)}}
 
 
-def atrous_mobilenet_v2(alpha: float, height: int, width: int, output_stride: int, seed: int = 0) -> keras.Model:
-  """keras.applications.MobileNetV2 rebuilt from its config with DeepLab's strides and dilation rates."""
-  keras.utils.set_random_seed(seed)
+def atrous_mobilenet_v2(alpha: float, height: int, width: int, output_stride: int) -> keras.Model:
+  """keras.applications.MobileNetV2 (random weights) rebuilt from its config with DeepLab's strides and
+  dilation rates."""
   base = keras.applications.MobileNetV2(input_shape=(height, width, 3), alpha=alpha, include_top=False,
                                         weights=None)
   config = base.get_config()
@@ -33,15 +31,14 @@ def atrous_mobilenet_v2(alpha: float, height: int, width: int, output_stride: in
         cfg["padding"] = ((0, 0), (0, 0))
   model = keras.Model.from_config(config)
   model.set_weights(base.get_weights())
-  randomize_batchnorm(model, seed)
   return model
 
 
-def deeplab(alpha: float, height: int, width: int, num_classes: int, output_stride: int = 16,
-            separable: bool = False, seed: int = 0) -> keras.Model:
+def build_deeplab(height: int, width: int, num_classes: int = 3, alpha: float = 1.0, output_stride: int = 16,
+                  separable: bool = False) -> keras.Model:
   """DeepLabV3+ (ASPP 256 filters, rates 6/12/18 at stride 16, image pooling, 48-channel low-level
-  features, two 3x3 decoder convs, 1x1 logits, bilinear upsampling) with random BatchNorm statistics."""
-  base = atrous_mobilenet_v2(alpha, height, width, output_stride, seed)
+  features, two 3x3 decoder convs, 1x1 logits, bilinear upsampling), random weights."""
+  base = atrous_mobilenet_v2(alpha, height, width, output_stride)
   high, low = base.get_layer("block_16_project_BN").output, base.get_layer("block_3_expand_relu").output
   L = keras.layers
 
@@ -66,13 +63,4 @@ def deeplab(alpha: float, height: int, width: int, num_classes: int, output_stri
   x = conv_bn(conv_bn(x, "decoder_0", 256, 3), "decoder_1", 256, 3)
   x = L.Conv2D(num_classes, 1, name="logits")(x)
   x = L.UpSampling2D((4, 4), interpolation="bilinear")(x)
-  model = keras.Model(base.input, x)
-  rng = np.random.default_rng(seed + 1)
-  for layer in model.layers:
-    if layer.name not in {l.name for l in base.layers} and isinstance(layer, L.BatchNormalization):
-      n = layer.get_weights()[0].shape[0]
-      layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.5, n),
-                         rng.uniform(0.5, 2.0, n)])
-  last = model.get_layer("logits")
-  last.set_weights([last.get_weights()[0], rng.normal(0, 0.3, num_classes)])
-  return model
+  return keras.Model(base.input, x)
