@@ -44,7 +44,7 @@ def test_camvid_driving_merges_classes(camvid):
   split = data.load_split(config, "val")
   raw = np.asarray(Image.open(camvid / "valannot" / split.names[0].split("/")[-1]))
   merge = np.array([4, 4, 4, 0, 1, 4, 4, 4, 2, 3, 3, 255], np.uint8)
-  np.testing.assert_array_equal(split.labels[0][:360, :480], merge[raw])  # originals kept for scoring
+  np.testing.assert_array_equal(split.labels[0], merge[raw])  # originals kept for scoring
   assert set(np.unique(split.masks)) <= {0, 1, 2, 3, 4, 255}
 
 

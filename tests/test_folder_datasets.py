@@ -112,3 +112,20 @@ def test_inspect_describes_a_good_folder_and_fails_on_a_broken_one(tmp_path, cap
   out = capsys.readouterr().out
   assert "problem: " in out and "fval_0.png: label value(s) 7" in out and "ftrain_3.png does not exist" in out
   assert "2 problem(s) found." in out
+
+
+def test_original_labels_survive_the_disk_cache_and_batch_into_small_canvases(tmp_path):
+  values = _make(tmp_path / "ds", n_val=3)
+  config = _config(tmp_path / "ds", image_height=16, image_width=24,
+                   **{"data.cache_dir": str(tmp_path / "cache"), "eval_batch_size": 2})
+  first = data.load_split(config, "val")
+  assert first.masks.shape == (3, 16, 24) and first.label_sizes.tolist() == [[H, W]] * 3
+  splits.clear_memory_cache()
+  second = data.load_split(config, "val")
+  for name, a, b in zip(second.names, first.labels, second.labels, strict=True):
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(b, WANT[values[name.split("/")[-1].split(".")[0]]])
+  batches = list(data.eval_batches(second, 2))
+  assert [b["label"].shape for b in batches] == [(2, 64, 64)] * 2  # 20x30 rounded up to the canvas step
+  assert (batches[1]["label"][0, H:] == 255).all() and batches[1]["weight"].tolist() == [1.0, 0.0]
+  np.testing.assert_array_equal(batches[1]["label"][0, :H, :W], second.labels[2])

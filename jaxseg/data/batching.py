@@ -8,8 +8,10 @@ from typing import Iterator
 import jax
 import numpy as np
 
+from jaxseg.data.labels import IGNORE
 from jaxseg.data.splits import Split
 
+CANVAS_MULTIPLE = 64  # eval label canvases round up to this: one compiled scoring step per few sizes
 
 def host_slice(batch_size: int) -> slice:
   """This host's rows of a global batch."""
@@ -37,13 +39,23 @@ def train_batches(split: Split, batch_size: int, seed: int, epoch: int) -> Itera
 
 def eval_batches(split: Split, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
   """Every example exactly once, in order; the last batch is padded and its `weight` is 0 on padding.
-  Splits that keep their original labels also give `label` and `label_size` (see `Split`)."""
+
+  Splits that keep their original labels also give `label_size` and `label`: the batch's originals at the
+  top left of a canvas whose sides are the batch's largest rounded up to multiples of `CANVAS_MULTIPLE`
+  (IGNORE around them), so that few canvas shapes occur and no split-wide canvas is ever held.
+  """
   rows = host_slice(batch_size)
   for start in range(0, len(split), batch_size):
     idx = np.arange(start, start + batch_size)
     weight = (idx < len(split)).astype(np.float32)
-    idx = np.minimum(idx, len(split) - 1)[rows]
-    batch = {"image": split.images[idx], "mask": split.masks[idx], "weight": weight[rows]}
+    idx = np.minimum(idx, len(split) - 1)
+    batch = {"image": split.images[idx[rows]], "mask": split.masks[idx[rows]], "weight": weight[rows]}
     if split.labels is not None:
-      batch["label"], batch["label_size"] = split.labels[idx], split.label_sizes[idx]
+      sizes = split.label_sizes[idx]  # the global batch's: every host builds the same canvas shape
+      canvas = [-(-int(n) // CANVAS_MULTIPLE) * CANVAS_MULTIPLE for n in sizes.max(0)]
+      label = np.full((len(idx[rows]), *canvas), IGNORE, np.uint8)
+      for row, i in enumerate(idx[rows]):
+        h, w = split.label_sizes[i]
+        label[row, :h, :w] = split.labels[i]
+      batch["label"], batch["label_size"] = label, split.label_sizes[idx[rows]]
     yield batch

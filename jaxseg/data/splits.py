@@ -17,7 +17,6 @@ import numpy as np
 from jaxseg import files
 from jaxseg.data import geometry
 from jaxseg.data import images as image_io
-from jaxseg.data.labels import IGNORE
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import DatasetError
 
@@ -25,12 +24,12 @@ from jaxseg.errors import DatasetError
 @dataclasses.dataclass
 class Split:
   """A preprocessed split: images (N, h, w, 3) uint8 and masks (N, h, w) uint8 class ids at the stored size,
-  example names; for evaluation at the labels' own resolution, `labels` (N, H, W) (each example's original
-  mask at the top left, IGNORE around it) and `label_sizes` (N, 2) of (height, width)."""
+  example names; for evaluation at the labels' own resolution, `labels` (each example's original class-id
+  mask, of its own size) and `label_sizes` (N, 2) of (height, width)."""
   images: np.ndarray
   masks: np.ndarray
   names: list[str]
-  labels: np.ndarray | None = None
+  labels: list[np.ndarray] | None = None
   label_sizes: np.ndarray | None = None
 
   def __len__(self) -> int:
@@ -83,13 +82,17 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
   path = os.path.join(os.path.expanduser(config.data.cache_dir), f"{key}.npz") if config.data.cache_dir else ""
   if split_data is None and path and os.path.isfile(path):
     with np.load(path) as f:
-      split_data = Split(f["images"], f["masks"], list(f["names"]), f["labels"] if "labels" in f else None,
-                         f["label_sizes"] if "label_sizes" in f else None)
+      labels = sizes = None
+      if "label_sizes" in f:  # the originals, flattened one after the other
+        sizes = f["label_sizes"]
+        ends = np.cumsum(sizes.prod(1))
+        labels = [flat.reshape(hw) for flat, hw in zip(np.split(f["labels"], ends[:-1]), sizes)]
+      split_data = Split(f["images"], f["masks"], list(f["names"]), labels, sizes)
   if split_data is None:
     split_data = _preprocess(config, split)
     if path:
-      extra = {} if split_data.labels is None else {"labels": split_data.labels,
-                                                    "label_sizes": split_data.label_sizes}
+      extra = {} if split_data.labels is None else {
+          "labels": np.concatenate([m.ravel() for m in split_data.labels]), "label_sizes": split_data.label_sizes}
       with files.atomic_path(path) as tmp:
         np.savez(tmp, images=split_data.images, masks=split_data.masks, names=np.array(split_data.names), **extra)
   _MEMORY_CACHE[key] = split_data
@@ -137,10 +140,7 @@ def _preprocess(config: ml_collections.ConfigDict, split: str) -> Split:
     raise DatasetError(f"split {split!r} of source {config.data.source!r} has no (readable) examples.")
   labels = sizes = None
   if keep and any(m.shape != size for m in originals):
-    sizes = np.array([m.shape for m in originals], np.int32)
-    labels = np.full((len(originals), int(sizes[:, 0].max()), int(sizes[:, 1].max())), IGNORE, np.uint8)
-    for i, m in enumerate(originals):
-      labels[i, :m.shape[0], :m.shape[1]] = m
+    labels, sizes = originals, np.array([m.shape for m in originals], np.int32)
   return Split(np.stack(images), np.stack(masks), names, labels, sizes)
 
 

@@ -82,14 +82,19 @@ def resize_logits(logits: jax.Array, sizes: jax.Array, canvas: tuple[int, int]) 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model,
               config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  """Metric sums of one padded eval batch ({"image", "mask", "weight"}, and "label", "label_size" to score
-  at the labels' own resolution); padding examples have weight 0, IGNORE pixels count nowhere."""
+  """Metric sums of one padded eval batch ({"image", "mask", "weight"}) at the stored size; padding examples
+  have weight 0, IGNORE pixels count nowhere."""
   logits = stored_logits(inference_variables(state, config), batch["image"], model=model)
-  labels = batch["mask"]
-  if "label" in batch:
-    labels = batch["label"]
-    logits = resize_logits(logits, batch["label_size"], labels.shape[1:3])
-  weights = jnp.broadcast_to(batch["weight"][:, None, None], labels.shape)
+  return score_logits(logits, batch["mask"], batch["weight"])
+
+
+def score_logits(logits: jax.Array, labels: jax.Array, weight: jax.Array,
+                 label_size: jax.Array | None = None) -> dict[str, jax.Array]:
+  """Metric sums of (B, h, w, C) logits against labels (B, H, W); with `label_size` (B, 2), example i is
+  first resized to its own labels' size (at the top left of the canvas, IGNORE around it)."""
+  if label_size is not None:
+    logits = resize_logits(logits, label_size, labels.shape[1:3])
+  weights = jnp.broadcast_to(weight[:, None, None], labels.shape)
   return metrics.metric_sums(logits, labels.astype(jnp.int32), weights)
 
 
@@ -116,7 +121,9 @@ class JittedSteps(NamedTuple):
   """The steps compiled for one model, optimizer and device mesh.
 
   train(state, acc, batch) -> (state, acc): one optimizer step, metric sums added to `acc` (both donated).
-  eval(state, acc, batch) -> acc: metric sums of a padded eval batch added to `acc` (donated).
+  eval(state, acc, batch) -> acc: metric sums of a padded eval batch added to `acc` (donated). A batch with
+    "label" and "label_size" is scored at the labels' own size: the model runs in one compiled function (the
+    stored size never changes), the resizing and scoring in another, compiled once per label canvas shape.
   predict(variables, images) -> class ids (B, S, S).
   """
   train: Any
@@ -146,10 +153,26 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
   def eval_acc(state, acc, batch):
     return accumulate(acc, eval_step(state, batch, model=model, config=config), jnp.zeros((), jnp.int32))
 
+  def score_acc(acc, logits, batch):
+    sums = score_logits(logits, batch["label"], batch["weight"], batch["label_size"])
+    return accumulate(acc, sums, jnp.zeros((), jnp.int32))
+
   rep = state_sharding
+  fused = jax.jit(eval_acc, in_shardings=(rep, rep, data_sharding), out_shardings=rep, donate_argnums=(1,))
+  logits_fn = jax.jit(lambda state, images: stored_logits(inference_variables(state, config), images, model=model),
+                      in_shardings=(rep, data_sharding), out_shardings=data_sharding)
+  score_fn = jax.jit(score_acc, in_shardings=(rep, data_sharding, data_sharding), out_shardings=rep,
+                     donate_argnums=(0,))
+
+  def evaluate(state, acc, batch):
+    if "label" not in batch:
+      return fused(state, acc, batch)
+    return score_fn(acc, logits_fn(state, batch["image"]),
+                    {k: batch[k] for k in ("label", "label_size", "weight")})
+
   return JittedSteps(
       train=jax.jit(train_acc, in_shardings=(rep, rep, data_sharding), out_shardings=(rep, rep),
                     donate_argnums=(0, 1)),
-      eval=jax.jit(eval_acc, in_shardings=(rep, rep, data_sharding), out_shardings=rep, donate_argnums=(1,)),
+      eval=evaluate,
       predict=jax.jit(functools.partial(predict_step, model=model), in_shardings=(rep, data_sharding),
                       out_shardings=data_sharding))
