@@ -9,6 +9,10 @@ Kept short on purpose: the logic lives in the jaxseg package, importable from no
 import os
 import sys
 
+from jaxseg import allocator
+
+if __name__ == "__main__":
+  allocator.reexec_tuned(sys.argv)  # before anything allocates: glibc reads its tunables at start-up
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging  # pylint: disable=g-import-not-at-top,wrong-import-position

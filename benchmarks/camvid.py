@@ -12,11 +12,13 @@ import argparse
 import importlib.util
 import json
 import tempfile
+import sys
 import time
 
 import jax
 import numpy as np
 
+from jaxseg import allocator
 from benchmarks.harness import cpu_flags, machine, timed
 
 
@@ -87,4 +89,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  allocator.reexec_tuned(["-m", "benchmarks.camvid", *sys.argv[1:]])
   raise SystemExit(main())

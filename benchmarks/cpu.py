@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from jaxseg import allocator
 from benchmarks.harness import cpu_flags, machine, prepare, run_keras, timed
 
 
@@ -163,4 +164,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+  allocator.reexec_tuned(["-m", "benchmarks.cpu", *sys.argv[1:]])
   sys.exit(main())
