@@ -35,10 +35,14 @@ def atrous_mobilenet_v2(alpha: float, height: int, width: int, output_stride: in
 
 
 def build_deeplab(height: int, width: int, num_classes: int = 3, alpha: float = 1.0, output_stride: int = 16,
-                  separable: bool = False) -> keras.Model:
+                  separable: bool = False, freeze_encoder: bool = False) -> keras.Model:
   """DeepLabV3+ (ASPP 256 filters, rates 6/12/18 at stride 16, image pooling, 48-channel low-level
-  features, two 3x3 decoder convs, 1x1 logits, bilinear upsampling), random weights."""
+  features, two 3x3 decoder convs, 1x1 logits, bilinear upsampling), random weights; with `freeze_encoder`
+  the MobileNetV2 layers are not trained (jaxseg's default, as the tutorial's U-Net)."""
   base = atrous_mobilenet_v2(alpha, height, width, output_stride)
+  if freeze_encoder:
+    for layer in base.layers:
+      layer.trainable = False
   high, low = base.get_layer("block_16_project_BN").output, base.get_layer("block_3_expand_relu").output
   L = keras.layers
 

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
   size, batch = args.resolution, args.batch
   if args.model == "deeplab":
-    model = keras_deeplab.build_deeplab(size, size, alpha=args.alpha)
+    model = keras_deeplab.build_deeplab(size, size, alpha=args.alpha, freeze_encoder=True)  # as jaxseg's default
   else:
     model = keras_unet.build_unet(size, alpha=args.alpha)
   model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
