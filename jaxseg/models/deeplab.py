@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg.models import conv_kernels
+from jaxseg.models.base import SegmentationModel
 from jaxseg.models.mobilenet_v2 import MobileNetV2, check_input_size
 
 DEEPLAB_HIGH = "block_16_project_BN"  # the last block's output, at the output stride
@@ -54,31 +55,19 @@ def upsample_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
   return jax.image.resize(x, (x.shape[0], *size, x.shape[-1]), "bilinear", antialias=False)
 
 
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(SegmentationModel):
   """Atrous MobileNetV2 + ASPP + decoder; returns per-pixel logits at the input resolution.
 
-  Attributes:
-    num_classes: output channels.
-    alpha: MobileNetV2 width multiplier.
+  Attributes (besides `SegmentationModel`'s):
     output_stride: 16 (ASPP rates 6/12/18) or 8 (12/24/36).
     aspp_filters: filters of every ASPP branch and of the decoder convs (256).
     low_level_filters: channels the stride-4 features are reduced to (48).
     separable: depthwise-separable atrous and decoder 3x3 convs.
-    dtype: compute dtype; parameters and logits stay float32.
-    encoder_bn_momentum: encoder BatchNorm momentum (Keras MobileNetV2: 0.999).
-    decoder_bn_momentum: head BatchNorm momentum.
-    conv_impl: "auto", "gemm" or "xla" (see `jaxseg.models.conv_kernels`).
   """
-  num_classes: int = 3
-  alpha: float = 1.0
   output_stride: int = 16
   aspp_filters: int = 256
   low_level_filters: int = 48
   separable: bool = False
-  dtype: Any = jnp.float32
-  encoder_bn_momentum: float = 0.999
-  decoder_bn_momentum: float = 0.99
-  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:

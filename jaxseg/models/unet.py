@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg.models import conv_kernels
+from jaxseg.models.base import SegmentationModel
 from jaxseg.models.mobilenet_v2 import UNET_TAPS, MobileNetV2, check_input_size
 
 
@@ -47,25 +48,13 @@ class Upsample(nn.Module):
     return nn.relu(x)
 
 
-class UNet(nn.Module):
+class UNet(SegmentationModel):
   """MobileNetV2 encoder + pix2pix decoder; returns per-pixel logits at the input resolution.
 
-  Attributes:
-    num_classes: output channels (3 for the Oxford-IIIT Pet trimaps).
-    alpha: MobileNetV2 width multiplier.
+  Attributes (besides `SegmentationModel`'s; `num_classes` 3 for the Oxford-IIIT Pet trimaps):
     decoder_filters: filters of the upsample blocks, coarse to fine.
-    dtype: compute dtype (float32 or bfloat16); parameters and logits stay float32.
-    encoder_bn_momentum: encoder BatchNorm momentum (Keras MobileNetV2: 0.999).
-    decoder_bn_momentum: decoder BatchNorm momentum (Keras default: 0.99).
-    conv_impl: "auto", "gemm" or "xla": how convolutions are formulated (see `jaxseg.models.conv_kernels`).
   """
-  num_classes: int = 3
-  alpha: float = 1.0
   decoder_filters: Sequence[int] = (512, 256, 128, 64)
-  dtype: Any = jnp.float32
-  encoder_bn_momentum: float = 0.999
-  decoder_bn_momentum: float = 0.99
-  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
