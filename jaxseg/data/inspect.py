@@ -12,7 +12,7 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-from jaxseg.data.labels import IGNORE, classes_from_config, median_frequency_from_counts
+from jaxseg.data.labels import IGNORE, classes_from_config, frequency_terms, median_frequency_from_counts
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import DatasetError
 
@@ -50,7 +50,7 @@ def inspect_split(config: ml_collections.ConfigDict, split: str) -> SplitReport:
     counts = np.bincount(mask.ravel(), minlength=256)
     report.pixels[:c] += counts[:c]
     report.pixels[c] += counts[IGNORE]
-    report.freq_pixels += (counts[:c] > 0) * counts[:c].sum()
+    report.freq_pixels += frequency_terms(mask, c)[1].astype(np.int64)
   return report
 
 

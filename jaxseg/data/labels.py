@@ -223,10 +223,17 @@ def median_frequency_weights(masks: np.ndarray, num_classes: int) -> np.ndarray:
   counts = np.zeros(num_classes, np.float64)
   present = np.zeros(num_classes, np.float64)
   for m in masks:
-    c = np.bincount(m.ravel(), minlength=256)[:num_classes].astype(np.float64)
+    c, p = frequency_terms(m, num_classes)
     counts += c
-    present += (c > 0) * c.sum()
+    present += p
   return median_frequency_from_counts(counts, present)
+
+
+def frequency_terms(mask: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """One mask's share of the median-frequency sums: its labelled pixels per class, and for every class it
+  contains its labelled pixel count (the 'pixels of the images that contain c')."""
+  c = np.bincount(np.asarray(mask).ravel(), minlength=256)[:num_classes].astype(np.float64)
+  return c, (c > 0) * c.sum()
 
 
 def median_frequency_from_counts(counts: np.ndarray, present: np.ndarray) -> np.ndarray:

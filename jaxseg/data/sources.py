@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 import ml_collections
 import numpy as np
 
+from jaxseg.data import geometry
 from jaxseg.data import labels as label_io
 from jaxseg.data.images import read_rgb
 from jaxseg.data.synthetic import synthetic_arrays
@@ -202,7 +203,7 @@ def synthetic_examples(config: ml_collections.ConfigDict, split: str) -> Listing
   d = config.data
   n = d.synthetic_train_size if split == d.train_split else d.synthetic_eval_size
   offset = 0 if split == d.train_split else 1_000_003
-  h, w = config.image_height or config.image_size, config.image_width or config.image_size
+  h, w = geometry.stored_size(config)
   images, masks = synthetic_arrays(n, h, seed=config.seed * 7919 + offset, width=w)
   return Listing([(f"synthetic_{split}_{i}", lambda i=i: (images[i], masks[i])) for i in range(n)])
 
