@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-# CPU features that decide which kernels XLA and oneDNN can use; recorded with every CPU result.
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+from jaxseg import precision
+
 
 
 def timed(fn: Callable[[], Any], steps: int, warmup: int = 1) -> dict[str, float]:
@@ -118,10 +118,5 @@ def machine() -> str:
 
 
 def cpu_flags() -> list[str]:
-  """Which of `CPU_FLAGS` this CPU has (from /proc/cpuinfo; empty where that is unreadable)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      flags = set(next(l.split(":", 1)[1].split() for l in f if l.startswith("flags")))
-  except (OSError, StopIteration):
-    return []
-  return [f for f in CPU_FLAGS if f in flags]
+  """Which of `jaxseg.precision.CPU_FLAGS` this CPU has; recorded with every CPU result."""
+  return list(precision.cpu_flags())

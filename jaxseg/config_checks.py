@@ -11,7 +11,8 @@ from jaxseg import parallel
 from jaxseg.data.labels import IGNORE
 from jaxseg.data.sources import LAYOUTS, SOURCES
 from jaxseg.errors import UserError
-from jaxseg.models import ALPHAS, CONV_IMPLS, DTYPES, MODELS
+from jaxseg.models import ALPHAS, CONV_IMPLS, MODELS
+from jaxseg.precision import DTYPE_NAMES
 from jaxseg.train.losses import LOSSES
 
 MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave room for two
@@ -46,8 +47,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.model.conv_impl={config.model.conv_impl!r} must be one of {CONV_IMPLS}.")
   if not 2 <= config.num_classes < IGNORE:
     raise ConfigError(f"config.num_classes={config.num_classes} must be in 2..{IGNORE - 1}.")
-  if config.dtype not in DTYPES:
-    raise ConfigError(f"config.dtype={config.dtype!r} must be one of {sorted(DTYPES)}.")
+  if config.dtype not in DTYPE_NAMES:
+    raise ConfigError(f"config.dtype={config.dtype!r} must be one of {', '.join(DTYPE_NAMES)}.")
   if config.num_epochs < 0 or config.keep_checkpoints < 1 or config.log_every_steps < 1:
     raise ConfigError("config.num_epochs must be >= 0, keep_checkpoints and log_every_steps >= 1.")
   if not 0.0 <= config.target_accuracy <= 1.0:

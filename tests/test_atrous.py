@@ -24,6 +24,28 @@ def test_dilated_depthwise_matches_lax(dilation):
     np.testing.assert_allclose(got, want, atol=1e-5, err_msg=impl)
 
 
+@pytest.mark.parametrize("dilation,size", [(1, (6, 5)), (2, (7, 9)), (6, (5, 8)), (18, (14, 14))])
+def test_dense_conv3x3_values_and_gradients_match_lax(dilation, size):
+  # (6, (5, 8)) drops the row taps only, (18, (14, 14)) every tap but the centre: dead taps are pruned.
+  rng = np.random.default_rng(dilation)
+  x = jnp.asarray(rng.normal(size=(2, *size, 6)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 6, 4)), jnp.float32)
+  cot = jnp.asarray(rng.normal(size=(2, *size, 4)), jnp.float32)
+
+  def lax_conv(x, k):
+    return jax.lax.conv_general_dilated(x, k, (1, 1), [(dilation, dilation)] * 2, rhs_dilation=(dilation,) * 2,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        precision=jax.lax.Precision.HIGHEST)
+
+  want, want_vjp = jax.vjp(lax_conv, x, kernel)
+  for impl in ("gemm", "xla"):
+    got, got_vjp = jax.vjp(lambda x, k: conv_kernels.conv3x3(x, k, dilation, impl), x, kernel)
+    np.testing.assert_allclose(got, want, atol=1e-4, err_msg=impl)
+    for g, w, name in zip(got_vjp(cot), want_vjp(cot), ("input", "kernel")):
+      np.testing.assert_allclose(g, w, atol=1e-3, rtol=1e-4, err_msg=f"{impl} {name} gradient")
+  assert len(conv_kernels._live_taps(*size, dilation)) == {1: 9, 2: 9, 6: 3, 18: 1}[dilation]
+
+
 def test_the_deeplab_schedule():
   s16, s8 = block_strides(16), block_strides(8)
   assert block_strides(32) == [(1, 1), (2, 1), (1, 1), (2, 1), (1, 1), (1, 1), (2, 1), (1, 1), (1, 1), (1, 1),

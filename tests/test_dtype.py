@@ -1,11 +1,13 @@
-"""bfloat16 compute: float32 parameters, optimizer state and loss; the loss falls on CPU."""
+"""Precision policies: bfloat16 compute and mixed bfloat16 GEMM inputs keep float32 parameters, optimizer
+state and loss, and train; "auto" picks mixed only where the CPU has native bf16."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import tiny
-from jaxseg import parallel
+from jaxseg import parallel, precision
 from jaxseg.data import sources
 from jaxseg.train.run import Run
 
@@ -49,3 +51,74 @@ def test_bfloat16_logits_stay_close_to_float32():
   scale = float(jnp.abs(f32).max())
   assert float(jnp.abs(bf16 - f32).max()) < 0.1 * scale
   assert float(jnp.abs(bf16 - f32).max()) > 0  # it did compute in another precision
+
+
+def _dot_flops_by_dtype(fn, *args) -> dict[str, float]:
+  """Multiply-add FLOPs of the dot_generals in fn's jaxpr (custom VJPs included), by operand dtype."""
+  flops: dict[str, float] = {}
+
+  def walk(jaxpr):
+    for eqn in jaxpr.eqns:
+      if eqn.primitive.name == "dot_general":
+        (contract, _), _ = eqn.params["dimension_numbers"]
+        lhs = eqn.invars[0].aval
+        n = 2 * np.prod(eqn.outvars[0].aval.shape) * np.prod([lhs.shape[d] for d in contract])
+        key = "/".join(sorted({str(v.aval.dtype) for v in eqn.invars}))
+        flops[key] = flops.get(key, 0) + float(n)
+      for sub in jax.core.jaxprs_in_params(eqn.params):
+        walk(sub)
+
+  walk(jax.make_jaxpr(fn)(*args).jaxpr)
+  return flops
+
+
+@pytest.mark.parametrize("name", ["unet_mobilenet_v2", "deeplabv3plus_mobilenet_v2"])
+def test_mixed_bfloat16_feeds_every_gemm_bf16_and_keeps_the_rest_float32(name):
+  from jaxseg.models import MODELS  # pylint: disable=g-import-not-at-top
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
+  f32_model = MODELS[name](alpha=0.35)
+  mixed = MODELS[name](alpha=0.35, gemm_dtype=jnp.bfloat16)
+  variables = f32_model.init(jax.random.key(0), x)
+  loss = lambda m: lambda p: jnp.mean(m.apply({**variables, "params": p}, x, train=True,
+                                              mutable=["batch_stats"])[0] ** 2)
+  assert set(_dot_flops_by_dtype(jax.grad(loss(f32_model)), variables["params"])) == {"float32"}
+  flops = _dot_flops_by_dtype(jax.grad(loss(mixed)), variables["params"])
+  # What stays float32 is resampling (DeepLab's bilinear upsampling is a product with weight matrices).
+  assert flops.get("float32", 0) < 0.02 * flops["bfloat16"], flops
+  assert set(flops) <= {"float32", "bfloat16"}, flops
+  f32, got = f32_model.apply(variables, x), mixed.apply(variables, x)
+  assert got.dtype == jnp.float32
+  scale = float(jnp.abs(f32).max())
+  assert 0 < float(jnp.abs(got - f32).max()) < 0.05 * scale
+  g32, gmix = jax.grad(loss(f32_model))(variables["params"]), jax.grad(loss(mixed))(variables["params"])
+  assert {x.dtype for x in jax.tree.leaves(gmix)} == {jnp.dtype(jnp.float32)}
+  # bf16 inputs carry ~3 significant digits: each gradient keeps its direction, not every element. Gradients
+  # that are zero in exact arithmetic (a bias in front of a training-mode BatchNorm) are rounding noise in
+  # both: only those above 1e-3 of the whole gradient's norm are compared.
+  total = np.sqrt(sum(float(np.sum(np.square(x))) for x in jax.tree.leaves(g32)))
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(g32), jax.tree.leaves(gmix)):
+    a, b = np.ravel(a), np.ravel(b)
+    if np.linalg.norm(a) > 1e-3 * total:
+      cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+      assert cos > 0.9, (jax.tree_util.keystr(path), cos)
+  a, b = (np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)]) for g in (g32, gmix))
+  assert float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) > 0.97
+
+
+def test_auto_is_mixed_only_on_a_cpu_with_native_bf16(monkeypatch):
+  for flags, want in [(("avx2", "avx512f", "avx512_bf16"), "mixed_bfloat16"), (("avx2", "amx_bf16"), "mixed_bfloat16"),
+                      (("avx2", "avx512f"), "float32"), ((), "float32")]:
+    monkeypatch.setattr(precision, "cpu_flags", lambda flags=flags: flags)
+    assert precision.resolve_dtype_name("auto") == want, flags
+  assert precision.resolve_dtype_name("bfloat16") == "bfloat16"
+  assert precision.precision("mixed_bfloat16") == (jnp.float32, jnp.bfloat16)
+  with pytest.raises(ValueError, match="dtype must be one of"):
+    precision.resolve_dtype_name("float16")
+
+
+def test_mixed_bfloat16_training_lowers_the_loss_close_to_float32(tmp_path):
+  settings = {"learning_rate": 3e-3, "batch_size": 4}
+  mixed, _ = _train(tiny.tiny_config(dtype="mixed_bfloat16", **settings), str(tmp_path / "mixed"))
+  fp32, _ = _train(tiny.tiny_config(dtype="float32", **settings), str(tmp_path / "fp32"))
+  assert np.mean(mixed[-3:]) < 0.8 * np.mean(mixed[:3]), mixed
+  assert np.max(np.abs(mixed - fp32)) > 1e-5 and np.max(np.abs(mixed - fp32) / fp32) < 0.05, (mixed, fp32)

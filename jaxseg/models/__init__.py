@@ -7,20 +7,20 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from jaxseg import precision
 from jaxseg.models.conv_kernels import CONV_IMPLS
 from jaxseg.models.deeplab import DeepLabV3Plus
 from jaxseg.models.summary import count_params, format_summary
 from jaxseg.models.mobilenet_v2 import ALPHAS, OUTPUT_STRIDES, UNET_TAPS, MobileNetV2, make_divisible
 from jaxseg.models.unet import UNet
 
-__all__ = ["MobileNetV2", "UNet", "DeepLabV3Plus", "OUTPUT_STRIDES", "MODELS", "DTYPES", "CONV_IMPLS",
+__all__ = ["MobileNetV2", "UNet", "DeepLabV3Plus", "OUTPUT_STRIDES", "MODELS", "CONV_IMPLS",
            "create_model", "init_variables",
            "count_params", "format_summary", "ALPHAS", "UNET_TAPS", "make_divisible"]
 
 # Plain-dict registry: config.model.name -> constructor.
 MODELS = {"unet_mobilenet_v2": UNet, "deeplabv3plus_mobilenet_v2": DeepLabV3Plus}
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def create_model(config: ml_collections.ConfigDict) -> UNet | DeepLabV3Plus:
@@ -34,8 +34,9 @@ def create_model(config: ml_collections.ConfigDict) -> UNet | DeepLabV3Plus:
     An unbound Flax module.
   """
   m = config.model
+  policy = precision.precision(config.dtype)
   extra = {"output_stride": m.output_stride, "separable": m.separable} if m.name.startswith("deeplab") else {}
-  return MODELS[m.name](num_classes=config.num_classes, alpha=m.alpha, dtype=DTYPES[config.dtype],
+  return MODELS[m.name](num_classes=config.num_classes, alpha=m.alpha, dtype=policy.compute, gemm_dtype=policy.gemm,
                         encoder_bn_momentum=m.encoder_bn_momentum, decoder_bn_momentum=m.decoder_bn_momentum,
                         conv_impl=m.conv_impl, **extra)
 

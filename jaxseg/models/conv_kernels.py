@@ -4,7 +4,8 @@
 `Conv2D` on 3 input channels written as GEMMs and shifted multiply-adds. XLA lowers the `lax` forms of these
 layers poorly on CPU (a `conv_transpose` weight gradient 50-100x slower than its forward, grouped depthwise
 convolutions 8x slower than nine multiply-adds), and on a GPU the GEMM form of the train step measured 4-20x
-faster too (benchmarks/README.md).
+faster too (benchmarks/README.md). Dense 3x3 convolutions (DeepLab's head) keep XLA's forward convolution,
+already as fast as a GEMM, with a weight gradient written as GEMMs.
 
 "xla": plain `lax` convolutions, what the TPU compiler's convolution emitter is built for.
 
@@ -12,6 +13,7 @@ faster too (benchmarks/README.md).
 hold them to each other), so a checkpoint does not depend on the choice.
 """
 
+from functools import partial
 from typing import Sequence
 
 import jax
@@ -96,32 +98,87 @@ def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: s
   return out
 
 
-def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str = "gemm") -> jax.Array:
+def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str = "gemm",
+            gemm_dtype=None) -> jax.Array:
   """A 'same'-padded, stride-1, optionally atrous 3x3 convolution (DeepLab's ASPP and decoder).
 
-  "gemm": nine shifted GEMMs, whose gradients are slices and GEMMs too, full speed on XLA:CPU.
+  "gemm": `conv3x3_gemm`, a hand-written VJP. "xla": a `lax` convolution with rhs_dilation, autodiffed.
 
   Args:
     x: (B, H, W, Cin) input.
     kernel: (3, 3, Cin, Cout).
     dilation: the atrous rate.
-    conv_impl: "gemm", "xla" (a `lax` convolution with rhs_dilation) or "auto".
+    conv_impl: "gemm", "xla" or "auto".
+    gemm_dtype: the GEMM input dtype ("gemm" only; None: x's dtype).
 
   Returns:
-    (B, H, W, Cout).
+    (B, H, W, Cout) in x's dtype.
   """
   if resolve_conv_impl(conv_impl) == "xla":
     return _lax_conv(x, kernel, 1, dilation=dilation)
+  return conv3x3_gemm(x, kernel.astype(x.dtype), dilation, gemm_dtype)
+
+
+# A dense 3x3 convolution on XLA:CPU: the forward `lax` convolution and its input gradient (a convolution with
+# the flipped kernel) run at the speed of a GEMM of the same size, but its autodiffed weight gradient takes
+# ~2.4x that. The weight gradient is written here as nine GEMMs of the input against shifted windows of the
+# output gradient (shifting the narrower tensor is the cheaper copy). Taps whose window lies wholly in the
+# zero padding (an atrous rate at least the map's size, as ASPP's rate 18 on a 14x14 map) are dropped, which
+# turns such a branch into the 1x1 convolution it really is. With bfloat16 GEMM inputs the forward is nine
+# shifted GEMMs too: XLA:CPU's convolution does not use the CPU's bf16 dot products, its GEMMs do.
+
+
+def _live_taps(h: int, w: int, dilation: int) -> list[tuple[int, int]]:
+  """Kernel taps (a, b) whose input window overlaps the map: |offset| < size on both axes."""
+  live = lambda t, size: abs(t - 1) * dilation < size
+  return [(a, b) for a in range(3) for b in range(3) if live(a, h) and live(b, w)]
+
+
+def _shifted_sum(x: jax.Array, kernel: jax.Array, dilation: int, gemm_dtype) -> jax.Array:
+  """sum over live taps of window(x, tap) @ kernel[tap]: the convolution as shifted GEMMs."""
   h, w = x.shape[1:3]
-  xp = jnp.pad(x, ((0, 0), (dilation, dilation), (dilation, dilation), (0, 0)))
-  k = kernel.astype(x.dtype)
+  d = dilation
+  xp = jnp.pad(x.astype(gemm_dtype or x.dtype), ((0, 0), (d, d), (d, d), (0, 0)))
   out = None
-  for a in range(3):
-    for b in range(3):
-      win = xp[:, a * dilation:a * dilation + h, b * dilation:b * dilation + w, :]
-      term = pointwise_conv(win, k[a, b][None, None])
-      out = term if out is None else out + term
-  return out
+  for a, b in _live_taps(h, w, d):
+    term = _gemm("bhwc,co->bhwo", xp[:, a * d:a * d + h, b * d:b * d + w, :], kernel[a, b], gemm_dtype)
+    out = term if out is None else out + term
+  return out.astype(x.dtype)
+
+
+def _conv3x3_apply(x: jax.Array, kernel: jax.Array, dilation: int, gemm_dtype) -> jax.Array:
+  if gemm_dtype is None and len(_live_taps(*x.shape[1:3], dilation)) == 9:
+    return _lax_conv(x, kernel, 1, dilation=dilation)
+  return _shifted_sum(x, kernel, dilation, gemm_dtype)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv3x3_gemm(x: jax.Array, kernel: jax.Array, dilation: int, gemm_dtype=None) -> jax.Array:
+  """`conv3x3` with the hand-written VJP above. x: (B, H, W, Cin); kernel: (3, 3, Cin, Cout) in x's dtype."""
+  return _conv3x3_apply(x, kernel, dilation, gemm_dtype)
+
+
+def _c3_fwd(x, kernel, dilation, gemm_dtype):
+  return _conv3x3_apply(x, kernel, dilation, gemm_dtype), (x, kernel)
+
+
+def _c3_bwd(dilation, gemm_dtype, res, g):
+  x, kernel = res
+  g = g.astype(x.dtype)
+  # The input gradient is the convolution of g with the kernel flipped in space, in and out swapped.
+  dx = _conv3x3_apply(g, kernel[::-1, ::-1].transpose(0, 1, 3, 2), dilation, gemm_dtype)
+  h, w = x.shape[1:3]
+  d = dilation
+  gp = jnp.pad(g.astype(gemm_dtype or g.dtype), ((0, 0), (d, d), (d, d), (0, 0)))
+  dk = jnp.zeros(kernel.shape, jnp.float32)
+  for a, b in _live_taps(h, w, d):
+    # out[i, j] += x[i + (a-1)d, j + (b-1)d] K[a, b]  =>  dK[a, b] = sum x[p] g[p - (a-1)d]
+    win = gp[:, (2 - a) * d:(2 - a) * d + h, (2 - b) * d:(2 - b) * d + w, :]
+    dk = dk.at[a, b].set(_gemm("bhwc,bhwo->co", x, win, gemm_dtype))
+  return dx, dk.astype(kernel.dtype)
+
+
+conv3x3_gemm.defvjp(_c3_fwd, _c3_bwd)
 
 
 def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2, conv_impl: str = "gemm") -> jax.Array:
@@ -154,9 +211,39 @@ def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2, conv_impl: st
   return out
 
 
-def pointwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """A 1x1 convolution as one GEMM. kernel: (1, 1, Cin, Cout)."""
-  return jnp.einsum("bhwc,co->bhwo", x, kernel[0, 0].astype(x.dtype))
+def pointwise_conv(x: jax.Array, kernel: jax.Array, gemm_dtype=None) -> jax.Array:
+  """A 1x1 convolution as one GEMM. kernel: (1, 1, Cin, Cout); gemm_dtype: the GEMM's input dtype (None: x's),
+  accumulated in float32."""
+  if gemm_dtype is None:
+    return _gemm("bhwc,co->bhwo", x, kernel[0, 0]).astype(x.dtype)
+  return _matmul_cast(x, kernel[0, 0].astype(x.dtype), gemm_dtype)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _matmul_cast(x: jax.Array, w: jax.Array, gemm_dtype) -> jax.Array:
+  """x (..., C) @ w (C, O) on gemm_dtype inputs, in x's dtype. Autodiff would run the backward GEMMs on the
+  float32 cotangent; here they take gemm_dtype inputs too."""
+  return _gemm("...c,co->...o", x, w, gemm_dtype).astype(x.dtype)
+
+
+def _matmul_cast_fwd(x, w, gemm_dtype):
+  return _matmul_cast(x, w, gemm_dtype), (x, w)
+
+
+def _matmul_cast_bwd(gemm_dtype, res, g):
+  x, w = res
+  dx = _gemm("...o,co->...c", g, w, gemm_dtype).astype(x.dtype)
+  dw = _gemm("...c,...o->co", x, g, gemm_dtype).astype(w.dtype)
+  return dx, dw
+
+
+_matmul_cast.defvjp(_matmul_cast_fwd, _matmul_cast_bwd)
+
+
+def _gemm(spec: str, a: jax.Array, b: jax.Array, gemm_dtype=None) -> jax.Array:
+  """einsum of a and b cast to gemm_dtype (default a's dtype), accumulated and returned in float32."""
+  dtype = gemm_dtype or a.dtype
+  return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
 
 
 # Transposed convolution 3x3, stride 2, 'same' (Keras semantics).
@@ -224,43 +311,45 @@ def _im2col_grad(g: jax.Array) -> jax.Array:
   return jnp.stack(rows, axis=3)
 
 
-@jax.custom_vjp
-def conv_transpose3x3_s2_gemm(inputs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_transpose3x3_s2_gemm(inputs: Sequence[jax.Array], kernel: jax.Array, gemm_dtype=None) -> jax.Array:
   """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`.
 
   Args:
     inputs: arrays (B, n, m, C_k) sharing B, n, m; treated as if concatenated along channels.
     kernel: (3, 3, sum C_k, O); `kernel[a, b, c, o]` is Keras's `kernel[a, b, o, c]`.
+    gemm_dtype: the GEMMs' input dtype (None: the inputs'); col2im runs in the inputs' dtype.
 
   Returns:
     (B, 2n, 2m, O) in the inputs' dtype (GEMMs accumulate in float32).
   """
-  return _ct_fwd(inputs, kernel)[0]
+  return _ct_fwd(inputs, kernel, gemm_dtype)[0]
 
 
-def _ct_fwd(inputs, kernel):
+def _ct_fwd(inputs, kernel, gemm_dtype):
   dtype = inputs[0].dtype
-  mats = _split_kernel(kernel, [x.shape[-1] for x in inputs], dtype)
+  gdtype = gemm_dtype or dtype
+  mats = _split_kernel(kernel, [x.shape[-1] for x in inputs], gdtype)
   taps = None
   for x, w in zip(inputs, mats):
-    t = jnp.dot(x.reshape(-1, x.shape[-1]), w, preferred_element_type=jnp.float32)
+    t = jnp.dot(x.reshape(-1, x.shape[-1]).astype(gdtype), w, preferred_element_type=jnp.float32)
     taps = t if taps is None else taps + t
   bsz, n, m, _ = inputs[0].shape
   out = _col2im(taps.astype(dtype).reshape(bsz, n, m, 3, 3, -1))
   return out, (tuple(inputs), kernel)
 
 
-def _ct_bwd(res, g):
+def _ct_bwd(gemm_dtype, res, g):
   inputs, kernel = res
-  dtype = inputs[0].dtype
+  gdtype = gemm_dtype or inputs[0].dtype
   sizes = [x.shape[-1] for x in inputs]
-  mats = _split_kernel(kernel, sizes, dtype)
-  dtaps = _im2col_grad(g.astype(dtype))
+  mats = _split_kernel(kernel, sizes, gdtype)
+  dtaps = _im2col_grad(g.astype(gdtype))
   dtaps = dtaps.reshape(-1, dtaps.shape[3] * dtaps.shape[4] * dtaps.shape[5])
   o = kernel.shape[-1]
   dxs, dws = [], []
   for x, w, c in zip(inputs, mats, sizes):
-    x2 = x.reshape(-1, c)
+    x2 = x.reshape(-1, c).astype(gdtype)
     dw = jnp.dot(x2.T, dtaps, preferred_element_type=jnp.float32)
     dws.append(dw.reshape(c, 3, 3, o).transpose(1, 2, 0, 3))
     dx = jnp.dot(dtaps, w.T, preferred_element_type=jnp.float32)
@@ -288,10 +377,12 @@ def conv_transpose3x3_s2_lax(x: jax.Array, kernel: jax.Array) -> jax.Array:
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array, conv_impl: str = "gemm") -> jax.Array:
+def conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array, conv_impl: str = "gemm",
+                         gemm_dtype=None) -> jax.Array:
   """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`:
-  `conv_transpose3x3_s2_gemm` ("gemm") or `conv_transpose3x3_s2_lax` of the concatenated inputs ("xla")."""
+  `conv_transpose3x3_s2_gemm` ("gemm", GEMM inputs in gemm_dtype) or `conv_transpose3x3_s2_lax` of the
+  concatenated inputs ("xla")."""
   if resolve_conv_impl(conv_impl) == "xla":
     x = jnp.concatenate(inputs, axis=-1)  # a no-op for one input
     return conv_transpose3x3_s2_lax(x, kernel.astype(x.dtype))
-  return conv_transpose3x3_s2_gemm(tuple(inputs), kernel)
+  return conv_transpose3x3_s2_gemm(tuple(inputs), kernel, gemm_dtype)

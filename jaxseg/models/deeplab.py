@@ -29,6 +29,7 @@ class ConvBN(nn.Module):
   dtype: Any = jnp.float32
   bn_momentum: float = 0.99
   conv_impl: str = "auto"
+  gemm_dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -40,13 +41,13 @@ class ConvBN(nn.Module):
       dw = self.param("depthwise", init, (3, 3, x.shape[-1], 1))
       x = nn.relu(bn("depthwise_bn", conv_kernels.depthwise_conv3x3(x, dw, 1, self.conv_impl, self.dilation)))
       kernel = self.param("kernel", init, (1, 1, x.shape[-1], self.features))
-      x = conv_kernels.pointwise_conv(x, kernel)
+      x = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype)
     elif self.kernel_size == 3:
       kernel = self.param("kernel", init, (3, 3, x.shape[-1], self.features))
-      x = conv_kernels.conv3x3(x, kernel, self.dilation, self.conv_impl)
+      x = conv_kernels.conv3x3(x, kernel, self.dilation, self.conv_impl, self.gemm_dtype)
     else:
       kernel = self.param("kernel", init, (1, 1, x.shape[-1], self.features))
-      x = conv_kernels.pointwise_conv(x, kernel)
+      x = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype)
     return nn.relu(bn("bn", x))
 
 
@@ -76,10 +77,10 @@ class DeepLabV3Plus(SegmentationModel):
     check_input_size(images)
     feats = MobileNetV2(self.alpha, last_layer=DEEPLAB_HIGH, dtype=self.dtype,
                         bn_momentum=self.encoder_bn_momentum, conv_impl=self.conv_impl,
-                        output_stride=self.output_stride, name="encoder")(images, train=encoder_train)
+                        output_stride=self.output_stride, gemm_dtype=self.gemm_dtype, name="encoder")(images, train=encoder_train)
     high, low = feats[DEEPLAB_HIGH], feats[DEEPLAB_LOW]
     conv = lambda name, f, k=1, d=1: ConvBN(f, k, d, self.separable, self.dtype, self.decoder_bn_momentum,
-                                           self.conv_impl, name=name)
+                                           self.conv_impl, self.gemm_dtype, name=name)
     rates = (6, 12, 18) if self.output_stride == 16 else (12, 24, 36)
     branches = [conv("aspp_0", self.aspp_filters)(high, train)]
     branches += [conv(f"aspp_{i + 1}", self.aspp_filters, 3, r)(high, train) for i, r in enumerate(rates)]
@@ -93,5 +94,5 @@ class DeepLabV3Plus(SegmentationModel):
     x = conv("decoder_1", self.aspp_filters, 3)(x, train)
     kernel = self.param("logits_kernel", nn.initializers.glorot_uniform(), (1, 1, x.shape[-1], self.num_classes))
     bias = self.param("logits_bias", nn.initializers.zeros, (self.num_classes,))
-    logits = conv_kernels.pointwise_conv(x, kernel) + bias.astype(x.dtype)
+    logits = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype) + bias.astype(x.dtype)
     return upsample_bilinear(logits.astype(jnp.float32), images.shape[1:3])

@@ -86,6 +86,7 @@ class Conv(nn.Module):
   strides: int = 1
   dtype: Any = jnp.float32
   conv_impl: str = "auto"
+  gemm_dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -93,7 +94,7 @@ class Conv(nn.Module):
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (k, k, x.shape[-1], self.features))
     x = x.astype(self.dtype)
     if k == 1 and self.strides == 1:
-      return conv_kernels.pointwise_conv(x, kernel)
+      return conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype)
     return conv_kernels.stem_conv3x3(x, kernel, self.strides, self.conv_impl)
 
 
@@ -119,6 +120,7 @@ class MobileNetV2(nn.Module):
     last_layer: build nothing after this Keras layer name ("out_relu" is the whole no-top network;
       the U-Net stops at "block_16_project", which is what its parameter count assumes).
     dtype: compute dtype; parameters stay float32.
+    gemm_dtype: GEMM input dtype of the 1x1 convolutions (None: `dtype`).
     bn_momentum: BatchNorm moving-average momentum (Keras: 0.999; lower when training from scratch).
     conv_impl: "auto", "gemm" or "xla" (see `jaxseg.models.conv_kernels`).
     output_stride: 32 (the classification network), 16 or 8 (atrous, for DeepLab; see `block_strides`).
@@ -129,6 +131,7 @@ class MobileNetV2(nn.Module):
   bn_momentum: float = 0.999
   conv_impl: str = "auto"
   output_stride: int = 32
+  gemm_dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
@@ -170,14 +173,15 @@ class MobileNetV2(nn.Module):
       steps = []
       if block_id:
         steps += [("expand", lambda y: Conv(expansion * inputs.shape[-1], dtype=self.dtype,
-                                            name=prefix + "expand")(y)),
+                                            gemm_dtype=self.gemm_dtype, name=prefix + "expand")(y)),
                   ("expand_BN", lambda y: bn(prefix + "expand_BN", y)),
                   ("expand_relu", relu6)]
       steps += [("depthwise", lambda y: DepthwiseConv(stride, self.dtype, self.conv_impl, dilation,
                                                       name=prefix + "depthwise")(y)),
                 ("depthwise_BN", lambda y: bn(prefix + "depthwise_BN", y)),
                 ("depthwise_relu", relu6),
-                ("project", lambda y: Conv(out_ch, dtype=self.dtype, name=prefix + "project")(y)),
+                ("project", lambda y: Conv(out_ch, dtype=self.dtype, gemm_dtype=self.gemm_dtype,
+                                                   name=prefix + "project")(y)),
                 ("project_BN", lambda y: bn(prefix + "project_BN", y))]
       for suffix, fn in steps:
         x = emit(prefix + suffix, fn(x))
@@ -188,7 +192,7 @@ class MobileNetV2(nn.Module):
     if done:
       return feats
     last = make_divisible(1280 * self.alpha) if self.alpha > 1.0 else 1280
-    x = emit("Conv_1", Conv(last, dtype=self.dtype, name="Conv_1")(x))
+    x = emit("Conv_1", Conv(last, dtype=self.dtype, gemm_dtype=self.gemm_dtype, name="Conv_1")(x))
     x = emit("Conv_1_bn", bn("Conv_1_bn", x))
     emit("out_relu", relu6(x))
     if not done:

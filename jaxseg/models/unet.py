@@ -22,12 +22,14 @@ class ConvTranspose3x3S2(nn.Module):
   kernel_init: Any = nn.initializers.normal(0.02)
   dtype: Any = jnp.float32
   conv_impl: str = "auto"
+  gemm_dtype: Any = None
 
   @nn.compact
   def __call__(self, inputs: Sequence[jax.Array]) -> jax.Array:
     cin = sum(x.shape[-1] for x in inputs)
     kernel = self.param("kernel", self.kernel_init, (3, 3, cin, self.features))
-    y = conv_kernels.conv_transpose3x3_s2([x.astype(self.dtype) for x in inputs], kernel, self.conv_impl)
+    y = conv_kernels.conv_transpose3x3_s2([x.astype(self.dtype) for x in inputs], kernel, self.conv_impl,
+                                         self.gemm_dtype)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
     return y
@@ -39,10 +41,12 @@ class Upsample(nn.Module):
   dtype: Any = jnp.float32
   bn_momentum: float = 0.99  # Keras BatchNormalization default
   conv_impl: str = "auto"
+  gemm_dtype: Any = None
 
   @nn.compact
   def __call__(self, inputs: Sequence[jax.Array], train: bool) -> jax.Array:
-    x = ConvTranspose3x3S2(self.features, dtype=self.dtype, conv_impl=self.conv_impl, name="conv_transpose")(inputs)
+    x = ConvTranspose3x3S2(self.features, dtype=self.dtype, conv_impl=self.conv_impl, gemm_dtype=self.gemm_dtype,
+                           name="conv_transpose")(inputs)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3, dtype=self.dtype,
                      name="bn")(x)
     return nn.relu(x)
@@ -71,12 +75,15 @@ class UNet(SegmentationModel):
     """
     check_input_size(images)
     feats = MobileNetV2(self.alpha, last_layer=UNET_TAPS[-1], dtype=self.dtype,
-                        bn_momentum=self.encoder_bn_momentum, conv_impl=self.conv_impl, name="encoder")(
+                        bn_momentum=self.encoder_bn_momentum, conv_impl=self.conv_impl, gemm_dtype=self.gemm_dtype,
+                        name="encoder")(
         images, train=encoder_train)
     skips = [feats[name] for name in UNET_TAPS[:-1]]
     x = [feats[UNET_TAPS[-1]]]
     for i, (filters, skip) in enumerate(zip(self.decoder_filters, reversed(skips))):
-      x = [Upsample(filters, self.dtype, self.decoder_bn_momentum, self.conv_impl, name=f"up_{i}")(x, train), skip]
+      x = [Upsample(filters, self.dtype, self.decoder_bn_momentum, self.conv_impl, self.gemm_dtype,
+                    name=f"up_{i}")(x, train), skip]
     logits = ConvTranspose3x3S2(self.num_classes, use_bias=True, kernel_init=nn.initializers.glorot_uniform(),
-                                dtype=self.dtype, conv_impl=self.conv_impl, name="logits")(x)
+                                dtype=self.dtype, conv_impl=self.conv_impl, gemm_dtype=self.gemm_dtype,
+                                name="logits")(x)
     return logits.astype(jnp.float32)
