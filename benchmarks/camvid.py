@@ -3,9 +3,13 @@ the input pipeline, from the real frames.
 
   python -m benchmarks.camvid --root data/camvid [--config configs/camvid.py] [--steps 5] [--json FILE]
 
+  [--dtypes float32 mixed_bfloat16] [--skip-keras]
+
 Prints seconds per train step, images/s for training and for evaluation, the time of one epoch of the
 training split at that rate, and how many times faster the host pipeline (cached arrays -> sharded device
-batches) delivers batches than the train step consumes them.
+batches) delivers batches than the train step consumes them; then the same model in Keras-TF (the twin of
+benchmarks/keras_unet.py or keras_deeplab.py, encoder trained or frozen as the config says) on random data of
+the same shapes, and the ratios.
 """
 
 import argparse
@@ -19,7 +23,7 @@ import jax
 import numpy as np
 
 from jaxseg import allocator
-from benchmarks.harness import cpu_flags, machine, timed
+from benchmarks.harness import cpu_flags, machine, run_keras, timed
 
 
 def _config(path: str, root: str):
@@ -32,18 +36,11 @@ def _config(path: str, root: str):
   return config
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--root", default="data/camvid", help="CamVid in the SegNet layout")
-  parser.add_argument("--config", default="configs/camvid.py")
-  parser.add_argument("--steps", type=int, default=5)
-  parser.add_argument("--json", default="", help="also write the results here")
-  args = parser.parse_args(argv)
-
+def bench(config, steps: int) -> dict:
+  """jaxseg on the real frames: train step (with the config's augmentations), eval, input pipeline."""
   from jaxseg import data, parallel  # pylint: disable=g-import-not-at-top
   from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
 
-  config = _config(args.config, args.root)
   t = time.perf_counter()
   train, val = data.load_split(config, config.data.train_split), data.load_split(config, config.data.eval_split)
   load_s = time.perf_counter() - t
@@ -62,26 +59,62 @@ def main(argv=None) -> int:
     box["eval_acc"] = jitted.eval(box["state"], box["eval_acc"], eval_batch)
     jax.block_until_ready(box["eval_acc"])
 
-  train_t = timed(step, args.steps, warmup=1)
-  eval_t = timed(evaluate, args.steps, warmup=1)
+  train_t = timed(step, steps, warmup=1)
+  eval_t = timed(evaluate, steps, warmup=1)
   n, t = 0, time.perf_counter()
   for b in parallel.prefetch(data.train_batches(train, config.batch_size, 0, 2), run.data):
     jax.block_until_ready(b)
     n += 1
   pipeline_img_s = n * config.batch_size / (time.perf_counter() - t)
   train_img_s = config.batch_size / train_t["median"]
-  out = {"machine": machine(), "cpu_flags": cpu_flags(), "batch": config.batch_size,
-         "train_input": list(data.train_size(config)), "eval_input": list(data.stored_size(config)),
-         "train_step_s": train_t["median"], "train_img_s": train_img_s,
-         "epoch_s": len(train) / train_img_s + len(val) * eval_t["median"] / config.eval_batch_size,
-         "eval_img_s": config.eval_batch_size / eval_t["median"], "pipeline_img_s": pipeline_img_s,
-         "pipeline_ratio": pipeline_img_s / train_img_s, "load_split_s": load_s}
-  print(f"{out['machine']}\n"
-        f"train step (batch {config.batch_size}, {out['train_input'][0]}x{out['train_input'][1]} crops): "
-        f"{out['train_step_s']:.2f} s = {train_img_s:.2f} img/s\n"
-        f"eval at {out['eval_input'][1]}x{out['eval_input'][0]}: {out['eval_img_s']:.2f} img/s\n"
-        f"one epoch ({len(train)} train + {len(val)} val frames): {out['epoch_s']:.0f} s\n"
-        f"input pipeline: {pipeline_img_s:.0f} img/s, {out['pipeline_ratio']:.0f}x what training consumes")
+  return {"dtype": config.dtype, "train_input": list(data.train_size(config)),
+          "eval_input": list(data.model_size(config)), "train_step_s": train_t["median"],
+          "train_img_s": train_img_s,
+          "epoch_s": len(train) / train_img_s + len(val) * eval_t["median"] / config.eval_batch_size,
+          "eval_img_s": config.eval_batch_size / eval_t["median"], "pipeline_img_s": pipeline_img_s,
+          "pipeline_ratio": pipeline_img_s / train_img_s, "load_split_s": load_s,
+          "train_frames": len(train), "val_frames": len(val)}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--root", default="data/camvid", help="CamVid in the SegNet layout")
+  parser.add_argument("--config", default="configs/camvid.py")
+  parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--dtypes", nargs="+", default=["float32", "mixed_bfloat16"],
+                      help="jaxseg precisions to time (config.dtype values)")
+  parser.add_argument("--skip-keras", action="store_true", help="no Keras-TF twin")
+  parser.add_argument("--json", default="", help="also write the results here")
+  args = parser.parse_args(argv)
+
+  config = _config(args.config, args.root)
+  out = {"machine": machine(), "cpu_flags": cpu_flags(), "batch": config.batch_size, "jaxseg": []}
+  for dtype in args.dtypes:
+    config.dtype = dtype
+    r = bench(config, args.steps)
+    out["jaxseg"].append(r)
+    (th, tw), (eh, ew) = r["train_input"], r["eval_input"]
+    print(f"jaxseg {dtype}: train step (batch {config.batch_size}, {th}x{tw} crops, augmented on the device) "
+          f"{r['train_step_s']:.3f} s = {r['train_img_s']:.2f} img/s; eval at {ew}x{eh} (the {config.image_width}x"
+          f"{config.image_height} frames padded) {r['eval_img_s']:.2f} img/s; one epoch ({r['train_frames']} "
+          f"train + {r['val_frames']} val frames) {r['epoch_s']:.0f} s; input pipeline "
+          f"{r['pipeline_img_s']:.0f} img/s = {r['pipeline_ratio']:.0f}x what training consumes", flush=True)
+  if not args.skip_keras:
+    first = out["jaxseg"][0]
+    (th, tw), (eh, ew) = first["train_input"], first["eval_input"]
+    model = "deeplab" if config.model.name.startswith("deeplab") else "unet"
+    extra = ["--width", str(tw), "--eval-size", str(eh), str(ew), "--num-classes", str(config.num_classes)]
+    extra += [] if config.freeze_encoder else ["--fine-tune"]
+    k = run_keras("tensorflow", th, config.batch_size, args.steps, 3600, model=model, extra=extra)
+    out["keras_tensorflow"] = k
+    if "error" in k:
+      print(f"Keras-TF: {k['error']}")
+    else:
+      print(f"Keras-TF (same model, random data of the same shapes): train step {k['train_step_s']:.3f} s, "
+            f"eval {k['eval_img_s']:.2f} img/s")
+      for r in out["jaxseg"]:
+        print(f"  jaxseg {r['dtype']} / Keras-TF: train step {r['train_step_s'] / k['train_step_s']:.2f}x, "
+              f"eval time {k['eval_img_s'] / r['eval_img_s']:.2f}x")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(out, f, indent=1)

@@ -1,15 +1,21 @@
 """CPU speed benchmark: jaxseg against the same model in Keras 3 (TensorFlow and JAX backends), side by side.
 
   python -m benchmarks.cpu [--resolution 128 224] [--batch 64] [--steps N] [--json FILE] [--skip-keras-jax]
-      [--skip-breakdown] [--model unet|deeplab]
+      [--dtypes float32 mixed_bfloat16] [--skip-breakdown] [--skip-allocator-off] [--skip-peak]
+      [--model unet|deeplab]
 
 Everything runs on this machine in one invocation, so the printed ratios compare like with like. Keras runs
-in subprocesses (its backend is fixed per process) with its default compile settings.
+in subprocesses (its backend is fixed per process) with its default compile settings. Besides the ratios it
+prints the train step's effect of the allocator setting (the same step timed in a process started without
+it), where a step's time goes, and its GFLOP/s against this machine's GEMM peak.
 """
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -53,11 +59,14 @@ def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32"
     jax.block_until_ready(b)
   pipeline_img_s = n * batch / (time.perf_counter() - t)
 
+  flops = _flops(compiled)
   out = {"train_step_s": train_t["median"], "train_step_min_s": train_t["min"],
          "train_step_max_s": train_t["max"], "compile_s": compile_s, "eval_img_s": batch / eval_t["median"],
          "eval_batch_s": eval_t["median"], "predict_latency_ms": 1000 * latency["median"],
-         "pipeline_img_s": pipeline_img_s, "train_img_s": batch / train_t["median"], "dtype": dtype}
-  if breakdown and model == "unet":
+         "pipeline_img_s": pipeline_img_s, "train_img_s": batch / train_t["median"], "dtype": dtype,
+         "train_step_gflop": flops / 1e9, "train_gflop_s": flops / 1e9 / train_t["median"],
+         "allocator": "hugetlb" if allocator.TUNABLE in os.environ.get("GLIBC_TUNABLES", "") else "default"}
+  if breakdown:
     out["breakdown_s"] = _breakdown(run, box["state"], tx, host, steps)
   return out
 
@@ -66,14 +75,16 @@ def _breakdown(run, state, tx, host, steps) -> dict[str, float]:
   """Seconds for the parts of a train step: encoder forward, whole forward, forward+backward, optimizer."""
   import jax  # pylint: disable=g-import-not-at-top
   from jaxseg import data  # pylint: disable=g-import-not-at-top
-  from jaxseg.models import UNET_TAPS, MobileNetV2  # pylint: disable=g-import-not-at-top
+  from jaxseg.models import UNET_TAPS, MobileNetV2, deeplab  # pylint: disable=g-import-not-at-top
   from jaxseg.train import metrics  # pylint: disable=g-import-not-at-top
 
   x = data.normalize(jax.numpy.asarray(host["image"]))
   labels = jax.numpy.asarray(host["mask"], jax.numpy.int32)
-  encoder = MobileNetV2(run.model.alpha, last_layer=UNET_TAPS[-1], dtype=run.model.dtype)
+  last = deeplab.DEEPLAB_HIGH if isinstance(run.model, deeplab.DeepLabV3Plus) else UNET_TAPS[-1]
+  encoder = MobileNetV2(run.model.alpha, last_layer=last, dtype=run.model.dtype, gemm_dtype=run.model.gemm_dtype,
+                        output_stride=getattr(run.model, "output_stride", 32))
   enc_vars = {"params": state.params["encoder"], "batch_stats": state.batch_stats["encoder"]}
-  enc = jax.jit(lambda v, x: encoder.apply(v, x)[UNET_TAPS[-1]])
+  enc = jax.jit(lambda v, x: encoder.apply(v, x)[last])
   variables = {"params": state.params, "batch_stats": state.batch_stats}
 
   def loss(decoder, v):
@@ -92,6 +103,47 @@ def _breakdown(run, state, tx, host, steps) -> dict[str, float]:
           "forward": part(lambda: fwd(decoder, variables)),
           "forward_backward": part(lambda: fwd_bwd(decoder, variables)),
           "optimizer": part(lambda: opt(full_grads, state.opt_state, state.params))}
+
+
+def _flops(compiled) -> float:
+  """FLOPs of one call of a compiled function, by XLA's cost analysis (0 where it has none)."""
+  try:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", 0.0))
+  except Exception:  # pylint: disable=broad-except
+    return 0.0
+
+
+def matmul_peak(steps: int = 3, n: int = 4096) -> dict[str, float]:
+  """GFLOP/s of an n^3 GEMM in float32 and with bfloat16 inputs (float32 accumulation): what this machine's
+  XLA:CPU reaches at best, the yardstick for a train step's GFLOP/s."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  a = jax.random.normal(jax.random.key(0), (n, n))
+  out = {}
+  for name, dtype in (("float32", jnp.float32), ("bfloat16_inputs", jnp.bfloat16)):
+    x = a.astype(dtype)
+    f = jax.jit(lambda x: jnp.dot(x, x, preferred_element_type=jnp.float32))
+    t = timed(lambda: jax.block_until_ready(f(x)), steps)["median"]
+    out[name] = 2 * n ** 3 / t / 1e9
+  return out
+
+
+def allocator_off(resolution: int, batch: int, steps: int, model: str) -> dict[str, Any]:
+  """jaxseg's float32 train step in a process started without the allocator setting (see jaxseg.allocator)."""
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "off.json")
+    cmd = [sys.executable, "-m", "benchmarks.cpu", "--resolution", str(resolution), "--batch", str(batch),
+           "--steps", str(steps), "--dtypes", "float32", "--skip-keras", "--skip-breakdown", "--skip-peak",
+           "--skip-allocator-off", "--model", model, "--json", path]
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    proc = subprocess.run(cmd, env={**env, "JAXSEG_MALLOC": "default"}, capture_output=True, text=True)
+    if proc.returncode:
+      return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    with open(path) as f:
+      j = json.load(f)["jaxseg"]
+  return {k: j[k] for k in ("train_step_s", "eval_img_s", "allocator")}
 
 
 def _ratio(a, b):
@@ -121,6 +173,18 @@ def report(result: dict[str, Any]) -> str:
                  f"{extra['eval_img_s']:.1f} img/s"
                  + (f"  ->  {_ratio(extra['train_step_s'], tf_['train_step_s']):.2f}x Keras-TF"
                     if tf_ and "error" not in tf_ else ""))
+  off = result.get("allocator_off")
+  if off and "error" not in off:
+    lines.append(f"allocator setting on/off: train step {j['train_step_s']:.3f} / {off['train_step_s']:.3f} s "
+                 f"({_ratio(j['train_step_s'], off['train_step_s']):.2f}x), eval {j['eval_img_s']:.1f} / "
+                 f"{off['eval_img_s']:.1f} img/s (jaxseg {j['dtype']}; on: {j['allocator']})")
+  elif off:
+    lines.append(f"allocator off: {off['error']}")
+  peak = result.get("matmul_peak_gflop_s")
+  if peak and j.get("train_gflop_s"):
+    lines.append(f"train step {j['train_step_gflop']:.0f} GFLOP (XLA cost analysis) at {j['train_gflop_s']:.0f} "
+                 f"GFLOP/s = {j['train_gflop_s'] / peak['float32']:.0%} of this machine's float32 GEMM peak "
+                 f"({peak['float32']:.0f} GFLOP/s; bf16 inputs {peak['bfloat16_inputs']:.0f})")
   if "breakdown_s" in j:
     lines.append("where a jaxseg train step goes: " + ", ".join(f"{k} {v:.3f} s" for k, v in j["breakdown_s"].items()))
   return "\n".join(lines)
@@ -134,18 +198,22 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--json", help="write the results here")
   parser.add_argument("--skip-keras-jax", action="store_true", help="Keras-JAX is ~30x slower: skip it")
   parser.add_argument("--skip-keras", action="store_true", help="measure jaxseg alone")
-  parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+  parser.add_argument("--dtypes", nargs="+", default=["float32", "mixed_bfloat16"],
                       help="jaxseg compute dtypes; the first is compared in detail")
   parser.add_argument("--keras-timeout", type=int, default=3600)
   parser.add_argument("--skip-breakdown", action="store_true", help="no per-part timing of the train step")
+  parser.add_argument("--skip-allocator-off", action="store_true",
+                      help="do not time the train step again in a process without the allocator setting")
+  parser.add_argument("--skip-peak", action="store_true", help="do not time the GEMM peak")
   parser.add_argument("--model", default="unet", choices=["unet", "deeplab"],
                       help="the U-Net, or DeepLabV3+ (output stride 16) against its Keras twin")
   args = parser.parse_args(argv)
   machine_name = machine()
+  peak = None if args.skip_peak else matmul_peak()
   results = []
   for res in args.resolution:
     result = {"resolution": res, "batch": args.batch, "machine": machine_name, "cpu_flags": cpu_flags(),
-              "model": args.model,
+              "model": args.model, "matmul_peak_gflop_s": peak,
               "jaxseg": bench_jaxseg(res, args.batch, args.steps, args.dtypes[0],
                                         breakdown=not args.skip_breakdown, model=args.model)}
     result["jaxseg_other_dtypes"] = [bench_jaxseg(res, args.batch, args.steps, d, breakdown=False,
@@ -155,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.skip_keras or args.skip_keras_jax):
       result["keras_jax"] = run_keras("jax", res, args.batch, max(1, args.steps // 3), args.keras_timeout,
                                       model=args.model)
+    if not args.skip_allocator_off:
+      result["allocator_off"] = allocator_off(res, args.batch, args.steps, args.model)
     print(report(result), flush=True)
     results.append(result)
   if args.json:

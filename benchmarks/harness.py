@@ -83,10 +83,13 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
 
 
 def run_keras(backend: str, resolution: int, batch: int, steps: int, timeout: int,
-                dtype: str = "float32", alpha: float = 1.0, model: str = "unet") -> dict[str, Any]:
-  """Runs `benchmarks.keras_runner` in a subprocess with KERAS_BACKEND=backend; {} plus an error if it fails."""
+              dtype: str = "float32", alpha: float = 1.0, model: str = "unet", extra: list[str] = ()
+              ) -> dict[str, Any]:
+  """Runs `benchmarks.keras_runner` in a subprocess with KERAS_BACKEND=backend; {} plus an error if it fails.
+  `extra`: more runner flags (--width, --eval-size H W, --num-classes, --fine-tune)."""
   cmd = [sys.executable, "-m", "benchmarks.keras_runner", "--backend", backend, "--resolution", str(resolution),
-         "--batch", str(batch), "--steps", str(steps), "--dtype", dtype, "--alpha", str(alpha), "--model", model]
+         "--batch", str(batch), "--steps", str(steps), "--dtype", dtype, "--alpha", str(alpha), "--model", model,
+         *extra]
   return run_json_subprocess(cmd, {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout)
 
 

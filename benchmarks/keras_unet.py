@@ -14,22 +14,24 @@ def upsample(filters: int, size: int = 3) -> keras.Sequential:
       keras.layers.BatchNormalization(), keras.layers.ReLU()])
 
 
-def build_unet(size: int, num_classes: int = 3, alpha: float = 1.0, weights: str | None = None,
-               base: keras.Model | None = None) -> keras.Model:
+def build_unet(size: int | tuple[int, int], num_classes: int = 3, alpha: float = 1.0, weights: str | None = None,
+               base: keras.Model | None = None, freeze_encoder: bool = True) -> keras.Model:
   """The tutorial's U-Net: frozen MobileNetV2 down stack, four upsample blocks, final Conv2DTranspose.
 
   Args:
-    size: input height and width.
+    size: input height and width, or (height, width).
     num_classes: output channels.
     alpha: MobileNetV2 width multiplier.
     weights: "imagenet" or None, passed to `keras.applications.MobileNetV2`.
     base: an already built MobileNetV2 to use instead.
+    freeze_encoder: False trains the down stack too (its BatchNorm then in training mode, as Keras does).
   """
-  base = base or keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=alpha, include_top=False,
+  h, w = (size, size) if isinstance(size, int) else size
+  base = base or keras.applications.MobileNetV2(input_shape=(h, w, 3), alpha=alpha, include_top=False,
                                                 weights=weights)
   down_stack = keras.Model(base.input, [base.get_layer(n).output for n in UNET_TAPS])
-  down_stack.trainable = False
-  inputs = keras.layers.Input(shape=(size, size, 3))
+  down_stack.trainable = not freeze_encoder
+  inputs = keras.layers.Input(shape=(h, w, 3))
   skips = down_stack(inputs)
   x = skips[-1]
   for filters, skip in zip((512, 256, 128, 64), reversed(skips[:-1])):

@@ -1,5 +1,5 @@
 """CamVid (11 classes, full 480x360 frames) with DeepLabV3+ over the ImageNet MobileNetV2 at output stride 16
-(ASPP rates 6/12/18); otherwise as configs/camvid.py."""
+(ASPP rates 6/12/18), the encoder fine-tuned at a tenth of the learning rate; otherwise as configs/camvid.py."""
 
 from configs import camvid
 
@@ -9,4 +9,7 @@ def get_config():
   config.name = "camvid_deeplab"
   config.model.name = "deeplabv3plus_mobilenet_v2"
   config.model.output_stride = 16
+  # The encoder fine-tuned at a tenth of the head's rate: at the full rate its features degraded before the
+  # freshly initialised ASPP head learnt to use them (val pixel accuracy 0.25 after one epoch, 0.54 after four).
+  config.encoder_lr_scale = 0.1
   return config

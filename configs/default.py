@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.encoder_weights = "imagenet"  # "imagenet" (Keras download), a Keras weights file path, or "none".
   config.freeze_encoder = True  # Train the decoder only (the tutorial); False fine-tunes the encoder too.
   config.encoder_bn_train = False  # Encoder BatchNorm uses batch statistics (only with freeze_encoder=False).
-  config.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (params, optimizer and loss stay fp32).
+  config.dtype = "auto"  # "float32", "bfloat16", "mixed_bfloat16" (bf16 GEMM inputs) or "auto" (jaxseg.precision).
 
   config.data = ml_collections.ConfigDict()
   config.data.source = "tfds"  # "tfds" (oxford_iiit_pet), "folder" (extracted dataset) or "synthetic".
@@ -65,6 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_batch_size = 64  # Global eval batch size.
   config.num_epochs = 20  # Epochs to train.
   config.learning_rate = 1e-3  # Adam learning rate (the Keras default).
+  config.encoder_lr_scale = 1.0  # With freeze_encoder=False: the encoder's learning rate is this times it.
   config.lr_schedule = "constant"  # "constant", or "cosine" (decays to 0 over num_epochs).
   config.random_flip = True  # Random horizontal flips of image and mask together.
   config.augment = ml_collections.ConfigDict()  # More augmentations (each off by default), keyed by step.

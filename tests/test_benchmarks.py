@@ -49,7 +49,7 @@ def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path, mode
   out = tmp_path / "bench.json"
   size = 32 if model == "unet" else 64
   cmd = [sys.executable, "-m", "benchmarks.cpu", "--resolution", str(size), "--batch", "2", "--steps", "1",
-         "--dtypes", "float32", "--skip-keras-jax", "--skip-breakdown", "--json", str(out), "--model", model]
+         "--dtypes", "float32", "--skip-keras-jax", "--skip-peak", "--json", str(out), "--model", model]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
@@ -68,3 +68,16 @@ def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path, mode
     assert keras_tf["params"] == models.count_params(
         jax.eval_shape(lambda: models.init_variables(ours, 64)))["total"]
   assert "jaxseg/Keras-TF train step" in proc.stdout
+  # The allocator setting is on in the bench's own process and off in the one it starts to compare.
+  assert result["jaxseg"]["allocator"] == "hugetlb" and result["allocator_off"]["allocator"] == "default"
+  assert result["allocator_off"]["train_step_s"] > 0 and "allocator setting on/off" in proc.stdout
+  parts = result["jaxseg"]["breakdown_s"]
+  assert set(parts) == {"encoder_forward", "forward", "forward_backward", "optimizer"}
+  assert all(v > 0 for v in parts.values()), parts
+  assert result["jaxseg"]["train_step_gflop"] > 0
+
+
+def test_matmul_peak_counts_flops():
+  from benchmarks import cpu  # pylint: disable=g-import-not-at-top
+  peak = cpu.matmul_peak(steps=1, n=256)
+  assert set(peak) == {"float32", "bfloat16_inputs"} and all(v > 0.1 for v in peak.values()), peak

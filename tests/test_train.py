@@ -15,6 +15,7 @@ from jaxseg.data import sources, splits
 from jaxseg.errors import DatasetError
 from jaxseg.models import keras_port as port
 from jaxseg.train import checkpoints, loop
+from jaxseg.train import state as state_lib
 from jaxseg.train.run import Run
 from test_keras_port import _save_legacy_h5
 
@@ -208,6 +209,27 @@ def test_fine_tuning_settings_decide_what_in_the_encoder_moves(tmp_path, setting
   assert (np.mean(params) > 0.9) if encoder_moves else not any(params)  # bit-identical when frozen
   assert (np.mean(stats) > 0.9) if encoder_stats_move else not any(stats)
   assert all(moved(before.params["up_0"], after.params["up_0"]))  # the decoder always trains
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_encoder_lr_scale_scales_only_the_encoder_updates(schedule):
+  params = {"encoder": {"w": np.ones(3, np.float32)}, "up_0": {"w": np.ones(3, np.float32)}}
+  grads = {"encoder": {"w": np.array([0.5, -2.0, 1.0], np.float32)}, "up_0": {"w": np.array([1.0, 3.0, -1.0],
+                                                                                              np.float32)}}
+
+  def updates(scale, steps=3):
+    config = tiny.tiny_config(freeze_encoder=False, encoder_lr_scale=scale, lr_schedule=schedule)
+    tx = state_lib.make_optimizer(config, params, total_steps=10)
+    opt, out = tx.init(params), []
+    for _ in range(steps):
+      u, opt = tx.update(grads, opt, params)
+      out.append(u)
+    return out
+
+  for full, tenth in zip(updates(1.0), updates(0.1)):
+    np.testing.assert_allclose(tenth["encoder"]["w"], 0.1 * full["encoder"]["w"], rtol=1e-5)
+    np.testing.assert_allclose(tenth["up_0"]["w"], full["up_0"]["w"], rtol=1e-6)
+    assert np.all(np.abs(full["encoder"]["w"]) > 0)
 
 
 def test_keep_checkpoints_and_example_limits(tmp_path):

@@ -18,4 +18,7 @@ def get_config():
   config.num_epochs = 1
   config.log_every_steps = 2
   config.num_samples = 2
+  # Exact comparisons (devices, restored models, twins) need one precision everywhere; "auto" would pick
+  # mixed bf16 on some CPUs only. tests/test_dtype.py covers the other policies.
+  config.dtype = "float32"
   return config

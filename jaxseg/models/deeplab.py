@@ -77,7 +77,8 @@ class DeepLabV3Plus(SegmentationModel):
     check_input_size(images)
     feats = MobileNetV2(self.alpha, last_layer=DEEPLAB_HIGH, dtype=self.dtype,
                         bn_momentum=self.encoder_bn_momentum, conv_impl=self.conv_impl,
-                        output_stride=self.output_stride, gemm_dtype=self.gemm_dtype, name="encoder")(images, train=encoder_train)
+                        output_stride=self.output_stride, gemm_dtype=self.gemm_dtype, name="encoder")(
+        images, train=encoder_train)
     high, low = feats[DEEPLAB_HIGH], feats[DEEPLAB_LOW]
     conv = lambda name, f, k=1, d=1: ConvBN(f, k, d, self.separable, self.dtype, self.decoder_bn_momentum,
                                            self.conv_impl, self.gemm_dtype, name=name)

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxseg import config_checks, data, parallel, visualize
+from jaxseg import config_checks, data, parallel, precision, visualize
 from jaxseg.errors import UserError
 from jaxseg.train import checkpoints, metrics
 from jaxseg.train.metrics_writer import MetricsWriter
@@ -67,6 +67,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     print(f"Starting a new run in {workdir}.")
     state, tx = run.fresh_state(load_encoder=True, total_steps=total_steps)
     epoch, history = 0, []
+  if config.dtype == "auto":
+    print(f"Precision: {precision.resolve_dtype_name('auto')} (config.dtype=auto on this "
+          f"{jax.default_backend().upper()}; set it to float32 to opt out).")
   jitted = run.jit_steps(tx, class_weights)
   samples = visualize.SampleSet(eval_split, config.num_samples)
   writer = MetricsWriter(workdir)

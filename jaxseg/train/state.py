@@ -37,7 +37,8 @@ def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> float 
 
 def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: int = 0
                    ) -> optax.GradientTransformation:
-  """Adam on the decoder; the encoder gets `set_to_zero` when frozen.
+  """Adam on the decoder; the encoder gets `set_to_zero` when frozen, or Adam at `encoder_lr_scale` times
+  the learning rate when fine-tuned with a scale other than 1.
 
   `optax.masked` would not do: it passes masked-out updates through unchanged, i.e. the raw gradient.
 
@@ -46,12 +47,17 @@ def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: 
     params: the parameter tree (for the frozen/trainable labels).
     total_steps: the run's optimizer steps, for a decaying learning-rate schedule.
   """
-  adam = optax.adam(learning_rate(config, total_steps))
-  if not config.freeze_encoder:
+  lr = learning_rate(config, total_steps)
+  adam = optax.adam(lr)
+  scale = config.get("encoder_lr_scale", 1.0)
+  if not config.freeze_encoder and scale == 1.0:
     return adam
-  labels = {k: jax.tree.map(lambda _, k=k: "frozen" if k == ENCODER else "train", v)
-            for k, v in params.items()}
-  return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
+  if config.freeze_encoder:  # (label "frozen": the optimizer state's key in existing checkpoints)
+    name, encoder = "frozen", optax.set_to_zero()
+  else:  # a pretrained encoder fine-tuned more gently than the freshly initialised head
+    name, encoder = "encoder", optax.adam((lambda step: scale * lr(step)) if callable(lr) else scale * lr)
+  labels = {k: jax.tree.map(lambda _, k=k: name if k == ENCODER else "train", v) for k, v in params.items()}
+  return optax.multi_transform({"train": adam, name: encoder}, labels)
 
 
 def create_state(params: Any, batch_stats: Any, tx: optax.GradientTransformation) -> TrainState:
