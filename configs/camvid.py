@@ -39,6 +39,8 @@ def get_config():
   config.augment.brightness, config.augment.contrast, config.augment.saturation = 0.1, 0.1, 0.1
   config.loss.class_weights = "median_frequency"
   config.model.decoder_bn_momentum = 0.9  # 45 steps an epoch: statistics that follow the training
+  # With the encoder trained, bf16 GEMM inputs made this U-Net's step slower (2.59 vs 2.04 s, AVX512_BF16).
+  config.dtype = "float32"
   config.log_every_steps = 10
   config.num_samples = 4
   return config

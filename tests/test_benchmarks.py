@@ -54,7 +54,7 @@ def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path, mode
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
   assert (result["resolution"], result["batch"], result["model"]) == (size, 2, model)
-  for key in ("train_step_s", "compile_s", "eval_img_s", "predict_latency_ms", "pipeline_img_s"):
+  for key in ("train_step_s", "compile_s", "eval_img_s", "infer_img_s", "predict_latency_ms", "pipeline_img_s"):
     assert result["jaxseg"][key] > 0, key
   keras_tf = result["keras_tensorflow"]
   assert "error" not in keras_tf, keras_tf
@@ -81,3 +81,19 @@ def test_matmul_peak_counts_flops():
   from benchmarks import cpu  # pylint: disable=g-import-not-at-top
   peak = cpu.matmul_peak(steps=1, n=256)
   assert set(peak) == {"float32", "bfloat16_inputs"} and all(v > 0.1 for v in peak.values()), peak
+
+
+def test_camvid_bench_times_jaxseg_and_its_keras_twin_at_the_configs_sizes(tmp_path, camvid):
+  out = tmp_path / "camvid.json"
+  cmd = [sys.executable, "-m", "benchmarks.camvid", "--root", str(camvid), "--steps", "1", "--dtypes", "float32",
+         "--json", str(out)]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  [ours] = result["jaxseg"]
+  assert ours["train_input"] == [256, 352] and ours["eval_input"] == [384, 480], ours
+  assert ours["train_step_s"] > 0 and ours["eval_img_s"] > 0 and ours["train_frames"] == 367
+  keras_tf = result["keras_tensorflow"]
+  assert "error" not in keras_tf, keras_tf
+  assert keras_tf["train_step_s"] > 0 and keras_tf["eval_img_s"] > 0
+  assert "jaxseg float32 / Keras-TF: train step" in proc.stdout
