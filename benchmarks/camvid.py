@@ -2,8 +2,7 @@
 the input pipeline, from the real frames.
 
   python -m benchmarks.camvid --root data/camvid [--config configs/camvid.py] [--steps 5] [--json FILE]
-
-  [--dtypes float32 mixed_bfloat16] [--skip-keras]
+      [--dtypes float32 mixed_bfloat16] [--skip-keras]
 
 Prints seconds per train step, images/s for training and for evaluation, the time of one epoch of the
 training split at that rate, and how many times faster the host pipeline (cached arrays -> sharded device

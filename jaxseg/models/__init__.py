@@ -22,7 +22,6 @@ __all__ = ["MobileNetV2", "UNet", "DeepLabV3Plus", "OUTPUT_STRIDES", "MODELS", "
 MODELS = {"unet_mobilenet_v2": UNet, "deeplabv3plus_mobilenet_v2": DeepLabV3Plus}
 
 
-
 def create_model(config: ml_collections.ConfigDict) -> UNet | DeepLabV3Plus:
   """Builds the model named by `config.model.name`.
 

@@ -141,7 +141,7 @@ def _shifted_sum(x: jax.Array, kernel: jax.Array, dilation: int, gemm_dtype) -> 
   xp = jnp.pad(x.astype(gemm_dtype or x.dtype), ((0, 0), (d, d), (d, d), (0, 0)))
   out = None
   for a, b in _live_taps(h, w, d):
-    term = _gemm("bhwc,co->bhwo", xp[:, a * d:a * d + h, b * d:b * d + w, :], kernel[a, b], gemm_dtype)
+    term = _gemm("bhwc,co->bhwo", _tap(xp, a * d, b * d, h, w, 1), kernel[a, b], gemm_dtype)
     out = term if out is None else out + term
   return out.astype(x.dtype)
 
@@ -173,7 +173,7 @@ def _c3_bwd(dilation, gemm_dtype, res, g):
   dk = jnp.zeros(kernel.shape, jnp.float32)
   for a, b in _live_taps(h, w, d):
     # out[i, j] += x[i + (a-1)d, j + (b-1)d] K[a, b]  =>  dK[a, b] = sum x[p] g[p - (a-1)d]
-    win = gp[:, (2 - a) * d:(2 - a) * d + h, (2 - b) * d:(2 - b) * d + w, :]
+    win = _tap(gp, (2 - a) * d, (2 - b) * d, h, w, 1)
     dk = dk.at[a, b].set(_gemm("bhwc,bhwo->co", x, win, gemm_dtype))
   return dx, dk.astype(kernel.dtype)
 
