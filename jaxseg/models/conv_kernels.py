@@ -19,6 +19,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxseg.models import winograd
+
 
 CONV_IMPLS = ("auto", "gemm", "xla")
 
@@ -102,7 +104,9 @@ def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str =
             gemm_dtype=None) -> jax.Array:
   """A 'same'-padded, stride-1, optionally atrous 3x3 convolution (DeepLab's ASPP and decoder).
 
-  "gemm": `conv3x3_gemm`, a hand-written VJP. "xla": a `lax` convolution with rhs_dilation, autodiffed.
+  "gemm": `conv3x3_gemm`, a hand-written VJP; on CPU in float32 without dilation, Winograd F(4x4, 3x3)
+  (`jaxseg.models.winograd`: 2.25 instead of 9 multiply-adds per output, forward and backward). "xla": a `lax`
+  convolution with rhs_dilation, autodiffed.
 
   Args:
     x: (B, H, W, Cin) input.
@@ -116,6 +120,9 @@ def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str =
   """
   if resolve_conv_impl(conv_impl) == "xla":
     return _lax_conv(x, kernel, 1, dilation=dilation)
+  if (dilation == 1 and x.dtype == jnp.float32 and gemm_dtype is None and jax.default_backend() == "cpu"
+      and winograd.tile_count(x.shape) >= winograd.MIN_TILES):
+    return winograd.conv3x3(x, kernel.astype(x.dtype))
   return conv3x3_gemm(x, kernel.astype(x.dtype), dilation, gemm_dtype)
 
 
