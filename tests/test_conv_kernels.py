@@ -27,6 +27,7 @@ def test_conv_transpose_matches_lax(n, m, sizes, cout):
   kernel = _rand(rng, 3, 3, sum(sizes), cout)
   ref = lambda xs, k: ops.conv_transpose3x3_s2_lax(jnp.concatenate(xs, -1), k)
   _assert_close(ops.conv_transpose3x3_s2_gemm(xs, kernel), ref(xs, kernel))
+  _assert_close(ops.conv_transpose3x3_s2(xs, kernel, "lite"), ref(xs, kernel))  # the four-phase form
   cot = _rand(rng, 2, 2 * n, 2 * m, cout)
   grads = lambda f: jax.grad(lambda xs, k: jnp.sum(f(xs, k) * cot), argnums=(0, 1))(xs, kernel)
   _assert_close(jax.jit(lambda: grads(ops.conv_transpose3x3_s2_gemm))(), grads(ref))
@@ -76,16 +77,18 @@ def test_stem_and_pointwise_match_lax(size):
       x, k1, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")))
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_xla_formulation_computes_the_same_maths(stride):
-  """conv_impl="xla" (what "auto" picks on TPU) against the GEMM formulations, all three layer kinds."""
+@pytest.mark.parametrize("stride,impl", [(1, "xla"), (2, "xla"), (1, "lite"), (2, "lite")])
+def test_lax_formulations_compute_the_same_maths(stride, impl):
+  """conv_impl="xla" (what "auto" picks on TPU) and "lite" (LiteRT export) against the GEMM formulations,
+  every layer kind."""
   rng = np.random.default_rng(stride)
   x = _rand(rng, 2, 8, 6, 4)
-  dk, sk = _rand(rng, 3, 3, 4, 1), _rand(rng, 3, 3, 4, 5)
-  _assert_close(ops.depthwise_conv3x3(x, dk, stride, "xla"), ops.depthwise_conv3x3(x, dk, stride, "gemm"))
-  _assert_close(ops.stem_conv3x3(x, sk, stride, "xla"), ops.stem_conv3x3(x, sk, stride, "gemm"))
+  dk, sk, pk = _rand(rng, 3, 3, 4, 1), _rand(rng, 3, 3, 4, 5), _rand(rng, 1, 1, 4, 3)
+  _assert_close(ops.depthwise_conv3x3(x, dk, stride, impl), ops.depthwise_conv3x3(x, dk, stride, "gemm"))
+  _assert_close(ops.stem_conv3x3(x, sk, stride, impl), ops.stem_conv3x3(x, sk, stride, "gemm"))
+  _assert_close(ops.pointwise_conv(x, pk, None, impl), ops.pointwise_conv(x, pk, None, "gemm"))
   xs, tk = (x, _rand(rng, 2, 8, 6, 3)), _rand(rng, 3, 3, 7, 2)
-  _assert_close(ops.conv_transpose3x3_s2(xs, tk, "xla"), ops.conv_transpose3x3_s2(xs, tk, "gemm"))
+  _assert_close(ops.conv_transpose3x3_s2(xs, tk, impl), ops.conv_transpose3x3_s2(xs, tk, "gemm"))
   assert ops.resolve_conv_impl("auto") == ("xla" if jax.default_backend() == "tpu" else "gemm")
   with pytest.raises(ValueError, match="conv_impl must be one of"):
     ops.resolve_conv_impl("cudnn")

@@ -18,7 +18,7 @@ class SegmentationModel(nn.Module):
       `jaxseg.precision`).
     encoder_bn_momentum: encoder BatchNorm momentum (Keras MobileNetV2: 0.999).
     decoder_bn_momentum: BatchNorm momentum after the encoder (Keras default: 0.99).
-    conv_impl: "auto", "gemm" or "xla": how convolutions are formulated (see `jaxseg.models.conv_kernels`).
+    conv_impl: "auto", "gemm", "xla" or "lite": how convolutions are formulated (see `jaxseg.models.conv_kernels`).
   """
   num_classes: int = 3
   alpha: float = 1.0

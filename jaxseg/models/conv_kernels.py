@@ -9,7 +9,10 @@ already as fast as a GEMM, with a weight gradient written as GEMMs.
 
 "xla": plain `lax` convolutions, what the TPU compiler's convolution emitter is built for.
 
-"auto" picks "gemm" on CPU and GPU, "xla" on TPU. Both compute the same maths within float rounding (tests
+"lite": "xla", except that the transposed convolution is four stride-1 convolutions, one per output phase:
+what LiteRT export uses (its converter maps every one to a builtin conv kernel, and keeps a free batch size).
+
+"auto" picks "gemm" on CPU and GPU, "xla" on TPU. All compute the same maths within float rounding (tests
 hold them to each other), so a checkpoint does not depend on the choice.
 """
 
@@ -22,11 +25,11 @@ import jax.numpy as jnp
 from jaxseg.models import winograd
 
 
-CONV_IMPLS = ("auto", "gemm", "xla")
+CONV_IMPLS = ("auto", "gemm", "xla", "lite")
 
 
 def resolve_conv_impl(conv_impl: str) -> str:
-  """"auto" -> "xla" on TPU, "gemm" elsewhere; "gemm" and "xla" pass through."""
+  """"auto" -> "xla" on TPU, "gemm" elsewhere; the others pass through."""
   if conv_impl not in CONV_IMPLS:
     raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}.")
   if conv_impl == "auto":
@@ -34,8 +37,13 @@ def resolve_conv_impl(conv_impl: str) -> str:
   return conv_impl
 
 
+def _lax_form(conv_impl: str) -> bool:
+  """Whether convolutions are `lax` convolutions ("xla" and "lite")."""
+  return resolve_conv_impl(conv_impl) in ("xla", "lite")
+
+
 def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, groups: int = 1, dilation: int = 1) -> jax.Array:
-  """A 'same'-padded (TensorFlow rule) 3x3 convolution through `lax.conv_general_dilated`."""
+  """A 'same'-padded (TensorFlow rule) convolution through `lax.conv_general_dilated`."""
   pads = [same_padding(x.shape[i], (kernel.shape[i - 1] - 1) * dilation + 1, stride) for i in (1, 2)]
   return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (stride, stride), pads,
                                       rhs_dilation=(dilation, dilation), feature_group_count=groups,
@@ -87,7 +95,7 @@ def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: s
   Returns:
     (B, ceil(H / stride), ceil(W / stride), C).
   """
-  if resolve_conv_impl(conv_impl) == "xla":
+  if _lax_form(conv_impl):
     return _lax_conv(x, kernel.reshape(3, 3, 1, -1), stride, groups=x.shape[-1], dilation=dilation)
   xp = _pad_same(x, 2 * dilation + 1, stride)
   out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
@@ -118,7 +126,7 @@ def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str =
   Returns:
     (B, H, W, Cout) in x's dtype.
   """
-  if resolve_conv_impl(conv_impl) == "xla":
+  if _lax_form(conv_impl):
     return _lax_conv(x, kernel, 1, dilation=dilation)
   if (dilation == 1 and x.dtype == jnp.float32 and gemm_dtype is None and jax.default_backend() == "cpu"
       and winograd.tile_count(x.shape) >= winograd.MIN_TILES):
@@ -203,7 +211,7 @@ def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2, conv_impl: st
   Returns:
     (B, ceil(H / stride), ceil(W / stride), Cout).
   """
-  if resolve_conv_impl(conv_impl) == "xla":
+  if _lax_form(conv_impl):
     return _lax_conv(x, kernel, stride)
   xp = _pad_same(x, 3, stride)
   out_h, out_w = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
@@ -218,9 +226,11 @@ def stem_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 2, conv_impl: st
   return out
 
 
-def pointwise_conv(x: jax.Array, kernel: jax.Array, gemm_dtype=None) -> jax.Array:
-  """A 1x1 convolution as one GEMM. kernel: (1, 1, Cin, Cout); gemm_dtype: the GEMM's input dtype (None: x's),
-  accumulated in float32."""
+def pointwise_conv(x: jax.Array, kernel: jax.Array, gemm_dtype=None, conv_impl: str = "gemm") -> jax.Array:
+  """A 1x1 convolution: one GEMM ("gemm"; gemm_dtype: its input dtype, None: x's, accumulated in float32), or a
+  `lax` convolution ("xla": what exporters map to their runtimes' conv kernels). kernel: (1, 1, Cin, Cout)."""
+  if _lax_form(conv_impl):
+    return _lax_conv(x, kernel, 1)
   if gemm_dtype is None:
     return _gemm("bhwc,co->bhwo", x, kernel[0, 0]).astype(x.dtype)
   return _matmul_cast(x, kernel[0, 0].astype(x.dtype), gemm_dtype)
@@ -384,12 +394,33 @@ def conv_transpose3x3_s2_lax(x: jax.Array, kernel: jax.Array) -> jax.Array:
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+def conv_transpose3x3_s2_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The same maths as four stride-1 `lax` convolutions, one per output phase, interleaved (the "lite"
+  formulation: exporters turn each into a plain conv kernel; LiteRT's converter mishandles this layer's
+  transposed-conv padding).
+
+  Output row 2m takes taps 0 (input row m) and 2 (row m - 1), row 2m + 1 tap 1 (row m); columns alike.
+  """
+  b, n, m, _ = x.shape
+  taps = {0: ((2, 0), (1, 0)), 1: ((1,), (0, 0))}  # phase -> (kernel taps for input offsets -1, 0; padding)
+  phases = []
+  for p in (0, 1):
+    row = []
+    for q in (0, 1):
+      k = jnp.stack([jnp.stack([kernel[a, c] for c in taps[q][0]]) for a in taps[p][0]])
+      row.append(jax.lax.conv_general_dilated(x, k, (1, 1), (taps[p][1], taps[q][1]),
+                                              dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    phases.append(jnp.stack(row, 3))  # (B, n, m, 2, O)
+  return jnp.stack(phases, 2).reshape(b, 2 * n, 2 * m, kernel.shape[-1])
+
+
 def conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array, conv_impl: str = "gemm",
                          gemm_dtype=None) -> jax.Array:
   """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`:
-  `conv_transpose3x3_s2_gemm` ("gemm", GEMM inputs in gemm_dtype) or `conv_transpose3x3_s2_lax` of the
-  concatenated inputs ("xla")."""
-  if resolve_conv_impl(conv_impl) == "xla":
+  `conv_transpose3x3_s2_gemm` ("gemm", GEMM inputs in gemm_dtype), or `conv_transpose3x3_s2_lax` ("xla") or
+  `conv_transpose3x3_s2_phases` ("lite") of the concatenated inputs."""
+  if _lax_form(conv_impl):
     x = jnp.concatenate(inputs, axis=-1)  # a no-op for one input
-    return conv_transpose3x3_s2_lax(x, kernel.astype(x.dtype))
+    form = conv_transpose3x3_s2_phases if resolve_conv_impl(conv_impl) == "lite" else conv_transpose3x3_s2_lax
+    return form(x, kernel.astype(x.dtype))
   return conv_transpose3x3_s2_gemm(tuple(inputs), kernel, gemm_dtype)

@@ -41,13 +41,13 @@ class ConvBN(nn.Module):
       dw = self.param("depthwise", init, (3, 3, x.shape[-1], 1))
       x = nn.relu(bn("depthwise_bn", conv_kernels.depthwise_conv3x3(x, dw, 1, self.conv_impl, self.dilation)))
       kernel = self.param("kernel", init, (1, 1, x.shape[-1], self.features))
-      x = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype)
+      x = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype, self.conv_impl)
     elif self.kernel_size == 3:
       kernel = self.param("kernel", init, (3, 3, x.shape[-1], self.features))
       x = conv_kernels.conv3x3(x, kernel, self.dilation, self.conv_impl, self.gemm_dtype)
     else:
       kernel = self.param("kernel", init, (1, 1, x.shape[-1], self.features))
-      x = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype)
+      x = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype, self.conv_impl)
     return nn.relu(bn("bn", x))
 
 
@@ -95,5 +95,5 @@ class DeepLabV3Plus(SegmentationModel):
     x = conv("decoder_1", self.aspp_filters, 3)(x, train)
     kernel = self.param("logits_kernel", nn.initializers.glorot_uniform(), (1, 1, x.shape[-1], self.num_classes))
     bias = self.param("logits_bias", nn.initializers.zeros, (self.num_classes,))
-    logits = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype) + bias.astype(x.dtype)
+    logits = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype, self.conv_impl) + bias.astype(x.dtype)
     return upsample_bilinear(logits.astype(jnp.float32), images.shape[1:3])

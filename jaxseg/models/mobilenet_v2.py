@@ -80,7 +80,8 @@ def relu6(x: jax.Array) -> jax.Array:
 
 
 class Conv(nn.Module):
-  """Keras `Conv2D` without bias: 1x1 as a GEMM, 3x3 stride 2 (the stem) as multiply-adds."""
+  """Keras `Conv2D` without bias: 1x1 as a GEMM, 3x3 stride 2 (the stem) as multiply-adds (with
+  conv_impl="xla" or "lite", both `lax` convolutions)."""
   features: int
   kernel_size: int = 1
   strides: int = 1
@@ -94,7 +95,7 @@ class Conv(nn.Module):
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (k, k, x.shape[-1], self.features))
     x = x.astype(self.dtype)
     if k == 1 and self.strides == 1:
-      return conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype)
+      return conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype, self.conv_impl)
     return conv_kernels.stem_conv3x3(x, kernel, self.strides, self.conv_impl)
 
 
@@ -122,7 +123,7 @@ class MobileNetV2(nn.Module):
     dtype: compute dtype; parameters stay float32.
     gemm_dtype: GEMM input dtype of the 1x1 convolutions (None: `dtype`).
     bn_momentum: BatchNorm moving-average momentum (Keras: 0.999; lower when training from scratch).
-    conv_impl: "auto", "gemm" or "xla" (see `jaxseg.models.conv_kernels`).
+    conv_impl: "auto", "gemm", "xla" or "lite" (see `jaxseg.models.conv_kernels`).
     output_stride: 32 (the classification network), 16 or 8 (atrous, for DeepLab; see `block_strides`).
   """
   alpha: float = 1.0
@@ -172,7 +173,7 @@ class MobileNetV2(nn.Module):
       out_ch = make_divisible(int(filters * self.alpha))
       steps = []
       if block_id:
-        steps += [("expand", lambda y: Conv(expansion * inputs.shape[-1], dtype=self.dtype,
+        steps += [("expand", lambda y: Conv(expansion * inputs.shape[-1], dtype=self.dtype, conv_impl=self.conv_impl,
                                             gemm_dtype=self.gemm_dtype, name=prefix + "expand")(y)),
                   ("expand_BN", lambda y: bn(prefix + "expand_BN", y)),
                   ("expand_relu", relu6)]
@@ -180,8 +181,8 @@ class MobileNetV2(nn.Module):
                                                       name=prefix + "depthwise")(y)),
                 ("depthwise_BN", lambda y: bn(prefix + "depthwise_BN", y)),
                 ("depthwise_relu", relu6),
-                ("project", lambda y: Conv(out_ch, dtype=self.dtype, gemm_dtype=self.gemm_dtype,
-                                                   name=prefix + "project")(y)),
+                ("project", lambda y: Conv(out_ch, dtype=self.dtype, conv_impl=self.conv_impl,
+                                                   gemm_dtype=self.gemm_dtype, name=prefix + "project")(y)),
                 ("project_BN", lambda y: bn(prefix + "project_BN", y))]
       for suffix, fn in steps:
         x = emit(prefix + suffix, fn(x))
@@ -192,7 +193,7 @@ class MobileNetV2(nn.Module):
     if done:
       return feats
     last = make_divisible(1280 * self.alpha) if self.alpha > 1.0 else 1280
-    x = emit("Conv_1", Conv(last, dtype=self.dtype, gemm_dtype=self.gemm_dtype, name="Conv_1")(x))
+    x = emit("Conv_1", Conv(last, dtype=self.dtype, conv_impl=self.conv_impl, gemm_dtype=self.gemm_dtype, name="Conv_1")(x))
     x = emit("Conv_1_bn", bn("Conv_1_bn", x))
     emit("out_relu", relu6(x))
     if not done:

@@ -51,9 +51,11 @@ def _tile_counts(h: int, w: int) -> tuple[int, int]:
 
 
 def tile_count(shape: tuple[int, ...]) -> int:
-  """Output tiles of a (B, H, W, C) input: the M of each of the 36 GEMMs."""
+  """Output tiles of a (B, H, W, C) input: the M of each of the 36 GEMMs (of one image where the batch size is
+  symbolic, as in an export for any batch size)."""
   th, tw = _tile_counts(*shape[1:3])
-  return shape[0] * th * tw
+  batch = shape[0] if jax.core.is_constant_dim(shape[0]) else 1
+  return batch * th * tw
 
 
 def input_planes(x: jax.Array, axes: tuple[int, int] = (1, 2)) -> list[list[jax.Array]]:
