@@ -1,7 +1,9 @@
-"""jaxseg command line: train, evaluate, predict or summarize a U-Net segmentation model.
+"""jaxseg command line: train, evaluate, predict, export or summarize a segmentation model.
 
-  python main.py --config configs/r224.py [--workdir DIR] [--mode train|eval|predict|summary|inspect]
+  python main.py --config configs/r224.py [--workdir DIR] [--mode train|eval|predict|export|summary|inspect]
                  [--config.field=value ...]
+  python main.py --config configs/r224.py --mode export --format saved_model|tflite|stablehlo [--step N]
+                 [--output DIR]
 
 Kept short on purpose: the logic lives in the jaxseg package, importable from notebooks and Colab.
 """
@@ -21,11 +23,14 @@ from ml_collections import config_flags  # pylint: disable=wrong-import-position
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Checkpoints, metrics and pictures go here (default runs/<config name>).")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "predict", "summary", "inspect"],
-                  "What to do (inspect: check and describe the dataset).")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "predict", "export", "summary", "inspect"],
+                  "What to do (inspect: check and describe the dataset; export: write a model for serving).")
 flags.DEFINE_list("images", [], "predict: image files or directories (more may follow as plain arguments).")
-flags.DEFINE_string("output", None, "predict: output directory (default <workdir>/predictions).")
-flags.DEFINE_integer("step", None, "eval/predict: checkpoint step (epoch) to restore; default the newest.")
+flags.DEFINE_string("output", None, "predict: output directory (default <workdir>/predictions); export: a new "
+                    "directory (default <workdir>/export/<format>).")
+flags.DEFINE_integer("step", None, "eval/predict/export: checkpoint step (epoch) to restore; default the newest.")
+flags.DEFINE_string("format", "saved_model", "export: saved_model, tflite or stablehlo.")
+flags.DEFINE_bool("probabilities", False, "export: also output softmax probabilities.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -48,7 +53,7 @@ def parse_flags(argv):
 def main(argv):
   from jaxseg import cli  # pylint: disable=g-import-not-at-top  # imports JAX and TF: after flag parsing
   sys.exit(cli.run(FLAGS.config, FLAGS.mode, FLAGS.workdir, FLAGS.images + argv[1:], FLAGS.output,
-                   FLAGS.step))
+                   FLAGS.step, FLAGS.format, FLAGS.probabilities))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""jaxseg: pure-JAX semantic segmentation (a U-Net over an ImageNet MobileNetV2) and its trainer."""
+"""jaxseg: pure-JAX semantic segmentation (a U-Net or DeepLabV3+ over an ImageNet MobileNetV2), its trainer
+and its exporter."""
 
 __version__ = "0.1.0"
 
@@ -13,3 +14,20 @@ def load(workdir: str, step: int | None = None, config=None):
   """
   from jaxseg import predict  # pylint: disable=g-import-not-at-top  # keep `import jaxseg` light
   return predict.load(workdir, step, config)
+
+
+def export(workdir: str, fmt: str, output: str | None = None, step: int | None = None, config=None,
+           probabilities: bool = False):
+  """Exports a trained run for serving ("saved_model", "tflite" or "stablehlo") and checks it against jaxseg.
+
+  `jaxseg.export("runs/r224", "tflite")` writes runs/r224/export/tflite/model.tflite; see `jaxseg.deploy.export`.
+  """
+  from jaxseg import deploy  # pylint: disable=g-import-not-at-top
+  return deploy.export(workdir, fmt, output, step, config, probabilities)
+
+
+def load_config(path: str, overrides: dict | None = None):
+  """The config of a config file (`get_config()` of e.g. configs/r224.py), with `overrides` applied:
+  `jaxseg.load_config("configs/r224.py", {"num_epochs": 5, "data.source": "folder"})`."""
+  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  return config_files.load_config(path, overrides)

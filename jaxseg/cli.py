@@ -13,7 +13,8 @@ def default_workdir(config: ml_collections.ConfigDict) -> str:
 
 
 def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None,
-        images: list[str] | None = None, output: str | None = None, step: int | None = None) -> int:
+        images: list[str] | None = None, output: str | None = None, step: int | None = None,
+        export_format: str = "saved_model", probabilities: bool = False) -> int:
   """Runs one mode; returns the process exit code (0 ok, 1 some predictions failed, training stopped or the
   dataset has problems, 2 a usage or input error)."""
   workdir = workdir or default_workdir(config)
@@ -21,7 +22,7 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
     print(f"error: unexpected arguments {images}: only --mode=predict takes images.", file=sys.stderr)
     return 2
   try:
-    return _run(config, mode, workdir, images or [], output, step)
+    return _run(config, mode, workdir, images or [], output, step, export_format, probabilities)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code
@@ -33,7 +34,7 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
     return 2
 
 
-def _run(config, mode, workdir, images, output, step) -> int:
+def _run(config, mode, workdir, images, output, step, export_format, probabilities) -> int:
   import jax  # pylint: disable=g-import-not-at-top
   if config.distributed:
     jax.distributed.initialize()
@@ -55,6 +56,11 @@ def _run(config, mode, workdir, images, output, step) -> int:
     return 0
   if mode == "eval":
     loop.evaluate(config, workdir, step)
+    return 0
+  if mode == "export":
+    from jaxseg import deploy  # pylint: disable=g-import-not-at-top
+    config_checks.check_config(config)
+    print(deploy.describe(deploy.export(workdir, export_format, output, step, config, probabilities)))
     return 0
   if mode == "predict":
     failures = predict.predict_files(config, workdir, images, output, step)

@@ -31,7 +31,8 @@ class PredictError(UserError):
   """An input that cannot be predicted."""
 
 
-def _config_from_checkpoint(workdir: str, step: int | None) -> ml_collections.ConfigDict:
+def config_from_checkpoint(workdir: str, step: int | None = None) -> ml_collections.ConfigDict:
+  """The config saved with checkpoint `step` (the newest if None) of the run in `workdir`."""
   mngr = checkpoints.manager(workdir, read_only=True)
   _, meta = checkpoints.read_meta(mngr, step)
   return ml_collections.ConfigDict(json.loads(meta["config"]))
@@ -47,7 +48,7 @@ class Predictor:
   """
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None):
-    config = config or _config_from_checkpoint(workdir, step)
+    config = config or config_from_checkpoint(workdir, step)
     self.run = Run(config, workdir, read_only=True)
     self.state, self.step = self.run.restore_for_inference(step)
     self.config = self.run.config  # the given config, with the trained BatchNorm momentum

@@ -4,12 +4,12 @@ and the evaluation of a saved checkpoint."""
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from jaxseg import config_checks, data, parallel, precision, visualize
 from jaxseg.errors import UserError
@@ -37,12 +37,15 @@ def _stop_reason(config, history) -> str:
   return ""
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
   """Trains (resuming from the newest checkpoint in `workdir`), evaluating and checkpointing every epoch.
 
   Args:
     config: the experiment config (see configs/default.py).
     workdir: where checkpoints, metrics.jsonl, TensorBoard events, samples/ and curves.png go.
+    on_epoch: called after each epoch's checkpoint with its history entry plus "samples" (the path of the
+      epoch's sample panel, or None), e.g. to show progress in a notebook.
 
   Returns:
     The metrics history: one dict per epoch with "epoch", "train", "val", "images_per_s".
@@ -89,12 +92,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     stop = _stop_reason(config, history)
     checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(config, epoch, history, stop))
     writer.write(history)
-    if samples:
-      samples.save(os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png"),
-                   run.predict_uint8(jitted.predict, state, samples.images), run.classes)
+    panel = os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png") if samples else None
+    if panel:
+      samples.save(panel, run.predict_uint8(jitted.predict, state, samples.images), run.classes)
     visualize.save_curves(os.path.join(workdir, "curves.png"), history)
     print(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
           f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
+    if on_epoch is not None:
+      on_epoch({**history[-1], "samples": panel})
     if stop:
       print(f"Stopping early: {stop}.")
   writer.close()

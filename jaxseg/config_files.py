@@ -1,0 +1,45 @@
+"""Config files as Python modules (`get_config()`), loaded by path with dotted-key overrides: what main.py's
+`--config` and `--config.field=value` flags do, for notebooks and scripts."""
+
+import importlib.util
+import os
+from typing import Any
+
+import ml_collections
+
+from jaxseg.config_checks import ConfigError
+
+
+def load_config(path: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
+  """`get_config()` of the config file at `path`, with `overrides` ({"data.source": "folder", ...}) applied.
+
+  Args:
+    path: a config file such as configs/r224.py (variants import `configs.default`, so the repository root
+      must be importable: run from it).
+    overrides: dotted field names -> values; each field must exist in the config.
+
+  Raises:
+    ConfigError: a missing or broken file, or an override of a field that does not exist.
+  """
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path} not found (the configs are in configs/, e.g. configs/r224.py).")
+  spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+    config = module.get_config()
+  except (ImportError, AttributeError, SyntaxError) as e:
+    raise ConfigError(f"cannot load config file {path}: {type(e).__name__}: {e}. Run from the repository root "
+                      "(configs import configs.default) and give the file a get_config().") from None
+  for key, value in (overrides or {}).items():
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+      node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+      raise ConfigError(f"config override {key!r}: no such field in {path} (see configs/default.py).")
+    try:
+      node[leaf] = value
+    except (TypeError, ValueError) as e:
+      raise ConfigError(f"config override {key}={value!r}: {e}") from None
+  return config

@@ -1,0 +1,116 @@
+"""Export: every format of every registered model written from a trained checkpoint, reloaded in its own
+runtime (TensorFlow, the LiteRT interpreter, `jax.export.deserialize`) and compared with jaxseg's predictor
+at several batch sizes; bad formats, missing checkpoints and occupied outputs refused without writing."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import jaxseg
+import tiny
+from jaxseg import deploy, models
+from jaxseg.errors import UserError
+from jaxseg.train import loop
+
+
+@pytest.fixture(scope="module", params=sorted(models.MODELS))
+def trained(request, tmp_path_factory):
+  """(config, workdir) of a one-epoch tiny run of each registered model."""
+  workdir = tmp_path_factory.mktemp(request.param)
+  config = tiny.tiny_config(**{"model.name": request.param, "num_epochs": 1})
+  loop.train_and_evaluate(config, str(workdir))
+  return config, str(workdir)
+
+
+def _jaxseg_logits(workdir, images):
+  predictor = jaxseg.load(workdir)
+  return np.asarray(predictor._logits(predictor.variables, images))  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("fmt", deploy.FORMATS)
+def test_export_runs_back_in_its_runtime_and_matches_jaxseg(trained, tmp_path, fmt):
+  config, workdir = trained
+  out = tmp_path / "out"
+  result = jaxseg.export(workdir, fmt, output=str(out), probabilities=True)
+  assert result.check["ok"] and result.check["images"] == 3
+  assert os.path.exists(result.path) and result.size_bytes > 100_000  # the weights are in it
+  meta = json.loads((out / "jaxseg_export.json").read_text())
+  assert meta["format"] == fmt and meta["input"]["shape"] == [None, 32, 32, 3]
+  assert meta["class_names"] == list(config.data.class_names) and meta["model"] == config.model.name
+  assert not [p for p in os.listdir(tmp_path) if p != "out"], "temporary files left beside the output"
+
+  run = deploy.load_exported(str(out), fmt)
+  images = tiny.synthetic_photos(5, 32, 32)
+  want = _jaxseg_logits(workdir, images)
+  for batch in (images[:1], images):  # any batch size
+    got = run(batch)
+    assert set(got) == {"classes", "logits", "probabilities"}
+    n = len(batch)
+    assert got["classes"].shape == (n, 32, 32) and got["logits"].shape == (n, 32, 32, config.num_classes)
+    check = deploy.parity(got, want[:n])
+    assert check["ok"], check
+    np.testing.assert_allclose(got["probabilities"], jax.nn.softmax(want[:n], -1), atol=1e-5)
+    np.testing.assert_allclose(got["probabilities"].sum(-1), 1.0, atol=1e-5)
+
+
+def test_the_parity_check_fails_on_a_different_model():
+  logits = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
+  same = {"logits": logits + 1e-6, "classes": np.argmax(logits, -1)}
+  assert deploy.parity(same, logits)["ok"]
+  shifted = {"logits": logits + 1e-2, "classes": np.argmax(logits, -1)}
+  assert not deploy.parity(shifted, logits)["ok"]
+  flipped = {"logits": logits, "classes": np.argmax(logits[:, ::-1], -1)}
+  assert not deploy.parity(flipped, logits)["ok"]
+
+
+def test_first_argmax_is_argmax_with_ties():
+  x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0], [-1.0, -5.0, 0.0]], np.float32)
+  np.testing.assert_array_equal(deploy.first_argmax(x), np.argmax(x, -1))
+
+
+def test_a_failed_check_writes_nothing(trained, tmp_path, monkeypatch):
+  _, workdir = trained
+  monkeypatch.setattr(deploy, "parity", lambda *a: {"logits_max_abs_diff": 1.0, "logits_scale": 1.0,
+                                                      "class_agreement": 0.5, "ok": False})
+  with pytest.raises(deploy.ExportError, match="does not match jaxseg"):
+    jaxseg.export(workdir, "stablehlo", output=str(tmp_path / "out"))
+  assert os.listdir(tmp_path) == []
+
+
+def test_bad_format_missing_checkpoint_and_occupied_output_write_nothing(trained, tmp_path):
+  _, workdir = trained
+  with pytest.raises(deploy.ExportError, match="unknown export format 'onnx'"):
+    jaxseg.export(workdir, "onnx", output=str(tmp_path / "a"))
+  with pytest.raises(UserError, match="no checkpoint"):
+    jaxseg.export(str(tmp_path / "empty_run"), "stablehlo", output=str(tmp_path / "b"),
+                  config=tiny.tiny_config())
+  occupied = tmp_path / "c"
+  occupied.mkdir()
+  (occupied / "keep.txt").write_text("mine")
+  with pytest.raises(deploy.ExportError, match="exists and is not an empty directory"):
+    jaxseg.export(workdir, "stablehlo", output=str(occupied))
+  assert sorted(os.listdir(tmp_path)) == ["c"] and os.listdir(occupied) == ["keep.txt"]
+  assert (occupied / "keep.txt").read_text() == "mine"
+
+
+def test_command_line_export_and_its_errors(trained, tmp_path):
+  config, workdir = trained
+  if config.model.name != "unet_mobilenet_v2":
+    pytest.skip("the command line is the same for every model")
+  out = tmp_path / "hlo"
+  ok = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "stablehlo", "--output", str(out),
+                    "--step", "1")
+  assert ok.returncode == 0, ok.stderr
+  assert "Exported stablehlo (step 1)" in ok.stdout and ": OK." in ok.stdout
+  assert (out / "model.stablehlo").is_file()
+  again = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "stablehlo", "--output", str(out))
+  bad = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "onnx", "--output",
+                     str(tmp_path / "x"))
+  for proc, words in ((again, "exists and is not an empty directory"), (bad, "unknown export format")):
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], proc.stderr
+  assert not (tmp_path / "x").exists()
