@@ -5,10 +5,12 @@ The exported function takes uint8 images (any batch size, at the training data's
 the normalisation itself; it returns `classes` (B, H, W) int32, `logits` (B, H, W, C) float32 (to resize
 back to a photo's own size before the argmax, as `jaxseg.load` does) and, if asked, `probabilities`.
 
-  SavedModel: `jax2tf` (the model as one StableHLO call, lowered for the CPU), signature "serving_default".
-  LiteRT: that SavedModel through TensorFlow's converter, TFLite builtin ops only; the model is built with
-    conv_impl="lite" (plain `lax` convolutions), which the converter maps to LiteRT's own conv kernels.
-  StableHLO: `jax.export`, reloaded with `jax.export.deserialize(...).call(images)`.
+  SavedModel: `jax2tf` (the model as one StableHLO call, lowered for CPU, CUDA and TPU), signature
+    "serving_default".
+  LiteRT: a SavedModel lowered for the CPU, of the model built with conv_impl="lite" (plain `lax`
+    convolutions), through TensorFlow's converter into TFLite builtin ops (its own conv kernels).
+  StableHLO: `jax.export` (lowered for CPU, CUDA and TPU), reloaded with
+    `jax.export.deserialize(...).call(images)`.
 
 Exports run in float32 whatever precision training used. Everything is written beside the output
 directory first and moved into place only after the check passed: a failed export leaves nothing behind.
@@ -32,6 +34,7 @@ from jaxseg.errors import UserError
 from jaxseg.train import steps
 
 FORMATS = ("saved_model", "tflite", "stablehlo")
+PLATFORMS = ("cpu", "cuda", "tpu")  # SavedModel and StableHLO run on any of these, wherever they were exported
 FILES = {"saved_model": "", "tflite": "model.tflite", "stablehlo": "model.stablehlo"}  # "": the directory
 LOGITS_TOLERANCE = 1e-4  # max |exported - jaxseg| logit, relative to the logits' scale (at least 1)
 MIN_AGREEMENT = 0.999  # fraction of pixels whose class must be identical
@@ -91,16 +94,17 @@ def _export_config(config: ml_collections.ConfigDict, fmt: str) -> ml_collection
 
 def _write_stablehlo(fn: Callable, size: tuple[int, int], path: str) -> None:
   shape = jax.export.symbolic_shape(f"b, {size[0]}, {size[1]}, 3")
-  exported = jax.export.export(jax.jit(fn))(jax.ShapeDtypeStruct(shape, jnp.uint8))
+  exported = jax.export.export(jax.jit(fn), platforms=PLATFORMS)(jax.ShapeDtypeStruct(shape, jnp.uint8))
   with open(os.path.join(path, FILES["stablehlo"]), "wb") as f:
     f.write(exported.serialize())
 
 
-def _write_saved_model(fn: Callable, size: tuple[int, int], path: str) -> None:
+def _write_saved_model(fn: Callable, size: tuple[int, int], path: str,
+                       platforms: tuple[str, ...] = PLATFORMS) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
   tf_fn = jax2tf.convert(fn, polymorphic_shapes=[f"(b, {size[0]}, {size[1]}, 3)"], with_gradient=False,
-                         native_serialization_platforms=("cpu",))
+                         native_serialization_platforms=platforms)
   module = tf.Module()
   module.serve = tf.function(tf_fn, autograph=False, input_signature=[
       tf.TensorSpec((None, *size, 3), tf.uint8, name="images")])
@@ -110,7 +114,7 @@ def _write_saved_model(fn: Callable, size: tuple[int, int], path: str) -> None:
 def _write_tflite(fn: Callable, size: tuple[int, int], path: str) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory(prefix="jaxseg_saved_model_") as saved:
-    _write_saved_model(fn, size, saved)
+    _write_saved_model(fn, size, saved, ("cpu",))  # the converter takes one platform's module
     converter = tf.lite.TFLiteConverter.from_saved_model(saved)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     flatbuffer = converter.convert()
