@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxseg import data
+from jaxseg import data, models
 from jaxseg.errors import UserError
 from jaxseg.train import steps
 
@@ -123,7 +123,8 @@ def _write_tflite(fn: Callable, size: tuple[int, int], path: str) -> None:
 
 
 def load_exported(path: str, fmt: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-  """The exported model in `path` (an export's output directory) as a function of uint8 images (numpy).
+  """The exported model in `path` (an export's output directory) as a function of uint8 images (numpy); LiteRT
+  runs on all CPU cores.
 
   Args:
     path: the directory `export` wrote.
@@ -139,7 +140,7 @@ def load_exported(path: str, fmt: str) -> Callable[[np.ndarray], dict[str, np.nd
     return lambda images: {k: v.numpy() for k, v in serve(images=tf.constant(images)).items()}
   with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": the ai_edge_litert one is not installed
     warnings.simplefilter("ignore", UserWarning)
-    interpreter = tf.lite.Interpreter(model_path=os.path.join(path, FILES[fmt]))
+    interpreter = tf.lite.Interpreter(model_path=os.path.join(path, FILES[fmt]), num_threads=os.cpu_count())
   runner = interpreter.get_signature_runner()
   return lambda images: runner(images=np.asarray(images, np.uint8))
 
@@ -193,7 +194,10 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
   size = data.stored_size(predictor.config)
   fn = serving_function(predictor.run.model, predictor.variables, probabilities)
   images = _check_images(size, check_images)
-  reference = np.asarray(jax.jit(fn)(images)["logits"])
+  # The reference is jaxseg's own float32 prediction, in the convolution formulation the config names (the
+  # LiteRT export is built in another).
+  own = models.create_model(_export_config(config, "stablehlo"))
+  reference = np.asarray(jax.jit(serving_function(own, predictor.variables))(images)["logits"])
   parent = os.path.dirname(output)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.", dir=parent)
