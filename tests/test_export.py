@@ -109,8 +109,11 @@ def test_command_line_export_and_its_errors(trained, tmp_path):
   again = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "stablehlo", "--output", str(out))
   bad = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "onnx", "--output",
                      str(tmp_path / "x"))
-  for proc, words in ((again, "exists and is not an empty directory"), (bad, "unknown export format")):
+  untrained = tiny.main_py("--workdir", str(tmp_path / "no_run"), "--mode", "export", "--format", "tflite",
+                           "--output", str(tmp_path / "x"))
+  for proc, words in ((again, "exists and is not an empty directory"), (bad, "unknown export format"),
+                      (untrained, "no checkpoint")):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], proc.stderr
-  assert not (tmp_path / "x").exists()
+  assert not (tmp_path / "x").exists() and not (tmp_path / "no_run").exists()
