@@ -114,7 +114,7 @@ def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str =
 
   "gemm": `conv3x3_gemm`, a hand-written VJP; on CPU without dilation, from `winograd.MIN_TILES` tiles,
   Winograd F(4x4, 3x3) in float32 (`jaxseg.models.winograd`: 2.25 instead of 9 multiply-adds per output,
-  forward and backward), whatever `gemm_dtype` says. "xla": a `lax`
+  forward and backward) unless `gemm_dtype` asks for bf16 GEMM inputs. "xla": a `lax`
   convolution with rhs_dilation, autodiffed.
 
   Args:
@@ -129,9 +129,10 @@ def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str =
   """
   if _lax_form(conv_impl):
     return _lax_conv(x, kernel, 1, dilation=dilation)
-  # Winograd in float32 also under bf16 GEMM inputs: its float32 GEMMs beat nine shifted bf16 ones (224 px,
-  # batch 64, 304 -> 256 channels: forward 1.05 against 1.67 s, with both gradients 3.24 against 3.72 s).
-  if (dilation == 1 and x.dtype == jnp.float32 and jax.default_backend() == "cpu"
+  # Not under bf16 GEMM inputs: with nine shifted bf16 GEMMs the DeepLab step was as fast or faster (0.47x
+  # against 0.55x Keras-TF's step at 128 px, 0.65x against 0.64x at 224), though one such convolution alone
+  # was faster as float32 Winograd (3.24 against 3.72 s).
+  if (dilation == 1 and x.dtype == jnp.float32 and gemm_dtype is None and jax.default_backend() == "cpu"
       and winograd.tile_count(x.shape) >= winograd.MIN_TILES):
     return winograd.conv3x3(x, kernel.astype(x.dtype))
   return conv3x3_gemm(x, kernel.astype(x.dtype), dilation, gemm_dtype)
