@@ -199,6 +199,7 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
   own = models.create_model(_export_config(config, "stablehlo"))
   reference = np.asarray(jax.jit(serving_function(own, predictor.variables))(images)["logits"])
   parent = os.path.dirname(output)
+  made_parent = not os.path.isdir(parent)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.", dir=parent)
   try:
@@ -220,6 +221,8 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
     os.replace(tmp, output)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
+    if made_parent:
+      shutil.rmtree(parent, ignore_errors=True)
     raise
   path = os.path.join(output, FILES[fmt]) if FILES[fmt] else output
   size_bytes = (os.path.getsize(path) if os.path.isfile(path) else

@@ -76,8 +76,8 @@ def test_a_failed_check_writes_nothing(trained, tmp_path, monkeypatch):
   monkeypatch.setattr(deploy, "parity", lambda *a: {"logits_max_abs_diff": 1.0, "logits_scale": 1.0,
                                                       "class_agreement": 0.5, "ok": False})
   with pytest.raises(deploy.ExportError, match="does not match jaxseg"):
-    jaxseg.export(workdir, "stablehlo", output=str(tmp_path / "out"))
-  assert os.listdir(tmp_path) == []
+    jaxseg.export(workdir, "stablehlo", output=str(tmp_path / "new" / "out"))
+  assert os.listdir(tmp_path) == []  # not even the parent directory it made
 
 
 def test_bad_format_missing_checkpoint_and_occupied_output_write_nothing(trained, tmp_path):
