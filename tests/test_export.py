@@ -96,10 +96,9 @@ def test_bad_format_missing_checkpoint_and_occupied_output_write_nothing(trained
   assert (occupied / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("trained", ["unet_mobilenet_v2"], indirect=True)  # the same for every model
 def test_command_line_export_and_its_errors(trained, tmp_path):
-  config, workdir = trained
-  if config.model.name != "unet_mobilenet_v2":
-    pytest.skip("the command line is the same for every model")
+  _, workdir = trained
   out = tmp_path / "hlo"
   ok = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "stablehlo", "--output", str(out),
                     "--step", "1")
