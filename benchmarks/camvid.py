@@ -12,7 +12,6 @@ the same shapes, and the ratios.
 """
 
 import argparse
-import importlib.util
 import json
 import tempfile
 import sys
@@ -26,13 +25,9 @@ from benchmarks.harness import cpu_flags, machine, run_keras, timed
 
 
 def _config(path: str, root: str):
-  spec = importlib.util.spec_from_file_location("camvid_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  config.data.root = root
-  config.encoder_weights = "none"  # speed does not depend on the weights' values
-  return config
+  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  # encoder_weights: speed does not depend on the weights' values
+  return config_files.load_config(path, {"data.root": root, "encoder_weights": "none"})
 
 
 def bench(config, steps: int) -> dict:

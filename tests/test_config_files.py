@@ -1,0 +1,24 @@
+"""Config files loaded by path with dotted overrides (what notebooks use instead of main.py's flags)."""
+
+import pytest
+
+import jaxseg
+from jaxseg.config_checks import ConfigError
+
+
+def test_a_config_file_with_overrides():
+  config = jaxseg.load_config("configs/r224.py", {"num_epochs": 3, "data.source": "folder", "model.alpha": 0.5})
+  assert config.image_size == 224 and config.name == "r224"  # the variant's own fields
+  assert (config.num_epochs, config.data.source, config.model.alpha) == (3, "folder", 0.5)
+  assert jaxseg.load_config("configs/r224.py").num_epochs == 20  # a fresh config each time
+
+
+@pytest.mark.parametrize("path,overrides,words", [
+    ("configs/nope.py", None, "config file configs/nope.py not found"),
+    ("configs/r224.py", {"data.sauce": "folder"}, "'data.sauce': no such field"),
+    ("configs/r224.py", {"nmu_epochs": 3}, "'nmu_epochs': no such field"),
+    ("configs/r224.py", {"num_epochs": "many"}, "num_epochs='many'"),
+])
+def test_mistakes_are_one_clear_error(path, overrides, words):
+  with pytest.raises(ConfigError, match=words):
+    jaxseg.load_config(path, overrides)
