@@ -89,28 +89,27 @@ def _output(products: list[list[jax.Array]], h: int, w: int) -> jax.Array:
   return y.reshape(b, M * th, M * tw, c)[:, :h, :w]
 
 
-def _conv(x: jax.Array, kernel: jax.Array) -> tuple[jax.Array, list[list[jax.Array]]]:
-  """The convolution, and the transformed input planes (the weight gradient needs them again)."""
+def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   u = kernel_transform(kernel)
   v = input_planes(x)
   products = [[jnp.einsum("bhwc,co->bhwo", v[i][j], u[i, j]) for j in range(N)] for i in range(N)]
-  return _output(products, *x.shape[1:3]), v
+  return _output(products, *x.shape[1:3])
 
 
 @jax.custom_vjp
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """'same' stride-1 3x3 convolution. x: (B, H, W, Cin) float32; kernel: (3, 3, Cin, Cout) float32."""
-  return _conv(x, kernel)[0]
+  return _conv(x, kernel)
 
 
 def _fwd(x, kernel):
   # x, not its planes (2.25x its size), is kept: recomputing them measured as fast as storing them.
-  return _conv(x, kernel)[0], (x, kernel)
+  return _conv(x, kernel), (x, kernel)
 
 
 def _bwd(res, g):
   x, kernel = res
-  dx, _ = _conv(g, kernel[::-1, ::-1].transpose(0, 1, 3, 2))
+  dx = _conv(g, kernel[::-1, ::-1].transpose(0, 1, 3, 2))
   h, w = x.shape[1:3]
   th, tw = _tile_counts(h, w)
   gp = jnp.pad(g, ((0, 0), (0, M * th - h), (0, M * tw - w), (0, 0)))
