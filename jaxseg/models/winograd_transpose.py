@@ -1,0 +1,105 @@
+"""The U-Net decoder's transposed convolution (3x3, stride 2, 'same') in Winograd form: 25 instead of 36
+multiply-adds per 2x2 block of input pixels, for the forward.
+
+Output pixel (2i + r, 2j + c) of a stride-2 transposed convolution only sees the kernel taps of its phase
+(r, c): along an axis, even outputs take tap 0 from input i and tap 2 from input i - 1, odd outputs tap 1
+from input i. So phase (0, 0) is a 2x2 convolution, phases (0, 1) and (1, 0) 2x1 and 1x2 ones and phase (1, 1)
+a 1x1 one. Over tiles of 2x2 input pixels, Winograd's F(2, 2) computes a 2-tap filter's two outputs from three
+transformed inputs (d0 - d1, d1, d2 - d1 for inputs i - 1, i, i + 1) with three products instead of four; the
+one-tap phase reads the same transformed inputs (d1 and d2 = (d2 - d1) + d1). On both axes that makes nine
+transformed planes of the input, each multiplied in one GEMM by the transformed kernels of every phase that
+reads it (1, 2 or 4 of them: 25 kernel products instead of 36), and an output transform of additions only.
+The transforms' coefficients are 0 and +-1, so float32 results stay within rounding of the direct form.
+
+The decoder is GEMM-bound on CPU (its GEMMs were ~80% of the U-Net's eval step), so the forward runs this way
+on CPU in float32; the backward stays the GEMM + im2col form of `conv_kernels`.
+"""
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+# Phase parity -> {transformed input index alpha: the kernel taps summed into its transformed kernel}.
+_KERNEL_TAPS = ({0: (2,), 1: (2, 0), 2: (0,)}, {1: (1,), 2: (1,)})
+# Phase parity -> output transform: output s of a tile = sum over alpha of _OUT[parity][s][alpha] * m[alpha].
+_OUT = (((1, 1, 0), (0, 1, 1)), ((0, 1, 0), (0, 1, 1)))
+
+# Below this many output channels the per-plane GEMMs get too narrow to pay (the logits layer).
+MIN_FEATURES = 32
+
+
+def _input_transform(x: jax.Array, axis: int) -> list[jax.Array]:
+  """Along `axis` (length L), tiles t of two inputs: [x[2t - 1] - x[2t], x[2t], x[2t + 1] - x[2t]], zero
+  outside x; each of length ceil(L / 2)."""
+  length = x.shape[axis]
+  tiles = -(-length // 2)
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (1, 2 * tiles - length)
+  xp = jnp.pad(x, pad)  # xp[k] = x[k - 1]
+  take = lambda start: jax.lax.slice_in_dim(xp, start, start + 2 * tiles - 1, 2, axis)
+  prev, cur, nxt = take(0), take(1), take(2)
+  return [prev - cur, cur, nxt - cur]
+
+
+def _kernel_transform(kernel: jax.Array, alpha: int, beta: int, r: int, c: int) -> jax.Array:
+  """The (Cin, O) kernel that transformed plane (alpha, beta) is multiplied by for output phase (r, c)."""
+  out = None
+  for a in _KERNEL_TAPS[r][alpha]:
+    for b in _KERNEL_TAPS[c][beta]:
+      out = kernel[a, b] if out is None else out + kernel[a, b]
+  return out
+
+
+def _phases(alpha: int, beta: int) -> list[tuple[int, int]]:
+  return [(r, c) for r in (0, 1) for c in (0, 1) if alpha in _KERNEL_TAPS[r] and beta in _KERNEL_TAPS[c]]
+
+
+def conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
+  """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`.
+
+  Args:
+    inputs: arrays (B, n, m, C_k) sharing B, n, m.
+    kernel: (3, 3, sum C_k, O) as `conv_kernels.conv_transpose3x3_s2_gemm` takes it.
+
+  Returns:
+    (B, 2n, 2m, O) in the inputs' dtype.
+  """
+  bsz, n, m, _ = inputs[0].shape
+  o = kernel.shape[-1]
+  kernel = kernel.astype(inputs[0].dtype)
+  # products[(r, c)][alpha][beta]: the (B, T, S, O) product of plane (alpha, beta) for phase (r, c)
+  products = {(r, c): {} for r in (0, 1) for c in (0, 1)}
+  planes_k, off = [], 0
+  for x in inputs:
+    cin = x.shape[-1]
+    planes_k.append(([_input_transform(u, 2) for u in _input_transform(x, 1)], kernel[:, :, off:off + cin]))
+    off += cin
+  for alpha in range(3):
+    for beta in range(3):
+      phases = _phases(alpha, beta)
+      acc = None
+      for planes, k in planes_k:
+        u = planes[alpha][beta]
+        w = jnp.concatenate([_kernel_transform(k, alpha, beta, r, c) for r, c in phases], axis=-1)
+        y = jnp.dot(u.reshape(-1, u.shape[-1]), w, preferred_element_type=jnp.float32)
+        acc = y if acc is None else acc + y
+      acc = acc.astype(inputs[0].dtype).reshape(*planes_k[0][0][alpha][beta].shape[:3], len(phases), o)
+      for i, rc in enumerate(phases):
+        products[rc].setdefault(alpha, {})[beta] = acc[..., i, :]
+  rows_out = []
+  for s in (0, 1):
+    for r in (0, 1):
+      cols_out = []
+      for q in (0, 1):
+        for c in (0, 1):
+          out = None
+          for alpha, by_beta in products[(r, c)].items():
+            for beta, prod in by_beta.items():
+              if _OUT[r][s][alpha] and _OUT[c][q][beta]:
+                out = prod if out is None else out + prod
+          cols_out.append(out)
+      rows_out.append(jnp.stack(cols_out, axis=3))  # (B, T, S, 4, O): column offset 2q + c
+  y = jnp.stack(rows_out, axis=2)  # (B, T, 4, S, 4, O): row offset 2s + r
+  t, sdim = y.shape[1], y.shape[3]
+  return y.reshape(bsz, 4 * t, 4 * sdim, o)[:, :2 * n, :2 * m]
