@@ -42,15 +42,19 @@ def test_every_tap_lands_where_the_scatter_puts_it():
 
 
 def test_dispatch_keeps_the_gemm_backward():
-  """Wide layers on CPU in float32 take the Winograd forward inside the custom VJP; values and both
-  gradients still match autodiff of the `lax` form."""
+  """Wide, large layers on CPU in float32 take the Winograd forward inside the custom VJP; values and both
+  gradients still match autodiff of the `lax` form. Narrow layers, small maps and bf16 GEMMs do not."""
   rng = np.random.default_rng(0)
-  xs = (jnp.asarray(rng.normal(size=(2, 4, 6, 5)), jnp.float32),
-        jnp.asarray(rng.normal(size=(2, 4, 6, 3)), jnp.float32))
+  # 2 x 16 x 32 tiles of 2x2 pixels (the odd width padded): exactly the threshold
+  xs = (jnp.asarray(rng.normal(size=(2, 32, 63, 5)), jnp.float32),
+        jnp.asarray(rng.normal(size=(2, 32, 63, 3)), jnp.float32))
+  assert winograd_transpose.tile_count(xs[0].shape) == winograd_transpose.MIN_TILES
   kernel = jnp.asarray(rng.normal(size=(3, 3, 8, winograd_transpose.MIN_FEATURES)), jnp.float32)
   assert conv_kernels._winograd_applies(xs, kernel, None) == (jax.default_backend() == "cpu")
   assert not conv_kernels._winograd_applies(xs, kernel, jnp.bfloat16)
-  cot = jnp.asarray(rng.normal(size=(2, 8, 12, kernel.shape[-1])), jnp.float32)
+  assert not conv_kernels._winograd_applies(xs, kernel[..., :-1], None)
+  assert not conv_kernels._winograd_applies(tuple(x[:1] for x in xs), kernel, None)  # one image: 512 tiles
+  cot = jnp.asarray(rng.normal(size=(2, 64, 126, kernel.shape[-1])), jnp.float32)
   loss = lambda f: lambda xs, k: jnp.sum(f(xs, k) * cot)
   with jax.default_matmul_precision("highest"):
     got = jax.value_and_grad(loss(conv_kernels.conv_transpose3x3_s2_gemm), argnums=(0, 1))(xs, kernel)

@@ -241,7 +241,8 @@ def _gemm(spec: str, a: jax.Array, b: jax.Array, gemm_dtype=None) -> jax.Array:
 # Every input pixel (i, j) adds x[i, j] @ K[a, b] to output pixel (2i + a, 2j + b), a, b in {0, 1, 2}; the
 # row/column 2n that tap 2 of the last pixel reaches is cropped. Forward: one GEMM to all nine taps, then a
 # col2im that sums at most four shifted taps into each of the four output phases (on CPU in float32, from
-# 32 output channels, the Winograd form of `winograd_transpose` instead: 25 / 36 of the GEMM work). Backward is written by
+# 32 output channels and 1024 input tiles, the Winograd form of `winograd_transpose` instead: 25 / 36 of the
+# GEMM work). Backward is written by
 # hand: autodiff of the col2im pads nine copies, and of a concatenated input it would compute the input
 # gradient of frozen skip channels too. Taking the inputs as a sequence (the decoder's [upsampled, skip])
 # keeps one GEMM per input, so XLA drops the unused skip-input gradient and no concatenation is built.
@@ -318,9 +319,10 @@ def conv_transpose3x3_s2_gemm(inputs: Sequence[jax.Array], kernel: jax.Array, ge
 
 
 def _winograd_applies(inputs, kernel, gemm_dtype) -> bool:
-  """The Winograd forward (`winograd_transpose`): on CPU, in float32, for layers wide enough."""
+  """The Winograd forward (`winograd_transpose`): on CPU, in float32, for layers wide and large enough."""
   return (gemm_dtype is None and inputs[0].dtype == jnp.float32 and jax.default_backend() == "cpu"
-          and kernel.shape[-1] >= winograd_transpose.MIN_FEATURES)
+          and kernel.shape[-1] >= winograd_transpose.MIN_FEATURES
+          and winograd_transpose.tile_count(inputs[0].shape) >= winograd_transpose.MIN_TILES)
 
 
 def _ct_fwd(inputs, kernel, gemm_dtype):
