@@ -8,7 +8,7 @@ from conftest import REPO
 # Bottom to top. A module may import only modules listed before it (a package's __init__ counts as the
 # package name, e.g. "models").
 ORDER = ["allocator", "errors", "files", "precision",
-         "models.winograd", "models.winograd_transpose", "models.depthwise", "models.conv_kernels", "models.mobilenet_v2", "models.base", "models.unet", "models.deeplab",
+         "models.winograd", "models.gemms", "models.winograd_transpose", "models.depthwise", "models.conv_kernels", "models.mobilenet_v2", "models.base", "models.unet", "models.deeplab",
          "models.summary", "models.keras_port",
          "models", "data.labels", "data.geometry", "data.images", "data.synthetic", "data.transforms",
          "data.sources", "data.inspect", "data.splits", "data.batching", "data", "train.losses", "parallel",

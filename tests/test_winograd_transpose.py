@@ -29,6 +29,21 @@ def test_matches_lax(n, m, sizes, cout):
   np.testing.assert_allclose(got, want, atol=2e-5 * float(jnp.abs(want).max()))
 
 
+@pytest.mark.parametrize("n,m,sizes,cout", [(4, 4, (8,), 5), (5, 3, (3, 6), 7), (7, 8, (16, 4, 2), 1),
+                                            (1, 1, (2,), 3)])
+def test_backward_matches_autodiff_of_lax(n, m, sizes, cout):
+  rng = np.random.default_rng(n * 10 + m + 1)
+  xs = tuple(jnp.asarray(rng.normal(size=(2, n, m, c)), jnp.float32) for c in sizes)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, sum(sizes), cout)), jnp.float32)
+  g = jnp.asarray(rng.normal(size=(2, 2 * n, 2 * m, cout)), jnp.float32)
+  want_dxs, want_dk = jax.vjp(_reference, xs, kernel)[1](g)
+  with jax.default_matmul_precision("highest"):
+    dxs, dk = jax.jit(winograd_transpose.backward)(xs, kernel, g)
+  for got, want in zip((*dxs, dk), (*want_dxs, want_dk)):
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=2e-5 * float(jnp.abs(want).max()))
+
+
 def test_every_tap_lands_where_the_scatter_puts_it():
   """One input pixel, one kernel tap at a time: out[2i + a, 2j + b] = x[i, j] K[a, b], nothing elsewhere."""
   x = jnp.zeros((1, 4, 4, 1)).at[0, 1, 2, 0].set(1.0)
@@ -41,18 +56,21 @@ def test_every_tap_lands_where_the_scatter_puts_it():
       np.testing.assert_array_equal(out, want)
 
 
-def test_dispatch_keeps_the_gemm_backward():
-  """Wide, large layers on CPU in float32 take the Winograd forward inside the custom VJP; values and both
-  gradients still match autodiff of the `lax` form. Narrow layers, small maps and bf16 GEMMs do not."""
+def test_dispatch_in_the_custom_vjp():
+  """Wide, large layers on CPU in float32 take the Winograd forward and backward inside the custom VJP;
+  values and both gradients match autodiff of the `lax` form. Narrow layers, small maps and bf16 GEMMs do not."""
   rng = np.random.default_rng(0)
   # 2 x 16 x 32 tiles of 2x2 pixels (the odd width padded): exactly the threshold
   xs = (jnp.asarray(rng.normal(size=(2, 32, 63, 5)), jnp.float32),
         jnp.asarray(rng.normal(size=(2, 32, 63, 3)), jnp.float32))
   assert winograd_transpose.tile_count(xs[0].shape) == winograd_transpose.MIN_TILES
-  kernel = jnp.asarray(rng.normal(size=(3, 3, 8, winograd_transpose.MIN_FEATURES)), jnp.float32)
-  assert conv_kernels._winograd_applies(xs, kernel, None) == (jax.default_backend() == "cpu")
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 8, winograd_transpose.MIN_FEATURES_BACKWARD)), jnp.float32)
+  on_cpu = jax.default_backend() == "cpu"
+  assert conv_kernels._winograd_applies(xs, kernel, None) == on_cpu
+  assert conv_kernels._winograd_applies(xs, kernel, None, backward=True) == on_cpu
+  assert not conv_kernels._winograd_applies(xs, kernel[..., :winograd_transpose.MIN_FEATURES], None, backward=True)
   assert not conv_kernels._winograd_applies(xs, kernel, jnp.bfloat16)
-  assert not conv_kernels._winograd_applies(xs, kernel[..., :-1], None)
+  assert not conv_kernels._winograd_applies(xs, kernel[..., :winograd_transpose.MIN_FEATURES - 1], None)
   assert not conv_kernels._winograd_applies(tuple(x[:1] for x in xs), kernel, None)  # one image: 512 tiles
   cot = jnp.asarray(rng.normal(size=(2, 64, 126, kernel.shape[-1])), jnp.float32)
   loss = lambda f: lambda xs, k: jnp.sum(f(xs, k) * cot)

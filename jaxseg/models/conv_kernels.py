@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg.models import depthwise, winograd, winograd_transpose
+from jaxseg.models.gemms import pixel_gemm_t
 from jaxseg.models.depthwise import same_padding, tap as _tap
 
 
@@ -215,21 +216,6 @@ def _matmul_cast_bwd(gemm_dtype, res, g):
 _matmul_cast.defvjp(_matmul_cast_fwd, _matmul_cast_bwd)
 
 
-def pixel_gemm_t(a: jax.Array, b: jax.Array, gemm_dtype=None) -> jax.Array:
-  """a.T @ b for a (M, C) and b (M, O) with M the batch's pixel count (a weight gradient), in float32.
-
-  XLA:CPU feeds such a dot by copying its wider operand into a transposed layout (for MobileNetV2's
-  block_1_expand on 8 CamVid crops, a 69 MB copy and a slow dot: ~95 ms). Transposing the narrower operand
-  instead, kept from being folded back into the dot by an optimization barrier, makes it a plain GEMM
-  (the encoder's backward 0.68 -> 0.55 s there).
-  """
-  dtype = gemm_dtype or a.dtype
-  a, b = a.astype(dtype), b.astype(dtype)
-  if a.shape[1] <= b.shape[1]:
-    return jnp.dot(jax.lax.optimization_barrier(a.T), b, preferred_element_type=jnp.float32)
-  return jnp.dot(jax.lax.optimization_barrier(b.T), a, preferred_element_type=jnp.float32).T
-
-
 def _gemm(spec: str, a: jax.Array, b: jax.Array, gemm_dtype=None) -> jax.Array:
   """einsum of a and b cast to gemm_dtype (default a's dtype), accumulated and returned in float32."""
   dtype = gemm_dtype or a.dtype
@@ -241,8 +227,8 @@ def _gemm(spec: str, a: jax.Array, b: jax.Array, gemm_dtype=None) -> jax.Array:
 # Every input pixel (i, j) adds x[i, j] @ K[a, b] to output pixel (2i + a, 2j + b), a, b in {0, 1, 2}; the
 # row/column 2n that tap 2 of the last pixel reaches is cropped. Forward: one GEMM to all nine taps, then a
 # col2im that sums at most four shifted taps into each of the four output phases (on CPU in float32, from
-# 32 output channels and 1024 input tiles, the Winograd form of `winograd_transpose` instead: 25 / 36 of the
-# GEMM work). Backward is written by
+# 1024 input tiles, the Winograd form of `winograd_transpose` instead: 25 / 36 of the GEMM work; forward from
+# 32 output channels, backward from 128). Backward is written by
 # hand: autodiff of the col2im pads nine copies, and of a concatenated input it would compute the input
 # gradient of frozen skip channels too. Taking the inputs as a sequence (the decoder's [upsampled, skip])
 # keeps one GEMM per input, so XLA drops the unused skip-input gradient and no concatenation is built.
@@ -318,10 +304,11 @@ def conv_transpose3x3_s2_gemm(inputs: Sequence[jax.Array], kernel: jax.Array, ge
   return _ct_fwd(inputs, kernel, gemm_dtype)[0]
 
 
-def _winograd_applies(inputs, kernel, gemm_dtype) -> bool:
-  """The Winograd forward (`winograd_transpose`): on CPU, in float32, for layers wide and large enough."""
+def _winograd_applies(inputs, kernel, gemm_dtype, backward: bool = False) -> bool:
+  """The Winograd form (`winograd_transpose`): on CPU, in float32, for layers wide and large enough."""
+  wide = winograd_transpose.MIN_FEATURES_BACKWARD if backward else winograd_transpose.MIN_FEATURES
   return (gemm_dtype is None and inputs[0].dtype == jnp.float32 and jax.default_backend() == "cpu"
-          and kernel.shape[-1] >= winograd_transpose.MIN_FEATURES
+          and kernel.shape[-1] >= wide
           and winograd_transpose.tile_count(inputs[0].shape) >= winograd_transpose.MIN_TILES)
 
 
@@ -342,6 +329,9 @@ def _ct_fwd(inputs, kernel, gemm_dtype):
 
 def _ct_bwd(gemm_dtype, res, g):
   inputs, kernel = res
+  if _winograd_applies(inputs, kernel, gemm_dtype, backward=True):
+    dxs, dkernel = winograd_transpose.backward(inputs, kernel, g)
+    return dxs, dkernel.astype(kernel.dtype)
   gdtype = gemm_dtype or inputs[0].dtype
   sizes = [x.shape[-1] for x in inputs]
   mats = _split_kernel(kernel, sizes, gdtype)

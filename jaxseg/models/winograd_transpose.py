@@ -11,14 +11,18 @@ transformed planes of the input, each multiplied in one GEMM by the transformed 
 reads it (1, 2 or 4 of them: 25 kernel products instead of 36), and an output transform of additions only.
 The transforms' coefficients are 0 and +-1, so float32 results stay within rounding of the direct form.
 
-The decoder is GEMM-bound on CPU (its GEMMs were ~80% of the U-Net's eval step), so the forward runs this way
-on CPU in float32; the backward stays the GEMM + im2col form of `conv_kernels`.
+The decoder is GEMM-bound on CPU (its GEMMs were ~80% of the U-Net's eval step), so it runs this way on CPU in
+float32, forward and backward: `backward` is the adjoint of each linear step (output transform -> plane
+gradients; plane GEMMs -> input-plane and transformed-kernel gradients; input and kernel transforms), so the
+input and weight gradients also take 25 / 36 of the GEMM work.
 """
 
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+
+from jaxseg.models.gemms import pixel_gemm_t
 
 # Phase parity -> {transformed input index alpha: the kernel taps summed into its transformed kernel}.
 _KERNEL_TAPS = ({0: (2,), 1: (2, 0), 2: (0,)}, {1: (1,), 2: (1,)})
@@ -27,6 +31,8 @@ _OUT = (((1, 1, 0), (0, 1, 1)), ((0, 1, 0), (0, 1, 1)))
 
 # Below this many output channels the per-plane GEMMs get too narrow to pay (the logits layer).
 MIN_FEATURES = 32
+# The backward's transforms cost more against its GEMMs: at 64 output channels it measured no faster.
+MIN_FEATURES_BACKWARD = 128
 # Below this many 2x2 input tiles (each plane GEMM's M) the nine GEMMs and the transforms cost more than they
 # save: a single 128 px image took 26 ms this way against 14 ms in the direct form.
 MIN_TILES = 1024
@@ -113,3 +119,74 @@ def conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array) -> jax.
   y = jnp.stack(rows_out, axis=2)  # (B, T, 4, S, 4, O): row offset 2s + r
   t, sdim = y.shape[1], y.shape[3]
   return y.reshape(bsz, 4 * t, 4 * sdim, o)[:, :2 * n, :2 * m]
+
+
+def _input_transform_adjoint(du: Sequence[jax.Array], axis: int, length: int) -> jax.Array:
+  """The adjoint of `_input_transform`: [du0, du1, du2] (each T long on `axis`) -> d x (`length` long)."""
+  d0, d1, d2 = du
+  zero = jnp.zeros_like(jax.lax.slice_in_dim(d0, 0, 1, axis=axis))
+  d0_next = jnp.concatenate([jax.lax.slice_in_dim(d0, 1, d0.shape[axis], axis=axis), zero], axis=axis)
+  even, odd = d1 - d0 - d2, d2 + d0_next  # x[2t] is cur of tile t; x[2t + 1] nxt of t and prev of t + 1
+  both = jnp.stack([even, odd], axis=axis + 1)
+  shape = list(d0.shape)
+  shape[axis] *= 2
+  return jax.lax.slice_in_dim(both.reshape(shape), 0, length, axis=axis)
+
+
+def backward(inputs: Sequence[jax.Array], kernel: jax.Array, g: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
+  """The VJP of `conv_transpose3x3_s2`: (input gradients, kernel gradient) for the output gradient g.
+
+  Args:
+    inputs: the forward's inputs, (B, n, m, C_k).
+    kernel: (3, 3, sum C_k, O).
+    g: (B, 2n, 2m, O).
+
+  Returns:
+    (tuple of d inputs in their dtypes, d kernel (3, 3, sum C_k, O) float32).
+  """
+  bsz, n, m, _ = inputs[0].shape
+  o = kernel.shape[-1]
+  dtype = inputs[0].dtype
+  t, sdim = -(-n // 2), -(-m // 2)
+  kernel = kernel.astype(dtype)
+  g = jnp.pad(g.astype(dtype), ((0, 0), (0, 4 * t - 2 * n), (0, 4 * sdim - 2 * m), (0, 0)))
+  g = g.reshape(bsz, t, 2, 2, sdim, 2, 2, o)  # (B, t, s, r, u, q, c, O)
+  sizes = [x.shape[-1] for x in inputs]
+  planes = [[[_input_transform(r, 2)[beta] for beta in range(3)] for r in _input_transform(x, 1)]
+            for x in inputs]
+  d_planes = [[[None] * 3 for _ in range(3)] for _ in inputs]
+  dk = jnp.zeros((3, 3, sum(sizes), o), jnp.float32)
+  for alpha in range(3):
+    for beta in range(3):
+      phases = _phases(alpha, beta)
+      # Adjoint of the output transform: the plane's gradient for phase (r, c) sums the output positions
+      # (s, q) whose transform reads this plane.
+      gm = []
+      for r, c in phases:
+        acc = None
+        for s_ in (0, 1):
+          for q in (0, 1):
+            if _OUT[r][s_][alpha] and _OUT[c][q][beta]:
+              part = g[:, :, s_, r, :, q, c]
+              acc = part if acc is None else acc + part
+        gm.append(acc)
+      gm = jnp.stack(gm, axis=3).reshape(bsz * t * sdim, len(phases) * o)
+      off = 0
+      for i, (x_planes, cin) in enumerate(zip(planes, sizes)):
+        k = kernel[:, :, off:off + cin]
+        w = jnp.concatenate([_kernel_transform(k, alpha, beta, r, c) for r, c in phases], axis=-1)
+        d_planes[i][alpha][beta] = jnp.dot(gm, w.T, preferred_element_type=jnp.float32).astype(dtype).reshape(
+            bsz, t, sdim, cin)
+        u = x_planes[alpha][beta]
+        dw = pixel_gemm_t(u.reshape(-1, cin), gm).reshape(cin, len(phases), o)
+        # Adjoint of the kernel transform: each tap summed into a transformed kernel gets its gradient.
+        for j, (r, c) in enumerate(phases):
+          for a in _KERNEL_TAPS[r][alpha]:
+            for b in _KERNEL_TAPS[c][beta]:
+              dk = dk.at[a, b, off:off + cin].add(dw[:, j])
+        off += cin
+  dxs = []
+  for x, dp in zip(inputs, d_planes):
+    rows = [_input_transform_adjoint(dp[alpha], 2, m) for alpha in range(3)]
+    dxs.append(_input_transform_adjoint(rows, 1, n).astype(x.dtype))
+  return tuple(dxs), dk
