@@ -52,6 +52,12 @@ def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, groups: int = 1, dil
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+def _float32_on_cpu(x: jax.Array, gemm_dtype) -> bool:
+  """Where the Winograd forms run: float32 compute and GEMMs (bf16 would amplify their rounding), on CPU (on
+  accelerators the model is memory-bound, and the transforms add traffic)."""
+  return x.dtype == jnp.float32 and gemm_dtype is None and jax.default_backend() == "cpu"
+
+
 def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: str = "gemm",
                       dilation: int = 1) -> jax.Array:
   """Keras `DepthwiseConv2D(3, strides=stride, dilation_rate=dilation)` as it sits in MobileNetV2
@@ -99,8 +105,7 @@ def conv3x3(x: jax.Array, kernel: jax.Array, dilation: int = 1, conv_impl: str =
   # Not under bf16 GEMM inputs: with nine shifted bf16 GEMMs the DeepLab step was as fast or faster (0.47x
   # against 0.55x Keras-TF's step at 128 px, 0.65x against 0.64x at 224), though one such convolution alone
   # was faster as float32 Winograd (3.24 against 3.72 s).
-  if (dilation == 1 and x.dtype == jnp.float32 and gemm_dtype is None and jax.default_backend() == "cpu"
-      and winograd.tile_count(x.shape) >= winograd.MIN_TILES):
+  if dilation == 1 and _float32_on_cpu(x, gemm_dtype) and winograd.tile_count(x.shape) >= winograd.MIN_TILES:
     return winograd.conv3x3(x, kernel.astype(x.dtype))
   return conv3x3_gemm(x, kernel.astype(x.dtype), dilation, gemm_dtype)
 
@@ -307,8 +312,7 @@ def conv_transpose3x3_s2_gemm(inputs: Sequence[jax.Array], kernel: jax.Array, ge
 def _winograd_applies(inputs, kernel, gemm_dtype, backward: bool = False) -> bool:
   """The Winograd form (`winograd_transpose`): on CPU, in float32, for layers wide and large enough."""
   wide = winograd_transpose.MIN_FEATURES_BACKWARD if backward else winograd_transpose.MIN_FEATURES
-  return (gemm_dtype is None and inputs[0].dtype == jnp.float32 and jax.default_backend() == "cpu"
-          and kernel.shape[-1] >= wide
+  return (_float32_on_cpu(inputs[0], gemm_dtype) and kernel.shape[-1] >= wide
           and winograd_transpose.tile_count(inputs[0].shape) >= winograd_transpose.MIN_TILES)
 
 

@@ -50,12 +50,17 @@ def _tile_counts(h: int, w: int) -> tuple[int, int]:
   return -(-h // M), -(-w // M)
 
 
+def static_batch(shape: tuple[int, ...]) -> int:
+  """The batch size of a (B, ...) shape, or 1 where it is symbolic (an export for any batch size): what the
+  Winograd forms' size thresholds count."""
+  return shape[0] if jax.core.is_constant_dim(shape[0]) else 1
+
+
 def tile_count(shape: tuple[int, ...]) -> int:
   """Output tiles of a (B, H, W, C) input: the M of each of the 36 GEMMs (of one image where the batch size is
-  symbolic, as in an export for any batch size)."""
+  symbolic)."""
   th, tw = _tile_counts(*shape[1:3])
-  batch = shape[0] if jax.core.is_constant_dim(shape[0]) else 1
-  return batch * th * tw
+  return static_batch(shape) * th * tw
 
 
 def input_planes(x: jax.Array, axes: tuple[int, int] = (1, 2)) -> list[list[jax.Array]]:

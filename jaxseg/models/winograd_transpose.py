@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg.models.gemms import pixel_gemm_t
+from jaxseg.models.winograd import static_batch
 
 # Phase parity -> {transformed input index alpha: the kernel taps summed into its transformed kernel}.
 _KERNEL_TAPS = ({0: (2,), 1: (2, 0), 2: (0,)}, {1: (1,), 2: (1,)})
@@ -39,10 +40,8 @@ MIN_TILES = 1024
 
 
 def tile_count(shape: tuple[int, ...]) -> int:
-  """2x2 input tiles of a (B, n, m, C) input (of one image where the batch size is symbolic, as in an export
-  for any batch size)."""
-  batch = shape[0] if jax.core.is_constant_dim(shape[0]) else 1
-  return batch * -(-shape[1] // 2) * -(-shape[2] // 2)
+  """2x2 input tiles of a (B, n, m, C) input (of one image where the batch size is symbolic)."""
+  return static_batch(shape) * -(-shape[1] // 2) * -(-shape[2] // 2)
 
 
 def _input_transform(x: jax.Array, axis: int) -> list[jax.Array]:
