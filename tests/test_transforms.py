@@ -61,6 +61,32 @@ def test_photometric_jitter_changes_colours_only():
   assert float(jnp.abs(x - x0).mean()) > 0.02 and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
 
 
+@pytest.mark.parametrize("b,c,s", [(0.2, 0.3, 0.4), (0.2, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.4),
+                                   (0.0, 0.3, 0.4)])
+def test_photometric_jitter_matches_its_steps_in_numpy(b, c, s):
+  """The fused jitter against the three steps applied one after another, with the same random draws."""
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (3, 9, 11, 3)).astype(np.float32)
+  images[0] = 250.0 - images[0] / 20  # near white: the clip matters
+  aug = tiny.tiny_config(**{"augment.brightness": b, "augment.contrast": c, "augment.saturation": s}).augment
+  key = jax.random.key(4)
+  got = np.asarray(transforms._photometric(key, jnp.asarray(images), aug))
+  kb, kc, ks = jax.random.split(key, 3)
+  draw = lambda k, r: np.asarray(jax.random.uniform(k, (3, 1, 1, 1), minval=-r, maxval=r), np.float64)
+  x = images.astype(np.float64)
+  if b:
+    x = x + 255.0 * draw(kb, b)
+  if c:
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    x = mean + (x - mean) * (1.0 + draw(kc, c))
+  if s:
+    gray = (x * np.array([0.299, 0.587, 0.114])).sum(-1, keepdims=True)
+    x = gray + (x - gray) * (1.0 + draw(ks, s))
+  want = np.clip(x, 0.0, 255.0)
+  np.testing.assert_allclose(got, want, atol=2e-3)
+  assert np.abs(want - images).max() > 1.0  # the jitter did something
+
+
 def test_eval_pads_to_multiples_of_32_and_crops_back():
   config = tiny.tiny_config(image_height=40, image_width=50)
   model = __import__("jaxseg.models", fromlist=["create_model"]).create_model(config)
