@@ -2,9 +2,10 @@
 the input pipeline, from the real frames.
 
   python -m benchmarks.camvid --root data/camvid [--config configs/camvid.py] [--steps 5] [--json FILE]
-      [--dtypes float32 mixed_bfloat16] [--skip-keras]
+      [--dtypes float32 mixed_bfloat16] [--repeats R] [--skip-keras] [--in-process]
 
-Prints seconds per train step, images/s for training and for evaluation, the time of one epoch of the
+Each measurement runs in a fresh process (jaxseg's one per dtype and turn, Keras's one per turn). Prints
+seconds per train step, images/s for training and for evaluation, the time of one epoch of the
 training split at that rate, and how many times faster the host pipeline (cached arrays -> sharded device
 batches) delivers batches than the train step consumes them; then the same model in Keras-TF (the twin of
 benchmarks/keras_unet.py or keras_deeplab.py, encoder trained or frozen as the config says) on random data of
@@ -21,7 +22,7 @@ import jax
 import numpy as np
 
 from jaxseg import allocator
-from benchmarks.harness import cpu_flags, machine, run_keras, timed
+from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, run_keras, timed
 
 
 def _config(path: str, root: str):
@@ -77,33 +78,56 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--dtypes", nargs="+", default=["float32", "mixed_bfloat16"],
                       help="jaxseg precisions to time (config.dtype values)")
+  parser.add_argument("--repeats", type=int, default=1,
+                      help="time jaxseg (the first dtype) and Keras-TF this many times each, taking turns; "
+                           "report medians")
   parser.add_argument("--skip-keras", action="store_true", help="no Keras-TF twin")
+  parser.add_argument("--in-process", action="store_true",
+                      help="time jaxseg in this process (default: a fresh process per dtype and turn)")
   parser.add_argument("--json", default="", help="also write the results here")
   args = parser.parse_args(argv)
 
+  from jaxseg import data  # pylint: disable=g-import-not-at-top
   config = _config(args.config, args.root)
-  out = {"machine": machine(), "cpu_flags": cpu_flags(), "batch": config.batch_size, "jaxseg": []}
-  for dtype in args.dtypes:
-    config.dtype = dtype
-    r = bench(config, args.steps)
-    out["jaxseg"].append(r)
-    (th, tw), (eh, ew) = r["train_input"], r["eval_input"]
-    print(f"jaxseg {dtype}: train step (batch {config.batch_size}, {th}x{tw} crops, augmented on the device) "
+  out = {"machine": machine(), "cpu_flags": cpu_flags(), "batch": config.batch_size, "repeats": args.repeats,
+         "jaxseg": []}
+
+  def measure(dtype: str) -> dict:
+    if args.in_process:
+      config.dtype = dtype
+      return bench(config, args.steps)
+    r = fresh_process("benchmarks.camvid", ["--in-process", "--skip-keras", "--root", args.root, "--config",
+                                            args.config, "--steps", str(args.steps), "--dtypes", dtype])
+    if "error" in r:
+      raise SystemExit(f"jaxseg ({dtype}) failed: {r['error']}")
+    return r["jaxseg"][0]
+
+  (th, tw), (eh, ew) = data.train_size(config), data.model_size(config)
+  model = "deeplab" if config.model.name.startswith("deeplab") else "unet"
+  extra = ["--width", str(tw), "--eval-size", str(eh), str(ew), "--num-classes", str(config.num_classes)]
+  extra += [] if config.freeze_encoder else ["--fine-tune"]
+  # jaxseg and Keras-TF take turns, so that a drift in the machine's load falls on both.
+  first, keras = [], []
+  for _ in range(args.repeats):
+    first.append(measure(args.dtypes[0]))
+    if not args.skip_keras:
+      keras.append(run_keras("tensorflow", th, config.batch_size, args.steps, 3600, model=model, extra=extra))
+  out["jaxseg"] = [median_of(first)] + [measure(d) for d in args.dtypes[1:]]
+  for r in out["jaxseg"]:
+    print(f"jaxseg {r['dtype']}: train step (batch {config.batch_size}, {th}x{tw} crops, augmented on the device) "
           f"{r['train_step_s']:.3f} s = {r['train_img_s']:.2f} img/s; eval at {ew}x{eh} (the {config.image_width}x"
           f"{config.image_height} frames padded) {r['eval_img_s']:.2f} img/s; one epoch ({r['train_frames']} "
           f"train + {r['val_frames']} val frames) {r['epoch_s']:.0f} s; input pipeline "
           f"{r['pipeline_img_s']:.0f} img/s = {r['pipeline_ratio']:.0f}x what training consumes", flush=True)
-  if not args.skip_keras:
-    first = out["jaxseg"][0]
-    (th, tw), (eh, ew) = first["train_input"], first["eval_input"]
-    model = "deeplab" if config.model.name.startswith("deeplab") else "unet"
-    extra = ["--width", str(tw), "--eval-size", str(eh), str(ew), "--num-classes", str(config.num_classes)]
-    extra += [] if config.freeze_encoder else ["--fine-tune"]
-    k = run_keras("tensorflow", th, config.batch_size, args.steps, 3600, model=model, extra=extra)
-    out["keras_tensorflow"] = k
+  if keras:
+    k = out["keras_tensorflow"] = median_of(keras)
     if "error" in k:
       print(f"Keras-TF: {k['error']}")
     else:
+      if args.repeats > 1:
+        print(f"train steps of the {args.repeats} turns: jaxseg " + " / ".join(
+            f"{t:.3f}" for t in out["jaxseg"][0]["repeats_train_step_s"]) + " s, Keras-TF " + " / ".join(
+            f"{t:.3f}" for t in k["repeats_train_step_s"]) + " s (medians below)")
       print(f"Keras-TF (same model, random data of the same shapes): train step {k['train_step_s']:.3f} s, "
             f"eval {k['eval_img_s']:.2f} img/s")
       for r in out["jaxseg"]:

@@ -1,11 +1,12 @@
 """CPU speed benchmark: jaxseg against the same model in Keras 3 (TensorFlow and JAX backends), side by side.
 
-  python -m benchmarks.cpu [--resolution 128 224] [--batch 64] [--steps N] [--json FILE] [--skip-keras-jax]
-      [--dtypes float32 mixed_bfloat16] [--skip-breakdown] [--skip-allocator-off] [--skip-peak]
-      [--model unet|deeplab]
+  python -m benchmarks.cpu [--resolution 128 224] [--batch 64] [--steps N] [--repeats R] [--json FILE]
+      [--skip-keras-jax] [--dtypes float32 mixed_bfloat16] [--skip-breakdown] [--skip-allocator-off]
+      [--skip-peak] [--model unet|deeplab] [--in-process]
 
-Everything runs on this machine in one invocation, so the printed ratios compare like with like. Keras runs
-in subprocesses (its backend is fixed per process) with its default compile settings. Besides the ratios it
+Everything runs on this machine in one invocation, so the printed ratios compare like with like. Each
+measurement runs in a fresh process: Keras's (its backend is fixed per process, default compile settings)
+and jaxseg's, one per resolution and dtype; with --repeats, jaxseg and Keras-TF take turns. Besides the ratios it
 prints the train step's effect of the allocator setting (the same step timed in a process started without
 it), where a step's time goes, and its GFLOP/s against this machine's GEMM peak.
 """
@@ -13,14 +14,12 @@ it), where a step's time goes, and its GFLOP/s against this machine's GEMM peak.
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
 from jaxseg import allocator
-from benchmarks.harness import cpu_flags, machine, prepare, run_keras, timed
+from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, prepare, run_keras, timed
 
 
 def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
@@ -135,30 +134,38 @@ def matmul_peak(steps: int = 3, n: int = 4096) -> dict[str, float]:
   return out
 
 
-def allocator_off(resolution: int, batch: int, steps: int, model: str) -> dict[str, Any]:
-  """jaxseg's float32 train step in a process started without the allocator setting (see jaxseg.allocator)."""
-  with tempfile.TemporaryDirectory() as tmp:
-    path = os.path.join(tmp, "off.json")
-    cmd = [sys.executable, "-m", "benchmarks.cpu", "--resolution", str(resolution), "--batch", str(batch),
-           "--steps", str(steps), "--dtypes", "float32", "--skip-keras", "--skip-breakdown", "--skip-peak",
-           "--skip-allocator-off", "--model", model, "--json", path]
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    proc = subprocess.run(cmd, env={**env, "JAXSEG_MALLOC": "default"}, capture_output=True, text=True)
-    if proc.returncode:
-      return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-    with open(path) as f:
-      j = json.load(f)["jaxseg"]
-  return {k: j[k] for k in ("train_step_s", "eval_img_s", "allocator")}
+def jaxseg_process(resolution: int, batch: int, steps: int, dtype: str, model: str, breakdown: bool,
+                   allocator_on: bool = True) -> dict[str, Any]:
+  """`bench_jaxseg` in a fresh process of its own (a long-lived process ran the 224 px step up to 9% slower
+  than a fresh one). allocator_on=False: started without the allocator setting (see jaxseg.allocator)."""
+  args = ["--in-process", "--resolution", str(resolution), "--batch", str(batch), "--steps", str(steps),
+          "--dtypes", dtype, "--skip-keras", "--skip-peak", "--skip-allocator-off", "--model", model]
+  env = dict(os.environ)
+  if not allocator_on:
+    env = {k: v for k, v in env.items() if k != "GLIBC_TUNABLES"}
+    env["JAXSEG_MALLOC"] = "default"
+  out = fresh_process("benchmarks.cpu", args + ([] if breakdown else ["--skip-breakdown"]), env)
+  return out if "error" in out else out["jaxseg"]
 
 
 def _ratio(a, b):
   return a / b if a and b else float("nan")
 
 
+def _turns(result: dict[str, Any]) -> str:
+  """What the medians are of, when jaxseg and Keras-TF took several turns."""
+  if result.get("repeats", 1) <= 1:
+    return ""
+  each = lambda r: " / ".join(f"{t:.3f}" for t in r.get("repeats_train_step_s", []))
+  return (f" (medians of {result['repeats']} turns each; train steps: jaxseg {each(result['jaxseg'])} s, "
+          f"Keras-TF {each(result['keras_tensorflow'])} s)")
+
+
 def report(result: dict[str, Any]) -> str:
   """Human-readable lines with the ratios jaxseg / Keras (below 1 means jaxseg is faster)."""
   j, tf_, kj = result["jaxseg"], result["keras_tensorflow"], result.get("keras_jax", {})
-  lines = [f"== {result.get('model', 'unet')} {result['resolution']} px, batch {result['batch']}, {result['machine']}",
+  lines = [f"== {result.get('model', 'unet')} {result['resolution']} px, batch {result['batch']}, {result['machine']}"
+           + _turns(result),
            f"jaxseg ({j['dtype']}): train step {j['train_step_s']:.3f} s (min {j['train_step_min_s']:.3f}, max "
            f"{j['train_step_max_s']:.3f}), compile {j['compile_s']:.1f} s, eval {j['eval_img_s']:.1f} img/s, "
            f"batch inference {j['infer_img_s']:.1f} img/s, predict 1 image {j['predict_latency_ms']:.1f} ms, "
@@ -177,6 +184,9 @@ def report(result: dict[str, Any]) -> str:
                  f"{_ratio(k['eval_img_s'], j['infer_img_s']):.2f}x), "
                  f"predict 1 image {_ratio(j['predict_latency_ms'], k['predict_latency_ms']):.2f}x")
   for extra in result.get("jaxseg_other_dtypes", []):
+    if "error" in extra:
+      lines.append(f"jaxseg (another dtype): {extra['error']}")
+      continue
     lines.append(f"jaxseg ({extra['dtype']}): train step {extra['train_step_s']:.3f} s, eval "
                  f"{extra['eval_img_s']:.1f} img/s, batch inference {extra['infer_img_s']:.1f} img/s, predict 1 "
                  f"image {extra['predict_latency_ms']:.1f} ms"
@@ -204,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--resolution", type=int, nargs="+", default=[128, 224])
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
+  parser.add_argument("--repeats", type=int, default=1,
+                      help="time jaxseg and Keras-TF this many times each, taking turns; report medians")
+  parser.add_argument("--in-process", action="store_true",
+                      help="time jaxseg in this process (default: a fresh process per resolution and dtype)")
   parser.add_argument("--json", help="write the results here")
   parser.add_argument("--skip-keras-jax", action="store_true", help="Keras-JAX is ~30x slower: skip it")
   parser.add_argument("--skip-keras", action="store_true", help="measure jaxseg alone")
@@ -219,21 +233,33 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   machine_name = machine()
   peak = None if args.skip_peak else matmul_peak()
+  if args.in_process:
+    measure = lambda res, d, breakdown: bench_jaxseg(res, args.batch, args.steps, d, breakdown, args.model)
+  else:
+    measure = lambda res, d, breakdown: jaxseg_process(res, args.batch, args.steps, d, args.model, breakdown)
   results = []
   for res in args.resolution:
     result = {"resolution": res, "batch": args.batch, "machine": machine_name, "cpu_flags": cpu_flags(),
-              "model": args.model, "matmul_peak_gflop_s": peak,
-              "jaxseg": bench_jaxseg(res, args.batch, args.steps, args.dtypes[0],
-                                        breakdown=not args.skip_breakdown, model=args.model)}
-    result["jaxseg_other_dtypes"] = [bench_jaxseg(res, args.batch, args.steps, d, breakdown=False,
-                                                  model=args.model) for d in args.dtypes[1:]]
-    result["keras_tensorflow"] = {} if args.skip_keras else run_keras(
-        "tensorflow", res, args.batch, args.steps, args.keras_timeout, model=args.model)
+              "model": args.model, "matmul_peak_gflop_s": peak, "repeats": args.repeats}
+    # jaxseg and Keras-TF take turns, so that a change in the machine's load between them (a shared VM's
+    # speed drifts by minutes) falls on both; each side's figures are medians over the repeats.
+    mine, keras_tf = [], []
+    for r in range(args.repeats):
+      mine.append(measure(res, args.dtypes[0], r == 0 and not args.skip_breakdown))
+      if "error" in mine[-1]:
+        raise SystemExit(f"jaxseg at {res} px ({args.dtypes[0]}) failed: {mine[-1]['error']}")
+      if not args.skip_keras:
+        keras_tf.append(run_keras("tensorflow", res, args.batch, args.steps, args.keras_timeout, model=args.model))
+    result["jaxseg"] = median_of(mine)
+    result["jaxseg_other_dtypes"] = [measure(res, d, False) for d in args.dtypes[1:]]
+    result["keras_tensorflow"] = median_of(keras_tf) if keras_tf else {}
     if not (args.skip_keras or args.skip_keras_jax):
       result["keras_jax"] = run_keras("jax", res, args.batch, max(1, args.steps // 3), args.keras_timeout,
                                       model=args.model)
     if not args.skip_allocator_off:
-      result["allocator_off"] = allocator_off(res, args.batch, args.steps, args.model)
+      off = jaxseg_process(res, args.batch, args.steps, "float32", args.model, breakdown=False, allocator_on=False)
+      result["allocator_off"] = off if "error" in off else {k: off[k] for k in ("train_step_s", "eval_img_s",
+                                                                                 "allocator")}
     print(report(result), flush=True)
     results.append(result)
   if args.json:

@@ -106,6 +106,34 @@ def run_json_subprocess(cmd: list[str], env: dict[str, str], timeout: int) -> di
   return json.loads(lines[-1])
 
 
+def fresh_process(module: str, args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+  """Runs `python -m module *args --json FILE` in a new process (environment `env`, default this one's) and
+  returns what it wrote to FILE, or {"error": its last stderr line}. A measurement in a fresh process
+  inherits no heap, compiled executables or thread pools from earlier ones."""
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "out.json")
+    proc = subprocess.run([sys.executable, "-m", module, *args, "--json", path], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode or not os.path.exists(path):
+      return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    with open(path) as f:
+      return json.load(f)
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+  """One result from repeated measurements: each number the median over the runs, the rest from the first;
+  `repeats_train_step_s` keeps every run's train step."""
+  ok = [r for r in runs if "error" not in r]
+  if not ok:
+    return runs[0]
+  out = dict(ok[0])
+  for k, v in ok[0].items():
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and all(k in r for r in ok):
+      out[k] = float(np.median([r[k] for r in ok]))
+  out["repeats_train_step_s"] = [r["train_step_s"] for r in ok]
+  return out
+
+
 def machine() -> str:
   """The accelerator, or the CPU model and core count."""
   import jax  # pylint: disable=g-import-not-at-top

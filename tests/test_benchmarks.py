@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -48,8 +49,10 @@ def test_gpu_bench_runs_end_to_end_on_cpu(tmp_path):
 def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path, model):
   out = tmp_path / "bench.json"
   size = 32 if model == "unet" else 64
+  repeats = 2 if model == "unet" else 1  # jaxseg and Keras-TF take turns; medians reported
   cmd = [sys.executable, "-m", "benchmarks.cpu", "--resolution", str(size), "--batch", "2", "--steps", "1",
-         "--dtypes", "float32", "--skip-keras-jax", "--skip-peak", "--json", str(out), "--model", model]
+         "--dtypes", "float32", "--skip-keras-jax", "--skip-peak", "--json", str(out), "--model", model,
+         "--repeats", str(repeats)]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
@@ -75,6 +78,21 @@ def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path, mode
   assert set(parts) == {"encoder_forward", "forward", "forward_backward", "optimizer"}
   assert all(v > 0 for v in parts.values()), parts
   assert result["jaxseg"]["train_step_gflop"] > 0
+  for side in (result["jaxseg"], keras_tf):
+    assert len(side["repeats_train_step_s"]) == repeats
+    assert side["train_step_s"] == pytest.approx(float(np.median(side["repeats_train_step_s"])))
+
+
+def test_median_of_repeats_takes_each_number_s_median_and_skips_failures():
+  from benchmarks import harness  # pylint: disable=g-import-not-at-top
+  runs = [{"train_step_s": 3.0, "eval_img_s": 10.0, "dtype": "float32", "breakdown_s": {"x": 1.0}},
+          {"error": "died"},
+          {"train_step_s": 1.0, "eval_img_s": 30.0, "dtype": "float32"},
+          {"train_step_s": 2.0, "eval_img_s": 20.0, "dtype": "float32"}]
+  got = harness.median_of(runs)
+  assert (got["train_step_s"], got["eval_img_s"], got["dtype"]) == (2.0, 20.0, "float32")
+  assert got["repeats_train_step_s"] == [3.0, 1.0, 2.0] and got["breakdown_s"] == {"x": 1.0}
+  assert harness.median_of([{"error": "died"}]) == {"error": "died"}
 
 
 def test_matmul_peak_counts_flops():
