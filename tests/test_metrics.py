@@ -77,3 +77,21 @@ def test_cross_entropy_matches_optax():
   grad = lambda f: jax.grad(lambda l: f(l, labels).sum())(logits)
   np.testing.assert_allclose(grad(metrics.cross_entropy), grad(optax.softmax_cross_entropy_with_integer_labels),
                              atol=1e-6)
+
+
+def test_both_confusion_forms_count_like_numpy_and_skip_ignored_and_unweighted_pixels():
+  rng = np.random.default_rng(1)
+  c = 5
+  labels = rng.integers(0, c, (3, 7, 9))
+  labels[rng.random(labels.shape) < 0.2] = 255
+  preds = rng.integers(0, c, labels.shape)
+  weights = np.broadcast_to(np.array([1, 0, 1], np.float32)[:, None, None], labels.shape)
+  keep = (labels != 255) & (weights > 0)
+  want = np.zeros((c, c), np.int64)
+  np.add.at(want, (labels[keep], preds[keep]), 1)
+  args = (jnp.asarray(labels, jnp.int32), jnp.asarray(preds, jnp.int32))
+  for form in (metrics.confusion_scatter, metrics.confusion_gemm):
+    np.testing.assert_array_equal(form(*args, jnp.asarray(weights), c), want)
+    unweighted = np.zeros((c, c), np.int64)
+    np.add.at(unweighted, (labels[labels != 255], preds[labels != 255]), 1)
+    np.testing.assert_array_equal(jax.jit(form, static_argnums=3)(*args, None, c), unweighted)
