@@ -232,7 +232,7 @@ def _gemm(spec: str, a: jax.Array, b: jax.Array, gemm_dtype=None) -> jax.Array:
 # Every input pixel (i, j) adds x[i, j] @ K[a, b] to output pixel (2i + a, 2j + b), a, b in {0, 1, 2}; the
 # row/column 2n that tap 2 of the last pixel reaches is cropped. Forward: one GEMM to all nine taps, then a
 # col2im that sums at most four shifted taps into each of the four output phases (on CPU in float32, from
-# 1024 input tiles, the Winograd form of `winograd_transpose` instead: 25 / 36 of the GEMM work; forward from
+# 512 input tiles, the Winograd form of `winograd_transpose` instead: 25 / 36 of the GEMM work; forward from
 # 32 output channels, backward from 128). Backward is written by
 # hand: autodiff of the col2im pads nine copies, and of a concatenated input it would compute the input
 # gradient of frozen skip channels too. Taking the inputs as a sequence (the decoder's [upsampled, skip])

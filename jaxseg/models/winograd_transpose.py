@@ -35,8 +35,10 @@ MIN_FEATURES = 32
 # The backward's transforms cost more against its GEMMs: at 64 output channels it measured no faster.
 MIN_FEATURES_BACKWARD = 128
 # Below this many 2x2 input tiles (each plane GEMM's M) the nine GEMMs and the transforms cost more than they
-# save: a single 128 px image took 26 ms this way against 14 ms in the direct form.
-MIN_TILES = 1024
+# save: with every layer in this form a single 128 px image took 26 ms against 14 ms direct (its first two
+# layers have 4 and 16 tiles). At 704 tiles (CamVid's up_1, batch 8) it pays: forward 74 -> 56 ms, forward +
+# backward 146 -> 123 ms.
+MIN_TILES = 512
 
 
 def tile_count(shape: tuple[int, ...]) -> int:
