@@ -19,8 +19,9 @@ def _assert_close(a, b, tol=1e-4):
     assert float(jnp.abs(x - y).max()) <= tol * scale
 
 
+# cout 16: 144 GEMM columns, the weight gradient through `pixel_gemm_t`; the others below NARROW_TAPS.
 @pytest.mark.parametrize("n,m,sizes,cout", [(4, 4, (8,), 5), (5, 3, (3, 6), 7), (7, 8, (16, 4, 2), 1),
-                                            (1, 1, (2,), 3)])
+                                            (1, 1, (2,), 3), (3, 5, (4, 6), 16)])
 def test_conv_transpose_matches_lax(n, m, sizes, cout):
   rng = np.random.default_rng(n * 100 + m)
   xs = tuple(_rand(rng, 2, n, m, c) for c in sizes)
