@@ -39,8 +39,8 @@ def get_config():
   config.augment.brightness, config.augment.contrast, config.augment.saturation = 0.1, 0.1, 0.1
   config.loss.class_weights = "median_frequency"
   config.model.decoder_bn_momentum = 0.9  # 45 steps an epoch: statistics that follow the training
-  # The precision of the CamVid results in README. On a CPU with AVX512_BF16, "auto" (bf16 GEMM inputs) now
-  # trains faster (1.76 against 2.03 s a step) and evaluates 1.3x faster; its effect on CamVid accuracy is
+  # The precision of the CamVid results in README. On a CPU with AVX512_BF16, "auto" (bf16 GEMM inputs) trains
+  # a little faster (1.46 against 1.55 s a step) and evaluates 1.2x faster; its effect on CamVid accuracy is
   # not measured.
   config.dtype = "float32"
   config.log_every_steps = 10
