@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from jaxseg import allocator
-from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, run_keras, timed
+from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, run_keras, timed, turns
 
 
 def _config(path: str, root: str):
@@ -125,9 +125,7 @@ def main(argv=None) -> int:
       print(f"Keras-TF: {k['error']}")
     else:
       if args.repeats > 1:
-        print(f"train steps of the {args.repeats} turns: jaxseg " + " / ".join(
-            f"{t:.3f}" for t in out["jaxseg"][0]["repeats_train_step_s"]) + " s, Keras-TF " + " / ".join(
-            f"{t:.3f}" for t in k["repeats_train_step_s"]) + " s (medians below)")
+        print(f"train steps of the {args.repeats} turns: {turns(out['jaxseg'][0], k)} (medians below)")
       print(f"Keras-TF (same model, random data of the same shapes): train step {k['train_step_s']:.3f} s, "
             f"eval {k['eval_img_s']:.2f} img/s")
       for r in out["jaxseg"]:

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from jaxseg import allocator
-from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, prepare, run_keras, timed
+from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, prepare, run_keras, timed, turns
 
 
 def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
@@ -156,9 +156,8 @@ def _turns(result: dict[str, Any]) -> str:
   """What the medians are of, when jaxseg and Keras-TF took several turns."""
   if result.get("repeats", 1) <= 1:
     return ""
-  each = lambda r: " / ".join(f"{t:.3f}" for t in r.get("repeats_train_step_s", []))
-  return (f" (medians of {result['repeats']} turns each; train steps: jaxseg {each(result['jaxseg'])} s, "
-          f"Keras-TF {each(result['keras_tensorflow'])} s)")
+  return (f" (medians of {result['repeats']} turns each; train steps: "
+          f"{turns(result['jaxseg'], result['keras_tensorflow'])})")
 
 
 def report(result: dict[str, Any]) -> str:

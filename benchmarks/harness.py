@@ -102,8 +102,13 @@ def run_json_subprocess(cmd: list[str], env: dict[str, str], timeout: int) -> di
     return {"error": f"timed out after {timeout} s"}
   lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
   if proc.returncode or not lines:
-    return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return _failure(proc)
   return json.loads(lines[-1])
+
+
+def _failure(proc: subprocess.CompletedProcess) -> dict[str, str]:
+  """{"error": the last line a failed subprocess wrote to stderr}."""
+  return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
 
 
 def fresh_process(module: str, args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -115,7 +120,7 @@ def fresh_process(module: str, args: list[str], env: dict[str, str] | None = Non
     proc = subprocess.run([sys.executable, "-m", module, *args, "--json", path], env=env, capture_output=True,
                           text=True)
     if proc.returncode or not os.path.exists(path):
-      return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+      return _failure(proc)
     with open(path) as f:
       return json.load(f)
 
@@ -132,6 +137,12 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
       out[k] = float(np.median([r[k] for r in ok]))
   out["repeats_train_step_s"] = [r["train_step_s"] for r in ok]
   return out
+
+
+def turns(jaxseg: dict[str, Any], keras: dict[str, Any]) -> str:
+  """Every turn's train step of two `median_of` results: "jaxseg 1.230 / 1.173 s, Keras-TF 1.373 / 1.381 s"."""
+  each = lambda r: " / ".join(f"{t:.3f}" for t in r.get("repeats_train_step_s", []))
+  return f"jaxseg {each(jaxseg)} s, Keras-TF {each(keras)} s"
 
 
 def machine() -> str:
