@@ -51,6 +51,7 @@ def parse_flags(argv):
 
 
 def main(argv):
+  """Runs the command line: `argv` as absl passes it."""
   from jaxseg import cli  # pylint: disable=g-import-not-at-top  # imports JAX and TF: after flag parsing
   sys.exit(cli.run(FLAGS.config, FLAGS.mode, FLAGS.workdir, FLAGS.images + argv[1:], FLAGS.output,
                    FLAGS.step, FLAGS.format, FLAGS.probabilities))

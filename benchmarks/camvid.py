@@ -14,15 +14,15 @@ the same shapes, and the ratios.
 
 import argparse
 import json
-import tempfile
 import sys
+import tempfile
 import time
 
 import jax
 import numpy as np
 
+from benchmarks.harness import KERAS_TWINS, cpu_flags, fresh_process, machine, median_of, run_keras, timed, turns
 from jaxseg import allocator
-from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, run_keras, timed, turns
 
 
 def _config(path: str, root: str):
@@ -43,21 +43,21 @@ def bench(config, steps: int) -> dict:
   state, tx = run.fresh_state(load_encoder=False, total_steps=1000)
   jitted = run.jit_steps(tx, np.ones(config.num_classes, np.float32))
   box = {"state": state, "acc": run.zero_sums(), "eval_acc": run.zero_sums()}
-  batch = parallel.to_global(next(data.train_batches(train, config.batch_size, 0, 1)), run.data)
-  eval_batch = parallel.to_global(next(data.eval_batches(val, config.eval_batch_size)), run.data)
+  batch = parallel.to_global(next(data.train_batches(train, config.batch_size, 0, 1)), run.batch_sharding)
+  eval_batch = parallel.to_global(next(data.eval_batches(val, config.eval_batch_size)), run.batch_sharding)
 
   def step():
     box["state"], box["acc"] = jitted.train(box["state"], box["acc"], batch)
     jax.block_until_ready(box["acc"])
 
   def evaluate():
-    box["eval_acc"] = jitted.eval(box["state"], box["eval_acc"], eval_batch)
+    box["eval_acc"] = jitted.evaluate(box["state"], box["eval_acc"], eval_batch)
     jax.block_until_ready(box["eval_acc"])
 
   train_t = timed(step, steps, warmup=1)
   eval_t = timed(evaluate, steps, warmup=1)
   n, t = 0, time.perf_counter()
-  for b in parallel.prefetch(data.train_batches(train, config.batch_size, 0, 2), run.data):
+  for b in parallel.prefetch(data.train_batches(train, config.batch_size, 0, 2), run.batch_sharding):
     jax.block_until_ready(b)
     n += 1
   pipeline_img_s = n * config.batch_size / (time.perf_counter() - t)
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     return r["jaxseg"][0]
 
   (th, tw), (eh, ew) = data.train_size(config), data.model_size(config)
-  model = "deeplab" if config.model.name.startswith("deeplab") else "unet"
+  model = KERAS_TWINS[config.model.name]
   extra = ["--width", str(tw), "--eval-size", str(eh), str(ew), "--num-classes", str(config.num_classes)]
   extra += [] if config.freeze_encoder else ["--fine-tune"]
   # jaxseg and Keras-TF take turns, so that a drift in the machine's load falls on both.

@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Any
 
-from jaxseg import allocator
 from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, prepare, run_keras, timed, turns
+from jaxseg import allocator
 
 
 def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
@@ -27,6 +27,7 @@ def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32"
   """Train step, compile, eval, single-image latency, input pipeline and a per-part breakdown."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   from jaxseg import data, parallel  # pylint: disable=g-import-not-at-top
 
   p = prepare(resolution, batch, dtype, model=model)
@@ -58,7 +59,7 @@ def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32"
   split = data.load_split(config, "train")
   n = data.steps_per_epoch(split, batch)
   t = time.perf_counter()
-  for b in parallel.prefetch(data.train_batches(split, batch, 0, 1), run.data):
+  for b in parallel.prefetch(data.train_batches(split, batch, 0, 1), run.batch_sharding):
     jax.block_until_ready(b)
   pipeline_img_s = n * batch / (time.perf_counter() - t)
 
@@ -78,15 +79,15 @@ def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32"
 def _breakdown(run, state, tx, host, steps) -> dict[str, float]:
   """Seconds for the parts of a train step: encoder forward, whole forward, forward+backward, optimizer."""
   import jax  # pylint: disable=g-import-not-at-top
+
   from jaxseg import data  # pylint: disable=g-import-not-at-top
-  from jaxseg.models import UNET_TAPS, MobileNetV2, deeplab  # pylint: disable=g-import-not-at-top
+  from jaxseg.models import MobileNetV2  # pylint: disable=g-import-not-at-top
   from jaxseg.train import metrics  # pylint: disable=g-import-not-at-top
 
   x = data.normalize(jax.numpy.asarray(host["image"]))
   labels = jax.numpy.asarray(host["mask"], jax.numpy.int32)
-  last = deeplab.DEEPLAB_HIGH if isinstance(run.model, deeplab.DeepLabV3Plus) else UNET_TAPS[-1]
-  encoder = MobileNetV2(run.model.alpha, last_layer=last, dtype=run.model.dtype, gemm_dtype=run.model.gemm_dtype,
-                        output_stride=getattr(run.model, "output_stride", 32))
+  last = run.model.ENCODER_OUTPUT
+  encoder = MobileNetV2(**run.model.encoder_fields())
   enc_vars = {"params": state.params["encoder"], "batch_stats": state.batch_stats["encoder"]}
   enc = jax.jit(lambda v, x: encoder.apply(v, x)[last])
   variables = {"params": state.params, "batch_stats": state.batch_stats}

@@ -18,8 +18,8 @@ import tempfile
 import jax
 import numpy as np
 
-from jaxseg import allocator
 from benchmarks.harness import cpu_flags, machine, timed
+from jaxseg import allocator
 
 
 def _config(path: str):

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--steps", type=int, default=20, help="timed steps after warm-up")
   parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
   parser.add_argument("--impls", nargs="+", default=["xla", "gemm"], choices=["xla", "gemm"],
-                      help="jaxseg conv formulations to measure (see jaxseg.models.conv_kernels)")
+                      help="jaxseg conv formulations to measure (see jaxseg.ops.dispatch)")
   parser.add_argument("--torch", nargs="*", default=list(TORCH_VARIANTS), choices=list(TORCH_VARIANTS),
                       help="PyTorch variants (none: skip PyTorch)")
   parser.add_argument("--skip-keras-jax", action="store_true")

@@ -11,12 +11,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from jaxseg import precision
-
 
 
 def timed(fn: Callable[[], Any], steps: int, warmup: int = 1) -> dict[str, float]:
@@ -46,6 +46,8 @@ def throughput(fn: Callable[[], Any], finish: Callable[[], Any], steps: int, ite
 
 
 MODEL_NAMES = {"unet": "unet_mobilenet_v2", "deeplab": "deeplabv3plus_mobilenet_v2"}
+# jaxseg model name -> the Keras twin `keras_runner` builds for it.
+KERAS_TWINS = {name: twin for twin, name in MODEL_NAMES.items()}
 
 
 def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str = "auto",
@@ -71,13 +73,13 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
   rng = np.random.default_rng(0)
   host = {"image": rng.integers(0, 255, (batch, resolution, resolution, 3), dtype=np.uint8),
           "mask": rng.integers(0, 3, (batch, resolution, resolution), dtype=np.uint8)}
-  batch_dev = parallel.to_global(host, run.data)
+  batch_dev = parallel.to_global(host, run.batch_sharding)
   acc = run.zero_sums()
   t = time.perf_counter()
   compiled = jitted.train.lower(state, acc, batch_dev).compile()
   compile_s = time.perf_counter() - t
-  eval_batch = parallel.to_global({**host, "weight": np.ones(batch, np.float32)}, run.data)
-  return {"run": run, "tx": tx, "state": state, "acc": acc, "eval_fn": jitted.eval, "host": host,
+  eval_batch = parallel.to_global({**host, "weight": np.ones(batch, np.float32)}, run.batch_sharding)
+  return {"run": run, "tx": tx, "state": state, "acc": acc, "eval_fn": jitted.evaluate, "host": host,
           "batch": batch_dev, "eval_batch": eval_batch, "eval_acc": run.zero_sums(), "compiled": compiled,
           "compile_s": compile_s}
 
@@ -100,7 +102,7 @@ def run_json_subprocess(cmd: list[str], env: dict[str, str], timeout: int) -> di
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
   except subprocess.TimeoutExpired:
     return {"error": f"timed out after {timeout} s"}
-  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
   if proc.returncode or not lines:
     return _failure(proc)
   return json.loads(lines[-1])
@@ -153,7 +155,7 @@ def machine() -> str:
   name = platform.processor() or platform.machine()
   try:
     with open("/proc/cpuinfo") as f:
-      name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+      name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
   except (OSError, StopIteration):
     pass
   return f"CPU {name}, {os.cpu_count()} cores, " + (" ".join(cpu_flags()) or "no AVX2")

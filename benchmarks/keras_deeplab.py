@@ -1,5 +1,5 @@
 """DeepLabV3+ over an atrous MobileNetV2 in Keras (keras.layers): jaxseg's independent twin, for the
-exactness tests and the CPU benchmark. Layers are named as jaxseg's (see `keras_port.from_keras_deeplab`)."""
+exactness tests and the CPU benchmark. Layers are named as jaxseg's (see `keras_models.from_keras_deeplab`)."""
 
 import keras
 
@@ -10,7 +10,7 @@ def _schedule(output_stride):
   resolution, block_7-13 at rate 2, block_14-16 at rate 4)."""
   if output_stride == 16:
     return {13: (1, 1), 14: (1, 2), 15: (1, 2), 16: (1, 2)}
-  return {6: (1, 1), **{b: (1, 2) for b in range(7, 14)}, **{b: (1, 4) for b in range(14, 17)}}
+  return {6: (1, 1), **dict.fromkeys(range(7, 14), (1, 2)), **dict.fromkeys(range(14, 17), (1, 4))}
 
 
 def atrous_mobilenet_v2(alpha: float, height: int, width: int, output_stride: int) -> keras.Model:

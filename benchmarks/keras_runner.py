@@ -32,6 +32,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   os.environ["KERAS_BACKEND"] = args.backend
   import keras  # pylint: disable=g-import-not-at-top
+
   from benchmarks import harness, keras_deeplab, keras_unet  # pylint: disable=g-import-not-at-top
 
   assert keras.backend.backend() == args.backend, keras.backend.backend()

@@ -1,4 +1,4 @@
-"""The TensorFlow segmentation tutorial's Keras model: the twin for `keras_port.from_keras_unet` tests
+"""The TensorFlow segmentation tutorial's Keras model: the twin for `keras_models.from_keras_unet` tests
 and the Keras side of the benchmarks. Importing this module imports Keras (set KERAS_BACKEND first)."""
 
 import keras

@@ -8,15 +8,16 @@ between two implementations of one model, not two models. `load_jaxseg_variables
 PyTorch is an optional dependency (`pip install -e ".[torch]"`); jaxseg itself never imports this module.
 """
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from jaxseg.models.conv_kernels import same_padding
 from jaxseg.models.mobilenet_v2 import BLOCKS, UNET_TAPS, make_divisible
+from jaxseg.ops.common import same_padding
 
 
 def _bn(channels: int, keras_momentum: float) -> nn.BatchNorm2d:

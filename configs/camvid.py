@@ -40,8 +40,8 @@ def get_config():
   config.loss.class_weights = "median_frequency"
   config.model.decoder_bn_momentum = 0.9  # 45 steps an epoch: statistics that follow the training
   # The precision of the CamVid results in README. On a CPU with AVX512_BF16, "auto" (bf16 GEMM inputs) trains
-  # a little faster (1.46 against 1.55 s a step) and evaluates 1.2x faster; its effect on CamVid accuracy is
-  # not measured.
+  # a little faster and evaluates 1.2x faster (benchmarks/README.md); its effect on CamVid accuracy is not
+  # measured.
   config.dtype = "float32"
   config.log_every_steps = 10
   config.num_samples = 4

@@ -12,5 +12,5 @@ def get_config():
   # The encoder fine-tuned at a tenth of the head's rate: at the full rate its features degraded before the
   # freshly initialised ASPP head learnt to use them (val pixel accuracy 0.25 after one epoch, 0.54 after four).
   config.encoder_lr_scale = 0.1
-  config.dtype = "auto"  # bf16 GEMM inputs pay here where the CPU has them (2.52 vs 3.50 s per step)
+  config.dtype = "auto"  # bf16 GEMM inputs pay here where the CPU has them (benchmarks/README.md)
   return config

@@ -37,7 +37,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.data_dir = ""  # tfds data_dir ("" = tfds default, ~/tensorflow_datasets).
   config.data.download = True  # Let tfds download and prepare the dataset if it is not there yet.
   config.data.root = ""  # For source="folder": the dataset directory (see data.layout).
-  config.data.folder = ""  # Older name of data.root (used when root is empty).
   config.data.layout = "auto"  # Folder layout: "lists" (<split>.txt of 'image mask' lines), "dirs" (image and
   #   mask directories paired by file name), "oxford_pet" (the Oxford-IIIT Pet release), "auto" (in that order).
   config.data.image_dir = "{split}"  # layout="dirs": image directory under root ({split} = split name).

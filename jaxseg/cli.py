@@ -9,6 +9,7 @@ from jaxseg.errors import UserError
 
 
 def default_workdir(config: ml_collections.ConfigDict) -> str:
+  """The default workdir of a config: `runs/<config.name>`."""
   return os.path.join("runs", config.name)
 
 
@@ -46,9 +47,9 @@ def _run(config, mode, workdir, images, output, step, export_format, probabiliti
     print(models.format_summary(models.create_model(config), data.model_size(config), config.freeze_encoder))
     return 0
   if mode == "inspect":
-    from jaxseg.data import inspect  # pylint: disable=g-import-not-at-top
+    from jaxseg.data import dataset_checks  # pylint: disable=g-import-not-at-top
     config_checks.check_config(config)
-    report, problems = inspect.inspect_dataset(config)
+    report, problems = dataset_checks.inspect_dataset(config)
     print(report)
     return 1 if problems else 0
   if mode == "train":

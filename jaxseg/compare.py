@@ -1,4 +1,4 @@
-"""Compare finished runs, e.g. the tutorial's model trained at 128 px and at 224 px:
+"""Compare finished runs, e.g. the tutorial's model trained at 128 px and at 224 px.
 
   python -m jaxseg.compare runs/r128 runs/r224 [--output compare.png]
 
@@ -46,6 +46,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+  """Prints the comparison of the runs named on the command line and writes the plot; returns the exit code."""
   parser = argparse.ArgumentParser(prog="python -m jaxseg.compare", description=__doc__.splitlines()[0])
   parser.add_argument("workdirs", nargs="+", help="run directories holding metrics.jsonl")
   parser.add_argument("--output", default="compare.png", help="figure to write (default compare.png)")

@@ -39,8 +39,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   _check_dataset(config)
   if config.model.name not in MODELS:
     raise ConfigError(f"config.model.name={config.model.name!r} is unknown; choose one of {sorted(MODELS)}.")
-  if config.model.name.startswith("deeplab") and config.model.output_stride not in (8, 16):
-    raise ConfigError(f"config.model.output_stride={config.model.output_stride} must be 16 or 8 for DeepLabV3+.")
+  problem = MODELS[config.model.name].check_config(config)
+  if problem:
+    raise ConfigError(problem)
   if config.model.alpha not in ALPHAS:
     raise ConfigError(f"config.model.alpha={config.model.alpha} is unsupported; choose one of {ALPHAS}.")
   if config.model.conv_impl not in CONV_IMPLS:

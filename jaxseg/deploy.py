@@ -22,14 +22,15 @@ import os
 import shutil
 import tempfile
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxseg import data, models
+from jaxseg import data, extras, models
 from jaxseg.errors import UserError
 from jaxseg.train import steps
 
@@ -187,6 +188,8 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
   from jaxseg import predict  # pylint: disable=g-import-not-at-top
   if fmt not in FORMATS:
     raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)} (--format).")
+  if fmt != "stablehlo":
+    extras.check("tensorflow", f"--format {fmt}", "jaxseg[export]")
   output = os.path.abspath(output or os.path.join(workdir, "export", fmt))
   _check_output(output)
   config = config or predict.config_from_checkpoint(workdir, step)

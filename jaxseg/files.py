@@ -8,7 +8,7 @@ only once complete, so a reader sees the previous version or the new one, never 
 import contextlib
 import errno
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager
@@ -36,11 +36,10 @@ def atomic_path(path: str) -> Iterator[str]:
 
 def write_text(path: str, text: str) -> None:
   """Writes `text` to `path` atomically and durably (fsync before the rename)."""
-  with atomic_path(path) as tmp:
-    with open(tmp, "w") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
+  with atomic_path(path) as tmp, open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def describe_os_error(e: OSError, what: str) -> str:

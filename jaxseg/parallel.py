@@ -6,11 +6,14 @@ BatchNorm statistics are then computed over the global batch, as on one device.
 
 import queue
 import threading
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
 from jaxseg.errors import UserError
 
 
@@ -24,10 +27,12 @@ def make_mesh() -> Mesh:
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
+  """Batches split along their first axis over the mesh's `data` axis."""
   return NamedSharding(mesh, P("data"))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+  """Arrays held whole on every device of the mesh."""
   return NamedSharding(mesh, P())
 
 
@@ -60,7 +65,7 @@ def map_padded(fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_s
   out = []
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size]
-    padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk),) + chunk.shape[1:], chunk.dtype)])
+    padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
     result = fn(to_global({"x": padded}, sharding)["x"])
     out.append(np.asarray(jax.device_get(result))[:len(chunk)])
   return np.concatenate(out)

@@ -27,12 +27,12 @@ class Precision(NamedTuple):
   gemm: Any = None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_flags() -> tuple[str, ...]:
   """Which of `CPU_FLAGS` this CPU has (from /proc/cpuinfo; empty where that is unreadable)."""
   try:
     with open("/proc/cpuinfo") as f:
-      flags = set(next(l.split(":", 1)[1].split() for l in f if l.startswith("flags")))
+      flags = set(next(line.split(":", 1)[1].split() for line in f if line.startswith("flags")))
   except (OSError, StopIteration):
     return ()
   return tuple(f for f in CPU_FLAGS if f in flags)

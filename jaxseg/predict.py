@@ -10,7 +10,8 @@ import functools
 import json
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -55,7 +56,7 @@ class Predictor:
     self.variables = inference_variables(self.state, self.run.config)
     self.classes = self.run.classes
     self._logits = jax.jit(functools.partial(steps.stored_logits, model=self.run.model),
-                           in_shardings=(self.run.rep, self.run.data), out_shardings=self.run.data)
+                           in_shardings=(self.run.rep, self.run.batch_sharding), out_shardings=self.run.batch_sharding)
 
   def __call__(self, image: Any) -> np.ndarray:
     """Class mask (H, W) uint8 for a numpy array (H, W[, C]) or PIL image, at the image's own size."""
@@ -69,7 +70,7 @@ class Predictor:
     h, w = data.stored_size(self.config)
     x = np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR)) for a in arrays])
     logits = parallel.map_padded(lambda b: self._logits(self.variables, b), x, self.config.eval_batch_size,
-                                 self.run.data)
+                                 self.run.batch_sharding)
     return [_logits_to_mask(logits[i], a.shape[:2]) for i, a in enumerate(arrays)]
 
 
@@ -95,19 +96,19 @@ def _logits_to_mask(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
   """Files named directly, plus image files (by extension) in named directories; and problems found."""
-  files, problems = [], []
+  paths, problems = [], []
   for path in inputs:
     if os.path.isdir(path):
       found = sorted(os.path.join(path, f) for f in os.listdir(path)
                      if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, f)))
       if not found:
         problems.append(f"{path}: directory has no image files ({', '.join(IMAGE_EXTENSIONS)}).")
-      files += found
+      paths += found
     elif os.path.exists(path):
-      files.append(path)
+      paths.append(path)
     else:
       problems.append(f"{path}: no such file or directory.")
-  return files, problems
+  return paths, problems
 
 
 def save_mask_png(path: str, mask: np.ndarray, classes: data.Classes) -> None:
@@ -135,17 +136,17 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
   """
   if not inputs:
     raise PredictError("--mode=predict needs --images FILE_OR_DIR [...].")
-  files, failures = expand_inputs(inputs)
+  paths, failures = expand_inputs(inputs)
   output = output or os.path.join(workdir, "predictions")
-  if files and predictor is None:
+  if paths and predictor is None:
     predictor = Predictor(workdir, config, step)
   os.makedirs(output, exist_ok=True)
   used, panel = set(), []
   bs = config.eval_batch_size
-  bar = tqdm(total=len(files), unit="img", disable=len(files) < 2 * bs, desc="predict")
-  for start in range(0, len(files), bs):
+  bar = tqdm(total=len(paths), unit="img", disable=len(paths) < 2 * bs, desc="predict")
+  for start in range(0, len(paths), bs):
     loaded = []
-    for path in files[start:start + bs]:
+    for path in paths[start:start + bs]:
       try:
         loaded.append((path, data.read_rgb(path)))
       except DatasetError as e:
@@ -162,7 +163,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
       visualize.save_overlay(os.path.join(output, f"{name}_overlay.png"), image, mask, predictor.classes)
       if len(panel) < 8:
         panel.append((image, mask))
-    bar.update(len(files[start:start + bs]))
+    bar.update(len(paths[start:start + bs]))
   bar.close()
   if panel:
     visualize.save_panel(os.path.join(output, "panel.png"), ("Input Image", "Predicted Mask"), panel,

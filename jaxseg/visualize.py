@@ -5,7 +5,8 @@ broken picture behind, and an earlier one stays intact.
 """
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -18,6 +19,7 @@ from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-positi
 from jaxseg import files  # pylint: disable=wrong-import-position
 from jaxseg.data.labels import Classes  # pylint: disable=wrong-import-position
 from jaxseg.data.splits import Split  # pylint: disable=wrong-import-position
+from jaxseg.ops.common import ceil_div  # pylint: disable=wrong-import-position
 
 
 def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.ndarray]],
@@ -70,6 +72,7 @@ class SampleSet:
     return len(self.images) > 0
 
   def save(self, path: str, preds: np.ndarray, classes: Classes) -> None:
+    """Draws the tracked images with `preds` (their predicted class ids) into the PNG at `path`."""
     title = os.path.splitext(os.path.basename(path))[0].replace("_", " ")
     save_panel(path, ("Input Image", "True Mask", "Predicted Mask"),
                list(zip(self.images, self.masks, preds)), classes, title)
@@ -84,7 +87,7 @@ def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, classes: Classe
   """The overlay at the photo's own resolution with a legend strip below it (two rows beyond 6 classes)."""
   h, w = mask.shape
   per_row = min(len(classes), 6)
-  rows = -(-len(classes) // per_row)
+  rows = ceil_div(len(classes), per_row)
   strip_h = max(18, h // 16)
   canvas = np.full((h + strip_h * rows, w, 3), 255, np.uint8)
   canvas[:h] = overlay(image, mask, classes)

@@ -13,8 +13,8 @@ import sys
 
 import jax
 import numpy as np
-
 import tiny_config
+
 from jaxseg import parallel
 from jaxseg.data import splits
 from jaxseg.train import checkpoints
@@ -23,7 +23,7 @@ from jaxseg.train.run import Run
 
 def _step(run, train_fn, state, batch):
   acc = run.zero_sums()
-  state, acc = train_fn(state, acc, parallel.to_global(batch, run.data))
+  state, acc = train_fn(state, acc, parallel.to_global(batch, run.batch_sharding))
   sums = jax.device_get(acc)
   return state, float(sums["loss_sum"] / sums["weight_sum"])
 
@@ -49,7 +49,7 @@ def main(batch_size: int, workdir: str, mode: str) -> None:
     state, loss = _step(run, jitted.train, state, batch)
     losses.append(loss)
   split = splits.Split(batch["image"][:5], batch["mask"][:5], [str(i) for i in range(5)])
-  val = run.evaluate(jitted.eval, state, split)
+  val = run.evaluate(jitted.evaluate, state, split)
   predicted = run.predict_uint8(jitted.predict, state, split.images)
   if mode == "save":
     checkpoints.save(run.mngr, 3, state.to_dict(), checkpoints.make_meta(config, 3, []))

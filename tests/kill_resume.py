@@ -62,7 +62,7 @@ def kill_once(workdir: str, epochs: int, during_save: bool, rng: random.Random, 
   checkpoint write (a fresh Orbax temporary directory) appears."""
   before = complete_steps(workdir)
   old_partials = set(partial_saves(workdir))
-  log = tempfile.TemporaryFile("w+")
+  log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (read back after the process ends)
   proc = subprocess.Popen(_cmd(workdir, epochs), cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT)
   start = time.time()
   deadline = start + (rng.uniform(0.3, 0.9) * full_run_s if not during_save else 600)

@@ -6,8 +6,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
+
 from jaxseg import allocator
 
 

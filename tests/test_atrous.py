@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg.models import conv_kernels
+from jaxseg import ops
+from jaxseg.models import LayerSpec
 from jaxseg.models.mobilenet_v2 import MobileNetV2, block_strides
+from jaxseg.ops.dense3x3 import live_taps
 
 
 @pytest.mark.parametrize("dilation", [1, 2, 4])
@@ -20,7 +22,7 @@ def test_dilated_depthwise_matches_lax(dilation):
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                       precision=jax.lax.Precision.HIGHEST)
   for impl in ("gemm", "xla"):
-    got = conv_kernels.depthwise_conv3x3(x, kernel, 1, impl, dilation)
+    got = ops.depthwise_conv3x3(x, kernel, dilation=dilation, conv_impl=impl)
     np.testing.assert_allclose(got, want, atol=1e-5, err_msg=impl)
 
 
@@ -39,11 +41,11 @@ def test_dense_conv3x3_values_and_gradients_match_lax(dilation, size):
 
   want, want_vjp = jax.vjp(lax_conv, x, kernel)
   for impl in ("gemm", "xla"):
-    got, got_vjp = jax.vjp(lambda x, k: conv_kernels.conv3x3(x, k, dilation, impl), x, kernel)
+    got, got_vjp = jax.vjp(lambda x, k: ops.conv3x3(x, k, dilation=dilation, conv_impl=impl), x, kernel)
     np.testing.assert_allclose(got, want, atol=1e-4, err_msg=impl)
     for g, w, name in zip(got_vjp(cot), want_vjp(cot), ("input", "kernel")):
       np.testing.assert_allclose(g, w, atol=1e-3, rtol=1e-4, err_msg=f"{impl} {name} gradient")
-  assert len(conv_kernels._live_taps(*size, dilation)) == {1: 9, 2: 9, 6: 3, 18: 1}[dilation]
+  assert len(live_taps(*size, dilation)) == {1: 9, 2: 9, 6: 3, 18: 1}[dilation]
 
 
 def test_the_deeplab_schedule():
@@ -61,8 +63,9 @@ def test_atrous_features_equal_the_lax_formulation_with_the_same_weights(output_
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 96, 3)), jnp.float32)
   plain = MobileNetV2(alpha=0.35, last_layer="block_16_project")
   variables = plain.init(jax.random.key(1), x)
-  atrous = MobileNetV2(alpha=0.35, last_layer="block_16_project", output_stride=output_stride, conv_impl="gemm")
-  reference = atrous.clone(conv_impl="xla")
+  atrous = MobileNetV2(alpha=0.35, last_layer="block_16_project", output_stride=output_stride,
+                       spec=LayerSpec(bn_momentum=0.999, conv_impl="gemm"))
+  reference = atrous.clone(spec=atrous.spec.replace(conv_impl="xla"))
   # Same parameter tree: ImageNet weights port unchanged.
   shapes = lambda v: jax.tree.map(lambda a: a.shape, v)
   assert shapes(atrous.init(jax.random.key(2), x)) == shapes(variables)

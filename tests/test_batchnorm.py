@@ -3,8 +3,8 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import tiny
+
 from jaxseg import parallel
 from jaxseg.data import sources
 from jaxseg.train.run import Run
@@ -37,11 +37,11 @@ def test_after_one_step_eval_uses_that_batchs_own_statistics(tmp_path):
   images, masks = sources.synthetic_arrays(4, 32, seed=1)
   batch = {"image": images, "mask": masks}
   # The reference: the batch statistics themselves, from a decoder whose BatchNorm keeps no history.
-  model0 = run.model.clone(decoder_bn_momentum=0.0)
+  model0 = run.model.clone(spec=run.model.spec.replace(bn_momentum=0.0))
   x = jnp.asarray(images, jnp.float32) / 127.5 - 1.0
   _, fresh = model0.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=True,
                           mutable=["batch_stats"])
-  state, _ = run.jit_steps(tx).train(state, run.zero_sums(), parallel.to_global(batch, run.data))
+  state, _ = run.jit_steps(tx).train(state, run.zero_sums(), parallel.to_global(batch, run.batch_sharding))
   raw = jax.device_get(state.batch_stats["up_2"]["bn"])
   corrected = jax.device_get(inference_variables(state, config)["batch_stats"]["up_2"]["bn"])
   want = jax.device_get(fresh["batch_stats"]["up_2"]["bn"])

@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from benchmarks import gpu as bench_gpu
 
 
@@ -65,8 +65,9 @@ def test_cpu_bench_writes_its_json_schema_with_keras_side_by_side(tmp_path, mode
   if model == "unet":
     assert keras_tf["params"] == 6_504_227  # the same model on the Keras side
   else:
-    from jaxseg import models  # pylint: disable=g-import-not-at-top
     import jax  # pylint: disable=g-import-not-at-top
+
+    from jaxseg import models  # pylint: disable=g-import-not-at-top
     ours = models.DeepLabV3Plus(num_classes=3)
     assert keras_tf["params"] == models.count_params(
         jax.eval_shape(lambda: models.init_variables(ours, 64)))["total"]

@@ -4,9 +4,8 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import tiny
+from PIL import Image
 
 
 @pytest.mark.parametrize("config", ["configs/r128.py", "configs/r224.py"])
@@ -41,7 +40,8 @@ def test_bad_config_values_get_one_line(tmp_path, flag, message):
 
 
 # Everything train, eval and predict may print: jaxseg's own lines and its progress bars.
-_OWN_LINE = re.compile(r"^(Starting a new run|Resuming from|Precision: |epoch |Final val|checkpoint \d+: val|\{\"step\"|"
+_OWN_LINE = re.compile(r"^(Starting a new run|Resuming from|Precision: |epoch |Final val|checkpoint \d+: val|"
+                       r"\{\"step\"|"
                        r"Predicted \d+ image|predict:|class +IoU +acc +pixels$|"
                        r"\w+ +(\d\.\d{4}|nan) +(\d\.\d{4}|nan) +\d+$|\s*$)")
 

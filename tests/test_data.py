@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
+import tiny
 from PIL import Image
 
-import tiny
 from jaxseg import data
 from jaxseg.data import sources
 
@@ -23,7 +23,7 @@ def test_synthetic_has_three_learnable_classes():
 
 
 def test_folder_source_on_pets_mini(pets_mini):
-  config = tiny.tiny_config(**{"data.source": "folder", "data.folder": str(pets_mini), "image_size": 64})
+  config = tiny.tiny_config(**{"data.source": "folder", "data.root": str(pets_mini), "image_size": 64})
   train = data.load_split(config, "train")
   test = data.load_split(config, "test")
   assert (len(train), len(test)) == (14, 6)

@@ -3,15 +3,15 @@ parameter counts; any class count and non-square sizes."""
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 import pytest
-
-import keras
 import tiny
-from benchmarks import keras_deeplab
 from keras_reference import randomize_batchnorm
+
+from benchmarks import keras_deeplab
 from jaxseg import models
-from jaxseg.models import keras_port
+from jaxseg.models import keras_models
 
 
 @pytest.mark.parametrize("output_stride,separable,impl", [(16, False, "gemm"), (8, True, "gemm"),
@@ -26,8 +26,8 @@ def test_logits_match_the_keras_twin(output_stride, separable, impl):
   x = np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
   want = twin.predict(x, verbose=0)
   model = models.DeepLabV3Plus(num_classes=c, alpha=0.35, output_stride=output_stride, separable=separable,
-                               conv_impl=impl)
-  variables = keras_port.from_keras_deeplab(twin)
+                               spec=models.LayerSpec(conv_impl=impl))
+  variables = keras_models.from_keras_deeplab(twin)
   shapes = lambda v: jax.tree.map(lambda a: a.shape, v)
   assert shapes(variables) == shapes(jax.eval_shape(lambda: models.init_variables(model, (h, w))))
   got = model.apply(variables, jnp.asarray(x))

@@ -6,16 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg.models import depthwise
+from jaxseg.ops import dense3x3, depthwise
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def _lax_depthwise(x, k, stride, dilation):
-  pads = [depthwise.same_padding(x.shape[i], 2 * dilation + 1, stride) for i in (1, 2)]
-  return jax.lax.conv_general_dilated(x, k.reshape(3, 3, 1, -1), (stride, stride), pads,
-                                      rhs_dilation=(dilation, dilation), feature_group_count=x.shape[-1],
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=HIGHEST)
+  return depthwise.depthwise_reference(x, k, stride=stride, dilation=dilation, precision=HIGHEST)
 
 
 def _check(f, ref, x, k, tol=2e-5):
@@ -40,7 +37,7 @@ def test_depthwise_values_and_gradients(shape, stride, dilation):
   rng = np.random.default_rng(sum(shape) + stride + dilation)
   x = jnp.asarray(rng.normal(size=shape), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, shape[-1], 1)), jnp.float32)
-  _check(jax.jit(lambda x, k: depthwise.depthwise3x3(x, k, stride, dilation)),
+  _check(jax.jit(lambda x, k: depthwise.depthwise_conv3x3_gemm(x, k, stride=stride, dilation=dilation)),
          lambda x, k: _lax_depthwise(x, k, stride, dilation), x, k)
 
 
@@ -51,7 +48,7 @@ def test_depthwise_weight_gradient_sees_every_tap():
   for a in range(3):
     for b in range(3):
       g = jnp.zeros((1, 6, 6, 1)).at[0, 3 - a, 4 - b, 0].set(1.0)  # out[i] reads x[i - 1 + a]
-      dk = jax.vjp(lambda k: depthwise.depthwise3x3(x, k, 1), k)[1](g)[0]
+      dk = jax.vjp(lambda k: depthwise.depthwise_conv3x3_gemm(x, k, stride=1), k)[1](g)[0]
       want = np.zeros((3, 3, 1, 1), np.float32)
       want[a, b] = 1.0
       np.testing.assert_array_equal(dk, want)
@@ -64,17 +61,15 @@ def test_stem_values_and_gradients(shape, stride):
   k = jnp.asarray(rng.normal(size=(3, 3, shape[-1], 6)), jnp.float32)
 
   def ref(x, k):
-    pads = [depthwise.same_padding(x.shape[i], 3, stride) for i in (1, 2)]
-    return jax.lax.conv_general_dilated(x, k, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        precision=HIGHEST)
+    return dense3x3.conv3x3_reference(x, k, stride=stride, precision=HIGHEST)
 
-  _check(jax.jit(lambda x, k: depthwise.stem3x3(x, k, stride)), ref, x, k)
+  _check(jax.jit(lambda x, k: dense3x3.stem_conv3x3_gemm(x, k, stride=stride)), ref, x, k)
 
 
 def test_bfloat16_inputs_keep_their_dtype():
   x = jnp.ones((1, 8, 8, 4), jnp.bfloat16)
   k = jnp.ones((3, 3, 4, 1), jnp.float32)
-  y, vjp = jax.vjp(lambda x, k: depthwise.depthwise3x3(x, k, 2), x, k)
+  y, vjp = jax.vjp(lambda x, k: depthwise.depthwise_conv3x3_gemm(x, k, stride=2), x, k)
   dx, dk = vjp(jnp.ones_like(y))
   assert (y.dtype, dx.dtype, dk.dtype) == (jnp.bfloat16, jnp.bfloat16, jnp.float32)
   # Every input pixel of an all-ones 8x8 map at stride 2 (pad (0, 1)) lies under 1, 2 or 4 taps.

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny
+
 from jaxseg import parallel, precision
 from jaxseg.data import sources
 from jaxseg.train.run import Run
@@ -18,7 +18,7 @@ def _train(config, workdir):
   state, tx = run.fresh_state(load_encoder=False)
   train_fn = run.jit_steps(tx).train
   images, masks = sources.synthetic_arrays(4, 32, seed=0)
-  batch = parallel.to_global({"image": images, "mask": masks}, run.data)
+  batch = parallel.to_global({"image": images, "mask": masks}, run.batch_sharding)
   losses = []
   for _ in range(12):
     acc = run.zero_sums()
@@ -42,11 +42,11 @@ def test_bfloat16_training_lowers_the_loss_with_float32_state(tmp_path):
 
 
 def test_bfloat16_logits_stay_close_to_float32():
-  from jaxseg.models import UNet  # pylint: disable=g-import-not-at-top
+  from jaxseg.models import LayerSpec, UNet  # pylint: disable=g-import-not-at-top
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
   variables = UNet(alpha=0.35).init(jax.random.key(0), x)
   f32 = UNet(alpha=0.35).apply(variables, x)
-  bf16 = UNet(alpha=0.35, dtype=jnp.bfloat16).apply(variables, x)
+  bf16 = UNet(alpha=0.35, spec=LayerSpec(dtype=jnp.bfloat16)).apply(variables, x)
   assert bf16.dtype == jnp.float32
   scale = float(jnp.abs(f32).max())
   assert float(jnp.abs(bf16 - f32).max()) < 0.1 * scale
@@ -74,10 +74,10 @@ def _dot_flops_by_dtype(fn, *args) -> dict[str, float]:
 
 @pytest.mark.parametrize("name", ["unet_mobilenet_v2", "deeplabv3plus_mobilenet_v2"])
 def test_mixed_bfloat16_feeds_every_gemm_bf16_and_keeps_the_rest_float32(name):
-  from jaxseg.models import MODELS  # pylint: disable=g-import-not-at-top
+  from jaxseg.models import MODELS, LayerSpec  # pylint: disable=g-import-not-at-top
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
   f32_model = MODELS[name](alpha=0.35)
-  mixed = MODELS[name](alpha=0.35, gemm_dtype=jnp.bfloat16)
+  mixed = MODELS[name](alpha=0.35, spec=LayerSpec(gemm_dtype=jnp.bfloat16))
   variables = f32_model.init(jax.random.key(0), x)
   loss = lambda m: lambda p: jnp.mean(m.apply({**variables, "params": p}, x, train=True,
                                               mutable=["batch_stats"])[0] ** 2)

@@ -8,9 +8,9 @@ import os
 import jax
 import numpy as np
 import pytest
+import tiny
 
 import jaxseg
-import tiny
 from jaxseg import deploy, models
 from jaxseg.errors import UserError
 from jaxseg.train import loop

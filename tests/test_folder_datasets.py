@@ -3,9 +3,9 @@ colour-coded masks, class maps with merging and ignore, bad input, and `--mode i
 
 import numpy as np
 import pytest
+import tiny
 from PIL import Image
 
-import tiny
 from jaxseg import cli, data
 from jaxseg.data import splits
 from jaxseg.errors import DatasetError

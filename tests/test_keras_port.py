@@ -2,13 +2,13 @@
 
 import jax
 import jax.numpy as jnp
+import keras_reference
 import numpy as np
 import pytest
 from PIL import Image
 
-import keras_reference
-from jaxseg.models import keras_port as port
 from jaxseg.models import UNET_TAPS, MobileNetV2
+from jaxseg.models import keras_port as port
 
 
 def _pets(folder, size, count=4):
@@ -58,8 +58,8 @@ def test_the_real_keras2_imagenet_file_ports_like_keras_loads_it(imagenet_h5, pe
 
 
 def _save_legacy_h5(model, path):
-  from keras.src.legacy.saving import legacy_h5_format  # pylint: disable=g-import-not-at-top
   import h5py  # pylint: disable=g-import-not-at-top
+  from keras.src.legacy.saving import legacy_h5_format  # pylint: disable=g-import-not-at-top
   with h5py.File(path, "w") as f:
     legacy_h5_format.save_weights_to_hdf5_group(f, model)
 
@@ -108,7 +108,7 @@ def test_non_mobilenet_file_is_refused(tmp_path):
   with pytest.raises(port.WeightsError, match="does not exist"):
     port.from_keras_mobilenet_v2(str(tmp_path / "missing.h5"))
   (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
-  with pytest.raises(port.WeightsError, match="junk.h5: cannot be read"):
+  with pytest.raises(port.WeightsError, match=r"junk\.h5: cannot be read"):
     port.from_keras_mobilenet_v2(str(tmp_path / "junk.h5"))
 
 

@@ -7,12 +7,15 @@ from conftest import REPO
 
 # Bottom to top. A module may import only modules listed before it (a package's __init__ counts as the
 # package name, e.g. "models").
-ORDER = ["allocator", "errors", "files", "precision",
-         "models.winograd", "models.gemms", "models.winograd_transpose", "models.depthwise", "models.conv_kernels", "models.mobilenet_v2", "models.base", "models.unet", "models.deeplab",
-         "models.summary", "models.keras_port",
-         "models", "data.labels", "data.geometry", "data.images", "data.synthetic", "data.transforms",
-         "data.sources", "data.inspect", "data.splits", "data.batching", "data", "train.losses", "parallel",
-         "config_checks", "config_files", "visualize", "train.metrics", "train.state", "train.steps", "train.checkpoints",
+ORDER = ["allocator", "errors", "extras", "files", "precision",
+         "ops.common", "ops.pointwise", "ops.dense3x3", "ops.depthwise", "ops.winograd", "ops.winograd_transpose",
+         "ops.conv_transpose", "ops.dispatch", "ops",
+         "models.layers", "models.mobilenet_v2", "models.base", "models.unet", "models.deeplab", "models.summary",
+         "models.keras_port", "models.keras_models", "models",
+         "data.labels", "data.geometry", "data.images", "data.synthetic", "data.transforms", "data.sources",
+         "data.dataset_checks", "data.splits", "data.batching", "data", "train.losses", "parallel",
+         "config_checks", "config_files", "visualize", "train.metrics", "train.state", "train.steps",
+         "train.checkpoints",
          "train.metrics_writer", "train.run", "train.loop", "train",
          "predict", "deploy", "compare", "cli", ""]
 PACKAGE = REPO / "jaxseg"
@@ -59,3 +62,16 @@ def test_every_module_is_placed_and_imports_only_lower_layers():
 def test_the_package_holds_no_benchmark_or_other_framework():
   text = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
   assert "import torch" not in text and "benchmarks" not in text.replace("benchmarks/README.md", "")
+
+
+def test_no_module_of_the_package_is_over_300_lines():
+  long = {_name(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
+  assert not long
+
+
+def test_kernels_hold_no_flax_and_models_ask_no_model_its_name():
+  ops_text = "\n".join(p.read_text() for p in (PACKAGE / "ops").rglob("*.py"))
+  assert "flax" not in ops_text
+  for path in PACKAGE.rglob("*.py"):
+    text = path.read_text()
+    assert 'startswith("deeplab' not in text and "isinstance(model, " not in text, path

@@ -3,8 +3,8 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny
+
 from jaxseg import data
 from jaxseg.config_checks import ConfigError
 from jaxseg.train import loop, losses

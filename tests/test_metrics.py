@@ -74,7 +74,7 @@ def test_cross_entropy_matches_optax():
   labels = jnp.asarray(rng.integers(0, 4, (2, 5, 7)))
   np.testing.assert_allclose(metrics.cross_entropy(logits, labels),
                              optax.softmax_cross_entropy_with_integer_labels(logits, labels), rtol=1e-5, atol=1e-6)
-  grad = lambda f: jax.grad(lambda l: f(l, labels).sum())(logits)
+  grad = lambda f: jax.grad(lambda z: f(z, labels).sum())(logits)
   np.testing.assert_allclose(grad(metrics.cross_entropy), grad(optax.softmax_cross_entropy_with_integer_labels),
                              atol=1e-6)
 

@@ -7,11 +7,10 @@ import json
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from PIL import Image
-
 import tiny
 from conftest import REPO
+from nbclient import NotebookClient
+from PIL import Image
 
 NOTEBOOK = REPO / "notebooks" / "colab_tpu.ipynb"
 

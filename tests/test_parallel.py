@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-
 from conftest import REPO
+
 from jaxseg import data
 from jaxseg.data import batching
 

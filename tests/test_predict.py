@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tiny
 from PIL import Image
 
 import jaxseg
 import jaxseg.data
-import tiny
 from jaxseg import compare, models
 from jaxseg.train.run import Run
 
@@ -165,14 +165,14 @@ def test_compare_prints_a_table_and_overlays_curves(learned, tmp_path, capsys):
   _, workdir = learned
   other = tmp_path / "r224"
   other.mkdir()
-  history = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  history = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   for h in history:
     h["val"]["accuracy"] = 0.5 + 0.01 * h["epoch"]
   (other / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
   fig = tmp_path / "cmp.png"
   assert compare.main([str(workdir), str(other), "--output", str(fig)]) == 0
   out = capsys.readouterr().out
-  row = [line for line in out.splitlines() if line.startswith("r224")][0].split()
+  row = next(line for line in out.splitlines() if line.startswith("r224")).split()
   assert row[1] == "10" and row[2] == "0.6000" and row[3] == "10"
   assert "train-val gap" in out and "IoU pet" in out and "IoU boundary" in out and Image.open(fig).size[0] > 500
   assert compare.main([str(tmp_path / "missing")]) == 2

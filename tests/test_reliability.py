@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+import tiny
+from conftest import REPO
 from PIL import Image
 
 import jaxseg
-import tiny
-from conftest import REPO
 from jaxseg import cli, config_checks, data, files, visualize
 from jaxseg.data import splits
 from jaxseg.errors import DatasetError
@@ -88,7 +88,7 @@ def test_predict_odd_inputs_predicts_what_it_can_and_names_the_rest(learned, tmp
   proc = tiny.main_py("--workdir", str(workdir), "--mode", "predict", "--images", str(d), str(notes),
                       str(tmp_path / "empty"), "--output", str(out), timeout=600)
   assert proc.returncode == 1, proc.stderr[-2000:]
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
   assert len(errors) == 3, proc.stderr[-3000:]
   assert any("corrupt.jpg: not a readable image" in e for e in errors)
   assert any("notes.txt: not a readable image" in e for e in errors)
@@ -119,7 +119,7 @@ def _folder_dataset(root, n=4, size=(40, 48)):
   rng = np.random.default_rng(1)
   names = [f"Cat_{i}" for i in range(n)]
   for name in names:
-    _write(root / "images" / f"{name}.jpg", rng.integers(0, 255, size + (3,), dtype=np.uint8))
+    _write(root / "images" / f"{name}.jpg", rng.integers(0, 255, (*size, 3), dtype=np.uint8))
     _write(root / "annotations" / "trimaps" / f"{name}.png", rng.integers(1, 4, size, dtype=np.uint8))
   for split in ("trainval", "test"):
     (root / "annotations" / f"{split}.txt").write_text("".join(f"{n} 1 1 1\n" for n in names))
@@ -147,7 +147,7 @@ def test_bad_folder_examples_are_named_or_skipped(tmp_path, damage, message, cap
     _write(tri, np.full((40, 48), 7, np.uint8))
   else:
     _write(tri, np.ones((12, 10), np.uint8))
-  config = tiny.tiny_config(**{"data.source": "folder", "data.folder": str(root)})
+  config = tiny.tiny_config(**{"data.source": "folder", "data.root": str(root)})
   with pytest.raises(DatasetError) as e:
     data.load_split(config, "train")
   assert message in str(e.value) and "skip_bad" in str(e.value)
@@ -216,7 +216,7 @@ def _fill(disk, leave_bytes: int):
 
 
 def _one_error_line(err: str) -> list[str]:
-  lines = [l for l in err.replace("\r", "\n").splitlines() if l.startswith("error: ")]
+  lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("error: ")]
   assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
   return lines
 

@@ -4,15 +4,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny
+
 from jaxseg import data, parallel
 from jaxseg.data import sources
-from jaxseg.train.run import Run
 from jaxseg.models import UNet
+from jaxseg.train.run import Run
 
 torch = pytest.importorskip("torch")  # only PyTorch itself is optional: an error in the twin must fail
-from benchmarks import torch_unet  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import torch_unet  # noqa: E402 (after the importorskip above)
 
 
 def _nchw(x):
@@ -69,7 +69,7 @@ def test_training_steps_match_jaxseg(tmp_path):
   step = torch_unet.make_train_step(model, config.learning_rate)
   train_fn = run.jit_steps(tx).train
   images, masks = sources.synthetic_arrays(4, 64, seed=3)
-  batch = parallel.to_global({"image": images, "mask": masks}, run.data)
+  batch = parallel.to_global({"image": images, "mask": masks}, run.batch_sharding)
   x = _nchw(data.normalize(jnp.asarray(images)))
   labels = torch.from_numpy(masks.astype(np.int64))
   ours, theirs = [], []

@@ -3,13 +3,14 @@
 import json
 
 import jax
+import keras_reference
 import numpy as np
 import pytest
-from PIL import Image
 import tensorflow_datasets as tfds
-
-import keras_reference
 import tiny
+from PIL import Image
+from test_keras_port import _save_legacy_h5
+
 from jaxseg import data
 from jaxseg.data import sources, splits
 from jaxseg.errors import DatasetError
@@ -17,7 +18,6 @@ from jaxseg.models import keras_port as port
 from jaxseg.train import checkpoints, loop
 from jaxseg.train import state as state_lib
 from jaxseg.train.run import Run
-from test_keras_port import _save_legacy_h5
 
 
 def _restore_newest(config, workdir):
@@ -68,7 +68,7 @@ def test_whole_training_under_tfds_mock_data(tmp_path):
 
 
 def test_folder_source_on_pets_mini(tmp_path, pets_mini):
-  config = tiny.tiny_config(**{"data.source": "folder", "data.folder": str(pets_mini)})
+  config = tiny.tiny_config(**{"data.source": "folder", "data.root": str(pets_mini)})
   history = loop.train_and_evaluate(config, str(tmp_path))
   assert history[0]["step"] == 7  # 14 trainval photos, batch 2
   # Scored at each trimap's own resolution, not at the 32 px the model saw.

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import tiny
+
 from jaxseg import data
 from jaxseg.data import transforms
 from jaxseg.train import steps
@@ -32,7 +32,7 @@ def test_scale_crop_flip_and_padding_keep_image_and_mask_aligned(scale, out):
   _, got_y = data.augment(key, images, mask_y, config, out)  # same key: same geometry
   x = (np.asarray(x) + 1.0) * 127.5
   got_x, got_y = np.asarray(got_x), np.asarray(got_y)
-  assert x.shape == (6,) + out + (3,) and got_x.shape == (6,) + out
+  assert x.shape == (6, *out, 3) and got_x.shape == (6, *out)
   labelled = got_x != 255
   np.testing.assert_array_equal(labelled, got_y != 255)
   assert labelled.mean() > 0.1

@@ -2,13 +2,12 @@
 
 import jax
 import jax.numpy as jnp
+import keras_reference
 import numpy as np
 import pytest
 
-import keras_reference
 from jaxseg import models
-from jaxseg.models import keras_port as port
-from jaxseg.models import UNet
+from jaxseg.models import LayerSpec, UNet, keras_models
 
 
 def test_parameter_counts_match_the_keras_tutorial():
@@ -28,7 +27,7 @@ def test_other_class_counts_change_only_the_head():
 @pytest.mark.parametrize("size", [64, 96])
 def test_logits_match_the_keras_tutorial_model(size):
   keras_model = keras_reference.tutorial_unet(size, seed=size)
-  variables = port.from_keras_unet(keras_model)
+  variables = keras_models.from_keras_unet(keras_model)
   ours = UNet(num_classes=3)
   # The copied tree has exactly the shapes jaxseg's own init makes.
   shapes = jax.eval_shape(lambda: ours.init(jax.random.key(0), jnp.zeros((1, size, size, 3))))
@@ -47,7 +46,7 @@ def test_conv_impls_agree_on_logits_and_decoder_gradients():
   variables = UNet(alpha=0.35).init(jax.random.key(0), x)
 
   def loss_and_grads(impl):
-    model = UNet(alpha=0.35, conv_impl=impl)
+    model = UNet(alpha=0.35, spec=LayerSpec(conv_impl=impl))
     def loss(params):
       logits, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
       return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], -1)), logits

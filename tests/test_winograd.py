@@ -6,12 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg.models import conv_kernels, winograd
+from jaxseg import ops
+from jaxseg.ops import dense3x3, winograd
 
 
 def _lax_conv(x, k):
-  return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      precision=jax.lax.Precision.HIGHEST)
+  return dense3x3.conv3x3_reference(x, k, precision=jax.lax.Precision.HIGHEST)
 
 
 def _rel_err(got, want):
@@ -27,7 +27,7 @@ def test_values_and_gradients_match_lax(shape):
   k = jnp.asarray(rng.normal(size=(3, 3, x_shape[-1], cout)), jnp.float32)
   cot = jnp.asarray(rng.normal(size=(*x_shape[:3], cout)), jnp.float32)
   want, want_vjp = jax.vjp(_lax_conv, x, k)
-  got, got_vjp = jax.vjp(winograd.conv3x3, x, k)
+  got, got_vjp = jax.vjp(winograd.winograd_conv3x3, x, k)
   assert got.shape == want.shape
   assert _rel_err(got, want) < 2e-5
   for g, w, name in zip(got_vjp(cot), want_vjp(cot), ("input", "kernel")):
@@ -41,19 +41,19 @@ def test_every_tap_and_tile_position_is_exact():
   for a in range(3):
     for b in range(3):
       k = jnp.zeros((3, 3, 1, 1)).at[a, b, 0, 0].set(1.0)
-      np.testing.assert_allclose(winograd.conv3x3(x, k), _lax_conv(x, k), atol=1e-6, err_msg=f"tap {a},{b}")
+      np.testing.assert_allclose(winograd.winograd_conv3x3(x, k), _lax_conv(x, k), atol=1e-6, err_msg=f"tap {a},{b}")
 
 
 def test_the_cpu_float32_dispatch_uses_it_from_enough_tiles_and_mixed_precision_does_not():
   x = jnp.ones((4, 32, 32, 4), jnp.float32)  # 256 tiles
   k = jnp.ones((3, 3, 4, 4), jnp.float32)
   prims = lambda f: str(jax.make_jaxpr(f)(x, k))
-  fp32 = prims(lambda x, k: conv_kernels.conv3x3(x, k, 1, "gemm"))
-  mixed = prims(lambda x, k: conv_kernels.conv3x3(x, k, 1, "gemm", jnp.bfloat16))
-  dilated = prims(lambda x, k: conv_kernels.conv3x3(x, k, 2, "gemm"))
+  fp32 = prims(lambda x, k: ops.conv3x3(x, k, conv_impl="gemm"))
+  mixed = prims(lambda x, k: ops.conv3x3(x, k, gemm_dtype=jnp.bfloat16, conv_impl="gemm"))
+  dilated = prims(lambda x, k: ops.conv3x3(x, k, dilation=2, conv_impl="gemm"))
   assert jax.default_backend() == "cpu"
   assert "conv_general_dilated" not in fp32 and fp32.count("dot_general") >= 36  # 36 tile GEMMs
   assert "bf16" in mixed and mixed.count("dot_general") < 36
   assert "conv_general_dilated" in dilated  # atrous rates keep the lax forward
-  small = prims(lambda x, k: conv_kernels.conv3x3(x[:1], k, 1, "gemm"))
+  small = prims(lambda x, k: ops.conv3x3(x[:1], k, conv_impl="gemm"))
   assert "conv_general_dilated" in small  # too few tiles to pay

@@ -5,14 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg.models import conv_kernels, winograd_transpose
+from jaxseg.ops import conv_transpose, winograd_transpose
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def _reference(xs, kernel):
   with jax.default_matmul_precision("highest"):
-    return conv_kernels.conv_transpose3x3_s2_lax(jnp.concatenate(xs, -1), kernel)
+    return conv_transpose.conv_transpose3x3_s2_reference(jnp.concatenate(xs, -1), kernel)
 
 
 @pytest.mark.parametrize("n,m,sizes,cout", [(4, 4, (8,), 5), (5, 3, (3, 6), 7), (7, 8, (16, 4, 2), 1),
@@ -23,7 +23,7 @@ def test_matches_lax(n, m, sizes, cout):
   xs = tuple(jnp.asarray(rng.normal(size=(2, n, m, c)), jnp.float32) for c in sizes)
   kernel = jnp.asarray(rng.normal(size=(3, 3, sum(sizes), cout)), jnp.float32)
   with jax.default_matmul_precision("highest"):
-    got = jax.jit(winograd_transpose.conv_transpose3x3_s2)(xs, kernel)
+    got = jax.jit(winograd_transpose.winograd_conv_transpose3x3_s2)(xs, kernel)
   want = _reference(xs, kernel)
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, atol=2e-5 * float(jnp.abs(want).max()))
@@ -38,7 +38,7 @@ def test_backward_matches_autodiff_of_lax(n, m, sizes, cout):
   g = jnp.asarray(rng.normal(size=(2, 2 * n, 2 * m, cout)), jnp.float32)
   want_dxs, want_dk = jax.vjp(_reference, xs, kernel)[1](g)
   with jax.default_matmul_precision("highest"):
-    dxs, dk = jax.jit(winograd_transpose.backward)(xs, kernel, g)
+    dxs, dk = jax.jit(winograd_transpose.winograd_conv_transpose3x3_s2_vjp)(xs, kernel, g)
   for got, want in zip((*dxs, dk), (*want_dxs, want_dk)):
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=2e-5 * float(jnp.abs(want).max()))
@@ -50,7 +50,7 @@ def test_every_tap_lands_where_the_scatter_puts_it():
   for a in range(3):
     for b in range(3):
       kernel = jnp.zeros((3, 3, 1, 1)).at[a, b, 0, 0].set(2.0)
-      out = np.asarray(winograd_transpose.conv_transpose3x3_s2((x,), kernel))[0, :, :, 0]
+      out = np.asarray(winograd_transpose.winograd_conv_transpose3x3_s2((x,), kernel))[0, :, :, 0]
       want = np.zeros((8, 8), np.float32)
       want[2 + a, 4 + b] = 2.0
       np.testing.assert_array_equal(out, want)
@@ -66,16 +66,16 @@ def test_dispatch_in_the_custom_vjp():
   assert winograd_transpose.tile_count(xs[0].shape) == winograd_transpose.MIN_TILES
   kernel = jnp.asarray(rng.normal(size=(3, 3, 8, winograd_transpose.MIN_FEATURES_BACKWARD)), jnp.float32)
   on_cpu = jax.default_backend() == "cpu"
-  assert conv_kernels._winograd_applies(xs, kernel, None) == on_cpu
-  assert conv_kernels._winograd_applies(xs, kernel, None, backward=True) == on_cpu
-  assert not conv_kernels._winograd_applies(xs, kernel[..., :winograd_transpose.MIN_FEATURES], None, backward=True)
-  assert not conv_kernels._winograd_applies(xs, kernel, jnp.bfloat16)
-  assert not conv_kernels._winograd_applies(xs, kernel[..., :winograd_transpose.MIN_FEATURES - 1], None)
-  assert not conv_kernels._winograd_applies(tuple(x[:1] for x in xs), kernel, None)  # one image: 256 tiles
+  assert conv_transpose.winograd_applies(xs, kernel) == on_cpu
+  assert conv_transpose.winograd_applies(xs, kernel, backward=True) == on_cpu
+  assert not conv_transpose.winograd_applies(xs, kernel[..., :winograd_transpose.MIN_FEATURES], backward=True)
+  assert not conv_transpose.winograd_applies(xs, kernel, gemm_dtype=jnp.bfloat16)
+  assert not conv_transpose.winograd_applies(xs, kernel[..., :winograd_transpose.MIN_FEATURES - 1])
+  assert not conv_transpose.winograd_applies(tuple(x[:1] for x in xs), kernel)  # one image: 256 tiles
   cot = jnp.asarray(rng.normal(size=(2, 64, 62, kernel.shape[-1])), jnp.float32)
   loss = lambda f: lambda xs, k: jnp.sum(f(xs, k) * cot)
   with jax.default_matmul_precision("highest"):
-    got = jax.value_and_grad(loss(conv_kernels.conv_transpose3x3_s2_gemm), argnums=(0, 1))(xs, kernel)
+    got = jax.value_and_grad(loss(conv_transpose.conv_transpose3x3_s2_gemm), argnums=(0, 1))(xs, kernel)
     want = jax.value_and_grad(loss(_reference), argnums=(0, 1))(xs, kernel)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(g, w, atol=2e-5 * max(1.0, float(jnp.abs(w).max())))

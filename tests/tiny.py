@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 import tiny_config as tiny_config_file
-
 from conftest import REPO
 
 
 def tiny_config(**overrides):
-  """tiny_config.get_config() with dotted-key overrides, e.g. tiny_config(**{"data.source": "tfds"})."""
+  """The tiny config with dotted-key overrides, e.g. `**{"data.source": "tfds"}`."""
   config = tiny_config_file.get_config()
   for key, value in overrides.items():
     target = config
@@ -43,6 +42,7 @@ def synthetic_photos(n, h, w, seed=5):
   """(n, h, w, 3) uint8 pictures of the synthetic task (what the learned model segments), any size."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   from jaxseg.data import sources  # pylint: disable=g-import-not-at-top
   images, _ = sources.synthetic_arrays(n, max(h, w), seed=seed)
   return np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.BILINEAR)) for im in images])

@@ -3,13 +3,14 @@
 Multi-host: every host yields only its own rows of each global batch; `parallel.to_global` assembles them.
 """
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import numpy as np
 
 from jaxseg.data.labels import IGNORE
 from jaxseg.data.splits import Split
+from jaxseg.ops.common import ceil_div
 
 CANVAS_MULTIPLE = 64  # eval label canvases round up to this: one compiled scoring step per few sizes
 
@@ -52,7 +53,7 @@ def eval_batches(split: Split, batch_size: int) -> Iterator[dict[str, np.ndarray
     batch = {"image": split.images[idx[rows]], "mask": split.masks[idx[rows]], "weight": weight[rows]}
     if split.labels is not None:
       sizes = split.label_sizes[idx]  # the global batch's: every host builds the same canvas shape
-      canvas = [-(-int(n) // CANVAS_MULTIPLE) * CANVAS_MULTIPLE for n in sizes.max(0)]
+      canvas = [ceil_div(int(n), CANVAS_MULTIPLE) * CANVAS_MULTIPLE for n in sizes.max(0)]
       label = np.full((len(idx[rows]), *canvas), IGNORE, np.uint8)
       for row, i in enumerate(idx[rows]):
         h, w = split.label_sizes[i]

@@ -7,9 +7,12 @@ cut off again before any metric, so CamVid trains and evaluates at its full 480x
 
 import ml_collections
 
+from jaxseg.ops.common import ceil_div
+
 
 def round_up(n: int, multiple: int = 32) -> int:
-  return -(-n // multiple) * multiple
+  """n rounded up to a multiple of `multiple`."""
+  return ceil_div(n, multiple) * multiple
 
 
 def stored_size(config: ml_collections.ConfigDict) -> tuple[int, int]:

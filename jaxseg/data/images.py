@@ -39,9 +39,7 @@ def array_to_rgb(a: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}.")
   if a.dtype == np.uint16:
     a = np.round(a / 257.0)
-  elif a.dtype == np.bool_:
-    a = a * 255.0
-  elif a.dtype.kind == "f" and a.max() <= 1.0:
+  elif a.dtype == np.bool_ or (a.dtype.kind == "f" and a.max() <= 1.0):
     a = a * 255.0
   a = np.clip(np.round(a), 0, 255).astype(np.uint8)
   mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[-1]]

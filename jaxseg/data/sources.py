@@ -8,11 +8,12 @@ own size, or raises DatasetError naming the file; `splits` resizes, checks and c
 
 import dataclasses
 import os
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import ml_collections
 import numpy as np
 
+from jaxseg import extras
 from jaxseg.data import geometry
 from jaxseg.data import labels as label_io
 from jaxseg.data.images import read_rgb
@@ -37,8 +38,8 @@ def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
   Raises:
     DatasetError: the data is not prepared and cannot be downloaded, with what to do instead.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tf = extras.require("tensorflow", "config.data.source='tfds'", "jaxseg")
+  tfds = extras.require("tensorflow_datasets", "config.data.source='tfds'", "jaxseg")
   tf.config.set_visible_devices([], "GPU")  # TF only reads data: keep it off the accelerator JAX uses
   d = config.data
   builder = tfds.builder(d.tfds_name, data_dir=d.data_dir or None)
@@ -78,8 +79,8 @@ def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
 
 
 def folder_root(config: ml_collections.ConfigDict) -> str:
-  """`data.root`, or its older name `data.folder`."""
-  return os.path.expanduser(config.data.root or config.data.folder)
+  """`data.root`, with `~` expanded."""
+  return os.path.expanduser(config.data.root)
 
 
 def detect_layout(root: str, split: str, layout: str) -> str:

@@ -57,7 +57,7 @@ def _keeps_labels(config: ml_collections.ConfigDict, split: str) -> bool:
 
 def _cache_key(config: ml_collections.ConfigDict, split: str) -> str:
   d = {k: v for k, v in config.data.to_dict().items() if k not in _UNCACHED}
-  d["root"] = os.path.abspath(os.path.expanduser(d["root"] or d["folder"])) if d["root"] or d["folder"] else ""
+  d["root"] = os.path.abspath(os.path.expanduser(d["root"])) if d["root"] else ""
   parts = [json.dumps(d, sort_keys=True, default=str), split, str(geometry.stored_size(config)),
            str(config.num_classes), str(config.seed if config.data.source == "synthetic" else ""),
            str(_keeps_labels(config, split))]

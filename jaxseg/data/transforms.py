@@ -43,7 +43,8 @@ def axis_matrix(n_out: int, n_in: int, scale: jax.Array, offset: jax.Array, flip
   beyond `valid_out`, are zero.
 
   Args:
-    n_out, n_in: output and input lengths.
+    n_out: output length.
+    n_in: input length.
     scale: (B,) output pixels per input pixel.
     offset: (B,) where the output window starts on the scaled input, in output pixels.
     flip: (B,) bool, mirror this axis.

@@ -1,5 +1,9 @@
-"""Models: the conv kernels, MobileNetV2, the U-Net, Keras weight porting and summaries; this module holds
-the registry, construction from a config, and parameter bookkeeping."""
+"""Models: MobileNetV2, the U-Net and DeepLabV3+ over it, Keras weight porting and summaries; this module
+holds the registry, construction from a config, and parameter bookkeeping.
+
+A model registers here by name; everything else asks the registered class (`from_config`, `check_config`,
+`IDENTITY_FIELDS`, `summary_rows`), never which model it is.
+"""
 
 from typing import Any
 
@@ -7,23 +11,38 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxseg import precision
-from jaxseg.models.conv_kernels import CONV_IMPLS
+from jaxseg.models.base import SegmentationModel
 from jaxseg.models.deeplab import DeepLabV3Plus
-from jaxseg.models.summary import count_params, format_summary
+from jaxseg.models.layers import LayerSpec
 from jaxseg.models.mobilenet_v2 import ALPHAS, OUTPUT_STRIDES, UNET_TAPS, MobileNetV2, make_divisible
+from jaxseg.models.summary import count_params, format_summary
 from jaxseg.models.unet import UNet
+from jaxseg.ops import CONV_IMPLS
 
-__all__ = ["MobileNetV2", "UNet", "DeepLabV3Plus", "OUTPUT_STRIDES", "MODELS", "CONV_IMPLS",
-           "create_model", "init_variables",
-           "count_params", "format_summary", "ALPHAS", "UNET_TAPS", "make_divisible"]
+__all__ = [
+  "ALPHAS",
+  "CONV_IMPLS",
+  "MODELS",
+  "OUTPUT_STRIDES",
+  "UNET_TAPS",
+  "DeepLabV3Plus",
+  "LayerSpec",
+  "MobileNetV2",
+  "SegmentationModel",
+  "UNet",
+  "count_params",
+  "create_model",
+  "format_summary",
+  "init_variables",
+  "make_divisible",
+]
 
-# Plain-dict registry: config.model.name -> constructor.
-MODELS = {"unet_mobilenet_v2": UNet, "deeplabv3plus_mobilenet_v2": DeepLabV3Plus}
+# Plain-dict registry: config.model.name -> model class.
+MODELS: dict[str, type[SegmentationModel]] = {"unet_mobilenet_v2": UNet, "deeplabv3plus_mobilenet_v2": DeepLabV3Plus}
 
 
-def create_model(config: ml_collections.ConfigDict) -> UNet | DeepLabV3Plus:
-  """Builds the model named by `config.model.name`.
+def create_model(config: ml_collections.ConfigDict) -> SegmentationModel:
+  """Builds the model named by `config.model.name` from its own config fields.
 
   Args:
     config: the experiment config (uses `model.*`, `num_classes`, `dtype`), as checked by
@@ -32,15 +51,10 @@ def create_model(config: ml_collections.ConfigDict) -> UNet | DeepLabV3Plus:
   Returns:
     An unbound Flax module.
   """
-  m = config.model
-  policy = precision.precision(config.dtype)
-  extra = {"output_stride": m.output_stride, "separable": m.separable} if m.name.startswith("deeplab") else {}
-  return MODELS[m.name](num_classes=config.num_classes, alpha=m.alpha, dtype=policy.compute, gemm_dtype=policy.gemm,
-                        encoder_bn_momentum=m.encoder_bn_momentum, decoder_bn_momentum=m.decoder_bn_momentum,
-                        conv_impl=m.conv_impl, **extra)
+  return MODELS[config.model.name].from_config(config)
 
 
-def init_variables(model: UNet | DeepLabV3Plus, image_size: int | tuple[int, int] = 64,
+def init_variables(model: SegmentationModel, image_size: int | tuple[int, int] = 64,
                    seed: int = 0) -> dict[str, Any]:
   """Random `{"params", "batch_stats"}` for `model` (their shapes do not depend on `image_size`, a multiple
   of 32 or a (height, width) of multiples of 32)."""

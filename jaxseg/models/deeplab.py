@@ -5,14 +5,17 @@ Layer names follow the Keras twin used in the tests (`aspp_0`, `aspp_1`..`aspp_3
 `aspp_project`, `low_level`, `decoder_0`, `decoder_1`, `logits`), each conv + BatchNorm pair a `ConvBN`.
 """
 
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
-from jaxseg.models import conv_kernels
+from jaxseg import ops
 from jaxseg.models.base import SegmentationModel
+from jaxseg.models.layers import LayerSpec
 from jaxseg.models.mobilenet_v2 import MobileNetV2, check_input_size
 
 DEEPLAB_HIGH = "block_16_project_BN"  # the last block's output, at the output stride
@@ -26,29 +29,27 @@ class ConvBN(nn.Module):
   kernel_size: int = 1
   dilation: int = 1
   separable: bool = False
-  dtype: Any = jnp.float32
-  bn_momentum: float = 0.99
-  conv_impl: str = "auto"
-  gemm_dtype: Any = None
+  spec: LayerSpec = LayerSpec()
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    bn = lambda name, y: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3,
-                                      dtype=self.dtype, name=name)(y)
-    x = x.astype(self.dtype)
+    """The block on x (B, H, W, Cin); `train`: BatchNorm uses and updates batch statistics."""
+    batch_norm = self.spec.batch_norm(train)
+    pointwise = partial(ops.pointwise_conv, gemm_dtype=self.spec.gemm_dtype, conv_impl=self.spec.conv_impl)
+    x = x.astype(self.spec.dtype)
     init = nn.initializers.he_normal()
     if self.kernel_size == 3 and self.separable:
       dw = self.param("depthwise", init, (3, 3, x.shape[-1], 1))
-      x = nn.relu(bn("depthwise_bn", conv_kernels.depthwise_conv3x3(x, dw, 1, self.conv_impl, self.dilation)))
-      kernel = self.param("kernel", init, (1, 1, x.shape[-1], self.features))
-      x = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype, self.conv_impl)
+      x = ops.depthwise_conv3x3(x, dw, dilation=self.dilation, conv_impl=self.spec.conv_impl)
+      x = nn.relu(batch_norm(name="depthwise_bn")(x))
+      x = pointwise(x, self.param("kernel", init, (1, 1, x.shape[-1], self.features)))
     elif self.kernel_size == 3:
       kernel = self.param("kernel", init, (3, 3, x.shape[-1], self.features))
-      x = conv_kernels.conv3x3(x, kernel, self.dilation, self.conv_impl, self.gemm_dtype)
+      x = ops.conv3x3(x, kernel, dilation=self.dilation, gemm_dtype=self.spec.gemm_dtype,
+                      conv_impl=self.spec.conv_impl)
     else:
-      kernel = self.param("kernel", init, (1, 1, x.shape[-1], self.features))
-      x = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype, self.conv_impl)
-    return nn.relu(bn("bn", x))
+      x = pointwise(x, self.param("kernel", init, (1, 1, x.shape[-1], self.features)))
+    return nn.relu(batch_norm(name="bn")(x))
 
 
 def upsample_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -70,24 +71,40 @@ class DeepLabV3Plus(SegmentationModel):
   low_level_filters: int = 48
   separable: bool = False
 
+  IDENTITY_FIELDS: ClassVar[dict[str, str]] = {"output_stride": "model.output_stride",
+                                               "separable": "model.separable"}
+  ENCODER_OUTPUT: ClassVar[str] = DEEPLAB_HIGH
+
+  @classmethod
+  def config_fields(cls, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """DeepLabV3+'s own fields: `model.output_stride` and `model.separable`."""
+    return {"output_stride": config.model.output_stride, "separable": config.model.separable}
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict) -> str:
+    """Refuses an output stride other than 16 or 8."""
+    if config.model.output_stride not in (8, 16):
+      return f"config.model.output_stride={config.model.output_stride} must be 16 or 8 for DeepLabV3+."
+    return ""
+
+  def encoder_fields(self) -> dict[str, Any]:
+    """The shared encoder fields, at this model's output stride."""
+    return {**super().encoder_fields(), "output_stride": self.output_stride}
+
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
     """(B, H, W, num_classes) float32 logits of images (B, H, W, 3) in [-1, 1] (H, W multiples of 32); `train`:
     head BatchNorm uses and updates batch statistics, `encoder_train`: the encoder's too (as for the U-Net)."""
     check_input_size(images)
-    feats = MobileNetV2(self.alpha, last_layer=DEEPLAB_HIGH, dtype=self.dtype,
-                        bn_momentum=self.encoder_bn_momentum, conv_impl=self.conv_impl,
-                        output_stride=self.output_stride, gemm_dtype=self.gemm_dtype, name="encoder")(
-        images, train=encoder_train)
+    feats = MobileNetV2(**self.encoder_fields(), name="encoder")(images, train=encoder_train)
     high, low = feats[DEEPLAB_HIGH], feats[DEEPLAB_LOW]
-    conv = lambda name, f, k=1, d=1: ConvBN(f, k, d, self.separable, self.dtype, self.decoder_bn_momentum,
-                                           self.conv_impl, self.gemm_dtype, name=name)
+    conv = lambda name, f, k=1, d=1: ConvBN(f, k, d, self.separable, self.spec, name=name)
     rates = (6, 12, 18) if self.output_stride == 16 else (12, 24, 36)
     branches = [conv("aspp_0", self.aspp_filters)(high, train)]
     branches += [conv(f"aspp_{i + 1}", self.aspp_filters, 3, r)(high, train) for i, r in enumerate(rates)]
     pooled = jnp.mean(high.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(high.dtype)
     pooled = conv("aspp_pool", self.aspp_filters)(pooled, train)
-    branches.append(jnp.broadcast_to(pooled, high.shape[:3] + (self.aspp_filters,)))
+    branches.append(jnp.broadcast_to(pooled, (*high.shape[:3], self.aspp_filters)))
     x = conv("aspp_project", self.aspp_filters)(jnp.concatenate(branches, -1), train)
     x = upsample_bilinear(x, low.shape[1:3])
     x = jnp.concatenate([x, conv("low_level", self.low_level_filters)(low, train)], -1)
@@ -95,5 +112,22 @@ class DeepLabV3Plus(SegmentationModel):
     x = conv("decoder_1", self.aspp_filters, 3)(x, train)
     kernel = self.param("logits_kernel", nn.initializers.glorot_uniform(), (1, 1, x.shape[-1], self.num_classes))
     bias = self.param("logits_bias", nn.initializers.zeros, (self.num_classes,))
-    logits = conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype, self.conv_impl) + bias.astype(x.dtype)
+    logits = ops.pointwise_conv(x, kernel, gemm_dtype=self.spec.gemm_dtype, conv_impl=self.spec.conv_impl)
+    logits = logits + bias.astype(x.dtype)
     return upsample_bilinear(logits.astype(jnp.float32), images.shape[1:3])
+
+  def summary_rows(self, variables: dict[str, Any], intermediates: dict[str, Any],
+                   size: Any) -> list[tuple[str, list[tuple[int, ...]], int]]:
+    """The encoder, each ASPP branch, the decoder convolutions and the logits."""
+    taps = intermediates["encoder"]["__call__"][0]
+    rows = [(f"encoder (MobileNetV2 alpha={self.alpha}, output stride {self.output_stride}, to "
+             f"{DEEPLAB_HIGH}; {DEEPLAB_LOW})", [taps[DEEPLAB_LOW].shape, taps[DEEPLAB_HIGH].shape],
+             size("encoder"))]
+    for name, what in (("aspp_0", "ASPP 1x1"), ("aspp_1", "ASPP atrous 3x3"), ("aspp_2", "ASPP atrous 3x3"),
+                       ("aspp_3", "ASPP atrous 3x3"), ("aspp_pool", "ASPP image pooling"),
+                       ("aspp_project", "ASPP projection 1x1"), ("low_level", "low-level 1x1"),
+                       ("decoder_0", "decoder 3x3"), ("decoder_1", "decoder 3x3")):
+      rows.append((f"{name} ({what}, BatchNorm, ReLU)", [intermediates[name]["__call__"][0].shape], size(name)))
+    logits = size("logits_kernel") + size("logits_bias")
+    rows.append(("logits (1x1, bilinear upsampling)", [intermediates["__call__"][0].shape], logits))
+    return rows

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxseg.models.mobilenet_v2 import ALPHAS, make_divisible
+from jaxseg import extras
 from jaxseg.errors import UserError
+from jaxseg.models.mobilenet_v2 import ALPHAS, make_divisible
 
 Variables = dict[str, dict[str, Any]]
 
@@ -23,7 +24,7 @@ _BN_NAMES = {"gamma": ("params", "scale"), "beta": ("params", "bias"),
 # Keras 2 called the depthwise kernel `depthwise_kernel`; Keras 3 and jaxseg call it `kernel`.
 _RENAMES = {"depthwise_kernel": "kernel"}
 # Names of the Keras MobileNetV2 layers that hold weights; other layers of a containing model are skipped.
-_MOBILENET_LAYER = re.compile(
+MOBILENET_LAYER = re.compile(
     r"^(Conv1|bn_Conv1|Conv_1|Conv_1_bn|(expanded_conv|block_\d+)_(expand|depthwise|project)(_BN)?)$")
 
 
@@ -73,10 +74,10 @@ def layers_from_keras_model(model) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _layers_from_legacy_h5(path: str) -> dict[str, dict[str, np.ndarray]]:
-  import h5py  # pylint: disable=g-import-not-at-top
+  h5py = extras.require("h5py", f"reading the Keras weights file {path}", "jaxseg[keras]")
   out = {}
   with h5py.File(path, "r") as f:
-    group = f["model_weights"] if "model_weights" in f else f
+    group = f.get("model_weights", f)
     names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs.get("layer_names", [])]
     for name in names:
       g = group[name]
@@ -91,7 +92,7 @@ def _layers_from_legacy_h5(path: str) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _layers_from_keras3_file(path: str, alpha_hint: float | None) -> dict[str, dict[str, np.ndarray]]:
-  import keras  # pylint: disable=g-import-not-at-top
+  keras = extras.require("keras", f"reading the Keras 3 file {path}", "jaxseg[keras]")
   if path.endswith(".keras"):
     return layers_from_keras_model(keras.saving.load_model(path, compile=False))
   # A .weights.h5 file stores variables by position, not by name: find the alpha whose model loads it.
@@ -131,13 +132,13 @@ def load_keras_layers(model_or_path: Any, alpha: float | None = None,
     path = os.fspath(model_or_path)
     _check_file(path, alpha, input_size)
     try:
-      if path.endswith(".keras") or path.endswith(".weights.h5"):
+      if path.endswith((".keras", ".weights.h5")):
         layers = _layers_from_keras3_file(path, alpha)
       else:
         layers = _layers_from_legacy_h5(path)
         if not layers:  # An .h5 written by Keras 3's legacy saver inside a whole-model file, or similar.
           layers = _layers_from_keras3_file(path, alpha)
-    except WeightsError:
+    except (WeightsError, extras.MissingDependency):
       raise
     except Exception as e:  # pylint: disable=broad-except
       raise WeightsError(f"{path}: cannot be read as a Keras weights file ({type(e).__name__}: {e}).") from e
@@ -168,7 +169,7 @@ def from_keras_mobilenet_v2(model_or_path: Any, alpha: float | None = None,
   layers = load_keras_layers(model_or_path, alpha, input_size)
   variables: Variables = {"params": {}, "batch_stats": {}}
   for name, weights in layers.items():
-    if not _MOBILENET_LAYER.match(name):
+    if not MOBILENET_LAYER.match(name):
       continue
     for wname, value in weights.items():
       collection, key = _BN_NAMES.get(wname, ("params", wname))
@@ -206,7 +207,7 @@ def imagenet_keras_model(alpha: float, input_size: int):
   Raises:
     WeightsError: with the file name Keras wants and how to pass a local copy, when it cannot be fetched.
   """
-  import keras  # pylint: disable=g-import-not-at-top
+  keras = extras.require("keras", "encoder_weights='imagenet' (the Keras download)", "jaxseg[keras]")
   fname = keras_weights_filename(alpha, input_size)
   try:
     return keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), alpha=alpha,
@@ -227,84 +228,3 @@ def encoder_variables(spec: str, alpha: float, input_size: int) -> Variables | N
   if spec == "imagenet":
     return from_keras_mobilenet_v2(imagenet_keras_model(alpha, input_size), alpha=alpha)
   return from_keras_mobilenet_v2(os.path.expanduser(spec), alpha=alpha, input_size=input_size)
-
-
-def _walk_layers(model):
-  for layer in getattr(model, "layers", []):
-    if getattr(layer, "layers", None):
-      yield from _walk_layers(layer)
-    else:
-      yield layer
-
-
-def from_keras_unet(model, num_up: int = 4) -> Variables:
-  """Converts the TensorFlow tutorial's whole Keras U-Net (MobileNetV2 + pix2pix decoder) to jaxseg.
-
-  Useful to import a model trained with the Keras notebook, and to check jaxseg against it.
-
-  Args:
-    model: the Keras model: a MobileNetV2 down stack, `num_up` pix2pix upsample blocks
-      (Conv2DTranspose, BatchNormalization, ReLU), and a final Conv2DTranspose with bias.
-    num_up: number of upsample blocks.
-
-  Returns:
-    `{"params", "batch_stats"}` for `jaxseg.models.UNet`.
-  """
-  encoder = from_keras_mobilenet_v2(model)
-  transposed, norms = [], []
-  for layer in _walk_layers(model):
-    kind = type(layer).__name__
-    if kind == "Conv2DTranspose":
-      transposed.append(layer)
-    elif kind == "BatchNormalization" and not _MOBILENET_LAYER.match(layer.name):
-      norms.append(layer)
-  if len(transposed) != num_up + 1 or len(norms) != num_up:
-    raise WeightsError(f"expected {num_up + 1} Conv2DTranspose and {num_up} decoder BatchNormalization "
-                       f"layers, found {len(transposed)} and {len(norms)}.")
-  swap = lambda k: np.asarray(k, np.float32).transpose(0, 1, 3, 2)  # Keras (3, 3, O, I) -> (3, 3, I, O)
-  # The U-Net's encoder ends at block_16_project; a down stack built from the whole base model has more.
-  head = ("block_16_project_BN", "Conv_1", "Conv_1_bn")
-  params = {"encoder": {k: v for k, v in encoder["params"].items() if k not in head}}
-  stats = {"encoder": {k: v for k, v in encoder["batch_stats"].items() if k not in head}}
-  for i, (conv, bn) in enumerate(zip(transposed, norms)):
-    gamma, beta, mean, var = (np.asarray(w, np.float32) for w in bn.get_weights())
-    params[f"up_{i}"] = {"conv_transpose": {"kernel": swap(conv.get_weights()[0])},
-                         "bn": {"scale": gamma, "bias": beta}}
-    stats[f"up_{i}"] = {"bn": {"mean": mean, "var": var}}
-  kernel, bias = transposed[-1].get_weights()
-  params["logits"] = {"kernel": swap(kernel), "bias": np.asarray(bias, np.float32)}
-  return {"params": params, "batch_stats": stats}
-
-
-DEEPLAB_HEAD = ("aspp_0", "aspp_1", "aspp_2", "aspp_3", "aspp_pool", "aspp_project", "low_level", "decoder_0",
-                "decoder_1")
-
-
-def from_keras_deeplab(model) -> Variables:
-  """Converts a Keras DeepLabV3+ over MobileNetV2 to jaxseg's `DeepLabV3Plus` variables.
-
-  The Keras model names its head layers as jaxseg does: per conv block `<name>_conv` (Conv2D, no bias) and
-  `<name>_bn`, plus `<name>_depthwise` and `<name>_depthwise_bn` when separable; `logits` (Conv2D with bias).
-  """
-  layers = {layer.name: layer for layer in _walk_layers(model)}
-  encoder = from_keras_mobilenet_v2(model)
-  tail = ("Conv_1", "Conv_1_bn")  # DeepLab ends at block_16_project_BN
-  params = {"encoder": {k: v for k, v in encoder["params"].items() if k not in tail}}
-  stats = {"encoder": {k: v for k, v in encoder["batch_stats"].items() if k not in tail}}
-
-  def bn(name):
-    gamma, beta, mean, var = (np.asarray(w, np.float32) for w in layers[name].get_weights())
-    return {"scale": gamma, "bias": beta}, {"mean": mean, "var": var}
-
-  for name in DEEPLAB_HEAD:
-    if f"{name}_conv" not in layers:
-      raise WeightsError(f"the Keras model has no layer {name}_conv.")
-    p, s = {"kernel": np.asarray(layers[f"{name}_conv"].get_weights()[0], np.float32)}, {}
-    p["bn"], s["bn"] = bn(f"{name}_bn")
-    if f"{name}_depthwise" in layers:
-      p["depthwise"] = np.asarray(layers[f"{name}_depthwise"].get_weights()[0], np.float32)
-      p["depthwise_bn"], s["depthwise_bn"] = bn(f"{name}_depthwise_bn")
-    params[name], stats[name] = p, s
-  kernel, bias = layers["logits"].get_weights()
-  params["logits_kernel"], params["logits_bias"] = np.asarray(kernel, np.float32), np.asarray(bias, np.float32)
-  return {"params": params, "batch_stats": stats}

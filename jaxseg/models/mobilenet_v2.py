@@ -5,13 +5,12 @@ file maps onto the parameter tree by name (see `jaxseg.models.keras_port`). ReLU
 0.999, and TensorFlow's asymmetric 'same' padding for stride 2 are all as in Keras.
 """
 
-from typing import Any
+from functools import partial
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from jaxseg.models import conv_kernels
+from jaxseg.models.layers import Conv, DepthwiseConv, LayerSpec, relu6
 
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
@@ -64,6 +63,7 @@ def make_divisible(v: float, divisor: int = 8) -> int:
 
 
 def check_alpha(alpha: float) -> None:
+  """Refuses a width multiplier Keras ships no ImageNet weights for."""
   if alpha not in ALPHAS:
     raise ValueError(f"MobileNetV2 alpha must be one of {ALPHAS} (those Keras ships ImageNet weights for); "
                      f"got {alpha}.")
@@ -75,44 +75,6 @@ def check_input_size(images: jax.Array) -> None:
     raise ValueError(f"image height and width must be multiples of 32, got {images.shape[1:3]}.")
 
 
-def relu6(x: jax.Array) -> jax.Array:
-  return jnp.clip(x, 0, 6)
-
-
-class Conv(nn.Module):
-  """Keras `Conv2D` without bias: 1x1 as a GEMM, 3x3 stride 2 (the stem) as multiply-adds (with
-  conv_impl="xla" or "lite", both `lax` convolutions)."""
-  features: int
-  kernel_size: int = 1
-  strides: int = 1
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
-  gemm_dtype: Any = None
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    k = self.kernel_size
-    kernel = self.param("kernel", nn.initializers.glorot_uniform(), (k, k, x.shape[-1], self.features))
-    x = x.astype(self.dtype)
-    if k == 1 and self.strides == 1:
-      return conv_kernels.pointwise_conv(x, kernel, self.gemm_dtype, self.conv_impl)
-    return conv_kernels.stem_conv3x3(x, kernel, self.strides, self.conv_impl)
-
-
-class DepthwiseConv(nn.Module):
-  """Keras `DepthwiseConv2D(3)` without bias; kernel (3, 3, C, 1)."""
-  strides: int = 1
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
-  dilation: int = 1
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", nn.initializers.glorot_uniform(), (3, 3, x.shape[-1], 1))
-    return conv_kernels.depthwise_conv3x3(x.astype(self.dtype), kernel, self.strides, self.conv_impl,
-                                          self.dilation)
-
-
 class MobileNetV2(nn.Module):
   """MobileNetV2 feature extractor returning every named activation up to `last_layer`.
 
@@ -120,19 +82,13 @@ class MobileNetV2(nn.Module):
     alpha: width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4).
     last_layer: build nothing after this Keras layer name ("out_relu" is the whole no-top network;
       the U-Net stops at "block_16_project", which is what its parameter count assumes).
-    dtype: compute dtype; parameters stay float32.
-    gemm_dtype: GEMM input dtype of the 1x1 convolutions (None: `dtype`).
-    bn_momentum: BatchNorm moving-average momentum (Keras: 0.999; lower when training from scratch).
-    conv_impl: "auto", "gemm", "xla" or "lite" (see `jaxseg.models.conv_kernels`).
     output_stride: 32 (the classification network), 16 or 8 (atrous, for DeepLab; see `block_strides`).
+    spec: the layer spec (Keras MobileNetV2's BatchNorm momentum is 0.999; lower when training from scratch).
   """
   alpha: float = 1.0
   last_layer: str = "out_relu"
-  dtype: Any = jnp.float32
-  bn_momentum: float = 0.999
-  conv_impl: str = "auto"
   output_stride: int = 32
-  gemm_dtype: Any = None
+  spec: LayerSpec = LayerSpec(bn_momentum=0.999)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
@@ -156,12 +112,12 @@ class MobileNetV2(nn.Module):
       done = done or name == self.last_layer
       return value
 
-    def bn(name, y):
-      return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3, dtype=self.dtype,
-                          name=name)(y)
+    batch_norm = self.spec.batch_norm(train)
+    bn = lambda name, y: batch_norm(name=name)(y)
+    conv = partial(Conv, spec=self.spec)
 
-    x = x.astype(self.dtype)
-    x = emit("Conv1", Conv(make_divisible(32 * self.alpha), 3, 2, self.dtype, self.conv_impl, name="Conv1")(x))
+    x = x.astype(self.spec.dtype)
+    x = emit("Conv1", conv(make_divisible(32 * self.alpha), 3, 2, name="Conv1")(x))
     x = emit("bn_Conv1", bn("bn_Conv1", x))
     x = emit("Conv1_relu", relu6(x))
     for block_id, ((filters, _, expansion), (stride, dilation)) in enumerate(
@@ -173,16 +129,13 @@ class MobileNetV2(nn.Module):
       out_ch = make_divisible(int(filters * self.alpha))
       steps = []
       if block_id:
-        steps += [("expand", lambda y: Conv(expansion * inputs.shape[-1], dtype=self.dtype, conv_impl=self.conv_impl,
-                                            gemm_dtype=self.gemm_dtype, name=prefix + "expand")(y)),
+        steps += [("expand", lambda y: conv(expansion * inputs.shape[-1], name=prefix + "expand")(y)),
                   ("expand_BN", lambda y: bn(prefix + "expand_BN", y)),
                   ("expand_relu", relu6)]
-      steps += [("depthwise", lambda y: DepthwiseConv(stride, self.dtype, self.conv_impl, dilation,
-                                                      name=prefix + "depthwise")(y)),
+      steps += [("depthwise", lambda y: DepthwiseConv(stride, dilation, self.spec, name=prefix + "depthwise")(y)),
                 ("depthwise_BN", lambda y: bn(prefix + "depthwise_BN", y)),
                 ("depthwise_relu", relu6),
-                ("project", lambda y: Conv(out_ch, dtype=self.dtype, conv_impl=self.conv_impl,
-                                                   gemm_dtype=self.gemm_dtype, name=prefix + "project")(y)),
+                ("project", lambda y: conv(out_ch, name=prefix + "project")(y)),
                 ("project_BN", lambda y: bn(prefix + "project_BN", y))]
       for suffix, fn in steps:
         x = emit(prefix + suffix, fn(x))
@@ -193,7 +146,7 @@ class MobileNetV2(nn.Module):
     if done:
       return feats
     last = make_divisible(1280 * self.alpha) if self.alpha > 1.0 else 1280
-    x = emit("Conv_1", Conv(last, dtype=self.dtype, conv_impl=self.conv_impl, gemm_dtype=self.gemm_dtype, name="Conv_1")(x))
+    x = emit("Conv_1", conv(last, name="Conv_1")(x))
     x = emit("Conv_1_bn", bn("Conv_1_bn", x))
     emit("out_relu", relu6(x))
     if not done:

@@ -6,9 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg.models.deeplab import DEEPLAB_HIGH, DEEPLAB_LOW, DeepLabV3Plus
-from jaxseg.models.mobilenet_v2 import UNET_TAPS
-from jaxseg.models.unet import UNet
+from jaxseg.models.base import SegmentationModel
 
 
 def _size(tree: Any) -> int:
@@ -24,7 +22,7 @@ def count_params(variables: dict[str, Any], freeze_encoder: bool = True) -> dict
   frozen encoder and all BatchNorm statistics.
 
   Args:
-    variables: `{"params", "batch_stats"}` of a UNet (arrays or shape structs).
+    variables: `{"params", "batch_stats"}` of a model (arrays or shape structs).
     freeze_encoder: count the encoder's params as non-trainable.
 
   Returns:
@@ -41,10 +39,10 @@ def count_params(variables: dict[str, Any], freeze_encoder: bool = True) -> dict
           "decoder_bn_stats": decoder_stats}
 
 
-def summary_rows(model: UNet, image_size: int | tuple[int, int],
+def summary_rows(model: SegmentationModel, image_size: int | tuple[int, int],
                  freeze_encoder: bool = True) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
-  """Rows of (block, output shape, params) for the U-Net at `image_size` (square, or (height, width)), and
-  `count_params`.
+  """Rows of (block, output shapes, params) for `model` at `image_size` (square, or (height, width)), and
+  `count_params`. The blocks are the model's own (`SegmentationModel.summary_rows`).
 
   Shapes come from `jax.eval_shape`, so nothing is computed or compiled.
   """
@@ -53,46 +51,20 @@ def summary_rows(model: UNet, image_size: int | tuple[int, int],
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), images))
   _, state = jax.eval_shape(lambda v: model.apply(v, images, capture_intermediates=True,
                                                   mutable=["intermediates"]), variables)
-  inter = state["intermediates"]
-  both = lambda name: _size(variables["params"].get(name, {})) + _size(variables["batch_stats"].get(name, {}))
-  taps = inter["encoder"]["__call__"][0]
+  size = lambda name: _size(variables["params"].get(name, {})) + _size(variables["batch_stats"].get(name, {}))
   rows = [("input (InputLayer)", _shape(images.shape), 0)]
-  if isinstance(model, DeepLabV3Plus):
-    return _deeplab_rows(model, variables, inter, taps, rows, both), count_params(variables, freeze_encoder)
-  enc_shapes = " ".join(_shape(taps[n].shape) for n in UNET_TAPS)
-  rows.append((f"encoder (MobileNetV2 alpha={model.alpha}, to {UNET_TAPS[-1]})", enc_shapes, both("encoder")))
-  skips = [taps[n] for n in UNET_TAPS[:-1]][::-1]
-  for i, skip in enumerate(skips):
-    out = inter[f"up_{i}"]["__call__"][0]
-    rows.append((f"up_{i} (Upsample: ConvTranspose, BatchNorm, ReLU)", _shape(out.shape), both(f"up_{i}")))
-    cat = out.shape[:-1] + (out.shape[-1] + skip.shape[-1],)
-    rows.append((f"concat_{i} (+ {UNET_TAPS[len(skips) - 1 - i]})", _shape(cat), 0))
-  logits = inter["logits"]["__call__"][0]
-  rows.append(("logits (ConvTranspose)", _shape(logits.shape), both("logits")))
+  for name, shapes, params in model.summary_rows(variables, state["intermediates"], size):
+    rows.append((name, " ".join(_shape(s) for s in shapes), params))
   return rows, count_params(variables, freeze_encoder)
 
 
-def _deeplab_rows(model, variables, inter, taps, rows, both):
-  enc = f"{_shape(taps[DEEPLAB_LOW].shape)} {_shape(taps[DEEPLAB_HIGH].shape)}"
-  rows.append((f"encoder (MobileNetV2 alpha={model.alpha}, output stride {model.output_stride}, to "
-               f"{DEEPLAB_HIGH}; {DEEPLAB_LOW})", enc, both("encoder")))
-  for name, what in (("aspp_0", "ASPP 1x1"), ("aspp_1", "ASPP atrous 3x3"), ("aspp_2", "ASPP atrous 3x3"),
-                     ("aspp_3", "ASPP atrous 3x3"), ("aspp_pool", "ASPP image pooling"),
-                     ("aspp_project", "ASPP projection 1x1"), ("low_level", "low-level 1x1"),
-                     ("decoder_0", "decoder 3x3"), ("decoder_1", "decoder 3x3")):
-    rows.append((f"{name} ({what}, BatchNorm, ReLU)", _shape(inter[name]["__call__"][0].shape), both(name)))
-  logits = sum(int(np.prod(variables["params"][k].shape)) for k in ("logits_kernel", "logits_bias"))
-  out = inter["__call__"][0]
-  rows.append(("logits (1x1, bilinear upsampling)", _shape(out.shape), logits))
-  return rows
-
-
-def format_summary(model: UNet | DeepLabV3Plus, image_size: int | tuple[int, int], freeze_encoder: bool = True) -> str:
+def format_summary(model: SegmentationModel, image_size: int | tuple[int, int], freeze_encoder: bool = True) -> str:
   """The summary as text, ending with the Total / Trainable / Non-trainable lines Keras prints."""
   rows, counts = summary_rows(model, image_size, freeze_encoder)
   w0 = max(len(r[0]) for r in rows) + 2
   w1 = max(len(r[1].split(" ")[0]) for r in rows) + 22
-  lines = [f"Model: {type(model).__name__} (num_classes={model.num_classes}, dtype={jnp.dtype(model.dtype).name})",
+  lines = [f"Model: {type(model).__name__} (num_classes={model.num_classes}, "
+           f"dtype={jnp.dtype(model.spec.dtype).name})",
            "=" * (w0 + w1 + 12), f"{'Layer (block)':<{w0}}{'Output Shape':<{w1}}{'Param #':>12}",
            "=" * (w0 + w1 + 12)]
   for name, shape, params in rows:

@@ -1,55 +1,27 @@
 """The TensorFlow segmentation tutorial's U-Net: pix2pix upsample blocks over MobileNetV2 skips."""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxseg.models import conv_kernels
 from jaxseg.models.base import SegmentationModel
+from jaxseg.models.layers import ConvTranspose3x3S2, LayerSpec
 from jaxseg.models.mobilenet_v2 import UNET_TAPS, MobileNetV2, check_input_size
-
-
-class ConvTranspose3x3S2(nn.Module):
-  """Keras `Conv2DTranspose(features, 3, strides=2, padding="same")` over concatenated inputs.
-
-  The kernel is stored as (3, 3, Cin, Cout), Keras's (3, 3, Cout, Cin) with the last two axes swapped;
-  the inputs are never concatenated (see `conv_kernels.conv_transpose3x3_s2_gemm`).
-  """
-  features: int
-  use_bias: bool = False
-  kernel_init: Any = nn.initializers.normal(0.02)
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
-  gemm_dtype: Any = None
-
-  @nn.compact
-  def __call__(self, inputs: Sequence[jax.Array]) -> jax.Array:
-    cin = sum(x.shape[-1] for x in inputs)
-    kernel = self.param("kernel", self.kernel_init, (3, 3, cin, self.features))
-    y = conv_kernels.conv_transpose3x3_s2([x.astype(self.dtype) for x in inputs], kernel, self.conv_impl,
-                                         self.gemm_dtype)
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
-    return y
 
 
 class Upsample(nn.Module):
   """pix2pix `upsample(filters, 3)`: ConvTranspose (no bias, N(0, 0.02)), BatchNorm, ReLU."""
   features: int
-  dtype: Any = jnp.float32
-  bn_momentum: float = 0.99  # Keras BatchNormalization default
-  conv_impl: str = "auto"
-  gemm_dtype: Any = None
+  spec: LayerSpec = LayerSpec()
 
   @nn.compact
   def __call__(self, inputs: Sequence[jax.Array], train: bool) -> jax.Array:
-    x = ConvTranspose3x3S2(self.features, dtype=self.dtype, conv_impl=self.conv_impl, gemm_dtype=self.gemm_dtype,
-                           name="conv_transpose")(inputs)
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-3, dtype=self.dtype,
-                     name="bn")(x)
-    return nn.relu(x)
+    """Upsamples the concatenation of `inputs` by 2; `train`: BatchNorm uses and updates batch statistics."""
+    x = ConvTranspose3x3S2(self.features, spec=self.spec, name="conv_transpose")(inputs)
+    return nn.relu(self.spec.batch_norm(train)(name="bn")(x))
 
 
 class UNet(SegmentationModel):
@@ -59,6 +31,8 @@ class UNet(SegmentationModel):
     decoder_filters: filters of the upsample blocks, coarse to fine.
   """
   decoder_filters: Sequence[int] = (512, 256, 128, 64)
+
+  ENCODER_OUTPUT: ClassVar[str] = UNET_TAPS[-1]
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
@@ -74,16 +48,25 @@ class UNet(SegmentationModel):
       (B, H, W, num_classes) float32 logits.
     """
     check_input_size(images)
-    feats = MobileNetV2(self.alpha, last_layer=UNET_TAPS[-1], dtype=self.dtype,
-                        bn_momentum=self.encoder_bn_momentum, conv_impl=self.conv_impl, gemm_dtype=self.gemm_dtype,
-                        name="encoder")(
-        images, train=encoder_train)
+    feats = MobileNetV2(**self.encoder_fields(), name="encoder")(images, train=encoder_train)
     skips = [feats[name] for name in UNET_TAPS[:-1]]
     x = [feats[UNET_TAPS[-1]]]
     for i, (filters, skip) in enumerate(zip(self.decoder_filters, reversed(skips))):
-      x = [Upsample(filters, self.dtype, self.decoder_bn_momentum, self.conv_impl, self.gemm_dtype,
-                    name=f"up_{i}")(x, train), skip]
+      x = [Upsample(filters, self.spec, name=f"up_{i}")(x, train), skip]
     logits = ConvTranspose3x3S2(self.num_classes, use_bias=True, kernel_init=nn.initializers.glorot_uniform(),
-                                dtype=self.dtype, conv_impl=self.conv_impl, gemm_dtype=self.gemm_dtype,
-                                name="logits")(x)
+                                spec=self.spec, name="logits")(x)
     return logits.astype(jnp.float32)
+
+  def summary_rows(self, variables: dict[str, Any], intermediates: dict[str, Any],
+                   size: Any) -> list[tuple[str, list[tuple[int, ...]], int]]:
+    """The encoder's taps, each upsample block and skip concatenation, and the logits."""
+    taps = intermediates["encoder"]["__call__"][0]
+    rows = [(f"encoder (MobileNetV2 alpha={self.alpha}, to {UNET_TAPS[-1]})",
+             [taps[n].shape for n in UNET_TAPS], size("encoder"))]
+    skips = [taps[n] for n in UNET_TAPS[:-1]][::-1]
+    for i, skip in enumerate(skips):
+      out = intermediates[f"up_{i}"]["__call__"][0].shape
+      rows.append((f"up_{i} (Upsample: ConvTranspose, BatchNorm, ReLU)", [out], size(f"up_{i}")))
+      rows.append((f"concat_{i} (+ {UNET_TAPS[len(skips) - 1 - i]})", [(*out[:-1], out[-1] + skip.shape[-1])], 0))
+    rows.append(("logits (ConvTranspose)", [intermediates["logits"]["__call__"][0].shape], size("logits")))
+    return rows

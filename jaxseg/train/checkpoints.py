@@ -17,6 +17,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from jaxseg.errors import UserError
+from jaxseg.models import MODELS
 
 
 class _ReadOnlyNotices(logging.Filter):
@@ -38,6 +39,7 @@ class CheckpointError(UserError):
 
 
 def checkpoint_dir(workdir: str) -> str:
+  """`<workdir>/checkpoints`, absolute."""
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
@@ -73,11 +75,14 @@ def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: d
     raise
 
 
-# What identifies the model a checkpoint holds: meta["model"] key -> config field.
+# What identifies the model a checkpoint holds, for every architecture: meta["model"] key -> config field.
+# Each architecture adds its own (`SegmentationModel.IDENTITY_FIELDS`).
 _IDENTITY = {"name": "model.name", "alpha": "model.alpha", "num_classes": "num_classes", "image_size": "image_size",
-             "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names",
-             "output_stride": "model.output_stride", "separable": "model.separable"}
-_DEEPLAB_ONLY = ("output_stride", "separable")  # fields the U-Net does not use
+             "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names"}
+
+
+def _identity(config: ml_collections.ConfigDict) -> dict[str, str]:
+  return {**_IDENTITY, **MODELS[config.model.name].IDENTITY_FIELDS}
 
 
 def _field(config: ml_collections.ConfigDict, path: str) -> Any:
@@ -91,8 +96,7 @@ def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[
   """The JSON record saved beside each state: epoch, metrics history, why training stopped, the config, and
   the model's identity (what `check_compatible` compares)."""
   return {"epoch": epoch, "history": history, "stop_reason": stop_reason, "config": config.to_json_best_effort(),
-          "model": {key: _field(config, field) for key, field in _IDENTITY.items()
-                    if key not in _DEEPLAB_ONLY or config.model.name.startswith("deeplab")}}
+          "model": {key: _field(config, field) for key, field in _identity(config).items()}}
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int, dict[str, Any]]:
@@ -119,7 +123,7 @@ def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, wh
   count or image size (a run resumes, and is evaluated, at the size it was trained at)."""
   saved = meta.get("model", {})
   diffs, fixes = [], []
-  for key, field in _IDENTITY.items():
+  for key, field in _identity(config).items():
     value = _field(config, field)
     if key in saved and saved[key] != value:
       diffs.append(f"{key}: checkpoint has {saved[key]!r}, config has {value!r}")

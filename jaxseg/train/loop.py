@@ -4,7 +4,8 @@ and the evaluation of a saved checkpoint."""
 import json
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import ml_collections
@@ -86,7 +87,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   while not stop and epoch < config.num_epochs:
     epoch += 1
     state, train_m, rate = _train_epoch(run, jitted.train, state, train_split, epoch, steps_per_epoch)
-    val_m = run.evaluate(jitted.eval, state, eval_split)
+    val_m = run.evaluate(jitted.evaluate, state, eval_split)
     history.append({"epoch": epoch, "step": int(state.step), "train": train_m, "val": val_m,
                     "images_per_s": rate})
     stop = _stop_reason(config, history)
@@ -134,15 +135,15 @@ def resolve_class_weights(config: ml_collections.ConfigDict, train_split: data.S
 
 def _train_epoch(run: Run, train_fn, state, split: data.Split, epoch: int, steps_per_epoch: int):
   config = run.config
-  acc = run.zero_sums()
+  sums = run.zero_sums()
   batches = data.train_batches(split, config.batch_size, config.seed, epoch)
   bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.num_epochs}", unit="step", leave=False,
              disable=jax.process_index() != 0, dynamic_ncols=True)
   start = time.perf_counter()
-  for i, batch in enumerate(parallel.prefetch(batches, run.data)):
-    state, acc = train_fn(state, acc, batch)
+  for i, batch in enumerate(parallel.prefetch(batches, run.batch_sharding)):
+    state, sums = train_fn(state, sums, batch)
     if (i + 1) % config.log_every_steps == 0 or i + 1 == steps_per_epoch:
-      host = jax.device_get(acc)  # the only host sync: at log steps
+      host = jax.device_get(sums)  # the only host sync: at log steps
       _check_finite(host, epoch)
       m = metrics.summarize(host)
       bar.set_postfix(loss=f"{m['loss']:.4f}", acc=f"{m['accuracy']:.4f}",
@@ -150,7 +151,7 @@ def _train_epoch(run: Run, train_fn, state, split: data.Split, epoch: int, steps
       bar.update(i + 1 - bar.n)
   bar.close()
   rate = steps_per_epoch * config.batch_size / (time.perf_counter() - start)
-  return state, metrics.summarize(jax.device_get(acc)), rate
+  return state, metrics.summarize(jax.device_get(sums)), rate
 
 
 def _check_finite(host_sums: dict[str, Any], epoch: int) -> None:
@@ -167,7 +168,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
   state, step = run.restore_for_inference(step)
   eval_split = data.load_split(config, config.data.eval_split)
   jitted = run.jit_steps(tx=None)  # the eval and predict steps use no optimizer
-  val = run.evaluate(jitted.eval, state, eval_split)
+  val = run.evaluate(jitted.evaluate, state, eval_split)
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   samples = visualize.SampleSet(eval_split, max(config.num_samples, 1))

@@ -30,7 +30,8 @@ class MetricsWriter:
     os.makedirs(logdir, exist_ok=True)
     now = time.time()
     name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.0"
-    self._events = RecordWriter(open(os.path.join(logdir, name), "wb"))  # pylint: disable=consider-using-with
+    # The writer owns the file from here on and closes it in `close`.
+    self._events = RecordWriter(open(os.path.join(logdir, name), "wb"))  # noqa: SIM115
     self._events.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
     self._events.flush()
 
@@ -52,6 +53,7 @@ class MetricsWriter:
     self._events.flush()
 
   def close(self) -> None:
+    """Flushes and closes the TensorBoard event file."""
     self._events.close()
 
 

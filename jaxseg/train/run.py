@@ -27,7 +27,7 @@ class Run:
     config_checks.check_config(config)
     self.config, self.workdir = config, workdir
     self.mesh = parallel.make_mesh()
-    self.rep, self.data = parallel.replicated(self.mesh), parallel.data_sharding(self.mesh)
+    self.rep, self.batch_sharding = parallel.replicated(self.mesh), parallel.data_sharding(self.mesh)
     self.model = models.create_model(config)
     self.mngr = checkpoints.manager(workdir, config.keep_checkpoints, read_only=read_only)
     self.rng = jax.random.key(config.seed, impl="rbg")
@@ -78,23 +78,24 @@ class Run:
     return TrainState(step=restored["step"], params=got["params"], batch_stats=got["batch_stats"],
                       opt_state=None), step
 
-  def jit_steps(self, tx: Any, class_weights: np.ndarray | None = None) -> steps.JittedSteps:
+  def jit_steps(self, tx: Any, class_weights: np.ndarray | None = None) -> steps.Steps:
     """The jitted steps (`tx`: the optimizer, None where only eval and predict are used; `class_weights`:
     per-class loss weights or None)."""
-    return steps.jit_steps(self.model, tx, self.config, self.rng, self.rep, self.data, class_weights)
+    return steps.jit_steps(self.model, tx, self.config, self.rng, self.rep, self.batch_sharding, class_weights)
 
   def zero_sums(self) -> dict[str, jax.Array]:
     """A fresh metric accumulator on the devices."""
     return jax.device_put(steps.zero_sums(self.config.num_classes), self.rep)
 
   def evaluate(self, eval_fn, state: TrainState, split: data.Split) -> dict[str, Any]:
-    """Metrics of `state` over the whole `split` (`eval_fn`: `JittedSteps.eval`)."""
-    acc = self.zero_sums()
-    for batch in parallel.prefetch(data.eval_batches(split, self.config.eval_batch_size), self.data):
-      acc = eval_fn(state, acc, batch)
-    return metrics.summarize(jax.device_get(acc), self.classes.names)
+    """Metrics of `state` over the whole `split` (`eval_fn`: `Steps.evaluate`)."""
+    sums = self.zero_sums()
+    for batch in parallel.prefetch(data.eval_batches(split, self.config.eval_batch_size), self.batch_sharding):
+      sums = eval_fn(state, sums, batch)
+    return metrics.summarize(jax.device_get(sums), self.classes.names)
 
   def predict_uint8(self, predict_fn, state: TrainState, images: np.ndarray) -> np.ndarray:
     """Class ids for uint8 images at the stored size, batched and padded to the eval batch size."""
     variables = inference_variables(state, self.config)
-    return parallel.map_padded(lambda x: predict_fn(variables, x), images, self.config.eval_batch_size, self.data)
+    return parallel.map_padded(lambda x: predict_fn(variables, x), images, self.config.eval_batch_size,
+                               self.batch_sharding)

@@ -20,11 +20,13 @@ class TrainState:
   opt_state: Any
 
   def to_dict(self) -> dict[str, Any]:
+    """The state as a plain dict (what a checkpoint stores)."""
     return {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
             "opt_state": self.opt_state}
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "TrainState":
+    """The state from `to_dict`'s dict."""
     return cls(step=d["step"], params=d["params"], batch_stats=d["batch_stats"], opt_state=d["opt_state"])
 
 
@@ -61,6 +63,7 @@ def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: 
 
 
 def create_state(params: Any, batch_stats: Any, tx: optax.GradientTransformation) -> TrainState:
+  """A TrainState at step 0 with `tx`'s initial optimizer state."""
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                     opt_state=tx.init(params))
 

@@ -104,6 +104,7 @@ def predict_step(variables: dict[str, Any], images: jax.Array, *, model) -> jax.
 
 
 def zero_sums(num_classes: int) -> dict[str, jax.Array]:
+  """Empty metric sums: loss and weight totals, a (C, C) confusion matrix, no bad step yet."""
   return {"loss_sum": jnp.zeros((), jnp.float32), "weight_sum": jnp.zeros((), jnp.float32),
           "confusion": jnp.zeros((num_classes, num_classes), jnp.int32),
           "first_bad_step": jnp.full((), -1, jnp.int32)}
@@ -117,22 +118,23 @@ def accumulate(acc: dict[str, jax.Array], sums: dict[str, jax.Array], step: jax.
   return out
 
 
-class JittedSteps(NamedTuple):
-  """The steps compiled for one model, optimizer and device mesh.
+class Steps(NamedTuple):
+  """The step functions for one model, optimizer and device mesh (`train` and `predict` jitted; `evaluate`
+  dispatches to two jitted functions).
 
-  train(state, acc, batch) -> (state, acc): one optimizer step, metric sums added to `acc` (both donated).
-  eval(state, acc, batch) -> acc: metric sums of a padded eval batch added to `acc` (donated). A batch with
+  train(state, sums, batch) -> (state, sums): one optimizer step, metric sums added to `sums` (both donated).
+  evaluate(state, sums, batch) -> sums: metric sums of a padded eval batch added to `sums` (donated). A batch with
     "label" and "label_size" is scored at the labels' own size: the model runs in one compiled function (the
     stored size never changes), the resizing and scoring in another, compiled once per label canvas shape.
   predict(variables, images) -> class ids (B, S, S).
   """
   train: Any
-  eval: Any
+  evaluate: Any
   predict: Any
 
 
 def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.ConfigDict, rng: jax.Array,
-              state_sharding, data_sharding, class_weights: np.ndarray | None = None) -> JittedSteps:
+              state_sharding, data_sharding, class_weights: np.ndarray | None = None) -> Steps:
   """Jits the steps with replicated state and batches split over the `data` mesh axis.
 
   Args:
@@ -164,15 +166,15 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
   score_fn = jax.jit(score_acc, in_shardings=(rep, data_sharding, data_sharding), out_shardings=rep,
                      donate_argnums=(0,))
 
-  def evaluate(state, acc, batch):
+  def evaluate(state, sums, batch):
     if "label" not in batch:
-      return fused(state, acc, batch)
-    return score_fn(acc, logits_fn(state, batch["image"]),
+      return fused(state, sums, batch)
+    return score_fn(sums, logits_fn(state, batch["image"]),
                     {k: batch[k] for k in ("label", "label_size", "weight")})
 
-  return JittedSteps(
+  return Steps(
       train=jax.jit(train_acc, in_shardings=(rep, rep, data_sharding), out_shardings=(rep, rep),
                     donate_argnums=(0, 1)),
-      eval=evaluate,
+      evaluate=evaluate,
       predict=jax.jit(functools.partial(predict_step, model=model), in_shardings=(rep, data_sharding),
                       out_shardings=data_sharding))

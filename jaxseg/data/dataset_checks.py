@@ -57,14 +57,14 @@ def inspect_split(config: ml_collections.ConfigDict, split: str) -> SplitReport:
 def format_report(config: ml_collections.ConfigDict, reports: list[SplitReport]) -> str:
   """The reports as text: pairs, sizes, label histogram, problems, then the class weights."""
   names = classes_from_config(config).names
-  width = max(len(n) for n in names + ("(ignored)",))
+  width = max(len(n) for n in (*names, "(ignored)"))
   lines = []
   for r in reports:
     sizes = ", ".join(f"{s} x{n}" for s, n in r.sizes.most_common(5))
     more = f" and {len(r.sizes) - 5} more sizes" if len(r.sizes) > 5 else ""
     lines += [f"split {r.name!r}: {r.pairs} pairs; image sizes (WxH): {sizes or '-'}{more}"]
     total = max(int(r.pixels.sum()), 1)
-    for i, name in enumerate(names + ("(ignored)",)):
+    for i, name in enumerate((*names, "(ignored)")):
       lines.append(f"  {name:<{width}}  {int(r.pixels[i]):>12,} px  {100 * r.pixels[i] / total:6.2f}%")
     absent = [n for i, n in enumerate(names) if r.pixels[i] == 0]
     if absent and r.pairs:

@@ -14,16 +14,17 @@ Accuracy in float32 is a few 1e-6 relative to the output's scale (the transforms
 1/24); with bfloat16 GEMM inputs that would grow past what training tolerates, so callers use it in float32.
 """
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxseg.ops.common import ceil_div, static_batch
+
 M = 4  # output tile
 N = M + 2  # input tile
-# Below this many tiles per batch the 36 small GEMMs and the transform passes cost more than they save (one
-# 32x32 map of 304 -> 256 channels on XLA:CPU: 14 ms against XLA's convolution's 8; 56x56: 17 against 22 ms).
+# Below this many tiles per batch the 36 small GEMMs and the transform passes cost more than they save
+# (jaxseg/ops/README.md names the command that shows it).
 MIN_TILES = 256
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
                [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float32)
@@ -47,13 +48,7 @@ def _combine(planes: list, matrix: np.ndarray) -> list:
 
 
 def _tile_counts(h: int, w: int) -> tuple[int, int]:
-  return -(-h // M), -(-w // M)
-
-
-def static_batch(shape: tuple[int, ...]) -> int:
-  """The batch size of a (B, ...) shape, or 1 where it is symbolic (an export for any batch size): what the
-  Winograd forms' size thresholds count."""
-  return shape[0] if jax.core.is_constant_dim(shape[0]) else 1
+  return ceil_div(h, M), ceil_div(w, M)
 
 
 def tile_count(shape: tuple[int, ...]) -> int:
@@ -102,8 +97,16 @@ def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 @jax.custom_vjp
-def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """'same' stride-1 3x3 convolution. x: (B, H, W, Cin) float32; kernel: (3, 3, Cin, Cout) float32."""
+def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """'same' stride-1 3x3 convolution (reference: `dense3x3.conv3x3_reference`).
+
+  Args:
+    x: (B, H, W, Cin) float32.
+    kernel: (3, 3, Cin, Cout) float32.
+
+  Returns:
+    (B, H, W, Cout) float32.
+  """
   return _conv(x, kernel)
 
 
@@ -132,4 +135,4 @@ def _bwd(res, g):
   return dx, dk.astype(kernel.dtype)
 
 
-conv3x3.defvjp(_fwd, _bwd)
+winograd_conv3x3.defvjp(_fwd, _bwd)

@@ -12,45 +12,44 @@ reads it (1, 2 or 4 of them: 25 kernel products instead of 36), and an output tr
 The transforms' coefficients are 0 and +-1, so float32 results stay within rounding of the direct form.
 
 The decoder is GEMM-bound on CPU (its GEMMs were ~80% of the U-Net's eval step), so it runs this way on CPU in
-float32, forward and backward: `backward` is the adjoint of each linear step (output transform -> plane
-gradients; plane GEMMs -> input-plane and transformed-kernel gradients; input and kernel transforms), so the
-input and weight gradients also take 25 / 36 of the GEMM work.
+float32, forward and backward: `winograd_conv_transpose3x3_s2_vjp` is the adjoint of each linear step (output
+transform -> plane gradients; plane GEMMs -> input-plane and transformed-kernel gradients; input and kernel
+transforms), so the input and weight gradients also take 25 / 36 of the GEMM work.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
-from jaxseg.models.gemms import pixel_gemm_t
-from jaxseg.models.winograd import static_batch
+from jaxseg.ops.common import ceil_div, static_batch
+from jaxseg.ops.pointwise import pixel_gemm_t
 
 # Phase parity -> {transformed input index alpha: the kernel taps summed into its transformed kernel}.
 _KERNEL_TAPS = ({0: (2,), 1: (2, 0), 2: (0,)}, {1: (1,), 2: (1,)})
 # Phase parity -> output transform: output s of a tile = sum over alpha of _OUT[parity][s][alpha] * m[alpha].
 _OUT = (((1, 1, 0), (0, 1, 1)), ((0, 1, 0), (0, 1, 1)))
 
-# Below this many output channels the per-plane GEMMs get too narrow to pay (the logits layer).
+# The thresholds below are where this form starts to pay on CPU (jaxseg/ops/README.md names the bench that
+# shows each). Below MIN_FEATURES output channels the per-plane GEMMs get too narrow (the logits layer).
 MIN_FEATURES = 32
-# The backward's transforms cost more against its GEMMs: at 64 output channels it measured no faster.
+# The backward's transforms cost more against its GEMMs, so it needs wider layers.
 MIN_FEATURES_BACKWARD = 128
 # Below this many 2x2 input tiles (each plane GEMM's M) the nine GEMMs and the transforms cost more than they
-# save: with every layer in this form a single 128 px image took 26 ms against 14 ms direct (its first two
-# layers have 4 and 16 tiles). At 704 tiles (CamVid's up_1, batch 8) it pays: forward 74 -> 56 ms, forward +
-# backward 146 -> 123 ms.
+# save (a single image's first decoder layers have 4 and 16).
 MIN_TILES = 512
 
 
 def tile_count(shape: tuple[int, ...]) -> int:
   """2x2 input tiles of a (B, n, m, C) input (of one image where the batch size is symbolic)."""
-  return static_batch(shape) * -(-shape[1] // 2) * -(-shape[2] // 2)
+  return static_batch(shape) * ceil_div(shape[1], 2) * ceil_div(shape[2], 2)
 
 
 def _input_transform(x: jax.Array, axis: int) -> list[jax.Array]:
   """Along `axis` (length L), tiles t of two inputs: [x[2t - 1] - x[2t], x[2t], x[2t + 1] - x[2t]], zero
   outside x; each of length ceil(L / 2)."""
   length = x.shape[axis]
-  tiles = -(-length // 2)
+  tiles = ceil_div(length, 2)
   pad = [(0, 0)] * x.ndim
   pad[axis] = (1, 2 * tiles - length)
   xp = jnp.pad(x, pad)  # xp[k] = x[k - 1]
@@ -72,12 +71,13 @@ def _phases(alpha: int, beta: int) -> list[tuple[int, int]]:
   return [(r, c) for r in (0, 1) for c in (0, 1) if alpha in _KERNEL_TAPS[r] and beta in _KERNEL_TAPS[c]]
 
 
-def conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
-  """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`.
+def winograd_conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array) -> jax.Array:
+  """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`
+  (reference: `conv_transpose.conv_transpose3x3_s2_reference`).
 
   Args:
     inputs: arrays (B, n, m, C_k) sharing B, n, m.
-    kernel: (3, 3, sum C_k, O) as `conv_kernels.conv_transpose3x3_s2_gemm` takes it.
+    kernel: (3, 3, sum C_k, O) as `conv_transpose.conv_transpose3x3_s2_gemm` takes it.
 
   Returns:
     (B, 2n, 2m, O) in the inputs' dtype.
@@ -134,8 +134,9 @@ def _input_transform_adjoint(du: Sequence[jax.Array], axis: int, length: int) ->
   return jax.lax.slice_in_dim(both.reshape(shape), 0, length, axis=axis)
 
 
-def backward(inputs: Sequence[jax.Array], kernel: jax.Array, g: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
-  """The VJP of `conv_transpose3x3_s2`: (input gradients, kernel gradient) for the output gradient g.
+def winograd_conv_transpose3x3_s2_vjp(inputs: Sequence[jax.Array], kernel: jax.Array,
+                                      g: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
+  """The VJP of `winograd_conv_transpose3x3_s2`: (input gradients, kernel gradient) for the output gradient g.
 
   Args:
     inputs: the forward's inputs, (B, n, m, C_k).
@@ -148,7 +149,7 @@ def backward(inputs: Sequence[jax.Array], kernel: jax.Array, g: jax.Array) -> tu
   bsz, n, m, _ = inputs[0].shape
   o = kernel.shape[-1]
   dtype = inputs[0].dtype
-  t, sdim = -(-n // 2), -(-m // 2)
+  t, sdim = ceil_div(n, 2), ceil_div(m, 2)
   kernel = kernel.astype(dtype)
   g = jnp.pad(g.astype(dtype), ((0, 0), (0, 4 * t - 2 * n), (0, 4 * sdim - 2 * m), (0, 0)))
   g = g.reshape(bsz, t, 2, 2, sdim, 2, 2, o)  # (B, t, s, r, u, q, c, O)

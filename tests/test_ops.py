@@ -1,11 +1,13 @@
-"""The fast kernels against `jax.lax` references: forward and both gradients."""
+"""Each fast form of `jaxseg.ops` against the plain `lax` reference beside it: forward and both gradients;
+the "xla" and "lite" formulations against "gemm"."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg.models import conv_kernels as ops
+from jaxseg import ops
+from jaxseg.ops import common, conv_transpose, dense3x3, depthwise, pointwise
 
 
 def _rand(rng, *shape):
@@ -19,19 +21,19 @@ def _assert_close(a, b, tol=1e-4):
     assert float(jnp.abs(x - y).max()) <= tol * scale
 
 
-# cout 16: 144 GEMM columns, the weight gradient through `pixel_gemm_t`; the others below NARROW_TAPS.
+# cout 16: 144 GEMM columns, the weight gradient through `pixel_gemm_t`; the others below NARROW_GEMM_COLUMNS.
 @pytest.mark.parametrize("n,m,sizes,cout", [(4, 4, (8,), 5), (5, 3, (3, 6), 7), (7, 8, (16, 4, 2), 1),
                                             (1, 1, (2,), 3), (3, 5, (4, 6), 16)])
 def test_conv_transpose_matches_lax(n, m, sizes, cout):
   rng = np.random.default_rng(n * 100 + m)
   xs = tuple(_rand(rng, 2, n, m, c) for c in sizes)
   kernel = _rand(rng, 3, 3, sum(sizes), cout)
-  ref = lambda xs, k: ops.conv_transpose3x3_s2_lax(jnp.concatenate(xs, -1), k)
-  _assert_close(ops.conv_transpose3x3_s2_gemm(xs, kernel), ref(xs, kernel))
-  _assert_close(ops.conv_transpose3x3_s2(xs, kernel, "lite"), ref(xs, kernel))  # the four-phase form
+  ref = lambda xs, k: conv_transpose.conv_transpose3x3_s2_reference(jnp.concatenate(xs, -1), k)
+  _assert_close(conv_transpose.conv_transpose3x3_s2_gemm(xs, kernel), ref(xs, kernel))
+  _assert_close(ops.conv_transpose3x3_s2(xs, kernel, conv_impl="lite"), ref(xs, kernel))  # the four-phase form
   cot = _rand(rng, 2, 2 * n, 2 * m, cout)
   grads = lambda f: jax.grad(lambda xs, k: jnp.sum(f(xs, k) * cot), argnums=(0, 1))(xs, kernel)
-  _assert_close(jax.jit(lambda: grads(ops.conv_transpose3x3_s2_gemm))(), grads(ref))
+  _assert_close(jax.jit(lambda: grads(conv_transpose.conv_transpose3x3_s2_gemm))(), grads(ref))
 
 
 def test_conv_transpose_reference_is_a_scatter():
@@ -44,38 +46,36 @@ def test_conv_transpose_reference_is_a_scatter():
       for a in range(3):
         for b in range(3):
           out[0, 2 * i + a, 2 * j + b] += np.asarray(x[0, i, j] @ k[a, b])
-  np.testing.assert_allclose(ops.conv_transpose3x3_s2_lax(x, k), out[:, :6, :4], atol=1e-5)
-
-
-def _lax_conv(x, k, stride, groups=1):
-  pads = [ops.same_padding(x.shape[i], 3, stride) for i in (1, 2)]
-  return jax.lax.conv_general_dilated(x, k, (stride, stride), pads, feature_group_count=groups,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(conv_transpose.conv_transpose3x3_s2_reference(x, k), out[:, :6, :4], atol=1e-5)
 
 
 @pytest.mark.parametrize("size,stride", [(8, 1), (8, 2), (7, 2), (5, 1)])
 def test_depthwise_matches_lax(size, stride):
   rng = np.random.default_rng(size + stride)
   x, k = _rand(rng, 2, size, size + 1, 6), _rand(rng, 3, 3, 6, 1)
-  ref = lambda x, k: _lax_conv(x, k.reshape(3, 3, 1, 6), stride, groups=6)
-  _assert_close(ops.depthwise_conv3x3(x, k, stride), ref(x, k))
+  ref = lambda x, k: depthwise.depthwise_reference(x, k, stride=stride)
+  _assert_close(depthwise.depthwise_conv3x3_gemm(x, k, stride=stride), ref(x, k))
   cot = _rand(rng, *ref(x, k).shape)
   grads = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * cot), argnums=(0, 1))(x, k)
-  _assert_close(grads(lambda x, k: ops.depthwise_conv3x3(x, k, stride)), grads(ref))
+  _assert_close(grads(lambda x, k: depthwise.depthwise_conv3x3_gemm(x, k, stride=stride)), grads(ref))
 
 
 @pytest.mark.parametrize("size", [8, 9])
 def test_stem_and_pointwise_match_lax(size):
   rng = np.random.default_rng(size)
   x, k = _rand(rng, 2, size, size, 3), _rand(rng, 3, 3, 3, 4)
-  ref = lambda x, k: _lax_conv(x, k, 2)
-  _assert_close(ops.stem_conv3x3(x, k, 2), ref(x, k))
+  ref = lambda x, k: dense3x3.conv3x3_reference(x, k, stride=2)
+  _assert_close(dense3x3.stem_conv3x3_gemm(x, k, stride=2), ref(x, k))
   cot = _rand(rng, *ref(x, k).shape)
   grads = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * cot), argnums=(0, 1))(x, k)
-  _assert_close(grads(ops.stem_conv3x3), grads(ref))
+  _assert_close(grads(lambda x, k: dense3x3.stem_conv3x3_gemm(x, k, stride=2)), grads(ref))
   k1 = _rand(rng, 1, 1, 3, 5)
-  _assert_close(ops.pointwise_conv(x, k1), jax.lax.conv_general_dilated(
-      x, k1, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+  ref1 = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=common.DIMENSIONS)
+  _assert_close(pointwise.pointwise_conv_gemm(x, k1), ref1(x, k1))
+  _assert_close(pointwise.pointwise_reference(x, k1), ref1(x, k1))
+  cot1 = _rand(rng, *ref1(x, k1).shape)
+  grads1 = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * cot1), argnums=(0, 1))(x, k1)
+  _assert_close(grads1(lambda x, k: pointwise.pointwise_conv_gemm(x, k)), grads1(ref1))
 
 
 @pytest.mark.parametrize("stride,impl", [(1, "xla"), (2, "xla"), (1, "lite"), (2, "lite")])
@@ -85,17 +85,23 @@ def test_lax_formulations_compute_the_same_maths(stride, impl):
   rng = np.random.default_rng(stride)
   x = _rand(rng, 2, 8, 6, 4)
   dk, sk, pk = _rand(rng, 3, 3, 4, 1), _rand(rng, 3, 3, 4, 5), _rand(rng, 1, 1, 4, 3)
-  _assert_close(ops.depthwise_conv3x3(x, dk, stride, impl), ops.depthwise_conv3x3(x, dk, stride, "gemm"))
-  _assert_close(ops.stem_conv3x3(x, sk, stride, impl), ops.stem_conv3x3(x, sk, stride, "gemm"))
-  _assert_close(ops.pointwise_conv(x, pk, None, impl), ops.pointwise_conv(x, pk, None, "gemm"))
+  gemm = {"conv_impl": "gemm"}
+  _assert_close(ops.depthwise_conv3x3(x, dk, stride=stride, conv_impl=impl),
+                ops.depthwise_conv3x3(x, dk, stride=stride, **gemm))
+  _assert_close(ops.stem_conv3x3(x, sk, stride=stride, conv_impl=impl), ops.stem_conv3x3(x, sk, stride=stride, **gemm))
+  _assert_close(ops.pointwise_conv(x, pk, conv_impl=impl), ops.pointwise_conv(x, pk, **gemm))
+  ck = _rand(rng, 3, 3, 4, 6)
+  _assert_close(ops.conv3x3(x, ck, dilation=stride, conv_impl=impl), ops.conv3x3(x, ck, dilation=stride, **gemm))
   xs, tk = (x, _rand(rng, 2, 8, 6, 3)), _rand(rng, 3, 3, 7, 2)
-  _assert_close(ops.conv_transpose3x3_s2(xs, tk, impl), ops.conv_transpose3x3_s2(xs, tk, "gemm"))
+  _assert_close(ops.conv_transpose3x3_s2(xs, tk, conv_impl=impl), ops.conv_transpose3x3_s2(xs, tk, **gemm))
   assert ops.resolve_conv_impl("auto") == ("xla" if jax.default_backend() == "tpu" else "gemm")
   with pytest.raises(ValueError, match="conv_impl must be one of"):
     ops.resolve_conv_impl("cudnn")
 
 
 def test_same_padding_is_tensorflows():
-  assert ops.same_padding(128, 3, 2) == (0, 1)
-  assert ops.same_padding(127, 3, 2) == (1, 1)
-  assert ops.same_padding(10, 3, 1) == (1, 1)
+  assert common.same_padding(128, 3, 2) == (0, 1)
+  assert common.same_padding(127, 3, 2) == (1, 1)
+  assert common.same_padding(10, 3, 1) == (1, 1)
+  assert common.same_padding(14, 2 * 18 + 1, 1) == (18, 18)  # an atrous rate beyond the map
+  assert [common.ceil_div(n, 4) for n in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]

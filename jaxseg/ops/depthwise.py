@@ -1,7 +1,7 @@
-"""MobileNetV2's depthwise 3x3 and stem convolutions as shifted multiply-adds, with hand-written VJPs.
+"""MobileNetV2's depthwise 3x3 convolutions as shifted multiply-adds, with a hand-written VJP.
 
-The forwards are nine (stem: 27) shifted multiply-adds over one padded input, one XLA loop each. Autodiff of
-them is what costs when the encoder is trained: XLA materialises the nine shifted windows of the input once
+The forward is nine shifted multiply-adds over one padded input, fused into one XLA loop. Autodiff of
+it is what costs when the encoder is trained: XLA materialises the nine shifted windows of the input once
 for the forward and the weight gradient to share, and transposes each slice into a padded copy of the output
 gradient inside the input gradient's loop (per-element bounds checks, not vectorised). On CamVid-sized
 batches the encoder's backward took ten times its forward. Here the input gradient is the same kind of loop
@@ -15,46 +15,16 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from jaxseg.ops.common import lax_conv, out_size, pad_same, same_padding, tap
+
 # Width chunk of the weight gradient's first summation: long enough that the partial sums written out are
 # small (9 / CHUNK of the output gradient), short enough that the chunk's window stays in cache.
 CHUNK = 8
 
 
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-  """TensorFlow's 'same' padding for one spatial axis (also Keras `correct_pad` for stride 2).
-
-  Args:
-    size: input length along the axis.
-    kernel: kernel length.
-    stride: stride.
-
-  Returns:
-    (pad_before, pad_after); for stride 2 and even sizes this is (0, 1).
-  """
-  out = -(-size // stride)
-  total = max((out - 1) * stride + kernel - size, 0)
-  return total // 2, total - total // 2
-
-
-def pad_same(x: jax.Array, kernel: int, stride: int) -> jax.Array:
-  """x (B, H, W, C) zero-padded by `same_padding` on both spatial axes."""
-  ph = same_padding(x.shape[1], kernel, stride)
-  pw = same_padding(x.shape[2], kernel, stride)
-  return jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-
-
-def tap(xp: jax.Array, a: int, b: int, out_h: int, out_w: int, stride: int) -> jax.Array:
-  """The window of the padded input that kernel tap offset (a, b) multiplies, for every output pixel."""
-  return xp[:, a:a + stride * (out_h - 1) + 1:stride, b:b + stride * (out_w - 1) + 1:stride, :]
-
-
-def _out_size(x_shape, stride: int) -> tuple[int, int]:
-  return -(-x_shape[1] // stride), -(-x_shape[2] // stride)
-
-
 def _windows_sum(x: jax.Array, kernel: jax.Array, stride: int, dilation: int) -> jax.Array:
   xp = pad_same(x, 2 * dilation + 1, stride)
-  out_h, out_w = _out_size(x.shape, stride)
+  out_h, out_w = out_size(x.shape, stride)
   k = kernel[..., 0].astype(x.dtype)
   out = None
   for a in range(3):
@@ -64,8 +34,7 @@ def _windows_sum(x: jax.Array, kernel: jax.Array, stride: int, dilation: int) ->
   return out
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def depthwise3x3(x: jax.Array, kernel: jax.Array, stride: int, dilation: int = 1) -> jax.Array:
+def depthwise_conv3x3_gemm(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1) -> jax.Array:
   """Keras `DepthwiseConv2D(3, strides=stride, dilation_rate=dilation)`, 'same'/correct_pad padded.
 
   Args:
@@ -77,6 +46,18 @@ def depthwise3x3(x: jax.Array, kernel: jax.Array, stride: int, dilation: int = 1
   Returns:
     (B, ceil(H / stride), ceil(W / stride), C) in x's dtype.
   """
+  return _depthwise(x, kernel, stride, dilation)
+
+
+def depthwise_reference(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1,
+                        precision=None) -> jax.Array:
+  """`depthwise_conv3x3_gemm` as a grouped `lax` convolution (the "xla" formulation)."""
+  return lax_conv(x, kernel.reshape(3, 3, 1, -1), stride=stride, dilation=dilation, groups=x.shape[-1],
+                  precision=precision)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise(x: jax.Array, kernel: jax.Array, stride: int, dilation: int) -> jax.Array:
   return _windows_sum(x, kernel, stride, dilation)
 
 
@@ -85,7 +66,7 @@ def _dw_fwd(x, kernel, stride, dilation):
 
 
 def _dw_input_grad(g: jax.Array, k: jax.Array, stride: int, dilation: int, h: int, w: int) -> jax.Array:
-  """d loss / d x of `depthwise3x3` from g (B, out_h, out_w, C); k (3, 3, C) in g's dtype."""
+  """d loss / d x of `depthwise_conv3x3_gemm` from g (B, out_h, out_w, C); k (3, 3, C) in g's dtype."""
   d = dilation
   lo_h, lo_w = same_padding(h, 2 * d + 1, stride)[0], same_padding(w, 2 * d + 1, stride)[0]
   if stride == 1:
@@ -150,58 +131,4 @@ def _dw_bwd(stride, dilation, res, g):
   return dx, dk.astype(kernel.dtype)
 
 
-depthwise3x3.defvjp(_dw_fwd, _dw_bwd)
-
-
-def _stem_apply(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-  xp = pad_same(x, 3, stride)
-  out_h, out_w = _out_size(x.shape, stride)
-  kernel = kernel.astype(x.dtype)
-  out = None
-  for a in range(3):
-    for b in range(3):
-      window = tap(xp, a, b, out_h, out_w, stride)
-      for c in range(x.shape[-1]):
-        term = window[..., c:c + 1] * kernel[a, b, c]
-        out = term if out is None else out + term
-  return out
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def stem3x3(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-  """A 'same'-padded 3x3 convolution on few input channels (MobileNetV2's `Conv1`) as 9 * Cin broadcast
-  multiply-adds (a GEMM only 27 deep would be too shallow to be efficient).
-
-  Its weight gradient is one GEMM of the 9 * Cin input windows (small: Cin columns each) against the output
-  gradient; autodiff would broadcast every input channel to the output's width first.
-
-  Args:
-    x: (B, H, W, Cin), Cin small.
-    kernel: (3, 3, Cin, Cout).
-    stride: the stride.
-
-  Returns:
-    (B, ceil(H / stride), ceil(W / stride), Cout) in x's dtype.
-  """
-  return _stem_apply(x, kernel, stride)
-
-
-def _stem_fwd(x, kernel, stride):
-  return _stem_apply(x, kernel, stride), (x, kernel)
-
-
-def _stem_bwd(stride, res, g):
-  x, kernel = res
-  xp = pad_same(x, 3, stride)
-  out_h, out_w = g.shape[1:3]
-  cols = jnp.concatenate([tap(xp, a, b, out_h, out_w, stride) for a in range(3) for b in range(3)], axis=-1)
-  dk = jnp.einsum("bhwk,bhwo->ko", cols, g.astype(x.dtype), preferred_element_type=jnp.float32)
-  # The input gradient (of images, so unused by training; XLA drops it) through XLA's convolution transpose.
-  pads = [same_padding(x.shape[i], 3, stride) for i in (1, 2)]
-  conv = lambda x: jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (stride, stride), pads,
-                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  dx = jax.vjp(conv, x)[1](g.astype(x.dtype))[0]
-  return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
-
-
-stem3x3.defvjp(_stem_fwd, _stem_bwd)
+_depthwise.defvjp(_dw_fwd, _dw_bwd)

@@ -1,0 +1,22 @@
+"""Convolution kernels in plain JAX (no Flax): fast forms for CPU and GPU, each beside its `lax` reference,
+and the one dispatch on `conv_impl` (`jaxseg.ops.dispatch`). See jaxseg/ops/README.md."""
+
+from jaxseg.ops.dispatch import (
+                                 CONV_IMPLS,
+                                 conv3x3,
+                                 conv_transpose3x3_s2,
+                                 depthwise_conv3x3,
+                                 pointwise_conv,
+                                 resolve_conv_impl,
+                                 stem_conv3x3,
+)
+
+__all__ = [
+                                 "CONV_IMPLS",
+                                 "conv3x3",
+                                 "conv_transpose3x3_s2",
+                                 "depthwise_conv3x3",
+                                 "pointwise_conv",
+                                 "resolve_conv_impl",
+                                 "stem_conv3x3",
+]

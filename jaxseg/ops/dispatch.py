@@ -1,0 +1,98 @@
+"""The one place that picks a formulation: `conv_impl` and the size rules (jaxseg/ops/README.md).
+
+"gemm": the fast forms of this package (GEMMs, shifted multiply-adds, Winograd on CPU in float32). XLA lowers
+the `lax` forms of MobileNetV2's and the U-Net's layers poorly on CPU and GPU (a `conv_transpose` weight
+gradient far slower than its forward, grouped depthwise convolutions slower than nine multiply-adds).
+
+"xla": plain `lax` convolutions (each fast form's reference), what the TPU compiler's convolution emitter is
+built for.
+
+"lite": "xla", except that the transposed convolution is four stride-1 convolutions, one per output phase:
+what LiteRT export uses (its converter maps each to a builtin conv kernel and keeps a free batch size).
+
+"auto" picks "gemm" on CPU and GPU, "xla" on TPU. All compute the same maths within float rounding (tests
+hold them to each other), so a checkpoint does not depend on the choice.
+
+Every operation takes `(x, kernel, *, stride, dilation, gemm_dtype, conv_impl)` in that order, the ones it
+has; `gemm_dtype` is the GEMM input dtype (None: x's), accumulated in float32, and applies to "gemm" only.
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxseg.ops import conv_transpose, dense3x3, depthwise, pointwise, winograd
+from jaxseg.ops.common import float32_on_cpu
+
+CONV_IMPLS = ("auto", "gemm", "xla", "lite")
+
+
+def resolve_conv_impl(conv_impl: str) -> str:
+  """"auto" -> "xla" on TPU, "gemm" elsewhere; the others pass through."""
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}.")
+  if conv_impl == "auto":
+    return "xla" if jax.default_backend() == "tpu" else "gemm"
+  return conv_impl
+
+
+def _lax_form(conv_impl: str) -> bool:
+  return resolve_conv_impl(conv_impl) in ("xla", "lite")
+
+
+def pointwise_conv(x: jax.Array, kernel: jax.Array, *, gemm_dtype=None, conv_impl: str = "auto") -> jax.Array:
+  """A 1x1 convolution; kernel (1, 1, Cin, Cout). "gemm": one GEMM (`pointwise.pointwise_conv_gemm`)."""
+  if _lax_form(conv_impl):
+    return pointwise.pointwise_reference(x, kernel)
+  return pointwise.pointwise_conv_gemm(x, kernel, gemm_dtype=gemm_dtype)
+
+
+def stem_conv3x3(x: jax.Array, kernel: jax.Array, *, stride: int = 2, conv_impl: str = "auto") -> jax.Array:
+  """A 'same'-padded 3x3 convolution on few input channels (MobileNetV2's `Conv1`); kernel (3, 3, Cin, Cout).
+  "gemm": broadcast multiply-adds (`dense3x3.stem_conv3x3_gemm`)."""
+  if _lax_form(conv_impl):
+    return dense3x3.conv3x3_reference(x, kernel, stride=stride)
+  return dense3x3.stem_conv3x3_gemm(x, kernel, stride=stride)
+
+
+def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1,
+                      conv_impl: str = "auto") -> jax.Array:
+  """Keras `DepthwiseConv2D(3, strides=stride, dilation_rate=dilation)`, 'same'/correct_pad padded; kernel
+  (3, 3, C, 1). "gemm": nine shifted multiply-adds (`depthwise.depthwise_conv3x3_gemm`)."""
+  if _lax_form(conv_impl):
+    return depthwise.depthwise_reference(x, kernel, stride=stride, dilation=dilation)
+  return depthwise.depthwise_conv3x3_gemm(x, kernel, stride=stride, dilation=dilation)
+
+
+def conv3x3(x: jax.Array, kernel: jax.Array, *, dilation: int = 1, gemm_dtype=None,
+            conv_impl: str = "auto") -> jax.Array:
+  """A 'same'-padded, stride-1, optionally atrous 3x3 convolution (DeepLab's ASPP and decoder); kernel
+  (3, 3, Cin, Cout).
+
+  "gemm": without dilation, on CPU in float32 and from `winograd.MIN_TILES` tiles, Winograd F(4x4, 3x3)
+  (`winograd.winograd_conv3x3`); otherwise `dense3x3.conv3x3_gemm` (a weight gradient as GEMMs). Not under bf16
+  GEMM inputs: nine shifted bf16 GEMMs made the DeepLab step as fast or faster.
+  """
+  if _lax_form(conv_impl):
+    return dense3x3.conv3x3_reference(x, kernel, dilation=dilation)
+  if dilation == 1 and float32_on_cpu(x, gemm_dtype) and winograd.tile_count(x.shape) >= winograd.MIN_TILES:
+    return winograd.winograd_conv3x3(x, kernel.astype(x.dtype))
+  return dense3x3.conv3x3_gemm(x, kernel, dilation=dilation, gemm_dtype=gemm_dtype)
+
+
+def conv_transpose3x3_s2(inputs: Sequence[jax.Array], kernel: jax.Array, *, gemm_dtype=None,
+                         conv_impl: str = "auto") -> jax.Array:
+  """Keras `Conv2DTranspose(O, 3, strides=2, padding="same")` over the channel concatenation of `inputs`
+  (kernel (3, 3, sum Cin, O): Keras's with the last two axes swapped).
+
+  "gemm": `conv_transpose.conv_transpose3x3_s2_gemm` (one GEMM per input + col2im, or Winograd F(2, 2) where it
+  pays, chosen apart for the forward and the backward); "xla": `lax.conv_transpose`; "lite": four phase
+  convolutions; both of the concatenated inputs.
+  """
+  if _lax_form(conv_impl):
+    x = jnp.concatenate(inputs, axis=-1)  # a no-op for one input
+    lite = resolve_conv_impl(conv_impl) == "lite"
+    form = conv_transpose.conv_transpose3x3_s2_phases if lite else conv_transpose.conv_transpose3x3_s2_reference
+    return form(x, kernel.astype(x.dtype))
+  return conv_transpose.conv_transpose3x3_s2_gemm(inputs, kernel, gemm_dtype=gemm_dtype)
