@@ -83,6 +83,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # Seeds init, shuffling and augmentations: the same seed gives the same run.
 
   config.keep_checkpoints = 3  # Orbax keeps this many newest per-epoch checkpoints.
+  config.checkpoint_every_steps = 0  # Also checkpoint every N train steps inside epochs (0 = at epoch ends).
   config.target_accuracy = 0.0  # Stop after the first epoch whose val pixel accuracy reaches this (0 = off).
   config.patience = 0  # Stop after this many epochs without a new best val accuracy (0 = off).
   config.log_every_steps = 20  # Fetch train metrics to the host (progress bar) every N steps.

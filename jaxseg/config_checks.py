@@ -52,6 +52,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.dtype={config.dtype!r} must be one of {', '.join(DTYPE_NAMES)}.")
   if config.num_epochs < 0 or config.keep_checkpoints < 1 or config.log_every_steps < 1:
     raise ConfigError("config.num_epochs must be >= 0, keep_checkpoints and log_every_steps >= 1.")
+  if config.get("checkpoint_every_steps", 0) < 0:
+    raise ConfigError(f"config.checkpoint_every_steps={config.checkpoint_every_steps} must be >= 0 (0 = only at "
+                      "the end of each epoch).")
   if not config.get("encoder_lr_scale", 1.0) > 0:
     raise ConfigError(f"config.encoder_lr_scale={config.encoder_lr_scale} must be > 0 (to keep the encoder fixed, "
                       "set config.freeze_encoder=True).")

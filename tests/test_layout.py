@@ -15,7 +15,7 @@ ORDER = ["allocator", "errors", "extras", "files", "precision",
          "data.labels", "data.geometry", "data.images", "data.synthetic", "data.transforms", "data.sources",
          "data.dataset_checks", "data.splits", "data.batching", "data", "train.losses", "parallel",
          "config_checks", "config_files", "visualize", "train.metrics", "train.state", "train.steps",
-         "train.checkpoints",
+         "train.checkpoints", "train.mid_epoch", "train.preemption",
          "train.metrics_writer", "train.run", "train.loop", "train",
          "predict", "deploy", "compare", "cli", ""]
 PACKAGE = REPO / "jaxseg"

@@ -29,13 +29,16 @@ def main_py(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
                         env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+# The tiny config's overrides that make it learn (also passed to main.py as --config.KEY=VALUE).
+LEARNING = {"data.synthetic_train_size": 64, "data.synthetic_eval_size": 16, "batch_size": 8,
+            "num_epochs": 10, "learning_rate": 3e-3, "freeze_encoder": False, "encoder_bn_train": True,
+            "model.encoder_bn_momentum": 0.9, "model.decoder_bn_momentum": 0.9}
+
+
 def learning_config(**overrides):
   """A tiny config that learns the synthetic task within seconds (val accuracy ~0.79 against a majority
   class of ~0.64 after 10 epochs), so that its predictions depend on the input."""
-  settings = {"data.synthetic_train_size": 64, "data.synthetic_eval_size": 16, "batch_size": 8,
-              "num_epochs": 10, "learning_rate": 3e-3, "freeze_encoder": False, "encoder_bn_train": True,
-              "model.encoder_bn_momentum": 0.9, "model.decoder_bn_momentum": 0.9}
-  return tiny_config(**{**settings, **overrides})
+  return tiny_config(**{**LEARNING, **overrides})
 
 
 def synthetic_photos(n, h, w, seed=5):

@@ -25,15 +25,16 @@ def steps_per_epoch(split: Split, batch_size: int) -> int:
   return len(split) // batch_size
 
 
-def train_batches(split: Split, batch_size: int, seed: int, epoch: int) -> Iterator[dict[str, np.ndarray]]:
-  """Shuffled full batches ({"image", "mask"}), this host's share of each global batch.
+def train_batches(split: Split, batch_size: int, seed: int, epoch: int,
+                  start: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """Shuffled full batches ({"image", "mask"}), this host's share of each global batch, from batch `start`.
 
-  The order depends only on (seed, epoch), so a run resumed at epoch k sees the batches an uninterrupted
-  run would.
+  The order depends only on (seed, epoch), so a run resumed at epoch k, batch b sees the batches an
+  uninterrupted run would.
   """
   order = np.random.default_rng([seed, epoch]).permutation(len(split))
   rows = host_slice(batch_size)
-  for i in range(steps_per_epoch(split, batch_size)):
+  for i in range(start, steps_per_epoch(split, batch_size)):
     idx = np.sort(order[i * batch_size:(i + 1) * batch_size][rows])
     yield {"image": split.images[idx], "mask": split.masks[idx]}
 

@@ -43,20 +43,20 @@ def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
-def manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
-  """An Orbax CheckpointManager under `<workdir>/checkpoints` with items `state` and `meta`."""
+def manager(workdir: str, keep: int = 3, read_only: bool = False, directory: str = "") -> ocp.CheckpointManager:
+  """An Orbax CheckpointManager under `<workdir>/checkpoints` (or `directory`) with items `state` and `meta`."""
   # A writer removes what a killed save left behind (never a finalized step); a reader touches nothing.
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
                                          enable_async_checkpointing=False,
                                          cleanup_tmp_directories=not read_only)
   # Handlers named up front (not just item names), so that a reader can ask for a step's tree metadata.
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+  return ocp.CheckpointManager(directory or checkpoint_dir(workdir), options=options,
                                item_handlers={"state": ocp.StandardCheckpointHandler(),
                                               "meta": ocp.JsonCheckpointHandler()})
 
 
-def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
-  """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as step `epoch`; returns when written.
+def save(mngr: ocp.CheckpointManager, step: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
+  """Saves `state` (a pytree of arrays) and `meta` (JSON-able) as `step`; returns when written.
 
   Raises:
     OSError (ENOSPC): the disk has no room for it, found before writing (Orbax's own failure on a full disk
@@ -66,7 +66,7 @@ def save(mngr: ocp.CheckpointManager, epoch: int, state: dict[str, Any], meta: d
   if shutil.disk_usage(mngr.directory).free < need:
     raise OSError(errno.ENOSPC, "No space left on device", str(mngr.directory))
   try:
-    mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                              meta=ocp.args.JsonSave(meta)), force=True)
     mngr.wait_until_finished()
   except (ValueError, RuntimeError) as e:

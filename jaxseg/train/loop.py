@@ -5,7 +5,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
@@ -16,7 +16,10 @@ from jaxseg import config_checks, data, parallel, precision, visualize
 from jaxseg.errors import UserError
 from jaxseg.train import checkpoints, metrics
 from jaxseg.train.metrics_writer import MetricsWriter
+from jaxseg.train.mid_epoch import MidEpoch
+from jaxseg.train.preemption import StopRequest
 from jaxseg.train.run import Run
+from jaxseg.train.state import TrainState
 
 
 class TrainingError(UserError):
@@ -63,14 +66,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   class_weights = resolve_class_weights(config, train_split)
   total_steps = config.num_epochs * steps_per_epoch
 
+  mid_epoch = MidEpoch(workdir)
+  start_batch, sums = 0, None
   if run.mngr.latest_step() is not None:
     state, tx, epoch, meta = run.restore(total_steps=total_steps)
     history = meta["history"]
     print(f"Resuming from {run.mngr.directory} at epoch {epoch}.")
   else:
-    print(f"Starting a new run in {workdir}.")
     state, tx = run.fresh_state(load_encoder=True, total_steps=total_steps)
     epoch, history = 0, []
+  partial = mid_epoch.latest(config, epoch)
+  if partial is not None:
+    restored = mid_epoch.restore(partial[0], state.to_dict(), run.zero_sums())
+    state = jax.device_put(TrainState.from_dict(restored["state"]), run.rep)
+    sums, start_batch, history = restored["sums"], partial[1]["mid_epoch"]["batch"], partial[1]["history"]
+    print(f"Resuming from {mid_epoch.directory} at epoch {epoch + 1}, batch {start_batch} of {steps_per_epoch}.")
+  elif epoch == 0:
+    print(f"Starting a new run in {workdir}.")
   if config.dtype == "auto":
     print(f"Precision: {precision.resolve_dtype_name('auto')} (config.dtype=auto on this "
           f"{jax.default_backend().upper()}; set it to float32 to opt out).")
@@ -78,31 +90,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   samples = visualize.SampleSet(eval_split, config.num_samples)
   writer = MetricsWriter(workdir)
 
-  if epoch == 0 and samples:
+  if epoch == 0 and start_batch == 0 and samples:
     samples.save(os.path.join(workdir, "samples", "epoch_00.png"),
                  run.predict_uint8(jitted.predict, state, samples.images), run.classes)
   stop = _stop_reason(config, history) if history else ""
   if stop:
     print(f"Already stopped early: {stop}.")
-  while not stop and epoch < config.num_epochs:
-    epoch += 1
-    state, train_m, rate = _train_epoch(run, jitted.train, state, train_split, epoch, steps_per_epoch)
-    val_m = run.evaluate(jitted.evaluate, state, eval_split)
-    history.append({"epoch": epoch, "step": int(state.step), "train": train_m, "val": val_m,
-                    "images_per_s": rate})
-    stop = _stop_reason(config, history)
-    checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(config, epoch, history, stop))
-    writer.write(history)
-    panel = os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png") if samples else None
-    if panel:
-      samples.save(panel, run.predict_uint8(jitted.predict, state, samples.images), run.classes)
-    visualize.save_curves(os.path.join(workdir, "curves.png"), history)
-    print(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
-          f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
-    if on_epoch is not None:
-      on_epoch({**history[-1], "samples": panel})
-    if stop:
-      print(f"Stopping early: {stop}.")
+  with StopRequest() as asked:
+    while not stop and epoch < config.num_epochs:
+      epoch += 1
+      position = Position(epoch, start_batch, steps_per_epoch, (epoch - 1) * steps_per_epoch)
+      state, train_m, rate = _train_epoch(run, jitted.train, state, train_split, position, sums,
+                                          _mid_epoch_saver(run, mid_epoch, history, asked))
+      start_batch, sums = 0, None
+      if train_m is None:  # asked to stop inside the epoch: saved there
+        writer.close()
+        return history
+      val_m = run.evaluate(jitted.evaluate, state, eval_split)
+      history.append({"epoch": epoch, "step": int(state.step), "train": train_m, "val": val_m,
+                      "images_per_s": rate})
+      stop = _stop_reason(config, history)
+      checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(config, epoch, history, stop))
+      mid_epoch.discard()
+      writer.write(history)
+      panel = os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png") if samples else None
+      if panel:
+        samples.save(panel, run.predict_uint8(jitted.predict, state, samples.images), run.classes)
+      visualize.save_curves(os.path.join(workdir, "curves.png"), history)
+      print(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
+            f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
+      if on_epoch is not None:
+        on_epoch({**history[-1], "samples": panel})
+      if stop:
+        print(f"Stopping early: {stop}.")
+      elif asked.signal_name and epoch < config.num_epochs:
+        print(f"{asked.signal_name} received: stopped after epoch {epoch}, saved in {run.mngr.directory}; "
+              "rerun the same command to resume.")
+        writer.close()
+        return history
   writer.close()
   if history:
     last = history[-1]["val"]
@@ -133,24 +158,59 @@ def resolve_class_weights(config: ml_collections.ConfigDict, train_split: data.S
   return weights
 
 
-def _train_epoch(run: Run, train_fn, state, split: data.Split, epoch: int, steps_per_epoch: int):
+class Position(NamedTuple):
+  """Where an epoch starts: its number, the batch it resumes at, its length, the global step before it."""
+  epoch: int
+  start_batch: int
+  steps: int
+  first_step: int
+
+
+def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]], asked: StopRequest):
+  """A function called after every train step that saves a mid-epoch checkpoint when one is due (every
+  `checkpoint_every_steps`, or when asked to stop) and returns True when training must stop."""
+  every = run.config.get("checkpoint_every_steps", 0)  # absent from configs saved by earlier versions
+
+  def after_step(position: Position, batch: int, state, sums) -> bool:
+    step = position.first_step + batch
+    stop = asked.requested(step)
+    if batch == position.steps:  # the epoch's own checkpoint follows
+      return False
+    if stop or (every and step % every == 0):
+      meta = checkpoints.make_meta(run.config, position.epoch - 1, history)
+      mid_epoch.save(step, state.to_dict(), sums, meta, position.epoch, batch)
+    if stop:
+      print(f"{asked.signal_name} received: stopped at step {step} (epoch {position.epoch}, batch {batch} of "
+            f"{position.steps}), saved in {mid_epoch.directory}; rerun the same command to resume.")
+    return stop
+
+  return after_step
+
+
+def _train_epoch(run: Run, train_fn, state, split: data.Split, position: Position, sums, after_step):
+  """Trains one epoch from `position.start_batch` (with `sums` so far, or fresh ones); returns (state, train
+  metrics, images/s), the metrics None where `after_step` asked to stop inside the epoch."""
   config = run.config
-  sums = run.zero_sums()
-  batches = data.train_batches(split, config.batch_size, config.seed, epoch)
-  bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.num_epochs}", unit="step", leave=False,
-             disable=jax.process_index() != 0, dynamic_ncols=True)
+  sums = run.zero_sums() if sums is None else sums
+  batches = data.train_batches(split, config.batch_size, config.seed, position.epoch, position.start_batch)
+  bar = tqdm(total=position.steps, initial=position.start_batch, desc=f"epoch {position.epoch}/{config.num_epochs}",
+             unit="step", leave=False, disable=jax.process_index() != 0, dynamic_ncols=True)
   start = time.perf_counter()
-  for i, batch in enumerate(parallel.prefetch(batches, run.batch_sharding)):
+  for i, batch in enumerate(parallel.prefetch(batches, run.batch_sharding), position.start_batch):
     state, sums = train_fn(state, sums, batch)
-    if (i + 1) % config.log_every_steps == 0 or i + 1 == steps_per_epoch:
+    done = i + 1
+    if done % config.log_every_steps == 0 or done == position.steps:
       host = jax.device_get(sums)  # the only host sync: at log steps
-      _check_finite(host, epoch)
+      _check_finite(host, position.epoch)
       m = metrics.summarize(host)
-      bar.set_postfix(loss=f"{m['loss']:.4f}", acc=f"{m['accuracy']:.4f}",
-                      img_s=f"{(i + 1) * config.batch_size / (time.perf_counter() - start):.1f}")
-      bar.update(i + 1 - bar.n)
+      rate = (done - position.start_batch) * config.batch_size / (time.perf_counter() - start)
+      bar.set_postfix(loss=f"{m['loss']:.4f}", acc=f"{m['accuracy']:.4f}", img_s=f"{rate:.1f}")
+      bar.update(done - bar.n)
+    if after_step(position, done, state, sums):
+      bar.close()
+      return state, None, 0.0
   bar.close()
-  rate = steps_per_epoch * config.batch_size / (time.perf_counter() - start)
+  rate = (position.steps - position.start_batch) * config.batch_size / (time.perf_counter() - start)
   return state, metrics.summarize(jax.device_get(sums)), rate
 
 
