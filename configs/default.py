@@ -88,5 +88,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.patience = 0  # Stop after this many epochs without a new best val accuracy (0 = off).
   config.log_every_steps = 20  # Fetch train metrics to the host (progress bar) every N steps.
   config.num_samples = 3  # Validation images drawn in samples/epoch_XX.png panels (0 = none).
-  config.distributed = False  # Call jax.distributed.initialize() (multi-host TPU pods / GPU clusters).
+  config.distributed = ml_collections.ConfigDict()  # Several processes training together (README "Scale out").
+  config.distributed.enabled = False  # Join them with the cluster's auto-detection (TPU pods, SLURM, ...).
+  config.distributed.coordinator = ""  # Or explicitly: "host:port" of process 0 (or JAX_COORDINATOR_ADDRESS),
+  config.distributed.num_processes = 0  # the number of processes (or JAX_NUM_PROCESSES),
+  config.distributed.process_id = -1  # and this one's index, 0 .. num_processes - 1 (or JAX_PROCESS_ID).
   return config

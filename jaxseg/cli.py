@@ -36,9 +36,8 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
 
 
 def _run(config, mode, workdir, images, output, step, export_format, probabilities) -> int:
-  import jax  # pylint: disable=g-import-not-at-top
-  if config.distributed:
-    jax.distributed.initialize()
+  from jaxseg import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(config)
   from jaxseg import config_checks, models, predict  # pylint: disable=g-import-not-at-top
   from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
   if mode == "summary":

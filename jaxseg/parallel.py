@@ -11,9 +11,11 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxseg.data.batching import host_slice
 from jaxseg.errors import UserError
 
 
@@ -66,7 +68,9 @@ def map_padded(fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_s
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size]
     padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-    result = fn(to_global({"x": padded}, sharding)["x"])
+    result = fn(to_global({"x": padded[host_slice(batch_size)]}, sharding)["x"])
+    if jax.process_count() > 1:  # each process holds only its rows of the result
+      result = multihost_utils.process_allgather(result, tiled=True)
     out.append(np.asarray(jax.device_get(result))[:len(chunk)])
   return np.concatenate(out)
 

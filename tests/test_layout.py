@@ -7,7 +7,7 @@ from conftest import REPO
 
 # Bottom to top. A module may import only modules listed before it (a package's __init__ counts as the
 # package name, e.g. "models").
-ORDER = ["allocator", "errors", "extras", "files", "precision",
+ORDER = ["allocator", "errors", "extras", "files", "precision", "distributed",
          "ops.common", "ops.pointwise", "ops.dense3x3", "ops.depthwise", "ops.winograd", "ops.winograd_transpose",
          "ops.conv_transpose", "ops.dispatch", "ops",
          "models.layers", "models.mobilenet_v2", "models.base", "models.unet", "models.deeplab", "models.summary",

@@ -35,7 +35,8 @@ def train_batches(split: Split, batch_size: int, seed: int, epoch: int,
   order = np.random.default_rng([seed, epoch]).permutation(len(split))
   rows = host_slice(batch_size)
   for i in range(start, steps_per_epoch(split, batch_size)):
-    idx = np.sort(order[i * batch_size:(i + 1) * batch_size][rows])
+    # The global batch in one order however many processes share it (augmentation is keyed by position).
+    idx = np.sort(order[i * batch_size:(i + 1) * batch_size])[rows]
     yield {"image": split.images[idx], "mask": split.masks[idx]}
 
 

@@ -55,6 +55,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     The metrics history: one dict per epoch with "epoch", "train", "val", "images_per_s".
   """
   run = Run(config, workdir)
+  primary = jax.process_index() == 0  # every process trains; the first one writes the logs and pictures
+  say = print if primary else (lambda *args, **kwargs: None)
   config_checks.check_workdir(workdir)
   train_split = data.load_split(config, config.data.train_split)
   eval_split = data.load_split(config, config.data.eval_split)
@@ -71,7 +73,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if run.mngr.latest_step() is not None:
     state, tx, epoch, meta = run.restore(total_steps=total_steps)
     history = meta["history"]
-    print(f"Resuming from {run.mngr.directory} at epoch {epoch}.")
+    say(f"Resuming from {run.mngr.directory} at epoch {epoch}.")
   else:
     state, tx = run.fresh_state(load_encoder=True, total_steps=total_steps)
     epoch, history = 0, []
@@ -80,22 +82,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     restored = mid_epoch.restore(partial[0], state.to_dict(), run.zero_sums())
     state = jax.device_put(TrainState.from_dict(restored["state"]), run.rep)
     sums, start_batch, history = restored["sums"], partial[1]["mid_epoch"]["batch"], partial[1]["history"]
-    print(f"Resuming from {mid_epoch.directory} at epoch {epoch + 1}, batch {start_batch} of {steps_per_epoch}.")
+    say(f"Resuming from {mid_epoch.directory} at epoch {epoch + 1}, batch {start_batch} of {steps_per_epoch}.")
   elif epoch == 0:
-    print(f"Starting a new run in {workdir}.")
+    say(f"Starting a new run in {workdir}.")
   if config.dtype == "auto":
-    print(f"Precision: {precision.resolve_dtype_name('auto')} (config.dtype=auto on this "
+    say(f"Precision: {precision.resolve_dtype_name('auto')} (config.dtype=auto on this "
           f"{jax.default_backend().upper()}; set it to float32 to opt out).")
   jitted = run.jit_steps(tx, class_weights)
   samples = visualize.SampleSet(eval_split, config.num_samples)
-  writer = MetricsWriter(workdir)
+  writer = MetricsWriter(workdir, enabled=primary)
+
+  def draw(path: str) -> str:  # every process predicts (a collective computation); the first one draws
+    preds = run.predict_uint8(jitted.predict, state, samples.images)
+    if primary:
+      samples.save(path, preds, run.classes)
+    return path
 
   if epoch == 0 and start_batch == 0 and samples:
-    samples.save(os.path.join(workdir, "samples", "epoch_00.png"),
-                 run.predict_uint8(jitted.predict, state, samples.images), run.classes)
+    draw(os.path.join(workdir, "samples", "epoch_00.png"))
   stop = _stop_reason(config, history) if history else ""
   if stop:
-    print(f"Already stopped early: {stop}.")
+    say(f"Already stopped early: {stop}.")
   with StopRequest() as asked:
     while not stop and epoch < config.num_epochs:
       epoch += 1
@@ -113,25 +120,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(config, epoch, history, stop))
       mid_epoch.discard()
       writer.write(history)
-      panel = os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png") if samples else None
-      if panel:
-        samples.save(panel, run.predict_uint8(jitted.predict, state, samples.images), run.classes)
-      visualize.save_curves(os.path.join(workdir, "curves.png"), history)
-      print(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
+      panel = draw(os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png")) if samples else None
+      if primary:
+        visualize.save_curves(os.path.join(workdir, "curves.png"), history)
+      say(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
             f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
       if on_epoch is not None:
         on_epoch({**history[-1], "samples": panel})
       if stop:
-        print(f"Stopping early: {stop}.")
+        say(f"Stopping early: {stop}.")
       elif asked.signal_name and epoch < config.num_epochs:
-        print(f"{asked.signal_name} received: stopped after epoch {epoch}, saved in {run.mngr.directory}; "
+        say(f"{asked.signal_name} received: stopped after epoch {epoch}, saved in {run.mngr.directory}; "
               "rerun the same command to resume.")
         writer.close()
         return history
   writer.close()
   if history:
     last = history[-1]["val"]
-    print(f"Final val pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
+    say(f"Final val pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
           f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.mngr.directory}")
   return history
 
@@ -179,9 +185,9 @@ def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]
     if stop or (every and step % every == 0):
       meta = checkpoints.make_meta(run.config, position.epoch - 1, history)
       mid_epoch.save(step, state.to_dict(), sums, meta, position.epoch, batch)
-    if stop:
-      print(f"{asked.signal_name} received: stopped at step {step} (epoch {position.epoch}, batch {batch} of "
-            f"{position.steps}), saved in {mid_epoch.directory}; rerun the same command to resume.")
+    if stop and jax.process_index() == 0:
+      print(f"{asked.signal_name} received: stopped at step {step} (epoch {position.epoch}, batch {batch} "
+            f"of {position.steps}), saved in {mid_epoch.directory}; rerun the same command to resume.")
     return stop
 
   return after_step

@@ -20,9 +20,13 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsWriter:
-  """Owns `<workdir>/metrics.jsonl` and `<workdir>/tensorboard/`."""
+  """Owns `<workdir>/metrics.jsonl` and `<workdir>/tensorboard/`; writes nothing unless `enabled` (one
+  process of several writes the logs)."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    if not enabled:
+      return
     from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
     from tensorboard.summary.writer.record_writer import RecordWriter  # pylint: disable=g-import-not-at-top
     self.workdir = workdir
@@ -37,6 +41,8 @@ class MetricsWriter:
 
   def write(self, history: list[dict[str, Any]]) -> None:
     """Records the newest epoch of `history` (TensorBoard) and rewrites metrics.jsonl from all of it."""
+    if not self.enabled:
+      return
     files.write_text(os.path.join(self.workdir, METRICS_FILE),
                      "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
     self._scalars(history[-1])
@@ -54,7 +60,8 @@ class MetricsWriter:
 
   def close(self) -> None:
     """Flushes and closes the TensorBoard event file."""
-    self._events.close()
+    if self.enabled:
+      self._events.close()
 
 
 def read_history(workdir: str) -> list[dict[str, Any]]:
