@@ -34,14 +34,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   config.data.source = "tfds"  # "tfds" (oxford_iiit_pet), "folder" (extracted dataset) or "synthetic".
   config.data.tfds_name = "oxford_iiit_pet:4.*.*"  # tfds dataset name and version.
+  config.data.image_key = "image"  # The tfds dataset's image feature ...
+  config.data.mask_key = "segmentation_mask"  # ... and its mask feature (e.g. Oxford-IIIT Pet's trimaps).
   config.data.data_dir = ""  # tfds data_dir ("" = tfds default, ~/tensorflow_datasets).
   config.data.download = True  # Let tfds download and prepare the dataset if it is not there yet.
   config.data.root = ""  # For source="folder": the dataset directory (see data.layout).
   config.data.layout = "auto"  # Folder layout: "lists" (<split>.txt of 'image mask' lines), "dirs" (image and
-  #   mask directories paired by file name), "oxford_pet" (the Oxford-IIIT Pet release), "auto" (in that order).
-  config.data.image_dir = "{split}"  # layout="dirs": image directory under root ({split} = split name).
-  config.data.mask_dir = "{split}annot"  # layout="dirs": mask directory under root.
-  config.data.mask_suffix = ""  # layout="dirs": mask file stem = image stem + this (e.g. CamVid's "_L").
+  #   mask directories searched recursively, paired by file name), "voc" (ImageSets/Segmentation/<split>.txt
+  #   ids), "oxford_pet" (the Oxford-IIIT Pet release), "auto" (lists, oxford_pet or dirs, as the root holds).
+  config.data.image_dir = "{split}"  # layout="dirs" or "voc": image directory under root ({split} = the split).
+  config.data.mask_dir = "{split}annot"  # layout="dirs" or "voc": mask directory under root.
+  config.data.image_suffix = ""  # layout="dirs": image file stems end with this (e.g. Cityscapes' "_leftImg8bit"),
+  config.data.mask_suffix = ""  # and mask file stems with this instead (e.g. "_gtFine_labelIds", CamVid's "_L").
   # The dataset's labels (Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 boundary).
   config.data.class_names = ("pet", "background", "boundary")  # One name per training class.
   config.data.class_colors = ((245, 130, 48), (30, 60, 140), (255, 225, 25))  # RGB per class in pictures.

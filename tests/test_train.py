@@ -48,7 +48,9 @@ def test_trains_from_fake_pretrained_weights_with_the_encoder_frozen(tmp_path):
 
 
 def test_whole_training_under_tfds_mock_data(tmp_path):
-  config = tiny.tiny_config(**{"data.source": "tfds", "batch_size": 1, "eval_batch_size": 2})
+  # The mock fills masks with random bytes: map every value to a trimap class.
+  config = tiny.tiny_config(**{"data.source": "tfds", "batch_size": 1, "eval_batch_size": 2,
+                               "data.class_map": {str(v): v % 3 for v in range(256)}})
   # tfds's mock also redirects every epath/gfile path into a temp dir; Orbax writes through epath, so only
   # the data loading runs under it (the splits stay in jaxseg's in-memory cache for the training).
   with tfds.testing.mock_data(num_examples=4):

@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg import extras
-from jaxseg.data import geometry
+from jaxseg.data import geometry, layouts
 from jaxseg.data import labels as label_io
 from jaxseg.data.images import read_rgb
 from jaxseg.data.synthetic import synthetic_arrays
@@ -22,7 +22,6 @@ from jaxseg.errors import DatasetError
 
 Loaded = tuple[np.ndarray, np.ndarray]
 LAYOUTS = ("auto", "lists", "dirs", "oxford_pet")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclasses.dataclass
@@ -33,7 +32,8 @@ class Listing:
 
 
 def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
-  """Examples of tfds `oxford_iiit_pet` (4.x), downloading and preparing it first when allowed.
+  """Examples of the tfds dataset `data.tfds_name` (default Oxford-IIIT Pet 4.x) by its feature keys
+  `data.image_key` and `data.mask_key`, downloading and preparing it first when allowed.
 
   Raises:
     DatasetError: the data is not prepared and cannot be downloaded, with what to do instead.
@@ -68,12 +68,13 @@ def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
     for i, ex in enumerate(tfds.as_numpy(ds)):
       fname = ex.get("file_name", b"")
       fname = (fname.decode() if isinstance(fname, bytes) else str(fname)) or f"{split}_{i}"
-      image = ex["image"]
+      # .get: configs saved by earlier versions have no keys (they read Oxford-IIIT Pet's).
+      image, mask = ex[d.get("image_key", "image")], ex[d.get("mask_key", "segmentation_mask")]
       if image.ndim == 3 and image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
-      # Real trimaps are 1..3; tfds.testing.mock_data fills masks with random bytes: clip to the trimap range.
-      trimap = np.clip(ex["segmentation_mask"][..., 0], 1, 3).astype(np.uint8)
-      loaded = image[..., :3].astype(np.uint8), label_map.to_classes(trimap, fname)
+      if mask.ndim == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+      loaded = image[..., :3].astype(np.uint8), label_map.to_classes(mask.astype(np.uint8), fname)
       yield fname, lambda loaded=loaded: loaded
   return Listing(examples())
 
@@ -83,97 +84,13 @@ def folder_root(config: ml_collections.ConfigDict) -> str:
   return os.path.expanduser(config.data.root)
 
 
-def detect_layout(root: str, split: str, layout: str) -> str:
-  """The folder layout: "lists" (`<split>.txt` of `image mask` lines), "oxford_pet" (Oxford-IIIT Pet
-  release), or "dirs" (image and mask directories paired by file name)."""
-  if layout != "auto":
-    return layout
-  if os.path.isfile(os.path.join(root, f"{split}.txt")):
-    return "lists"
-  if os.path.isdir(os.path.join(root, "annotations", "trimaps")):
-    return "oxford_pet"
-  return "dirs"
-
-
-def _pairs_from_list(root: str, list_path: str) -> tuple[list[tuple[str, str, str]], list[str]]:
-  pairs, problems = [], []
-  with open(list_path) as f:
-    for n, line in enumerate(f, 1):
-      parts = line.split()
-      if not parts or parts[0].startswith("#"):
-        continue
-      if len(parts) != 2:
-        problems.append(f"{list_path}:{n}: expected 'image mask' (two paths), got {line.strip()!r}.")
-        continue
-      img, mask = (p if os.path.isabs(p) else os.path.join(root, p) for p in parts)
-      missing = [p for p in (img, mask) if not os.path.isfile(p)]
-      if missing:
-        problems.append(f"{list_path}:{n}: {missing[0]} does not exist.")
-        continue
-      pairs.append((os.path.relpath(img, root), img, mask))
-  return pairs, problems
-
-
-def _pairs_from_dirs(root: str, image_dir: str, mask_dir: str, suffix: str
-                     ) -> tuple[list[tuple[str, str, str]], list[str]]:
-  def by_stem(folder):
-    return {os.path.splitext(f)[0]: os.path.join(folder, f) for f in sorted(os.listdir(folder))
-            if f.lower().endswith(IMAGE_EXTENSIONS)}
-  for folder, option in ((image_dir, "image_dir"), (mask_dir, "mask_dir")):
-    if not os.path.isdir(folder):
-      raise DatasetError(f"{folder} is not a directory (config.data.{option}, relative to config.data.root); "
-                         "a folder dataset needs <split>.txt list files or image and mask directories.")
-  images, masks = by_stem(image_dir), by_stem(mask_dir)
-  pairs, problems = [], []
-  for stem, img in images.items():
-    mask = masks.pop(stem + suffix, None)
-    if mask is None:
-      problems.append(f"{img}: no mask {stem + suffix}.* in {mask_dir}.")
-    else:
-      pairs.append((os.path.relpath(img, root), img, mask))
-  problems += [f"{m}: mask without an image in {image_dir}." for m in masks.values()]
-  return pairs, problems
-
-
-def _pairs_oxford(root: str, split: str) -> tuple[list[tuple[str, str, str]], list[str]]:
-  lists = {"train": "trainval.txt", "trainval": "trainval.txt", "test": "test.txt"}
-  if split not in lists:
-    raise DatasetError(f"split {split!r} is unknown in the Oxford-IIIT Pet layout; use 'train' "
-                       "(annotations/trainval.txt) or 'test'.")
-  list_path = os.path.join(root, "annotations", lists[split])
-  if not os.path.isfile(list_path):
-    raise DatasetError(f"{list_path} does not exist: an Oxford-IIIT Pet folder has images/*.jpg, "
-                       "annotations/trimaps/*.png, annotations/trainval.txt and annotations/test.txt.")
-  with open(list_path) as f:
-    names = [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
-  return [(name, os.path.join(root, "images", name + ".jpg"),
-           os.path.join(root, "annotations", "trimaps", name + ".png")) for name in names], []
-
-
 def list_pairs(config: ml_collections.ConfigDict, split: str) -> tuple[list[tuple[str, str, str]], list[str]]:
-  """(name, image path, mask path) of a folder split, and the listing's problems.
+  """(name, image path, mask path) of a folder split, and the listing's problems (`jaxseg.data.layouts`).
 
   Raises:
     DatasetError: the root, list file or directories do not exist.
   """
-  d = config.data
-  root = folder_root(config)
-  if not root:
-    raise DatasetError("config.data.source='folder' needs --config.data.root=DIR (with <split>.txt lists of "
-                       "'image mask' paths, image and mask directories, or the Oxford-IIIT Pet layout).")
-  if not os.path.isdir(root):
-    raise DatasetError(f"{root} is not a directory (config.data.root).")
-  layout = detect_layout(root, split, d.layout)
-  if layout == "lists":
-    list_path = os.path.join(root, f"{split}.txt")
-    if not os.path.isfile(list_path):
-      raise DatasetError(f"{list_path} does not exist: the split {split!r} needs a list file of 'image mask' "
-                         "lines (config.data.train_split / eval_split name the splits).")
-    return _pairs_from_list(root, list_path)
-  if layout == "oxford_pet":
-    return _pairs_oxford(root, split)
-  return _pairs_from_dirs(root, os.path.join(root, d.image_dir.format(split=split)),
-                          os.path.join(root, d.mask_dir.format(split=split)), d.mask_suffix)
+  return layouts.list_pairs(folder_root(config), config, split)
 
 
 def load_pair(image_path: str, mask_path: str, label_map: label_io.LabelMap) -> Loaded:

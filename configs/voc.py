@@ -1,0 +1,50 @@
+"""Pascal VOC 2012 segmentation, 21 classes (background included): DeepLabV3+ (output stride 16) over the
+ImageNet MobileNetV2.
+
+    python main.py --config configs/voc.py --config.data.root=/data/VOCdevkit/VOC2012 --mode inspect
+    python main.py --config configs/voc.py --config.data.root=/data/VOCdevkit/VOC2012
+    # SBD's augmented training set (10,582 images), its masks and list placed beside VOC's own:
+    python main.py --config configs/voc.py --config.data.root=/data/VOCdevkit/VOC2012
+        --config.data.train_split=trainaug --config.data.mask_dir=SegmentationClassAug
+
+Expects `VOCtrainval_11-May-2012.tar` extracted: config.data.root is `VOCdevkit/VOC2012` with `JPEGImages/*.jpg`,
+`SegmentationClass/*.png` (palette PNGs: value = class 0-20, 255 = boundaries and difficult regions, ignored)
+and `ImageSets/Segmentation/{train,val}.txt` (1,464 train, 1,449 val ids). Stored at 512x512, trained on
+random rescales (0.5-2.0) cropped to 512x512. Expected result and time: not measured (the dataset is not at
+hand here).
+"""
+
+from configs import ade20k, default
+
+NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+         "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+         "tvmonitor")
+
+
+def get_config():
+  config = default.get_config()
+  config.name = "voc"
+  config.model.name = "deeplabv3plus_mobilenet_v2"
+  config.num_classes = len(NAMES)
+  config.image_size = 512
+  config.data.source = "folder"
+  config.data.root = "data/VOCdevkit/VOC2012"
+  config.data.layout = "voc"
+  config.data.image_dir, config.data.mask_dir = "JPEGImages", "SegmentationClass"
+  config.data.train_split, config.data.eval_split = "train", "val"
+  config.data.class_names = NAMES
+  config.data.class_colors = ((0, 0, 0), *ade20k.colors(len(NAMES) - 1))  # VOC's own colour map
+  config.data.class_map = {}  # value v is class v ...
+  config.data.ignore_label = 255  # ... and the boundaries are ignored
+  config.data.ignore_color = (224, 224, 192)
+  config.encoder_weights = "imagenet"
+  config.freeze_encoder = False
+  config.encoder_lr_scale = 0.1
+  config.batch_size = 16
+  config.eval_batch_size = 8
+  config.num_epochs = 50
+  config.lr_schedule = "cosine"
+  config.augment.scale_min, config.augment.scale_max = 0.5, 2.0
+  config.augment.crop_height, config.augment.crop_width = 512, 512
+  config.augment.brightness, config.augment.contrast, config.augment.saturation = 0.1, 0.1, 0.1
+  return config
