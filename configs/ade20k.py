@@ -10,7 +10,7 @@ stored at 512x512 and trained on random rescales (0.5-2.0) cropped to 512x512; m
 resolution. Expected result and time: not measured (the dataset is not at hand here).
 """
 
-from configs import default
+from configs import standard_recipe
 
 # objectInfo150.txt's names, in label order 1-150.
 NAMES = (
@@ -32,43 +32,18 @@ NAMES = (
     "glass", "clock", "flag")
 
 
-def colors(n: int) -> tuple[tuple[int, int, int], ...]:
-  """n distinct display colours: the PASCAL VOC bit-interleaved colour map from index 1."""
-  out = []
-  for c in range(1, n + 1):
-    r = g = b = 0
-    for bit in range(8):
-      r |= ((c >> (3 * bit)) & 1) << (7 - bit)
-      g |= ((c >> (3 * bit + 1)) & 1) << (7 - bit)
-      b |= ((c >> (3 * bit + 2)) & 1) << (7 - bit)
-    out.append((r, g, b))
-  return tuple(out)
-
-
 def get_config():
-  config = default.get_config()
-  config.name = "ade20k"
-  config.model.name = "deeplabv3plus_mobilenet_v2"
+  config = standard_recipe.get_config("ade20k", "data/ADEChallengeData2016", crop=(512, 512))
   config.num_classes = len(NAMES)
   config.image_size = 512
-  config.data.source = "folder"
-  config.data.root = "data/ADEChallengeData2016"
   config.data.layout = "dirs"
   config.data.image_dir, config.data.mask_dir = "images/{split}", "annotations/{split}"
-  config.data.mask_suffix = ""
   config.data.train_split, config.data.eval_split = "training", "validation"
   config.data.class_names = NAMES
-  config.data.class_colors = colors(len(NAMES))
+  config.data.class_colors = standard_recipe.voc_colors(len(NAMES), start=1)
   config.data.class_map = {"0": "ignore", **{str(i + 1): i for i in range(len(NAMES))}}
-  config.encoder_weights = "imagenet"
-  config.freeze_encoder = False
-  config.encoder_lr_scale = 0.1
   config.batch_size = 16
   config.eval_batch_size = 8
   config.num_epochs = 100
-  config.lr_schedule = "cosine"
-  config.augment.scale_min, config.augment.scale_max = 0.5, 2.0
-  config.augment.crop_height, config.augment.crop_width = 512, 512
-  config.augment.brightness, config.augment.contrast, config.augment.saturation = 0.1, 0.1, 0.1
   config.checkpoint_every_steps = 1000
   return config

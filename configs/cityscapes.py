@@ -10,7 +10,7 @@ trained on 512x512 crops of them rescaled by 0.5-2.0; evaluation is on the whole
 label's full 2048x1024. Expected result and time: not measured (the dataset is not at hand here).
 """
 
-from configs import default
+from configs import standard_recipe
 
 # Train id -> (name, label id, colour).
 CLASSES = (("road", 7, (128, 64, 128)), ("sidewalk", 8, (244, 35, 232)), ("building", 11, (70, 70, 70)),
@@ -30,14 +30,9 @@ def class_map() -> dict[str, int | str]:
 
 
 def get_config():
-  config = default.get_config()
-  config.name = "cityscapes"
-  config.model.name = "deeplabv3plus_mobilenet_v2"
-  config.model.output_stride = 16
+  config = standard_recipe.get_config("cityscapes", "data/cityscapes", crop=(512, 512))
   config.num_classes = len(CLASSES)
   config.image_height, config.image_width = 512, 1024
-  config.data.source = "folder"
-  config.data.root = "data/cityscapes"
   config.data.layout = "dirs"
   config.data.image_dir, config.data.mask_dir = "leftImg8bit/{split}", "gtFine/{split}"
   config.data.image_suffix, config.data.mask_suffix = "_leftImg8bit", "_gtFine_labelIds"
@@ -45,17 +40,8 @@ def get_config():
   config.data.class_names = tuple(name for name, _, _ in CLASSES)
   config.data.class_colors = tuple(color for _, _, color in CLASSES)
   config.data.class_map = class_map()
-  config.data.ignore_color = (0, 0, 0)
-  config.encoder_weights = "imagenet"
-  config.freeze_encoder = False
-  config.encoder_lr_scale = 0.1  # as configs/camvid_deeplab.py: the fresh head first
   config.batch_size = 8
   config.eval_batch_size = 4
   config.num_epochs = 80
-  config.lr_schedule = "cosine"
-  config.augment.scale_min, config.augment.scale_max = 0.5, 2.0
-  config.augment.crop_height, config.augment.crop_width = 512, 512
-  config.augment.brightness, config.augment.contrast, config.augment.saturation = 0.1, 0.1, 0.1
   config.checkpoint_every_steps = 500
-  config.log_every_steps = 20
   return config

@@ -14,7 +14,7 @@ random rescales (0.5-2.0) cropped to 512x512. Expected result and time: not meas
 hand here).
 """
 
-from configs import ade20k, default
+from configs import standard_recipe
 
 NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
          "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -22,29 +22,18 @@ NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", 
 
 
 def get_config():
-  config = default.get_config()
-  config.name = "voc"
-  config.model.name = "deeplabv3plus_mobilenet_v2"
+  config = standard_recipe.get_config("voc", "data/VOCdevkit/VOC2012", crop=(512, 512))
   config.num_classes = len(NAMES)
   config.image_size = 512
-  config.data.source = "folder"
-  config.data.root = "data/VOCdevkit/VOC2012"
   config.data.layout = "voc"
   config.data.image_dir, config.data.mask_dir = "JPEGImages", "SegmentationClass"
   config.data.train_split, config.data.eval_split = "train", "val"
   config.data.class_names = NAMES
-  config.data.class_colors = ((0, 0, 0), *ade20k.colors(len(NAMES) - 1))  # VOC's own colour map
+  config.data.class_colors = standard_recipe.voc_colors(len(NAMES))  # VOC's own colour map
   config.data.class_map = {}  # value v is class v ...
   config.data.ignore_label = 255  # ... and the boundaries are ignored
   config.data.ignore_color = (224, 224, 192)
-  config.encoder_weights = "imagenet"
-  config.freeze_encoder = False
-  config.encoder_lr_scale = 0.1
   config.batch_size = 16
   config.eval_batch_size = 8
   config.num_epochs = 50
-  config.lr_schedule = "cosine"
-  config.augment.scale_min, config.augment.scale_max = 0.5, 2.0
-  config.augment.crop_height, config.augment.crop_width = 512, 512
-  config.augment.brightness, config.augment.contrast, config.augment.saturation = 0.1, 0.1, 0.1
   return config

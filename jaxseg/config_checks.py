@@ -9,7 +9,8 @@ import ml_collections
 
 from jaxseg import parallel
 from jaxseg.data.labels import IGNORE
-from jaxseg.data.sources import LAYOUTS, SOURCES
+from jaxseg.data.layouts import LAYOUTS
+from jaxseg.data.sources import SOURCES
 from jaxseg.errors import UserError
 from jaxseg.models import ALPHAS, CONV_IMPLS, MODELS
 from jaxseg.precision import DTYPE_NAMES
@@ -76,7 +77,7 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
                       f"{config.num_classes}; give one name per class.")
   if any(len(tuple(c)) != 3 or not all(0 <= int(v) <= 255 for v in c) for c in d.class_colors):
     raise ConfigError("config.data.class_colors must be (r, g, b) triples in 0-255.")
-  choices = {"layout": LAYOUTS, "mask_format": ("index", "color"), "eval_resolution": ("original", "model")}
+  choices = {"layout": ("auto", *LAYOUTS), "mask_format": ("index", "color"), "eval_resolution": ("original", "model")}
   for field, allowed in choices.items():
     if d[field] not in allowed:
       raise ConfigError(f"config.data.{field}={d[field]!r} must be one of {allowed}.")

@@ -1,8 +1,10 @@
 """Config files loaded by path with dotted overrides (what notebooks use instead of main.py's flags)."""
 
 import pytest
+from conftest import REPO
 
 import jaxseg
+from jaxseg import config_checks
 from jaxseg.config_checks import ConfigError
 
 
@@ -22,3 +24,12 @@ def test_a_config_file_with_overrides():
 def test_mistakes_are_one_clear_error(path, overrides, words):
   with pytest.raises(ConfigError, match=words):
     jaxseg.load_config(path, overrides)
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (REPO / "configs").glob("*.py")
+                                        if p.name not in ("__init__.py", "standard_recipe.py")))
+def test_every_config_file_passes_the_checks(path):
+  config = jaxseg.load_config(f"configs/{path}")
+  config_checks.check_config(config)
+  assert config.name == path[:-3]  # its runs go to runs/<file name>
+  assert len(config.data.class_names) == len(config.data.class_colors) == config.num_classes

@@ -9,7 +9,7 @@ import pytest
 import tiny
 from PIL import Image
 
-from configs import ade20k, cityscapes, voc
+from configs import ade20k, cityscapes, standard_recipe, voc
 from jaxseg import data
 from jaxseg.data import dataset_checks, sources
 from jaxseg.data.labels import IGNORE
@@ -102,7 +102,7 @@ def test_ade20k_ignores_0_and_shifts_the_150_classes_down(tmp_path):
 
 
 def _voc_palette():
-  palette = [0, 0, 0, *(c for rgb in ade20k.colors(255) for c in rgb)]
+  palette = [c for rgb in standard_recipe.voc_colors(256) for c in rgb]
   return palette[:768]
 
 

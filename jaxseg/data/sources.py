@@ -21,7 +21,6 @@ from jaxseg.data.synthetic import synthetic_arrays
 from jaxseg.errors import DatasetError
 
 Loaded = tuple[np.ndarray, np.ndarray]
-LAYOUTS = ("auto", "lists", "dirs", "oxford_pet")
 
 
 @dataclasses.dataclass
