@@ -4,6 +4,7 @@
                  [--config.field=value ...]
   python main.py --config configs/r224.py --mode export --format saved_model|tflite|stablehlo [--step N]
                  [--output DIR]
+  python main.py --config configs/r224.py --mode predict --images FILE_OR_DIR ... [--max-pixels N]
 
 Kept short on purpose: the logic lives in the jaxseg package, importable from notebooks and Colab.
 """
@@ -31,6 +32,8 @@ flags.DEFINE_string("output", None, "predict: output directory (default <workdir
 flags.DEFINE_integer("step", None, "eval/predict/export: checkpoint step (epoch) to restore; default the newest.")
 flags.DEFINE_string("format", "saved_model", "export: saved_model, tflite or stablehlo.")
 flags.DEFINE_bool("probabilities", False, "export: also output softmax probabilities.")
+flags.DEFINE_integer("max-pixels", 0, "Read images of up to this many pixels (0: PIL's limit, 178,956,970; "
+                     "larger images are refused as possible decompression bombs).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -54,7 +57,7 @@ def main(argv):
   """Runs the command line: `argv` as absl passes it."""
   from jaxseg import cli  # pylint: disable=g-import-not-at-top  # imports JAX and TF: after flag parsing
   sys.exit(cli.run(FLAGS.config, FLAGS.mode, FLAGS.workdir, FLAGS.images + argv[1:], FLAGS.output,
-                   FLAGS.step, FLAGS.format, FLAGS.probabilities))
+                   FLAGS.step, FLAGS.format, FLAGS.probabilities, FLAGS["max-pixels"].value))
 
 
 if __name__ == "__main__":

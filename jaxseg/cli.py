@@ -15,7 +15,7 @@ def default_workdir(config: ml_collections.ConfigDict) -> str:
 
 def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None,
         images: list[str] | None = None, output: str | None = None, step: int | None = None,
-        export_format: str = "saved_model", probabilities: bool = False) -> int:
+        export_format: str = "saved_model", probabilities: bool = False, max_pixels: int = 0) -> int:
   """Runs one mode; returns the process exit code (0 ok, 1 some predictions failed, training stopped or the
   dataset has problems, 2 a usage or input error)."""
   workdir = workdir or default_workdir(config)
@@ -23,7 +23,7 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
     print(f"error: unexpected arguments {images}: only --mode=predict takes images.", file=sys.stderr)
     return 2
   try:
-    return _run(config, mode, workdir, images or [], output, step, export_format, probabilities)
+    return _run(config, mode, workdir, images or [], output, step, export_format, probabilities, max_pixels)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code
@@ -35,9 +35,11 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
     return 2
 
 
-def _run(config, mode, workdir, images, output, step, export_format, probabilities) -> int:
+def _run(config, mode, workdir, images, output, step, export_format, probabilities, max_pixels) -> int:
   from jaxseg import distributed  # pylint: disable=g-import-not-at-top
   distributed.initialize(config)
+  from jaxseg.data import images as image_files  # pylint: disable=g-import-not-at-top
+  image_files.set_max_pixels(max_pixels)
   from jaxseg import config_checks, models, predict  # pylint: disable=g-import-not-at-top
   from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
   if mode == "summary":

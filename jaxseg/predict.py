@@ -84,14 +84,41 @@ def _as_rgb(image: Any) -> np.ndarray:
     raise PredictError(str(e)) from None
 
 
+# Logit values one band of `_logits_to_mask`'s upsampling holds (64 MiB of float32): the memory of a prediction
+# does not grow with the photo's size beyond its class ids.
+BAND_VALUES = 2**24
+
+
 def _logits_to_mask(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  """(S, S, C) logits -> (H, W) classes: bilinear per channel at the target size, then argmax."""
+  """(S, S', C) logits -> (H, W) classes: bilinear per channel at the target size, then argmax.
+
+  Upsampling (the usual case: a photo larger than the model's input) runs a band of rows at a time, with PIL's
+  bilinear rule (half-pixel centres, edges clamped), so that only the class ids are held at full size.
+  Downsampling keeps PIL's antialiased filter (small by definition).
+  """
   h, w = hw
   if (h, w) == logits.shape[:2]:
     return np.argmax(logits, -1).astype(np.uint8)
-  up = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(logits[..., c]), mode="F").resize(
-      (w, h), Image.BILINEAR)) for c in range(logits.shape[-1])], -1)
-  return np.argmax(up, -1).astype(np.uint8)
+  if h < logits.shape[0] or w < logits.shape[1]:
+    up = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(logits[..., c]), mode="F").resize(
+        (w, h), Image.BILINEAR)) for c in range(logits.shape[-1])], -1)
+    return np.argmax(up, -1).astype(np.uint8)
+  (y0, y1, wy), (x0, x1, wx) = _taps(logits.shape[0], h), _taps(logits.shape[1], w)
+  out = np.empty((h, w), np.uint8)
+  rows = max(1, BAND_VALUES // (w * logits.shape[-1]))
+  for top in range(0, h, rows):
+    band = slice(top, top + rows)
+    a = logits[y0[band]] * (1 - wy[band, None, None]) + logits[y1[band]] * wy[band, None, None]
+    out[band] = np.argmax(a[:, x0] * (1 - wx[None, :, None]) + a[:, x1] * wx[None, :, None], -1)
+  return out
+
+
+def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Bilinear upsampling along one axis: for each output index, the two input indices and the second's
+  weight (output centre (i + 0.5) * n_in / n_out - 0.5 in input pixels, clamped to the edges)."""
+  src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+  lo = np.floor(src).astype(np.int64)
+  return lo, np.minimum(lo + 1, n_in - 1), (src - lo).astype(np.float32)
 
 
 def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -109,6 +136,16 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
     else:
       problems.append(f"{path}: no such file or directory.")
   return paths, problems
+
+
+def _thumbnail(image: np.ndarray, mask: np.ndarray, side: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+  """The image and mask at most `side` pixels on their longer side, for the panel (which shows up to eight)."""
+  h, w = mask.shape
+  if max(h, w) <= side:
+    return image, mask
+  size = (max(1, round(w * side / max(h, w))), max(1, round(h * side / max(h, w))))
+  return (np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)),
+          np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST)))
 
 
 def save_mask_png(path: str, mask: np.ndarray, classes: data.Classes) -> None:
@@ -162,7 +199,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
       save_mask_png(os.path.join(output, f"{name}_mask.png"), mask, predictor.classes)
       visualize.save_overlay(os.path.join(output, f"{name}_overlay.png"), image, mask, predictor.classes)
       if len(panel) < 8:
-        panel.append((image, mask))
+        panel.append(_thumbnail(image, mask))
     bar.update(len(paths[start:start + bs]))
   bar.close()
   if panel:

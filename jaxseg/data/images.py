@@ -1,10 +1,30 @@
 """Image files and arrays as the model sees them: any PIL-readable file or mode to RGB uint8, and resizing
 of an (image, class mask) pair to the training size."""
 
+import warnings
+
 import numpy as np
 from PIL import Image, ImageOps
 
 from jaxseg.errors import DatasetError
+
+# PIL refuses to decode images above this many pixels (its guard against decompression bombs) and warns above
+# half of it; jaxseg keeps that limit unless told otherwise (`set_max_pixels`, `--max-pixels`).
+PIL_LIMIT = 2 * Image.MAX_IMAGE_PIXELS
+_max_pixels = PIL_LIMIT
+
+
+def set_max_pixels(n: int) -> None:
+  """Reads images of up to `n` pixels from now on (0: PIL's own limit, `PIL_LIMIT`)."""
+  global _max_pixels
+  _max_pixels = n if n > 0 else PIL_LIMIT
+
+
+def _check_size(path: str, size: tuple[int, int]) -> None:
+  w, h = size
+  if w * h > _max_pixels:
+    raise DatasetError(f"{path}: {w}x{h} = {w * h:,} pixels is above the limit of {_max_pixels:,} (a guard "
+                       f"against decompression bombs); to read it, pass --max-pixels={w * h} (or more).")
 
 
 def pil_to_rgb(im: Image.Image) -> np.ndarray:
@@ -20,7 +40,15 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
   if im.mode in ("RGBA", "LA"):
     background = Image.new("RGBA", im.size, (255, 255, 255, 255))
     im = Image.alpha_composite(background, im.convert("RGBA"))
-  return np.asarray(im.convert("RGB"), np.uint8)
+  if im.mode != "RGB":
+    im = im.convert("RGB")
+  # Copied out a band of rows at a time: numpy's whole-image view goes through one more full copy (bytes).
+  w, h = im.size
+  out = np.empty((h, w, 3), np.uint8)
+  rows = max(1, 2**24 // max(1, w))
+  for top in range(0, h, rows):
+    out[top:top + rows] = np.asarray(im.crop((0, top, w, min(h, top + rows))))
+  return out
 
 
 def array_to_rgb(a: np.ndarray) -> np.ndarray:
@@ -33,6 +61,8 @@ def array_to_rgb(a: np.ndarray) -> np.ndarray:
     ValueError: for any other shape.
   """
   a = np.asarray(a)
+  if a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == 3:
+    return a  # already what the conversions below would give, without copies of a large photo
   if a.ndim == 2:
     a = a[..., None]
   if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
@@ -52,14 +82,25 @@ def read_rgb(path: str, exif: bool = True) -> np.ndarray:
   Raises:
     DatasetError: naming the file, when it is missing or not a readable image.
   """
+  limit = Image.MAX_IMAGE_PIXELS
   try:
-    with Image.open(path) as im:
-      im.load()
-      return pil_to_rgb(ImageOps.exif_transpose(im) if exif else im)
+    Image.MAX_IMAGE_PIXELS = None  # jaxseg's own check, `_check_size`, with the file's size in the message
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+      with Image.open(path) as im:
+        _check_size(path, im.size)
+        im.load()
+        if exif:
+          ImageOps.exif_transpose(im, in_place=True)  # in place: a large photo is not held twice
+        return pil_to_rgb(im)
+  except DatasetError:
+    raise
   except FileNotFoundError:
     raise DatasetError(f"{path}: file not found.") from None
   except Exception as e:  # pylint: disable=broad-except
     raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]}).") from None
+  finally:
+    Image.MAX_IMAGE_PIXELS = limit
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int]
