@@ -86,6 +86,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.class_weights = "none"  # "none", "median_frequency" (from the train split) or "w0,w1,...".
   config.seed = 0  # Seeds init, shuffling and augmentations: the same seed gives the same run.
 
+  config.eval = ml_collections.ConfigDict()  # How --mode predict and jaxseg.load turn a photo into logits.
+  config.eval.mode = "whole"  # "whole" (resized to the stored size) or "slide" (windows of the stored size
+  #   over the photo at its own scale, logits averaged where they overlap).
+  config.eval.stride = (0, 0)  # slide: rows and columns between windows (0: two thirds of the window).
+  config.eval.scales = (1.0,)  # Test-time scales (of the stored size, or of the photo with slide); summed.
+  config.eval.flip = False  # Test-time horizontal flip too (its logits flipped back and summed).
+
   config.keep_checkpoints = 3  # Orbax keeps this many newest per-epoch checkpoints.
   config.checkpoint_every_steps = 0  # Also checkpoint every N train steps inside epochs (0 = at epoch ends).
   config.target_accuracy = 0.0  # Stop after the first epoch whose val pixel accuracy reaches this (0 = off).

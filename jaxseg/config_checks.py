@@ -7,7 +7,7 @@ import tempfile
 
 import ml_collections
 
-from jaxseg import parallel
+from jaxseg import inference, parallel
 from jaxseg.data.labels import IGNORE
 from jaxseg.data.layouts import LAYOUTS
 from jaxseg.data.sources import SOURCES
@@ -40,7 +40,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   _check_dataset(config)
   if config.model.name not in MODELS:
     raise ConfigError(f"config.model.name={config.model.name!r} is unknown; choose one of {sorted(MODELS)}.")
-  problem = MODELS[config.model.name].check_config(config)
+  problem = MODELS[config.model.name].check_config(config) or inference.check(config)
   if problem:
     raise ConfigError(problem)
   if config.model.alpha not in ALPHAS:

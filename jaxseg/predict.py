@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from jaxseg import data, files, parallel, visualize
+from jaxseg import data, files, inference, parallel, visualize
 from jaxseg.errors import DatasetError, UserError
 from jaxseg.train import checkpoints, steps
 from jaxseg.train.run import Run
@@ -68,9 +68,13 @@ class Predictor:
     if not arrays:
       return []
     h, w = data.stored_size(self.config)
-    x = np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR)) for a in arrays])
-    logits = parallel.map_padded(lambda b: self._logits(self.variables, b), x, self.config.eval_batch_size,
-                                 self.run.batch_sharding)
+    bs = self.config.eval_batch_size
+    run_model = lambda x: parallel.map_padded(lambda b: self._logits(self.variables, b), x, bs,
+                                              self.run.batch_sharding)
+    if inference.settings_apply(self.config):  # sliding windows, scales, flips: one photo at a time
+      return [_maps_to_mask(inference.logit_maps(a, self.config, run_model, (h, w), bs), a.shape[:2])
+              for a in arrays]
+    logits = run_model(np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR)) for a in arrays]))
     return [_logits_to_mask(logits[i], a.shape[:2]) for i, a in enumerate(arrays)]
 
 
@@ -90,27 +94,37 @@ BAND_VALUES = 2**24
 
 
 def _logits_to_mask(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  """(S, S', C) logits -> (H, W) classes: bilinear per channel at the target size, then argmax.
+  """(S, S', C) logits -> (H, W) classes: bilinear per channel at the target size, then argmax."""
+  return _maps_to_mask([logits], hw)
+
+
+def _maps_to_mask(maps: list[np.ndarray], hw: tuple[int, int]) -> np.ndarray:
+  """The argmax over classes of the sum of logit maps (each (h, w, C), any size) resized to hw.
 
   Upsampling (the usual case: a photo larger than the model's input) runs a band of rows at a time, with PIL's
-  bilinear rule (half-pixel centres, edges clamped), so that only the class ids are held at full size.
-  Downsampling keeps PIL's antialiased filter (small by definition).
+  bilinear rule (half-pixel centres, edges clamped), so that only the class ids are held at full size. A map
+  larger than the photo on either side is resized whole with PIL's antialiased filter.
   """
   h, w = hw
-  if (h, w) == logits.shape[:2]:
-    return np.argmax(logits, -1).astype(np.uint8)
-  if h < logits.shape[0] or w < logits.shape[1]:
-    up = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(logits[..., c]), mode="F").resize(
-        (w, h), Image.BILINEAR)) for c in range(logits.shape[-1])], -1)
-    return np.argmax(up, -1).astype(np.uint8)
-  (y0, y1, wy), (x0, x1, wx) = _taps(logits.shape[0], h), _taps(logits.shape[1], w)
+  if len(maps) == 1 and (h, w) == maps[0].shape[:2]:
+    return np.argmax(maps[0], -1).astype(np.uint8)
+  maps = [m if m.shape[0] <= h and m.shape[1] <= w else _pil_resize(m, hw) for m in maps]
+  taps = [(_taps(m.shape[0], h), _taps(m.shape[1], w)) for m in maps]
   out = np.empty((h, w), np.uint8)
-  rows = max(1, BAND_VALUES // (w * logits.shape[-1]))
+  rows = max(1, BAND_VALUES // (w * maps[0].shape[-1]))
   for top in range(0, h, rows):
     band = slice(top, top + rows)
-    a = logits[y0[band]] * (1 - wy[band, None, None]) + logits[y1[band]] * wy[band, None, None]
-    out[band] = np.argmax(a[:, x0] * (1 - wx[None, :, None]) + a[:, x1] * wx[None, :, None], -1)
+    total = 0
+    for m, ((y0, y1, wy), (x0, x1, wx)) in zip(maps, taps):
+      a = m[y0[band]] * (1 - wy[band, None, None]) + m[y1[band]] * wy[band, None, None]
+      total = total + a[:, x0] * (1 - wx[None, :, None]) + a[:, x1] * wx[None, :, None]
+    out[band] = np.argmax(total, -1)
   return out
+
+
+def _pil_resize(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(logits[..., c]), mode="F").resize(
+      (hw[1], hw[0]), Image.BILINEAR)) for c in range(logits.shape[-1])], -1)
 
 
 def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
