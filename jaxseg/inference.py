@@ -14,7 +14,8 @@ from PIL import Image
 from jaxseg.ops.common import ceil_div
 
 MODES = ("whole", "slide")
-LogitsFn = Callable[[np.ndarray], np.ndarray]  # (B, h, w, 3) uint8 -> (B, h, w, C) float32, h and w fixed
+# (B, h, w, 3) uint8 -> (B, h, w, C) float32 for any B (`parallel.map_padded` pads and batches).
+LogitsFn = Callable[[np.ndarray], np.ndarray]
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
@@ -35,7 +36,7 @@ def slide(image: np.ndarray, window: tuple[int, int], stride: tuple[int, int], l
     window: the window's (height, width): the size `logits_fn` takes.
     stride: (rows, columns) between window starts.
     logits_fn: the model on a batch of windows.
-    batch_size: windows per call of `logits_fn` (the last batch is padded).
+    batch_size: windows per call of `logits_fn` (bounds the windows held at once).
   """
   (wh, ww), (h, w) = window, image.shape[:2]
   padded = np.zeros((max(h, wh), max(w, ww), 3), np.uint8)
@@ -44,9 +45,7 @@ def slide(image: np.ndarray, window: tuple[int, int], stride: tuple[int, int], l
   total = count = None
   for start in range(0, len(corners), batch_size):
     chunk = corners[start:start + batch_size]
-    crops = np.stack([padded[y:y + wh, x:x + ww] for y, x in chunk])
-    crops = np.concatenate([crops, np.zeros((batch_size - len(chunk), *crops.shape[1:]), np.uint8)])
-    logits = np.asarray(logits_fn(crops), np.float32)
+    logits = np.asarray(logits_fn(np.stack([padded[y:y + wh, x:x + ww] for y, x in chunk])), np.float32)
     if total is None:
       total = np.zeros((*padded.shape[:2], logits.shape[-1]), np.float32)
       count = np.zeros((*padded.shape[:2], 1), np.float32)
@@ -56,16 +55,16 @@ def slide(image: np.ndarray, window: tuple[int, int], stride: tuple[int, int], l
   return (total / count)[:h, :w]
 
 
-def logit_maps(image: np.ndarray, config: ml_collections.ConfigDict, logits_fn: Callable[..., np.ndarray],
+def logit_maps(image: np.ndarray, config: ml_collections.ConfigDict, logits_fn: LogitsFn,
                stored: tuple[int, int], batch_size: int) -> list[np.ndarray]:
   """The logit maps `config.eval` asks for, each at its own size and in the photo's orientation.
 
   Args:
     image: the photo, (H, W, 3) uint8.
     config: the experiment config (`eval.mode`, `eval.scales`, `eval.flip`, `eval.stride`).
-    logits_fn: `logits_fn(batch)` on a (B, h, w, 3) uint8 batch of any (h, w).
+    logits_fn: the model on a (B, h, w, 3) uint8 batch of any (h, w).
     stored: the stored size (height, width): the whole-photo input, and the window of "slide".
-    batch_size: images per call of `logits_fn`.
+    batch_size: windows per call of `logits_fn` in "slide".
   """
   e = eval_settings(config)
   maps = []
@@ -75,9 +74,7 @@ def logit_maps(image: np.ndarray, config: ml_collections.ConfigDict, logits_fn: 
       if e["mode"] == "whole":
         size = (max(1, round(stored[0] * scale)), max(1, round(stored[1] * scale)))
         resized = np.asarray(Image.fromarray(np.ascontiguousarray(x)).resize(size[::-1], Image.BILINEAR))
-        batch = np.zeros((batch_size, *resized.shape), np.uint8)
-        batch[0] = resized
-        out = np.asarray(logits_fn(batch), np.float32)[0]
+        out = np.asarray(logits_fn(resized[None]), np.float32)[0]
       else:
         h, w = x.shape[:2]
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
@@ -91,10 +88,9 @@ def logit_maps(image: np.ndarray, config: ml_collections.ConfigDict, logits_fn: 
 
 def eval_settings(config: ml_collections.ConfigDict) -> dict:
   """`config.eval` as a dict, with defaults for configs saved before it existed."""
-  e = config.get("eval", None)
-  get = (lambda k, default: e.get(k, default)) if e is not None else (lambda k, default: default)
-  return {"mode": get("mode", "whole"), "scales": tuple(get("scales", (1.0,))), "flip": bool(get("flip", False)),
-          "stride": tuple(get("stride", (0, 0)))}
+  e = config.get("eval") or {}
+  return {"mode": e.get("mode", "whole"), "scales": tuple(e.get("scales", (1.0,))),
+          "flip": bool(e.get("flip", False)), "stride": tuple(e.get("stride", (0, 0)))}
 
 
 def check(config: ml_collections.ConfigDict) -> str:

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from jaxseg import data, files, inference, parallel, visualize
+from jaxseg.data.images import row_bands
 from jaxseg.errors import DatasetError, UserError
 from jaxseg.train import checkpoints, steps
 from jaxseg.train.run import Run
@@ -111,9 +112,7 @@ def _maps_to_mask(maps: list[np.ndarray], hw: tuple[int, int]) -> np.ndarray:
   maps = [m if m.shape[0] <= h and m.shape[1] <= w else _pil_resize(m, hw) for m in maps]
   taps = [(_taps(m.shape[0], h), _taps(m.shape[1], w)) for m in maps]
   out = np.empty((h, w), np.uint8)
-  rows = max(1, BAND_VALUES // (w * maps[0].shape[-1]))
-  for top in range(0, h, rows):
-    band = slice(top, top + rows)
+  for band in row_bands(h, w * maps[0].shape[-1], BAND_VALUES):
     total = 0
     for m, ((y0, y1, wy), (x0, x1, wx)) in zip(maps, taps):
       a = m[y0[band]] * (1 - wy[band, None, None]) + m[y1[band]] * wy[band, None, None]

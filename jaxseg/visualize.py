@@ -17,6 +17,7 @@ from matplotlib.patches import Patch  # pylint: disable=g-import-not-at-top,wron
 from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from jaxseg import files  # pylint: disable=wrong-import-position
+from jaxseg.data.images import row_bands  # pylint: disable=wrong-import-position
 from jaxseg.data.labels import Classes  # pylint: disable=wrong-import-position
 from jaxseg.data.splits import Split  # pylint: disable=wrong-import-position
 from jaxseg.ops.common import ceil_div  # pylint: disable=wrong-import-position
@@ -78,18 +79,9 @@ class SampleSet:
                list(zip(self.images, self.masks, preds)), classes, title)
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, classes: Classes, alpha: float = 0.45,
-            out: np.ndarray | None = None) -> np.ndarray:
-  """Class colours blended over a photo, both at the photo's resolution, into `out` (a new array if None).
-
-  Blended a band of rows at a time, so that a photo of any size needs no more than its own bytes again.
-  """
-  out = np.empty_like(image, np.uint8) if out is None else out
-  rows = max(1, 2**20 // max(1, image.shape[1]))
-  for top in range(0, image.shape[0], rows):
-    band = slice(top, top + rows)
-    out[band] = (image[band] * (1 - alpha) + classes.colorize(mask[band]) * alpha).astype(np.uint8)
-  return out
+def overlay(image: np.ndarray, mask: np.ndarray, classes: Classes, alpha: float = 0.45) -> np.ndarray:
+  """Class colours blended over a photo, both at the photo's resolution."""
+  return (image * (1 - alpha) + classes.colorize(mask) * alpha).astype(np.uint8)
 
 
 def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, classes: Classes) -> None:
@@ -104,12 +96,10 @@ def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, classes: Classe
   for c in range(len(classes)):  # colour swatches labelled in the figure-free strip
     top, left = (c // per_row) * strip_h, (c % per_row) * step
     legend[top + 3:top + strip_h - 3, left + 3:left + 3 + sw] = classes.colors[c]
-  # The picture is filled a band of rows at a time: a photo of any size is never held twice more.
+  # The picture is blended and filled a band of rows at a time: a photo of any size is never held twice more.
   img = Image.new("RGB", (w, h + legend.shape[0]))
-  band_rows = max(1, 2**20 // max(1, w))
-  for top in range(0, h, band_rows):
-    band = slice(top, top + band_rows)
-    img.paste(Image.fromarray(overlay(image[band], mask[band], classes)), (0, top))
+  for band in row_bands(h, w, 2**20):
+    img.paste(Image.fromarray(overlay(image[band], mask[band], classes)), (0, band.start))
   img.paste(Image.fromarray(legend), (0, h))
   try:
     from PIL import ImageDraw  # pylint: disable=g-import-not-at-top

@@ -1,7 +1,8 @@
 """Image files and arrays as the model sees them: any PIL-readable file or mode to RGB uint8, and resizing
 of an (image, class mask) pair to the training size."""
 
-import warnings
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -12,12 +13,32 @@ from jaxseg.errors import DatasetError
 # half of it; jaxseg keeps that limit unless told otherwise (`set_max_pixels`, `--max-pixels`).
 PIL_LIMIT = 2 * Image.MAX_IMAGE_PIXELS
 _max_pixels = PIL_LIMIT
+_PIL_SETTING = threading.Lock()  # PIL's limit is one setting for the whole process: lifted by one reader at a time
+
+
+def row_bands(height: int, row_size: int, budget: int) -> Iterator[slice]:
+  """Slices of consecutive rows of a (height, ...) array, each holding at most `budget` values where a row
+  holds `row_size` (at least one row a band): how large photos are processed without full-size copies."""
+  rows = max(1, budget // max(1, row_size))
+  for top in range(0, height, rows):
+    yield slice(top, min(height, top + rows))
 
 
 def set_max_pixels(n: int) -> None:
   """Reads images of up to `n` pixels from now on (0: PIL's own limit, `PIL_LIMIT`)."""
   global _max_pixels
   _max_pixels = n if n > 0 else PIL_LIMIT
+
+
+def _open_unguarded(path: str) -> Image.Image:
+  """`Image.open` without PIL's own pixel limit (jaxseg checks the size itself, with the file's size in the
+  message: `_check_size`); the limit is put back as soon as the header is read."""
+  with _PIL_SETTING:
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+      return Image.open(path)
+    finally:
+      Image.MAX_IMAGE_PIXELS = limit
 
 
 def _check_size(path: str, size: tuple[int, int]) -> None:
@@ -45,9 +66,8 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
   # Copied out a band of rows at a time: numpy's whole-image view goes through one more full copy (bytes).
   w, h = im.size
   out = np.empty((h, w, 3), np.uint8)
-  rows = max(1, 2**24 // max(1, w))
-  for top in range(0, h, rows):
-    out[top:top + rows] = np.asarray(im.crop((0, top, w, min(h, top + rows))))
+  for band in row_bands(h, 3 * w, 2**24):
+    out[band] = np.asarray(im.crop((0, band.start, w, band.stop)))
   return out
 
 
@@ -82,25 +102,19 @@ def read_rgb(path: str, exif: bool = True) -> np.ndarray:
   Raises:
     DatasetError: naming the file, when it is missing or not a readable image.
   """
-  limit = Image.MAX_IMAGE_PIXELS
   try:
-    Image.MAX_IMAGE_PIXELS = None  # jaxseg's own check, `_check_size`, with the file's size in the message
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-      with Image.open(path) as im:
-        _check_size(path, im.size)
-        im.load()
-        if exif:
-          ImageOps.exif_transpose(im, in_place=True)  # in place: a large photo is not held twice
-        return pil_to_rgb(im)
+    with _open_unguarded(path) as im:
+      _check_size(path, im.size)
+      im.load()
+      if exif:
+        ImageOps.exif_transpose(im, in_place=True)  # in place: a large photo is not held twice
+      return pil_to_rgb(im)
   except DatasetError:
     raise
   except FileNotFoundError:
     raise DatasetError(f"{path}: file not found.") from None
   except Exception as e:  # pylint: disable=broad-except
     raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]}).") from None
-  finally:
-    Image.MAX_IMAGE_PIXELS = limit
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int]

@@ -85,15 +85,19 @@ def _pairs_from_dirs(root: str, d: ml_collections.ConfigDict, split: str) -> Pai
   return pairs, problems
 
 
+def _read_ids(list_path: str) -> list[str]:
+  """The first word of every line of a list file, blank lines and # comments skipped."""
+  with open(list_path) as f:
+    return [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
+
+
 def _pairs_voc(root: str, d: ml_collections.ConfigDict, split: str) -> Pairs:
   list_path = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
   if not os.path.isfile(list_path):
     raise DatasetError(f"{list_path} does not exist: a VOC split needs ImageSets/Segmentation/{split}.txt "
                        "(one image id per line) under config.data.root.")
   pairs, problems = [], []
-  with open(list_path) as f:
-    ids = [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
-  for i in ids:
+  for i in _read_ids(list_path):
     img = os.path.join(root, d.image_dir.format(split=split), f"{i}.jpg")
     mask = os.path.join(root, d.mask_dir.format(split=split), f"{i}.png")
     missing = [p for p in (img, mask) if not os.path.isfile(p)]
@@ -114,10 +118,8 @@ def _pairs_oxford(root: str, d: ml_collections.ConfigDict, split: str) -> Pairs:
   if not os.path.isfile(list_path):
     raise DatasetError(f"{list_path} does not exist: an Oxford-IIIT Pet folder has images/*.jpg, "
                        "annotations/trimaps/*.png, annotations/trainval.txt and annotations/test.txt.")
-  with open(list_path) as f:
-    names = [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
   return [(name, os.path.join(root, "images", name + ".jpg"),
-           os.path.join(root, "annotations", "trimaps", name + ".png")) for name in names], []
+           os.path.join(root, "annotations", "trimaps", name + ".png")) for name in _read_ids(list_path)], []
 
 
 def _pairs_lists(root: str, d: ml_collections.ConfigDict, split: str) -> Pairs:

@@ -87,7 +87,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     say(f"Starting a new run in {workdir}.")
   if config.dtype == "auto":
     say(f"Precision: {precision.resolve_dtype_name('auto')} (config.dtype=auto on this "
-          f"{jax.default_backend().upper()}; set it to float32 to opt out).")
+        f"{jax.default_backend().upper()}; set it to float32 to opt out).")
   jitted = run.jit_steps(tx, class_weights)
   samples = visualize.SampleSet(eval_split, config.num_samples)
   writer = MetricsWriter(workdir, enabled=primary)
@@ -108,7 +108,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       epoch += 1
       position = Position(epoch, start_batch, steps_per_epoch, (epoch - 1) * steps_per_epoch)
       state, train_m, rate = _train_epoch(run, jitted.train, state, train_split, position, sums,
-                                          _mid_epoch_saver(run, mid_epoch, history, asked))
+                                          _mid_epoch_saver(run, mid_epoch, history, asked, say))
       start_batch, sums = 0, None
       if train_m is None:  # asked to stop inside the epoch: saved there
         writer.close()
@@ -124,21 +124,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if primary:
         visualize.save_curves(os.path.join(workdir, "curves.png"), history)
       say(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
-            f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
+          f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
       if on_epoch is not None:
         on_epoch({**history[-1], "samples": panel})
       if stop:
         say(f"Stopping early: {stop}.")
       elif asked.signal_name and epoch < config.num_epochs:
         say(f"{asked.signal_name} received: stopped after epoch {epoch}, saved in {run.mngr.directory}; "
-              "rerun the same command to resume.")
+            "rerun the same command to resume.")
         writer.close()
         return history
   writer.close()
   if history:
     last = history[-1]["val"]
     say(f"Final val pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
-          f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.mngr.directory}")
+        f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.mngr.directory}")
   return history
 
 
@@ -172,9 +172,11 @@ class Position(NamedTuple):
   first_step: int
 
 
-def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]], asked: StopRequest):
+def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]], asked: StopRequest,
+                     say: Callable[[str], None]):
   """A function called after every train step that saves a mid-epoch checkpoint when one is due (every
-  `checkpoint_every_steps`, or when asked to stop) and returns True when training must stop."""
+  `checkpoint_every_steps`, or when asked to stop) and returns True when training must stop (`say`: this
+  process's printer)."""
   every = run.config.get("checkpoint_every_steps", 0)  # absent from configs saved by earlier versions
 
   def after_step(position: Position, batch: int, state, sums) -> bool:
@@ -185,9 +187,9 @@ def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]
     if stop or (every and step % every == 0):
       meta = checkpoints.make_meta(run.config, position.epoch - 1, history)
       mid_epoch.save(step, state.to_dict(), sums, meta, position.epoch, batch)
-    if stop and jax.process_index() == 0:
-      print(f"{asked.signal_name} received: stopped at step {step} (epoch {position.epoch}, batch {batch} "
-            f"of {position.steps}), saved in {mid_epoch.directory}; rerun the same command to resume.")
+    if stop:
+      say(f"{asked.signal_name} received: stopped at step {step} (epoch {position.epoch}, batch {batch} "
+          f"of {position.steps}), saved in {mid_epoch.directory}; rerun the same command to resume.")
     return stop
 
   return after_step
