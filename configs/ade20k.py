@@ -6,8 +6,9 @@
 Expects `ADEChallengeData2016.zip` extracted: config.data.root holds `images/{training,validation}/*.jpg` and
 `annotations/{training,validation}/*.png` (8-bit, 0 = other, 1-150 the classes, trained as 0-149: label 0 is
 ignored and the others shift down by one). 20,210 training and 2,000 validation images of varying sizes,
-stored at 512x512 and trained on random rescales (0.5-2.0) cropped to 512x512; metrics at each label's own
-resolution. Expected result and time: not measured (the dataset is not at hand here).
+streamed at their own aspect ratio: trained on 512x512 crops of images rescaled to fit 2048x512 times
+0.5-2.0, evaluated whole, rescaled to fit 2048x512, and scored at each label's own resolution. Expected
+result and time: not measured (the dataset is not at hand here).
 """
 
 from configs import standard_recipe
@@ -33,7 +34,7 @@ NAMES = (
 
 
 def get_config():
-  config = standard_recipe.get_config("ade20k", "data/ADEChallengeData2016", crop=(512, 512))
+  config = standard_recipe.get_config("ade20k", "data/ADEChallengeData2016", crop=(512, 512), scale=(2048, 512))
   config.num_classes = len(NAMES)
   config.image_size = 512
   config.data.layout = "dirs"

@@ -5,9 +5,10 @@
 
 Expects the official release extracted under config.data.root: `leftImg8bit/{split}/{city}/*_leftImg8bit.png`
 and `gtFine/{split}/{city}/*_gtFine_labelIds.png` (label ids 0-33, mapped to the 19 train ids; every other id
-is ignored). 2,975 train and 500 val frames of 2048x1024. Frames are stored at half resolution (1024x512) and
-trained on 512x512 crops of them rescaled by 0.5-2.0; evaluation is on the whole val frame, scored at each
-label's full 2048x1024. Expected result and time: not measured (the dataset is not at hand here).
+is ignored). 2,975 train and 500 val frames of 2048x1024, streamed at full resolution: trained on 512x1024
+crops of frames rescaled by 0.5-2.0, evaluated with 512x1024 windows slid over the whole 2048x1024 frame
+(logits averaged where they overlap), scored at the labels' full resolution. Expected result and time: not
+measured (the dataset is not at hand here).
 """
 
 from configs import standard_recipe
@@ -30,9 +31,10 @@ def class_map() -> dict[str, int | str]:
 
 
 def get_config():
-  config = standard_recipe.get_config("cityscapes", "data/cityscapes", crop=(512, 512))
+  config = standard_recipe.get_config("cityscapes", "data/cityscapes", crop=(512, 1024), scale=(2048, 1024))
   config.num_classes = len(CLASSES)
-  config.image_height, config.image_width = 512, 1024
+  config.image_height, config.image_width = 512, 1024  # the model's size: the crop and the sliding window
+  config.eval.mode = "slide"
   config.data.layout = "dirs"
   config.data.image_dir, config.data.mask_dir = "leftImg8bit/{split}", "gtFine/{split}"
   config.data.image_suffix, config.data.mask_suffix = "_leftImg8bit", "_gtFine_labelIds"

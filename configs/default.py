@@ -63,7 +63,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic_train_size = 512  # Examples in the synthetic train split.
   config.data.synthetic_eval_size = 128  # Examples in the synthetic eval split.
   config.data.skip_bad = False  # Skip (and count) unreadable or inconsistent examples instead of failing.
-  config.data.cache_dir = ""  # Where to cache decoded, resized uint8 arrays ("" = memory only).
+  config.data.cache_dir = ""  # pipeline="memory": where to cache decoded, resized arrays ("" = memory only).
+  config.data.pipeline = "auto"  # "memory" (decode every example once and hold it), "stream" (Grain workers
+  #   read examples as training consumes them; memory bounded by workers x prefetch x batch) or "auto"
+  #   (memory for synthetic data, tfds and folder splits up to 2 GiB at the stored size; stream otherwise).
+  config.data.workers = -1  # pipeline="stream": worker processes (-1 = the cores available, 0 = in-process).
+  config.data.prefetch = 2  # pipeline="stream": batches each worker prepares ahead.
+  config.data.scale = (0, 0)  # Base (long, short) sides, e.g. (2048, 1024): examples keep their aspect ratio,
+  #   training rescales relative to it by augment.scale_min..max and crops, evaluation fits it; (0, 0): every
+  #   example is resized to the stored size (image_size / image_height x image_width).
 
   config.batch_size = 64  # Global train batch size (split over all devices).
   config.eval_batch_size = 64  # Global eval batch size.
@@ -86,7 +94,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.class_weights = "none"  # "none", "median_frequency" (from the train split) or "w0,w1,...".
   config.seed = 0  # Seeds init, shuffling and augmentations: the same seed gives the same run.
 
-  config.eval = ml_collections.ConfigDict()  # How --mode predict and jaxseg.load turn a photo into logits.
+  config.eval = ml_collections.ConfigDict()  # How evaluation, --mode predict and jaxseg.load turn an image
+  #   into logits; anything but the default scores evaluation images one at a time (no loss reported).
   config.eval.mode = "whole"  # "whole" (resized to the stored size) or "slide" (windows of the stored size
   #   over the photo at its own scale, logits averaged where they overlap).
   config.eval.stride = (0, 0)  # slide: rows and columns between windows (0: two thirds of the window).

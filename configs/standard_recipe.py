@@ -19,10 +19,11 @@ def voc_colors(n: int, start: int = 0) -> tuple[tuple[int, int, int], ...]:
   return tuple(out)
 
 
-def get_config(name: str, root: str, crop: tuple[int, int]) -> ml_collections.ConfigDict:
+def get_config(name: str, root: str, crop: tuple[int, int], scale: tuple[int, int]) -> ml_collections.ConfigDict:
   """The shared recipe: DeepLabV3+ (output stride 16), its encoder fine-tuned at a tenth of the head's rate
-  (the fresh head first, as configs/camvid_deeplab.py), a cosine schedule, random rescale by 0.5-2.0 cropped to
-  `crop` (height, width), flips and photometric jitter, on a folder dataset under `root`."""
+  (the fresh head first, as configs/camvid_deeplab.py), a cosine schedule; each image kept at its own aspect
+  ratio, rescaled relative to the base `scale` (long, short) by 0.5-2.0 and cropped to `crop` (height, width),
+  flips and photometric jitter; streamed from a folder dataset under `root`."""
   config = default.get_config()
   config.name = name
   config.model.name = "deeplabv3plus_mobilenet_v2"
@@ -33,6 +34,8 @@ def get_config(name: str, root: str, crop: tuple[int, int]) -> ml_collections.Co
   config.freeze_encoder = False
   config.encoder_lr_scale = 0.1
   config.lr_schedule = "cosine"
+  config.data.scale = scale
+  config.data.pipeline = "stream"
   config.augment.scale_min, config.augment.scale_max = 0.5, 2.0
   config.augment.crop_height, config.augment.crop_width = crop
   config.augment.brightness, config.augment.contrast, config.augment.saturation = 0.1, 0.1, 0.1

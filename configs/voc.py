@@ -9,8 +9,9 @@ ImageNet MobileNetV2.
 
 Expects `VOCtrainval_11-May-2012.tar` extracted: config.data.root is `VOCdevkit/VOC2012` with `JPEGImages/*.jpg`,
 `SegmentationClass/*.png` (palette PNGs: value = class 0-20, 255 = boundaries and difficult regions, ignored)
-and `ImageSets/Segmentation/{train,val}.txt` (1,464 train, 1,449 val ids). Stored at 512x512, trained on
-random rescales (0.5-2.0) cropped to 512x512. Expected result and time: not measured (the dataset is not at
+and `ImageSets/Segmentation/{train,val}.txt` (1,464 train, 1,449 val ids). Streamed at their own aspect ratio: trained
+on 512x512 crops of images rescaled to fit 2048x512 times 0.5-2.0, evaluated whole, rescaled to fit 2048x512,
+and scored at each label's own resolution. Expected result and time: not measured (the dataset is not at
 hand here).
 """
 
@@ -22,7 +23,7 @@ NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", 
 
 
 def get_config():
-  config = standard_recipe.get_config("voc", "data/VOCdevkit/VOC2012", crop=(512, 512))
+  config = standard_recipe.get_config("voc", "data/VOCdevkit/VOC2012", crop=(512, 512), scale=(2048, 512))
   config.num_classes = len(NAMES)
   config.image_size = 512
   config.data.layout = "voc"

@@ -10,6 +10,7 @@ import ml_collections
 from jaxseg import inference, parallel
 from jaxseg.data.labels import IGNORE
 from jaxseg.data.layouts import LAYOUTS
+from jaxseg.data.pipeline import PIPELINES
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import UserError
 from jaxseg.models import ALPHAS, CONV_IMPLS, MODELS
@@ -68,6 +69,23 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                       "its BatchNorm statistics).")
   if config.data.source not in SOURCES:
     raise ConfigError(f"config.data.source={config.data.source!r} must be one of {sorted(SOURCES)}.")
+  _check_pipeline(config)
+
+
+def _check_pipeline(config: ml_collections.ConfigDict) -> None:
+  d = config.data
+  if d.get("pipeline", "memory") not in PIPELINES:
+    raise ConfigError(f"config.data.pipeline={d.pipeline!r} must be one of {PIPELINES}.")
+  if d.get("workers", -1) < -1 or d.get("prefetch", 2) < 1:
+    raise ConfigError(f"config.data.workers={d.workers} must be >= -1 (-1 = the cores available, 0 = in-process) "
+                      f"and config.data.prefetch={d.prefetch} >= 1.")
+  scale = tuple(d.get("scale", (0, 0)) or (0, 0))
+  if len(scale) != 2 or min(scale) < 0 or (min(scale) == 0 and max(scale) > 0):
+    raise ConfigError(f"config.data.scale={scale} must be two positive sides (long, short), e.g. (2048, 1024), "
+                      "or (0, 0) to resize every example to the stored size.")
+  if min(scale) > 0 and d.get("pipeline", "memory") == "memory":
+    raise ConfigError("config.data.scale keeps every example at its own size, which only "
+                      "config.data.pipeline='stream' (or 'auto') reads.")
 
 
 def _check_dataset(config: ml_collections.ConfigDict) -> None:

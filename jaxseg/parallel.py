@@ -51,6 +51,12 @@ def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
 
 
+def fitted_batch(n: int, cap: int, mesh: Mesh) -> int:
+  """The batch size for `n` inputs: n rounded up to a multiple of the device count, at most `cap` (a
+  multiple of it), so that a single photo is not padded to a whole eval batch."""
+  return min(cap, -(-n // mesh.size) * mesh.size)
+
+
 def map_padded(fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_size: int,
                sharding: NamedSharding) -> np.ndarray:
   """`fn` over `images` in fixed-size batches (the last one zero-padded, so `fn` compiles once).
@@ -77,7 +83,8 @@ def map_padded(fn: Callable[[jax.Array], jax.Array], images: np.ndarray, batch_s
 
 def prefetch(batches: Iterable[dict[str, np.ndarray]], sharding: NamedSharding,
              depth: int = 2) -> Iterator[dict[str, jax.Array]]:
-  """Moves batches to the devices in a background thread, `depth` ahead of the consumer."""
+  """Moves batches to the devices in a background thread, `depth` ahead of the consumer; (batch, extra)
+  pairs stay pairs, the extra (e.g. the input iterator's state) passed along as it is."""
   q: queue.Queue = queue.Queue(maxsize=depth)
   done = object()
   stop = threading.Event()
@@ -87,7 +94,7 @@ def prefetch(batches: Iterable[dict[str, np.ndarray]], sharding: NamedSharding,
       for batch in batches:
         if stop.is_set():
           return
-        q.put(to_global(batch, sharding))
+        q.put((to_global(batch[0], sharding), batch[1]) if isinstance(batch, tuple) else to_global(batch, sharding))
       q.put(done)
     except BaseException as e:  # pylint: disable=broad-except
       q.put(e)

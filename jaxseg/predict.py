@@ -20,7 +20,6 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from jaxseg import data, files, inference, parallel, visualize
-from jaxseg.data.images import row_bands
 from jaxseg.errors import DatasetError, UserError
 from jaxseg.train import checkpoints, steps
 from jaxseg.train.run import Run
@@ -70,13 +69,14 @@ class Predictor:
       return []
     h, w = data.stored_size(self.config)
     bs = self.config.eval_batch_size
-    run_model = lambda x: parallel.map_padded(lambda b: self._logits(self.variables, b), x, bs,
-                                              self.run.batch_sharding)
+    mesh = self.run.batch_sharding.mesh
+    run_model = lambda x: parallel.map_padded(lambda b: self._logits(self.variables, b), x,
+                                              parallel.fitted_batch(len(x), bs, mesh), self.run.batch_sharding)
     if inference.settings_apply(self.config):  # sliding windows, scales, flips: one photo at a time
-      return [_maps_to_mask(inference.logit_maps(a, self.config, run_model, (h, w), bs), a.shape[:2])
+      return [inference.maps_to_mask(inference.logit_maps(a, self.config, run_model, (h, w), bs), a.shape[:2])
               for a in arrays]
     logits = run_model(np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR)) for a in arrays]))
-    return [_logits_to_mask(logits[i], a.shape[:2]) for i, a in enumerate(arrays)]
+    return [inference.logits_to_mask(logits[i], a.shape[:2]) for i, a in enumerate(arrays)]
 
 
 def _as_rgb(image: Any) -> np.ndarray:
@@ -87,51 +87,6 @@ def _as_rgb(image: Any) -> np.ndarray:
     return data.array_to_rgb(image)
   except ValueError as e:
     raise PredictError(str(e)) from None
-
-
-# Logit values one band of `_logits_to_mask`'s upsampling holds (64 MiB of float32): the memory of a prediction
-# does not grow with the photo's size beyond its class ids.
-BAND_VALUES = 2**24
-
-
-def _logits_to_mask(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  """(S, S', C) logits -> (H, W) classes: bilinear per channel at the target size, then argmax."""
-  return _maps_to_mask([logits], hw)
-
-
-def _maps_to_mask(maps: list[np.ndarray], hw: tuple[int, int]) -> np.ndarray:
-  """The argmax over classes of the sum of logit maps (each (h, w, C), any size) resized to hw.
-
-  Upsampling (the usual case: a photo larger than the model's input) runs a band of rows at a time, with PIL's
-  bilinear rule (half-pixel centres, edges clamped), so that only the class ids are held at full size. A map
-  larger than the photo on either side is resized whole with PIL's antialiased filter.
-  """
-  h, w = hw
-  if len(maps) == 1 and (h, w) == maps[0].shape[:2]:
-    return np.argmax(maps[0], -1).astype(np.uint8)
-  maps = [m if m.shape[0] <= h and m.shape[1] <= w else _pil_resize(m, hw) for m in maps]
-  taps = [(_taps(m.shape[0], h), _taps(m.shape[1], w)) for m in maps]
-  out = np.empty((h, w), np.uint8)
-  for band in row_bands(h, w * maps[0].shape[-1], BAND_VALUES):
-    total = 0
-    for m, ((y0, y1, wy), (x0, x1, wx)) in zip(maps, taps):
-      a = m[y0[band]] * (1 - wy[band, None, None]) + m[y1[band]] * wy[band, None, None]
-      total = total + a[:, x0] * (1 - wx[None, :, None]) + a[:, x1] * wx[None, :, None]
-    out[band] = np.argmax(total, -1)
-  return out
-
-
-def _pil_resize(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(logits[..., c]), mode="F").resize(
-      (hw[1], hw[0]), Image.BILINEAR)) for c in range(logits.shape[-1])], -1)
-
-
-def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Bilinear upsampling along one axis: for each output index, the two input indices and the second's
-  weight (output centre (i + 0.5) * n_in / n_out - 0.5 in input pixels, clamped to the edges)."""
-  src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
-  lo = np.floor(src).astype(np.int64)
-  return lo, np.minimum(lo + 1, n_in - 1), (src - lo).astype(np.float32)
 
 
 def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:

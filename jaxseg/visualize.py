@@ -19,7 +19,6 @@ from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-positi
 from jaxseg import files  # pylint: disable=wrong-import-position
 from jaxseg.data.images import row_bands  # pylint: disable=wrong-import-position
 from jaxseg.data.labels import Classes  # pylint: disable=wrong-import-position
-from jaxseg.data.splits import Split  # pylint: disable=wrong-import-position
 from jaxseg.ops.common import ceil_div  # pylint: disable=wrong-import-position
 
 
@@ -64,10 +63,14 @@ def _save_figure(fig, path: str) -> None:
 class SampleSet:
   """Fixed validation examples drawn after every epoch, so a person sees the same images improve."""
 
-  def __init__(self, split: Split, count: int):
-    idx = np.linspace(0, len(split) - 1, num=min(count, len(split))).astype(int) if count > 0 else []
-    self.images = split.images[idx] if len(idx) else split.images[:0]
-    self.masks = split.masks[idx] if len(idx) else split.masks[:0]
+  def __init__(self, split, count: int):
+    """
+    Args:
+      split: a split of `data.open_split`.
+      count: how many examples, spread evenly over the split.
+    """
+    idx = np.linspace(0, len(split) - 1, num=min(count, len(split))).astype(int) if count > 0 else np.zeros(0, int)
+    self.images, self.masks = split.samples(idx)
 
   def __bool__(self) -> bool:
     return len(self.images) > 0

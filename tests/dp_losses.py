@@ -16,7 +16,7 @@ import numpy as np
 import tiny_config
 
 from jaxseg import parallel
-from jaxseg.data import splits
+from jaxseg.data import pipeline, splits
 from jaxseg.train import checkpoints
 from jaxseg.train.run import Run
 
@@ -49,7 +49,7 @@ def main(batch_size: int, workdir: str, mode: str) -> None:
     state, loss = _step(run, jitted.train, state, batch)
     losses.append(loss)
   split = splits.Split(batch["image"][:5], batch["mask"][:5], [str(i) for i in range(5)])
-  val = run.evaluate(jitted.evaluate, state, split)
+  val = run.evaluate(jitted.evaluate, state, pipeline.InMemory(config, "val", split))
   predicted = run.predict_uint8(jitted.predict, state, split.images)
   if mode == "save":
     checkpoints.save(run.mngr, 3, state.to_dict(), checkpoints.make_meta(config, 3, []))

@@ -1,10 +1,12 @@
 """SIGKILL a training run at random moments, some while a checkpoint is being written, and resume it.
 
-  python tests/kill_resume.py [--kills 10] [--during-save 3] [--epochs 4] [--workdir DIR]
+  python tests/kill_resume.py [--kills 10] [--during-save 3] [--epochs 4] [--workdir DIR] [--stream]
 
 Each rerun must resume from the newest complete checkpoint (never a partial one), and the finished run must
 end with the metrics of an uninterrupted run with the same seed. Prints a JSON summary; exits non-zero on
-any violation. test_reliability.py runs it.
+any violation. test_reliability.py runs it. With --stream the run reads a folder dataset of pictures of
+several sizes through the streaming pipeline (two worker processes, random rescaling and crops relative to
+a base scale), checkpointing inside epochs too.
 """
 
 import argparse
@@ -21,11 +23,36 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = ["--config.data.synthetic_train_size=16", "--config.log_every_steps=1"]
+STREAM = ["--config.data.source=folder", "--config.data.train_split=train", "--config.data.eval_split=val",
+          "--config.data.pipeline=stream", "--config.data.workers=2", "--config.data.scale=(48,32)",
+          "--config.augment.scale_min=0.5", "--config.augment.scale_max=2.0", "--config.checkpoint_every_steps=3",
+          "--config.log_every_steps=1", "--config.data.class_map={}", "--config.data.ignore_label=9",
+          "--config.num_classes=4", "--config.data.class_names=('a','b','c','d')",
+          "--config.data.class_colors=((0,0,0),(255,0,0),(0,255,0),(0,0,255))"]
+_settings = SETTINGS
+
+
+def write_folder_dataset(root: str) -> None:
+  """16 training and 4 validation pictures of three sizes, labels 0-3 and 9, in the "lists" layout."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 16), ("val", 4)):
+    os.makedirs(os.path.join(root, split), exist_ok=True)
+    lines = []
+    for i in range(n):
+      h, w = ((20, 30), (36, 24), (40, 56))[i % 3]
+      Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(os.path.join(root, split, f"{i}.png"))
+      Image.fromarray(rng.choice([0, 1, 2, 3, 9], (h, w)).astype(np.uint8)).save(
+          os.path.join(root, split, f"{i}_mask.png"))
+      lines.append(f"{split}/{i}.png {split}/{i}_mask.png\n")
+    with open(os.path.join(root, f"{split}.txt"), "w") as f:
+      f.write("".join(lines))
 
 
 def _cmd(workdir: str, epochs: int) -> list[str]:
   return [sys.executable, "main.py", "--config", "tests/tiny_config.py", "--workdir", workdir,
-          f"--config.num_epochs={epochs}", *SETTINGS]
+          f"--config.num_epochs={epochs}", *_settings]
 
 
 def _env() -> dict[str, str]:
@@ -79,8 +106,9 @@ def kill_once(workdir: str, epochs: int, during_save: bool, rng: random.Random, 
   proc.wait()
   log.seek(0)
   out = log.read()
-  resumed = re.search(r"Resuming from .* at epoch (\d+)", out)
-  decided = bool(resumed) or "Starting a new run" in out  # else killed before it read the checkpoints
+  resumed = re.search(r"Resuming from \S*checkpoints at epoch (\d+)", out)  # an epoch's checkpoint
+  # Else killed before it read the checkpoints (a mid-epoch one alone, before epoch 1 ended, also decides).
+  decided = bool(resumed) or "Starting a new run" in out or "checkpoints_mid_epoch at epoch 1," in out
   after = complete_steps(workdir)
   # A save counts as cut short only if the step it was writing never became a complete checkpoint.
   cut = bool(cut_step) and not finished and cut_step not in after
@@ -97,9 +125,14 @@ def main(argv=None) -> int:
   parser.add_argument("--epochs", type=int, default=4)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--workdir", default=None)
+  parser.add_argument("--stream", action="store_true")
   args = parser.parse_args(argv)
   rng = random.Random(args.seed)
   root = args.workdir or tempfile.mkdtemp(prefix="kill_resume_")
+  global _settings
+  if args.stream:
+    write_folder_dataset(os.path.join(root, "data"))
+    _settings = [*STREAM, f"--config.data.root={os.path.join(root, 'data')}"]
   ref, killed = os.path.join(root, "uninterrupted"), os.path.join(root, "killed")
   for d in (ref, killed):
     shutil.rmtree(d, ignore_errors=True)

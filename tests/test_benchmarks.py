@@ -116,3 +116,17 @@ def test_camvid_bench_times_jaxseg_and_its_keras_twin_at_the_configs_sizes(tmp_p
   assert "error" not in keras_tf, keras_tf
   assert keras_tf["train_step_s"] > 0 and keras_tf["eval_img_s"] > 0
   assert "jaxseg float32 / Keras-TF: train step" in proc.stdout
+
+
+def test_input_bench_measures_both_pipelines_at_n_and_10n(tmp_path):
+  out = tmp_path / "input.json"
+  cmd = [sys.executable, "-m", "benchmarks.input", "--frames", "2", "--size", "96x64", "--format", "png",
+         "--workers", "0", "1", "--batch", "2", "--batches", "2", "--crop", "32x64", "--scale", "128x64",
+         "--memory", "--dir", str(tmp_path / "data"), "--json", str(out)]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  runs = json.loads(out.read_text())["runs"]
+  assert [(r["frames"], r["pipeline"], r["workers"]) for r in runs] == [
+      (n, kind, w) for n in (2, 20) for kind, w in (("stream", 0), ("stream", 1), ("memory", 0))]
+  assert all(r["frames_per_s"] > 0 and r["first_batch_s"] > 0 and r["peak_rss_gb"] > 0.05 for r in runs)
+  assert len(list((tmp_path / "data").glob("*_20/img/*_label.png"))) == 20

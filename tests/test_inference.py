@@ -8,8 +8,9 @@ import tiny
 from PIL import Image
 
 import jaxseg
-from jaxseg import data, inference, predict
+from jaxseg import data, inference
 from jaxseg.config_checks import ConfigError, check_config
+from jaxseg.train import loop, tiled_eval
 
 
 def test_window_starts_cover_the_axis_and_end_at_its_edge():
@@ -60,7 +61,7 @@ def test_maps_of_flips_come_back_mirrored_and_scales_at_their_sizes():
 def test_summed_maps_of_two_sizes_give_the_argmax_of_their_sum():
   rng = np.random.default_rng(1)
   a, b = rng.normal(size=(4, 6, 3)).astype(np.float32), rng.normal(size=(8, 12, 3)).astype(np.float32)
-  got = predict._maps_to_mask([a, b], (8, 12))
+  got = inference.maps_to_mask([a, b], (8, 12))
   up = np.stack([np.asarray(Image.fromarray(a[..., c], mode="F").resize((12, 8), Image.BILINEAR))
                  for c in range(3)], -1)
   total = up + b
@@ -86,3 +87,26 @@ def test_load_with_a_flip_sums_the_model_on_the_photo_and_its_mirror(learned):
   logits = lambda x: np.asarray(model.apply(variables, data.normalize(jnp.asarray(x[None])), train=False))[0]
   want = np.argmax(logits(photo) + logits(photo[:, ::-1])[:, ::-1], -1)
   np.testing.assert_array_equal(got, want)
+
+
+def test_sliding_window_evaluation_of_one_window_per_example_equals_the_batched_evaluation(learned):
+  # With windows as large as the examples there is one window each: the example-by-example path (read at
+  # its own size, windows, upsampled class ids, numpy confusion) must score as the jitted batched one.
+  config, workdir = learned
+  plain = loop.evaluate(config, str(workdir))
+  tiled = loop.evaluate(tiny.learning_config(**{"eval.mode": "slide"}), str(workdir))
+  assert tiled["confusion"] == plain["confusion"] and np.isnan(tiled["loss"])
+  assert tiled["mean_iou"] == pytest.approx(plain["mean_iou"])
+  flipped = loop.evaluate(tiny.learning_config(**{"eval.flip": True}), str(workdir))
+  assert flipped["confusion"] != plain["confusion"]  # the mirror's logits were added
+  assert np.sum(flipped["confusion"]) == np.sum(plain["confusion"])
+
+
+def test_confusion_counts_label_prediction_pairs_and_leaves_ignore_out():
+  labels = np.array([[0, 1, 2], [255, 1, 1]], np.uint8)
+  predicted = np.array([[0, 2, 2], [0, 1, 0]], np.uint8)
+  want = np.zeros((3, 3), int)
+  for lab, pred in zip(labels.ravel(), predicted.ravel()):
+    if lab != 255:
+      want[lab, pred] += 1
+  np.testing.assert_array_equal(tiled_eval.confusion(labels, predicted, 3), want)

@@ -6,7 +6,7 @@ import pytest
 import tiny
 from PIL import Image
 
-from jaxseg import predict, visualize
+from jaxseg import inference, visualize
 from jaxseg.data import images
 from jaxseg.data.labels import Classes
 from jaxseg.errors import DatasetError
@@ -23,8 +23,8 @@ def _pil_mask(logits, h, w):
 def test_banded_upsampling_is_pils_bilinear(monkeypatch, size, out):
   rng = np.random.default_rng(sum(size) + sum(out))
   logits = rng.normal(size=(*size, 5)).astype(np.float32)
-  monkeypatch.setattr(predict, "BAND_VALUES", 3 * out[1] * 5)  # three rows a band: seams between bands
-  got = predict._logits_to_mask(logits, out)
+  monkeypatch.setattr(inference, "BAND_VALUES", 3 * out[1] * 5)  # three rows a band: seams between bands
+  got = inference.logits_to_mask(logits, out)
   ref = _pil_mask(logits, *out)
   top2 = np.sort(ref, -1)[..., -2:]
   clear = top2[..., 1] - top2[..., 0] > 1e-4  # away from ties, where rounding may pick either

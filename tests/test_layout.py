@@ -12,12 +12,13 @@ ORDER = ["allocator", "errors", "extras", "files", "precision", "distributed",
          "ops.conv_transpose", "ops.dispatch", "ops",
          "models.layers", "models.mobilenet_v2", "models.base", "models.unet", "models.deeplab", "models.summary",
          "models.keras_port", "models.keras_models", "models",
-         "data.labels", "data.geometry", "data.images", "data.synthetic", "data.transforms", "data.layouts",
-         "data.sources",
-         "data.dataset_checks", "data.splits", "data.batching", "data", "train.losses", "parallel", "inference",
+         "data.labels", "data.geometry", "data.images", "data.synthetic", "data.resize_crop", "data.transforms",
+         "data.layouts", "data.sources", "data.random_access", "data.streaming",
+         "data.dataset_checks", "data.splits", "data.batching", "data.pipeline", "data", "train.losses", "parallel",
+         "inference",
          "config_checks", "config_files", "visualize", "train.metrics", "train.state", "train.steps",
          "train.checkpoints", "train.mid_epoch", "train.preemption",
-         "train.metrics_writer", "train.run", "train.loop", "train",
+         "train.metrics_writer", "train.tiled_eval", "train.run", "train.loop", "train",
          "predict", "deploy", "compare", "cli", ""]
 PACKAGE = REPO / "jaxseg"
 

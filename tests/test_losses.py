@@ -70,11 +70,14 @@ def test_median_frequency_weights_match_a_numpy_reading_of_segnet():
 
 def test_class_weights_option(capsys):
   config = tiny.tiny_config()
-  split = data.load_split(config, "train")
+  split = data.open_split(config, "train")
   assert loop.resolve_class_weights(config, split) is None
   config.loss.class_weights = "median_frequency"
   w = loop.resolve_class_weights(config, split)
-  np.testing.assert_allclose(w, data.median_frequency_weights(split.masks, 3))
+  np.testing.assert_allclose(w, data.median_frequency_weights(data.load_split(config, "train").masks, 3))
+  streamed = data.open_split(tiny.tiny_config(**{"data.pipeline": "stream", "data.workers": 0}), "train")
+  want = data.median_frequency_weights(np.stack([streamed.source[i][1] for i in range(len(streamed))]), 3)
+  np.testing.assert_allclose(loop.resolve_class_weights(config, streamed), want, rtol=1e-6)
   assert "Median-frequency class weights: pet" in capsys.readouterr().out
   config.loss.class_weights = "1, 2,0.5"
   np.testing.assert_allclose(loop.resolve_class_weights(config, split), [1, 2, 0.5])

@@ -32,18 +32,20 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _main_py(workdir, *args):
-  flags = [f"--config.{k}={v}" for k, v in SETTINGS.items()]
+def _main_py(workdir, *args, pipeline="memory"):
+  flags = [f"--config.{k}={v}" for k, v in {**SETTINGS, "data.pipeline": pipeline}.items()]
   return [sys.executable, "main.py", "--config", "tests/tiny_config.py", "--workdir", str(workdir), *flags, *args]
 
 
 @pytest.mark.slow
-def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpoint(tmp_path):
+@pytest.mark.parametrize("pipeline", ["memory", "stream"])
+def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpoint(tmp_path, pipeline):
   workdir = tmp_path / "two"
   port = _free_port()
   env = {**os.environ, "PYTHONPATH": str(REPO), "XLA_FLAGS": ""}  # one CPU device per process
   procs = [subprocess.Popen(_main_py(workdir, f"--config.distributed.coordinator=127.0.0.1:{port}",
-                                     "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}"),
+                                     "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}",
+                                     "--config.data.workers=0", pipeline=pipeline),
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(2)]
   outs = [p.communicate(timeout=600) for p in procs]
@@ -53,8 +55,8 @@ def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpo
   two = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
   two_devices = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  single = subprocess.run(_main_py(tmp_path / "one"), cwd=REPO, env=two_devices, capture_output=True, text=True,
-                          timeout=600)
+  single = subprocess.run(_main_py(tmp_path / "one", pipeline=pipeline), cwd=REPO, env=two_devices,
+                          capture_output=True, text=True, timeout=600)
   assert single.returncode == 0, single.stderr[-3000:]
   one = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
   assert [h["step"] for h in two] == [h["step"] for h in one] == [8, 16]
@@ -64,8 +66,8 @@ def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpo
       assert a[part]["confusion"] == b[part]["confusion"]
   assert sorted(os.listdir(workdir / "checkpoints")) == ["1", "2"]
 
-  evaluated = subprocess.run(_main_py(workdir, "--mode", "eval"), cwd=REPO, env=env, capture_output=True, text=True,
-                             timeout=600)
+  evaluated = subprocess.run(_main_py(workdir, "--mode", "eval", pipeline=pipeline), cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=600)
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   record = json.loads(next(line for line in evaluated.stdout.splitlines() if line.startswith('{"step"')))
   assert record["step"] == EPOCHS

@@ -37,14 +37,16 @@ def _hashes(directory) -> dict[str, str]:
   return out
 
 
-def test_sigkill_at_random_moments_resumes_from_the_newest_complete_checkpoint(tmp_path):
-  proc = subprocess.run([sys.executable, str(REPO / "tests" / "kill_resume.py"), "--kills", "10",
-                         "--during-save", "3", "--workdir", str(tmp_path)], cwd=REPO, capture_output=True,
-                        text=True, timeout=1500, env={**os.environ, "PYTHONPATH": str(REPO)})
+@pytest.mark.parametrize("args,kills,during_save", [([], 6, 2), (["--stream", "--epochs", "3"], 5, 2)],
+                         ids=["in_memory", "streaming_folder"])
+def test_sigkill_at_random_moments_resumes_from_the_newest_complete_checkpoint(tmp_path, args, kills, during_save):
+  proc = subprocess.run([sys.executable, str(REPO / "tests" / "kill_resume.py"), "--kills", str(kills),
+                         "--during-save", str(during_save), "--workdir", str(tmp_path), *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=1500, env={**os.environ, "PYTHONPATH": str(REPO)})
   assert proc.stdout.strip(), proc.stderr[-3000:]
   summary = json.loads(proc.stdout.strip().splitlines()[-1])
   assert summary["problems"] == [], summary
-  assert summary["kills"] >= 10 and summary["during_save"] >= 3
+  assert summary["kills"] >= kills and summary["during_save"] >= during_save
   assert proc.returncode == 0
 
 

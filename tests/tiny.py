@@ -58,17 +58,17 @@ TABLE = [("Road", (128, 64, 128)), ("Lane", (128, 0, 192)), ("Car", (64, 0, 128)
 H, W = 20, 30
 
 
-def _labels(rng):
+def _labels(rng, h=H, w=W):
   import numpy as np  # pylint: disable=g-import-not-at-top
-  m = rng.choice([0, 1, 2, 3, 9], size=(H, W)).astype(np.uint8)
+  m = rng.choice([0, 1, 2, 3, 9], size=(h, w)).astype(np.uint8)
   m[0, :5] = [0, 1, 2, 3, 9]  # every value in every file
   return m
 
 
-def make_folder_dataset(root, n_train=4, n_val=2, layout="lists", mask_format="index", seed=0):
-  """A folder dataset of HxW pictures: train/ and val/ images, trainannot/ and valannot/ masks (stored values
-  0-3 and 9; "_L" suffixes for layout "dirs"), train.txt and val.txt for layout "lists", colors.csv.
-  Returns the masks' stored values by file stem."""
+def make_folder_dataset(root, n_train=4, n_val=2, layout="lists", mask_format="index", seed=0, sizes=((H, W),)):
+  """A folder dataset of pictures of `sizes` (cycled): train/ and val/ images, trainannot/ and valannot/
+  masks (stored values 0-3 and 9; "_L" suffixes for layout "dirs"), train.txt and val.txt for layout
+  "lists", colors.csv. Returns the masks' stored values by file stem."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
@@ -79,8 +79,9 @@ def make_folder_dataset(root, n_train=4, n_val=2, layout="lists", mask_format="i
     lines = []
     for i in range(n):
       name = f"f{split}_{i}"
-      Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(root / split / f"{name}.png")
-      m = _labels(rng)
+      h, w = sizes[i % len(sizes)]
+      Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / split / f"{name}.png")
+      m = _labels(rng, h, w)
       values[name] = m
       suffix = "_L" if layout == "dirs" else ""
       path = root / f"{split}annot" / f"{name}{suffix}.png"

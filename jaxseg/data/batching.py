@@ -8,11 +8,9 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
-from jaxseg.data.labels import IGNORE
+from jaxseg.data.labels import label_canvas
 from jaxseg.data.splits import Split
-from jaxseg.ops.common import ceil_div
 
-CANVAS_MULTIPLE = 64  # eval label canvases round up to this: one compiled scoring step per few sizes
 
 def host_slice(batch_size: int) -> slice:
   """This host's rows of a global batch."""
@@ -44,7 +42,7 @@ def eval_batches(split: Split, batch_size: int) -> Iterator[dict[str, np.ndarray
   """Every example exactly once, in order; the last batch is padded and its `weight` is 0 on padding.
 
   Splits that keep their original labels also give `label_size` and `label`: the batch's originals at the
-  top left of a canvas whose sides are the batch's largest rounded up to multiples of `CANVAS_MULTIPLE`
+  top left of a canvas whose sides are the batch's largest rounded up (`labels.label_canvas`)
   (IGNORE around them), so that few canvas shapes occur and no split-wide canvas is ever held.
   """
   rows = host_slice(batch_size)
@@ -54,11 +52,7 @@ def eval_batches(split: Split, batch_size: int) -> Iterator[dict[str, np.ndarray
     idx = np.minimum(idx, len(split) - 1)
     batch = {"image": split.images[idx[rows]], "mask": split.masks[idx[rows]], "weight": weight[rows]}
     if split.labels is not None:
-      sizes = split.label_sizes[idx]  # the global batch's: every host builds the same canvas shape
-      canvas = [ceil_div(int(n), CANVAS_MULTIPLE) * CANVAS_MULTIPLE for n in sizes.max(0)]
-      label = np.full((len(idx[rows]), *canvas), IGNORE, np.uint8)
-      for row, i in enumerate(idx[rows]):
-        h, w = split.label_sizes[i]
-        label[row, :h, :w] = split.labels[i]
-      batch["label"], batch["label_size"] = label, split.label_sizes[idx[rows]]
+      largest = split.label_sizes[idx].max(0)  # the global batch's: every host builds the same canvas shape
+      batch["label"] = label_canvas([split.labels[i] for i in idx[rows]], largest)
+      batch["label_size"] = split.label_sizes[idx[rows]]
     yield batch

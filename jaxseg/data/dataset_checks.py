@@ -1,4 +1,4 @@
-"""`--mode inspect`: check a dataset before training and describe it.
+"""`--mode inspect`: check a dataset before training and describe it, reading its files in parallel.
 
 Per split: the number of pairs, image sizes, the label histogram by class name, and every problem (missing
 or unpaired files, unreadable files, image and mask of different sizes, labels outside the class map or
@@ -12,6 +12,7 @@ import dataclasses
 import ml_collections
 import numpy as np
 
+from jaxseg.data import random_access, streaming
 from jaxseg.data.labels import IGNORE, classes_from_config, frequency_terms, median_frequency_from_counts
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import DatasetError
@@ -28,29 +29,61 @@ class SplitReport:
   problems: list[str] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass
+class Summarize:
+  """Example i of a random-access source -> what the report needs of it, or its problem (run in workers)."""
+  source: object
+  num_classes: int
+
+  def __call__(self, i: int) -> dict:
+    """{"problem": line} or {"size": (h, w), "pixels": per class then ignored, "freq": frequency terms}."""
+    try:
+      return summarize(*self.source[int(i)], self.num_classes)
+    except DatasetError as e:
+      return {"problem": str(e)}
+
+
+def summarize(image: np.ndarray, mask: np.ndarray, num_classes: int) -> dict:
+  """One example's share of a report."""
+  counts = np.bincount(mask.ravel(), minlength=256)
+  return {"size": np.array(image.shape[:2]), "pixels": np.append(counts[:num_classes], counts[IGNORE]),
+          "freq": frequency_terms(mask, num_classes)[1].astype(np.int64)}
+
+
+def _summaries(config: ml_collections.ConfigDict, split: str, report: SplitReport):
+  """Every example's summary: read by the streaming workers where the source allows random access."""
+  if config.data.source == "folder":
+    source, problems = random_access.open_source(config, split)
+    report.problems += problems
+    for item, _ in streaming.iterate(Summarize(source, config.num_classes), len(source),
+                                     streaming.worker_count(config), prefetch=4):
+      yield item
+    return
+  listing = SOURCES[config.data.source](config, split)
+  report.problems += listing.problems
+  for _, load in listing.examples:
+    try:
+      yield summarize(*load(), config.num_classes)
+    except DatasetError as e:
+      yield {"problem": str(e)}
+
+
 def inspect_split(config: ml_collections.ConfigDict, split: str) -> SplitReport:
-  """Reads every example of `split` at its own size and collects sizes, label counts and problems."""
+  """Reads every example of `split` at its own size (in `data.workers` processes for folder data) and
+  collects sizes, label counts and problems."""
   c = config.num_classes
   report = SplitReport(split, pixels=np.zeros(c + 1, np.int64), freq_pixels=np.zeros(c, np.int64))
   try:
-    listing = SOURCES[config.data.source](config, split)
+    for item in _summaries(config, split, report):
+      if "problem" in item:
+        report.problems.append(item["problem"])
+        continue
+      report.pairs += 1
+      report.sizes[f"{item['size'][1]}x{item['size'][0]}"] += 1
+      report.pixels += item["pixels"]
+      report.freq_pixels += item["freq"]
   except DatasetError as e:
     report.problems.append(str(e))
-    return report
-  report.problems += listing.problems
-  for name, load in listing.examples:
-    try:
-      image, mask = load()
-    except DatasetError as e:
-      report.problems.append(str(e))
-      continue
-    del name
-    report.pairs += 1
-    report.sizes[f"{image.shape[1]}x{image.shape[0]}"] += 1
-    counts = np.bincount(mask.ravel(), minlength=256)
-    report.pixels[:c] += counts[:c]
-    report.pixels[c] += counts[IGNORE]
-    report.freq_pixels += frequency_terms(mask, c)[1].astype(np.int64)
   return report
 
 

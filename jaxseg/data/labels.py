@@ -243,3 +243,16 @@ def median_frequency_from_counts(counts: np.ndarray, present: np.ndarray) -> np.
   freq = np.where(present > 0, counts / np.maximum(present, 1), 0.0)
   med = np.median(freq[freq > 0]) if (freq > 0).any() else 1.0
   return np.where(freq > 0, med / np.maximum(freq, 1e-12), 0.0).astype(np.float32)
+
+
+CANVAS_MULTIPLE = 64  # eval label canvases round up to this: one compiled scoring step per few sizes
+
+
+def label_canvas(labels: list[np.ndarray], largest, multiple: int = CANVAS_MULTIPLE) -> np.ndarray:
+  """The labels at the top left of a (len, H, W) canvas of IGNORE, H and W the `largest` (height, width)
+  rounded up to multiples of `multiple`, so that few canvas shapes (compiled scoring steps) occur."""
+  canvas = [-(-int(n) // multiple) * multiple for n in largest]
+  out = np.full((len(labels), *canvas), IGNORE, np.uint8)
+  for row, m in enumerate(labels):
+    out[row, :m.shape[0], :m.shape[1]] = m
+  return out

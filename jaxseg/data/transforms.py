@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from jaxseg.data import resize_crop
 from jaxseg.data.labels import IGNORE
 
 
@@ -131,7 +132,9 @@ def augment(rng: jax.Array, images: jax.Array, masks: jax.Array, config: ml_coll
   if aug.brightness or aug.contrast or aug.saturation:
     images = _photometric(k_photo, images.astype(jnp.float32), aug)
   flip = jax.random.bernoulli(k_flip, 0.5, (b,)) if config.random_flip else None
-  if aug.scale_min == aug.scale_max == 1.0 and (h, w) == tuple(out_size):
+  # With data.scale the host already rescaled and cropped each example (`resize_crop`).
+  host_geometry = resize_crop.base_scale(config) is not None and (h, w) == tuple(out_size)
+  if host_geometry or (aug.scale_min == aug.scale_max == 1.0 and (h, w) == tuple(out_size)):
     if flip is not None:  # the plain flip: no resampling at all
       images = jnp.where(flip[:, None, None, None], images[:, :, ::-1], images)
       masks = jnp.where(flip[:, None, None], masks[:, :, ::-1], masks)

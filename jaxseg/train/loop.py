@@ -1,6 +1,7 @@
 """The training loop (per-epoch evaluation and Orbax checkpoints, resume, early stopping, logs and pictures)
 and the evaluation of a saved checkpoint."""
 
+import contextlib
 import json
 import os
 import time
@@ -58,18 +59,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   primary = jax.process_index() == 0  # every process trains; the first one writes the logs and pictures
   say = print if primary else (lambda *args, **kwargs: None)
   config_checks.check_workdir(workdir)
-  train_split = data.load_split(config, config.data.train_split)
-  eval_split = data.load_split(config, config.data.eval_split)
-  steps_per_epoch = data.steps_per_epoch(train_split, config.batch_size)
+  train_data = data.open_split(config, config.data.train_split)
+  eval_data = data.open_split(config, config.data.eval_split)
+  steps_per_epoch = len(train_data) // config.batch_size
   if steps_per_epoch == 0:
     raise config_checks.ConfigError(f"config.batch_size={config.batch_size} is larger than the training "
-                                    f"split ({len(train_split)} examples): lower it.")
-  baseline = data.majority_baseline(eval_split, config.num_classes)
-  class_weights = resolve_class_weights(config, train_split)
+                                    f"split ({len(train_data)} examples): lower it.")
+  class_weights = resolve_class_weights(config, train_data)
   total_steps = config.num_epochs * steps_per_epoch
 
   mid_epoch = MidEpoch(workdir)
-  start_batch, sums = 0, None
+  start_batch, sums, input_state = 0, None, None
   if run.mngr.latest_step() is not None:
     state, tx, epoch, meta = run.restore(total_steps=total_steps)
     history = meta["history"]
@@ -82,6 +82,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     restored = mid_epoch.restore(partial[0], state.to_dict(), run.zero_sums())
     state = jax.device_put(TrainState.from_dict(restored["state"]), run.rep)
     sums, start_batch, history = restored["sums"], partial[1]["mid_epoch"]["batch"], partial[1]["history"]
+    input_state = partial[1]["mid_epoch"].get("input") or {"batch": start_batch}
     say(f"Resuming from {mid_epoch.directory} at epoch {epoch + 1}, batch {start_batch} of {steps_per_epoch}.")
   elif epoch == 0:
     say(f"Starting a new run in {workdir}.")
@@ -89,7 +90,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     say(f"Precision: {precision.resolve_dtype_name('auto')} (config.dtype=auto on this "
         f"{jax.default_backend().upper()}; set it to float32 to opt out).")
   jitted = run.jit_steps(tx, class_weights)
-  samples = visualize.SampleSet(eval_split, config.num_samples)
+  samples = visualize.SampleSet(eval_data, config.num_samples)
   writer = MetricsWriter(workdir, enabled=primary)
 
   def draw(path: str) -> str:  # every process predicts (a collective computation); the first one draws
@@ -103,17 +104,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   stop = _stop_reason(config, history) if history else ""
   if stop:
     say(f"Already stopped early: {stop}.")
-  with StopRequest() as asked:
+  with StopRequest() as asked, contextlib.closing(train_data), contextlib.closing(eval_data):
     while not stop and epoch < config.num_epochs:
       epoch += 1
       position = Position(epoch, start_batch, steps_per_epoch, (epoch - 1) * steps_per_epoch)
-      state, train_m, rate = _train_epoch(run, jitted.train, state, train_split, position, sums,
+      state, train_m, rate = _train_epoch(run, jitted.train, state, train_data, position, sums, input_state,
                                           _mid_epoch_saver(run, mid_epoch, history, asked, say))
-      start_batch, sums = 0, None
+      start_batch, sums, input_state = 0, None, None
       if train_m is None:  # asked to stop inside the epoch: saved there
         writer.close()
         return history
-      val_m = run.evaluate(jitted.evaluate, state, eval_split)
+      val_m = run.evaluate(jitted.evaluate, state, eval_data)
       history.append({"epoch": epoch, "step": int(state.step), "train": train_m, "val": val_m,
                       "images_per_s": rate})
       stop = _stop_reason(config, history)
@@ -137,19 +138,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer.close()
   if history:
     last = history[-1]["val"]
+    baseline = metrics.majority_baseline(last)
     say(f"Final val pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
         f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.mngr.directory}")
   return history
 
 
-def resolve_class_weights(config: ml_collections.ConfigDict, train_split: data.Split) -> np.ndarray | None:
+def resolve_class_weights(config: ml_collections.ConfigDict, train_data) -> np.ndarray | None:
   """`config.loss.class_weights` as (C,) float32, or None: "none", "median_frequency" (computed from the
   training split's labelled pixels and printed) or a comma-separated list of C numbers."""
   spec = str(config.loss.class_weights).strip().lower()
   if spec in ("", "none"):
     return None
   if spec == "median_frequency":
-    weights = data.median_frequency_weights(train_split.masks, config.num_classes)
+    weights = data.median_frequency(train_data, config.num_classes)
     names = data.classes_from_config(config).names
     print("Median-frequency class weights: " + ", ".join(f"{n} {w:.4f}" for n, w in zip(names, weights)))
     return weights
@@ -179,14 +181,14 @@ def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]
   process's printer)."""
   every = run.config.get("checkpoint_every_steps", 0)  # absent from configs saved by earlier versions
 
-  def after_step(position: Position, batch: int, state, sums) -> bool:
+  def after_step(position: Position, batch: int, state, sums, input_state) -> bool:
     step = position.first_step + batch
     stop = asked.requested(step)
     if batch == position.steps:  # the epoch's own checkpoint follows
       return False
     if stop or (every and step % every == 0):
       meta = checkpoints.make_meta(run.config, position.epoch - 1, history)
-      mid_epoch.save(step, state.to_dict(), sums, meta, position.epoch, batch)
+      mid_epoch.save(step, state.to_dict(), sums, meta, position.epoch, batch, input_state)
     if stop:
       say(f"{asked.signal_name} received: stopped at step {step} (epoch {position.epoch}, batch {batch} "
           f"of {position.steps}), saved in {mid_epoch.directory}; rerun the same command to resume.")
@@ -195,16 +197,17 @@ def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]
   return after_step
 
 
-def _train_epoch(run: Run, train_fn, state, split: data.Split, position: Position, sums, after_step):
-  """Trains one epoch from `position.start_batch` (with `sums` so far, or fresh ones); returns (state, train
-  metrics, images/s), the metrics None where `after_step` asked to stop inside the epoch."""
+def _train_epoch(run: Run, train_fn, state, train_data, position: Position, sums, input_state, after_step):
+  """Trains one epoch from `position.start_batch` (with `sums` so far, or fresh ones; `input_state`: the
+  input iterator's, saved there); returns (state, train metrics, images/s), the metrics None where
+  `after_step` asked to stop inside the epoch."""
   config = run.config
   sums = run.zero_sums() if sums is None else sums
-  batches = data.train_batches(split, config.batch_size, config.seed, position.epoch, position.start_batch)
+  batches = train_data.train_batches(config.batch_size, config.seed, position.epoch, input_state)
   bar = tqdm(total=position.steps, initial=position.start_batch, desc=f"epoch {position.epoch}/{config.num_epochs}",
              unit="step", leave=False, disable=jax.process_index() != 0, dynamic_ncols=True)
   start = time.perf_counter()
-  for i, batch in enumerate(parallel.prefetch(batches, run.batch_sharding), position.start_batch):
+  for i, (batch, batch_state) in enumerate(parallel.prefetch(batches, run.batch_sharding), position.start_batch):
     state, sums = train_fn(state, sums, batch)
     done = i + 1
     if done % config.log_every_steps == 0 or done == position.steps:
@@ -214,7 +217,7 @@ def _train_epoch(run: Run, train_fn, state, split: data.Split, position: Positio
       rate = (done - position.start_batch) * config.batch_size / (time.perf_counter() - start)
       bar.set_postfix(loss=f"{m['loss']:.4f}", acc=f"{m['accuracy']:.4f}", img_s=f"{rate:.1f}")
       bar.update(done - bar.n)
-    if after_step(position, done, state, sums):
+    if after_step(position, done, state, sums, batch_state):
       bar.close()
       return state, None, 0.0
   bar.close()
@@ -234,12 +237,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
   """Restores checkpoint `step` (newest if None) read-only and evaluates it on the eval split."""
   run = Run(config, workdir, read_only=True)
   state, step = run.restore_for_inference(step)
-  eval_split = data.load_split(config, config.data.eval_split)
+  eval_data = data.open_split(config, config.data.eval_split)
   jitted = run.jit_steps(tx=None)  # the eval and predict steps use no optimizer
-  val = run.evaluate(jitted.evaluate, state, eval_split)
+  val = run.evaluate(jitted.evaluate, state, eval_data)
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
-  samples = visualize.SampleSet(eval_split, max(config.num_samples, 1))
+  samples = visualize.SampleSet(eval_data, max(config.num_samples, 1))
+  eval_data.close()
   samples.save(os.path.join(out_dir, f"step_{step}_samples.png"),
                run.predict_uint8(jitted.predict, state, samples.images), run.classes)
   print(f"checkpoint {step}: val {metrics.format_metrics(val)}")

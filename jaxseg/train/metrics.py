@@ -88,6 +88,13 @@ def summarize(sums: dict[str, np.ndarray], class_names: list[str] | None = None)
   return out
 
 
+def majority_baseline(m: dict[str, Any]) -> float:
+  """Pixel accuracy of always predicting the most frequent class, from summarized metrics' confusion (rows:
+  labels, at the resolution the metrics were computed at)."""
+  labels = np.asarray(m["confusion"], np.float64).sum(1)
+  return float(labels.max() / max(labels.sum(), 1.0))
+
+
 def format_metrics(m: dict[str, Any]) -> str:
   """The one-line form of a metrics dict printed per epoch and by eval."""
   return (f"loss {m['loss']:.4f} acc {m['accuracy']:.4f} class-acc {m.get('class_accuracy', float('nan')):.4f} "

@@ -3,7 +3,7 @@
 They live apart from the per-epoch checkpoints (`<workdir>/checkpoints_mid_epoch/`, the newest one only) so
 that evaluation, prediction, export and `keep_checkpoints` see epochs alone. Each holds the train state, the
 epoch's metric sums so far and where in the epoch it stopped (the input order depends only on (seed, epoch),
-so the position is the input iterator's whole state); a resumed epoch ends with the metrics an uninterrupted
+the input iterator's state is saved with them); a resumed epoch ends with the metrics an uninterrupted
 one would have. Once the epoch's own checkpoint is written they are removed.
 """
 
@@ -31,9 +31,10 @@ class MidEpoch:
     return self._mngr
 
   def save(self, global_step: int, state: dict[str, Any], sums: dict[str, jax.Array],
-           meta: dict[str, Any], epoch: int, batch: int) -> None:
-    """Saves `state` and the epoch's `sums` after `batch` batches of epoch `epoch` (global step `global_step`)."""
-    meta = {**meta, "mid_epoch": {"epoch": epoch, "batch": batch}}
+           meta: dict[str, Any], epoch: int, batch: int, input_state: dict[str, Any] | None = None) -> None:
+    """Saves `state` and the epoch's `sums` after `batch` batches of epoch `epoch` (global step
+    `global_step`), with the input iterator's state there (JSON-serializable)."""
+    meta = {**meta, "mid_epoch": {"epoch": epoch, "batch": batch, "input": input_state or {"batch": batch}}}
     checkpoints.save(self._manager(), global_step, {"state": state, "sums": sums}, meta)
 
   def latest(self, config: ml_collections.ConfigDict, epochs_done: int) -> tuple[int, dict[str, Any]] | None:

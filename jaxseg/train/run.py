@@ -8,9 +8,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxseg import config_checks, data, models, parallel
+from jaxseg import config_checks, data, inference, models, parallel
 from jaxseg.models import keras_port
-from jaxseg.train import checkpoints, metrics, steps
+from jaxseg.train import checkpoints, metrics, steps, tiled_eval
 from jaxseg.train.state import TrainState, create_state, inference_variables, make_optimizer
 
 
@@ -87,10 +87,13 @@ class Run:
     """A fresh metric accumulator on the devices."""
     return jax.device_put(steps.zero_sums(self.config.num_classes), self.rep)
 
-  def evaluate(self, eval_fn, state: TrainState, split: data.Split) -> dict[str, Any]:
-    """Metrics of `state` over the whole `split` (`eval_fn`: `Steps.evaluate`)."""
+  def evaluate(self, eval_fn, state: TrainState, split) -> dict[str, Any]:
+    """Metrics of `state` over the whole split (`data.open_split`'s; `eval_fn`: `Steps.evaluate`), or, where
+    `config.eval` or `data.scale` ask for it, example by example as prediction sees them (`tiled_eval`)."""
+    if inference.settings_apply(self.config):
+      return tiled_eval.evaluate(self, state, split.name)
     sums = self.zero_sums()
-    for batch in parallel.prefetch(data.eval_batches(split, self.config.eval_batch_size), self.batch_sharding):
+    for batch in parallel.prefetch(split.eval_batches(self.config.eval_batch_size), self.batch_sharding):
       sums = eval_fn(state, sums, batch)
     return metrics.summarize(jax.device_get(sums), self.classes.names)
 

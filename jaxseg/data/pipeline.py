@@ -1,0 +1,201 @@
+"""One interface over the two input pipelines, chosen by `data.pipeline`.
+
+
+- "memory": every example decoded, resized to the stored size and held (`splits`, `batching`); fastest for
+  small datasets trained for many epochs (decoding is paid once).
+- "stream": examples read and prepared by Grain worker processes as training consumes them (`streaming`);
+  memory bounded by workers x prefetch x batch, the first step seconds after the listing, at any size.
+- "auto": memory for synthetic data, tfds and folder splits whose stored arrays take at most
+  `AUTO_MEMORY_BYTES`; stream otherwise, and always with `data.scale` (examples of their own sizes).
+
+Both give the same batches for the same config and seed (the order depends only on (seed, epoch)), and
+yield each training batch with the state to resume after it.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxseg.data import batching, geometry, random_access, resize_crop, splits, streaming
+from jaxseg.data.labels import frequency_terms, median_frequency_from_counts
+
+AUTO_MEMORY_BYTES = 2 << 30  # "auto": splits up to this many bytes of stored arrays are held in memory
+PIPELINES = ("auto", "memory", "stream")
+
+
+class InMemory:
+  """A split decoded once and held at the stored size."""
+
+  def __init__(self, config: ml_collections.ConfigDict, split: str, held: splits.Split | None = None):
+    """
+    Args:
+      config: the experiment config.
+      split: the split's name.
+      held: its examples, if already at hand (else loaded: `splits.load_split`).
+    """
+    self.config, self.name = config, split
+    self.split = held if held is not None else splits.load_split(config, split)
+
+  def __len__(self) -> int:
+    return len(self.split)
+
+  def train_batches(self, batch_size: int, seed: int, epoch: int,
+                    state: dict[str, Any] | None = None) -> Iterator[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    """This process's rows of every full batch of the epoch, each with the state after it."""
+    start = state["batch"] if state else 0
+    for i, batch in enumerate(batching.train_batches(self.split, batch_size, seed, epoch, start), start + 1):
+      yield batch, {"batch": i}
+
+  def eval_batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Every example once, padded (see `batching.eval_batches`)."""
+    return batching.eval_batches(self.split, batch_size)
+
+  def samples(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images and masks at the stored size of the examples `idx`."""
+    return self.split.images[idx], self.split.masks[idx]
+
+  def mask_stream(self) -> Iterator[np.ndarray]:
+    """Every stored mask."""
+    return iter(self.split.masks)
+
+  def close(self) -> None:
+    """Nothing to stop (for symmetry with `Streaming.close`)."""
+
+
+class Streaming:
+  """A split listed now and read by Grain workers as it is consumed (`jaxseg.data.streaming`)."""
+
+  def __init__(self, config: ml_collections.ConfigDict, split: str):
+    d = config.data
+    self.config, self.name = config, split
+    self.source, problems = random_access.open_source(config, split)
+    splits.report_problems(problems, f"split {split!r} of source {d.source!r}", d.skip_bad)
+    limit = d.max_train_examples if split == d.train_split else d.max_eval_examples
+    self.size = min(len(self.source), limit) if limit else len(self.source)
+    if not self.size:
+      raise splits.DatasetError(f"split {split!r} of source {d.source!r} has no examples.")
+    self.keep_labels = split == d.eval_split and d.eval_resolution == "original"
+    self.workers, self.prefetch = streaming.worker_count(config), max(1, d.get("prefetch", 2))
+    aug = config.augment
+    self.prepare = streaming.Prepare(self.source, geometry.stored_size(config), resize_crop.base_scale(config),
+                                     (aug.scale_min, aug.scale_max), geometry.train_size(config), d.skip_bad)
+    self._train = self._eval = None  # the iterators kept between epochs
+
+  def __len__(self) -> int:
+    return self.size
+
+  def train_batches(self, batch_size: int, seed: int, epoch: int,
+                    state: dict[str, Any] | None = None) -> Iterator[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    """This process's rows of every full batch of the epoch, each with the iterator state after it.
+
+    The workers are started once: the next epoch continues the same iterator (which has been preparing its
+    first batches meanwhile) when it is asked for in order.
+    """
+    steps = self.size // batch_size
+    start = int(state["batch"]) if state else 0
+    key, position = (batch_size, seed), (epoch - 1) * steps + start
+    if self._train is None or self._train[:2] != (key, position):
+      self.close()
+      rows = batching.host_slice(batch_size)
+      make = streaming.TrainBatch(self.prepare, self.size, batch_size, (rows.start, rows.stop), seed)
+      # Epochs without end: the loop decides when to stop.
+      self._train = (key, position, streaming.iterate(make, 2**40, self.workers, self.prefetch, {"batch": position}))
+    it = self._train[2]
+    done = start
+    try:
+      while done < steps:
+        batch, _ = next(it)
+        done += 1
+        yield batch, {"batch": done}
+    finally:
+      # Stopped inside the epoch, the iterator is ahead of any later request: the next one starts anew.
+      self._train = (key, epoch * steps, it) if done == steps else None
+      if done != steps:
+        it.close()
+
+  def eval_batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Every example once, padded; label canvases agreed over processes (see `batching.eval_batches`)."""
+    count = -(-self.size // batch_size)
+    if self._eval is None or self._eval[0] != batch_size:
+      if self._eval is not None:
+        self._eval[1].close()
+      rows = batching.host_slice(batch_size)
+      make = streaming.EvalBatch(self.prepare, self.size, batch_size, (rows.start, rows.stop), self.keep_labels)
+      self._eval = (batch_size, streaming.iterate(make, 2**40, self.workers, self.prefetch))
+    it = self._eval[1]
+    done = 0
+    try:
+      for _ in range(count):
+        batch, _ = next(it)
+        done += 1
+        if self.keep_labels and jax.process_count() > 1:
+          batch = _agree_canvas(batch)
+        yield batch
+    finally:
+      if done != count:  # stopped inside the pass: the iterator is not at a pass's start any more
+        it.close()
+        self._eval = None
+
+  def close(self) -> None:
+    """Stops the worker processes (they are started again when needed)."""
+    for held in (self._train, self._eval):
+      if held is not None:
+        held[-1].close()
+    self._train = self._eval = None
+
+  def samples(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images and masks at the stored size of the examples `idx`."""
+    pairs = [resize_crop.resize(*self.source[int(i)], self.prepare.stored) for i in idx]
+    stored = self.prepare.stored
+    return (np.stack([p[0] for p in pairs]) if pairs else np.zeros((0, *stored, 3), np.uint8),
+            np.stack([p[1] for p in pairs]) if pairs else np.zeros((0, *stored), np.uint8))
+
+  def mask_stream(self) -> Iterator[np.ndarray]:
+    """Every mask at the stored size, read by the workers (of an iterator of its own)."""
+    make = streaming.EvalBatch(self.prepare, self.size, 1, (0, 1), keep_labels=False)
+    for batch, _ in streaming.iterate(make, self.size, self.workers, self.prefetch):
+      yield batch["mask"][0]
+
+
+def _agree_canvas(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  largest = multihost_utils.process_allgather(np.array(batch["label"].shape[1:], np.int32)).reshape(-1, 2).max(0)
+  labels = [lab[:h, :w] for lab, (h, w) in zip(batch["label"], batch["label_size"])]
+  return {**batch, "label": streaming.label_canvas(labels, largest)}
+
+
+def use_streaming(config: ml_collections.ConfigDict, split: str) -> bool:
+  """Whether `data.pipeline` (see the module docstring) streams `split`."""
+  d = config.data
+  choice = d.get("pipeline", "memory")
+  if choice != "auto":
+    return choice == "stream"
+  if resize_crop.base_scale(config) is not None:
+    return True
+  if d.source != "folder":
+    return False
+  pairs, _ = random_access.sources.list_pairs(config, split)
+  h, w = geometry.stored_size(config)
+  return len(pairs) * h * w * 4 > AUTO_MEMORY_BYTES
+
+
+def open_split(config: ml_collections.ConfigDict, split: str) -> InMemory | Streaming:
+  """The split through the pipeline `data.pipeline` chooses.
+
+  Raises:
+    DatasetError: the split cannot be listed, has bad examples (unless `data.skip_bad`) or none at all.
+  """
+  return Streaming(config, split) if use_streaming(config, split) else InMemory(config, split)
+
+
+def median_frequency(data: InMemory | Streaming, num_classes: int) -> np.ndarray:
+  """SegNet's median-frequency class weights of the split's stored masks."""
+  counts, present = np.zeros(num_classes), np.zeros(num_classes)
+  for m in data.mask_stream():
+    c, p = frequency_terms(m, num_classes)
+    counts += c
+    present += p
+  return median_frequency_from_counts(counts, present)

@@ -1,0 +1,118 @@
+"""Random access to a split's examples, for the streaming pipeline (`jaxseg.data.streaming`).
+
+A source here is what Grain calls a random-access data source: `len(source)` examples, `source[i]` decoded
+at its own size as (image uint8 (H, W, 3), class ids uint8 (H, W), IGNORE allowed), `source.name(i)` for
+messages. Only the listing is held (paths, ids); every example is read when it is asked for, in whichever
+worker process asks. Sources are plain picklable objects, so that worker processes can rebuild them.
+"""
+
+import dataclasses
+
+import ml_collections
+import numpy as np
+
+from jaxseg import extras
+from jaxseg.data import geometry, sources
+from jaxseg.data import labels as label_io
+from jaxseg.data.synthetic import synthetic_arrays
+from jaxseg.errors import DatasetError
+
+Loaded = tuple[np.ndarray, np.ndarray]
+
+
+@dataclasses.dataclass
+class FolderSource:
+  """(name, image path, mask path) triples of a folder split and the label map that decodes the masks."""
+  pairs: list[tuple[str, str, str]]
+  label_map: label_io.LabelMap
+
+  def __len__(self) -> int:
+    return len(self.pairs)
+
+  def __getitem__(self, i: int) -> Loaded:
+    _, image_path, mask_path = self.pairs[i]
+    return sources.load_pair(image_path, mask_path, self.label_map)
+
+  def name(self, i: int) -> str:
+    """Example i's name (its image file's stem)."""
+    return self.pairs[i][0]
+
+
+@dataclasses.dataclass
+class SyntheticSource:
+  """Synthetic shapes drawn one at a time: example i of the split depends on (seed, i) only."""
+  size: int
+  height: int
+  width: int
+  seed: int
+
+  def __len__(self) -> int:
+    return self.size
+
+  def __getitem__(self, i: int) -> Loaded:
+    images, masks = synthetic_arrays(1, self.height, seed=[self.seed, i], width=self.width)
+    return images[0], masks[0]
+
+  def name(self, i: int) -> str:
+    """Example i's name."""
+    return f"synthetic_{i}"
+
+
+class TfdsSource:
+  """A tfds dataset prepared as ArrayRecord (`tfds.data_source`), by its image and mask feature keys."""
+
+  def __init__(self, config: ml_collections.ConfigDict, split: str):
+    d = config.data
+    self.name_, self.split, self.data_dir = d.tfds_name, split, d.data_dir or None
+    self.image_key, self.mask_key = d.get("image_key", "image"), d.get("mask_key", "segmentation_mask")
+    self.label_map = label_io.label_map_from_config(config)
+    self._source = None
+    self._len = len(self._open())
+
+  def _open(self):
+    if self._source is None:
+      tfds = extras.require("tensorflow_datasets", "config.data.source='tfds'", "jaxseg")
+      try:
+        self._source = tfds.data_source(self.name_, split=self.split, data_dir=self.data_dir)
+      except Exception as e:  # pylint: disable=broad-except
+        raise DatasetError(f"tfds dataset {self.name_} split {self.split!r} cannot be read as a random-access "
+                           f"source ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); "
+                           "prepare it with file_format='array_record', or set "
+                           "--config.data.pipeline=memory.") from None
+    return self._source
+
+  def __getstate__(self):  # workers open their own reader
+    return {**self.__dict__, "_source": None}
+
+  def __len__(self) -> int:
+    return self._len
+
+  def __getitem__(self, i: int) -> Loaded:
+    ex = self._open()[i]
+    image, mask = np.asarray(ex[self.image_key]), np.asarray(ex[self.mask_key])
+    if image.ndim == 3 and image.shape[-1] == 1:
+      image = np.repeat(image, 3, axis=-1)
+    if mask.ndim == 3 and mask.shape[-1] == 1:
+      mask = mask[..., 0]
+    return image[..., :3].astype(np.uint8), self.label_map.to_classes(mask.astype(np.uint8), self.name(i))
+
+  def name(self, i: int) -> str:
+    """Example i's name: dataset, split and index."""
+    return f"{self.name_}[{self.split}][{i}]"
+
+
+def open_source(config: ml_collections.ConfigDict, split: str):
+  """The random-access source of `split` and the problems found while listing it (one line each).
+
+  Raises:
+    DatasetError: the split cannot be listed (missing root, list file or tfds preparation).
+  """
+  d = config.data
+  if d.source == "folder":
+    pairs, problems = sources.list_pairs(config, split)
+    return FolderSource(pairs, label_io.label_map_from_config(config, sources.folder_root(config))), problems
+  if d.source == "synthetic":
+    n = d.synthetic_train_size if split == d.train_split else d.synthetic_eval_size
+    h, w = geometry.stored_size(config)
+    return SyntheticSource(n, h, w, config.seed * 7919 + (0 if split == d.train_split else 1_000_003)), []
+  return TfdsSource(config, split), []
