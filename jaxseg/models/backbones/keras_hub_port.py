@@ -1,0 +1,79 @@
+"""keras-hub backbones -> jaxseg backbone variables, layer by layer by name.
+
+A keras-hub model is read from a live Keras model, a preset directory written by keras-hub's
+`save_to_preset` (read offline), or a preset name (keras-hub downloads it where there is a network).
+"""
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxseg import extras
+from jaxseg.errors import UserError
+
+
+class PortError(UserError):
+  """A keras-hub model that does not match the backbone it is ported into."""
+
+
+def keras_variables(model) -> dict[str, dict[str, Any]]:
+  """{"params", "batch_stats"} of a Keras model's Conv2D and BatchNormalization layers, by layer name (Conv2D
+  kernels are (kh, kw, in, out) in both frameworks)."""
+  import keras  # pylint: disable=import-outside-toplevel
+  params, stats = {}, {}
+  for layer in model.layers:
+    w = [np.asarray(v) for v in layer.get_weights()]
+    if isinstance(layer, keras.layers.Conv2D):
+      params[layer.name] = {"kernel": w[0], **({"bias": w[1]} if len(w) > 1 else {})}
+    elif isinstance(layer, keras.layers.BatchNormalization):
+      params[layer.name] = {"scale": w[0], "bias": w[1]}
+      stats[layer.name] = {"mean": w[2], "var": w[3]}
+    elif w:
+      raise PortError(f"keras-hub layer {layer.name} ({type(layer).__name__}) has weights jaxseg does not port.")
+  return {"params": params, "batch_stats": stats}
+
+
+def load_backbone(weights: str):
+  """A keras-hub backbone from a preset directory or name.
+
+  Raises:
+    PortError: the directory holds no keras-hub preset, or the name cannot be fetched.
+  """
+  keras_hub = extras.require("keras_hub", "keras-hub backbone weights", "jaxseg[keras]")
+  if os.path.isdir(weights) and not os.path.isfile(os.path.join(weights, "config.json")):
+    raise PortError(f"{weights} is not a keras-hub preset directory (no config.json; keras-hub's "
+                    "save_to_preset writes one).")
+  try:
+    return keras_hub.models.Backbone.from_preset(weights)
+  except Exception as e:  # pylint: disable=broad-except
+    raise PortError(f"could not load keras-hub preset {weights!r} ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:160] if str(e) else ''}); pass a preset directory written by "
+                    "keras-hub's save_to_preset, or run once where the preset can be downloaded.") from None
+
+
+def port(model, want: dict[str, Any]) -> dict[str, Any]:
+  """The keras-hub `model`'s weights in the structure of `want` (a backbone's initialised variables).
+
+  Raises:
+    PortError: naming the first layer missing or of another shape.
+  """
+  got = keras_variables(model)
+  out = {}
+  for collection in ("params", "batch_stats"):
+    mine = jax.tree_util.tree_flatten_with_path(want.get(collection, {}))[0]
+    theirs = dict(jax.tree_util.tree_flatten_with_path(got[collection])[0])
+    if len(mine) != len(theirs):
+      raise PortError(f"the keras-hub model has {len(theirs)} {collection} arrays, the backbone {len(mine)}: "
+                      "another architecture.")
+    leaves = []
+    for path, leaf in mine:
+      value = theirs.get(path)
+      if value is None or value.shape != leaf.shape:
+        name = "/".join(str(getattr(k, "key", k)) for k in path)
+        raise PortError(f"keras-hub layer {name}: {None if value is None else value.shape} where the backbone "
+                        f"has {leaf.shape}: another architecture.")
+      leaves.append(value.astype(np.float32))
+    out[collection] = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(want[collection]), leaves)
+  return out
