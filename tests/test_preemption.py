@@ -113,3 +113,25 @@ def test_sigterm_finishes_the_step_saves_and_exits_0_then_the_rerun_resumes(tmp_
   assert rerun.returncode == 0 and "Resuming from" in rerun.stdout, rerun.stderr[-2000:]
   history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   _assert_same_history(history, uninterrupted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_to_the_whole_process_group_of_a_streamed_run_is_one_line(tmp_path, sig):
+  # A shutdown (SIGTERM) or Ctrl-C (SIGINT) reaches the input workers too: they leave the stop to the
+  # training process, which saves and exits 0 without a traceback from any of them.
+  settings = [f"--config.{k}={v}" for k, v in tiny.LEARNING.items()]
+  cmd = [sys.executable, "main.py", "--config", "tests/tiny_config.py", "--workdir", str(tmp_path), *settings,
+         "--config.num_epochs=30", "--config.data.pipeline=stream", "--config.data.workers=2"]
+  env = {**os.environ, "PYTHONPATH": str(REPO)}
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  deadline = time.time() + 300
+  while not (tmp_path / "checkpoints" / "1").is_dir() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  os.killpg(proc.pid, sig)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-2000:]
+  name = signal.Signals(sig).name
+  assert len([line for line in out.splitlines() if line.startswith(f"{name} received: stopped")]) == 1, out
+  assert "Traceback" not in err and "Error" not in err, err[-2000:]

@@ -13,6 +13,7 @@ workers then, which Grain's own per-worker state would not allow. One iterator s
 
 import dataclasses
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -146,7 +147,8 @@ def iterate(make_batch, count: int, workers: int, prefetch: int,
   ds = grain.MapDataset.range(start, count).map(make_batch)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
   if workers > 0:
-    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch))
+    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch),
+                              worker_init_fn=ignore_stop_signals)
   it = iter(it_ds)
   done = start
   try:
@@ -169,6 +171,14 @@ def iterate(make_batch, count: int, workers: int, prefetch: int,
     close = getattr(it, "close", None)
     if close is not None:
       close()
+
+
+def ignore_stop_signals(*_) -> None:
+  """In a worker: Ctrl-C and SIGTERM reach the whole process group (a shutdown, a preemption), and the
+  training process alone decides what they mean: it finishes its step, saves and then stops the workers.
+  A worker ended by them would only print a traceback or fail the step."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _release_shared_memory_at_once() -> None:
