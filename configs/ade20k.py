@@ -34,14 +34,11 @@ NAMES = (
 
 
 def get_config():
-  config = standard_recipe.get_config("ade20k", "data/ADEChallengeData2016", crop=(512, 512), scale=(2048, 512))
-  config.num_classes = len(NAMES)
-  config.image_size = 512
+  config = standard_recipe.get_config("ade20k", "data/ADEChallengeData2016", crop=(512, 512), scale=(2048, 512),
+                                      class_names=NAMES, class_colors=standard_recipe.voc_colors(len(NAMES), start=1))
   config.data.layout = "dirs"
   config.data.image_dir, config.data.mask_dir = "images/{split}", "annotations/{split}"
   config.data.train_split, config.data.eval_split = "training", "validation"
-  config.data.class_names = NAMES
-  config.data.class_colors = standard_recipe.voc_colors(len(NAMES), start=1)
   config.data.class_map = {"0": "ignore", **{str(i + 1): i for i in range(len(NAMES))}}
   config.batch_size = 16
   config.eval_batch_size = 8

@@ -31,16 +31,14 @@ def class_map() -> dict[str, int | str]:
 
 
 def get_config():
-  config = standard_recipe.get_config("cityscapes", "data/cityscapes", crop=(512, 1024), scale=(2048, 1024))
-  config.num_classes = len(CLASSES)
-  config.image_height, config.image_width = 512, 1024  # the model's size: the crop and the sliding window
-  config.eval.mode = "slide"
+  config = standard_recipe.get_config("cityscapes", "data/cityscapes", crop=(512, 1024), scale=(2048, 1024),
+                                      class_names=[name for name, _, _ in CLASSES],
+                                      class_colors=[color for _, _, color in CLASSES])
+  config.eval.mode = "slide"  # windows of the model's size (the crop) over the whole frame
   config.data.layout = "dirs"
   config.data.image_dir, config.data.mask_dir = "leftImg8bit/{split}", "gtFine/{split}"
   config.data.image_suffix, config.data.mask_suffix = "_leftImg8bit", "_gtFine_labelIds"
   config.data.train_split, config.data.eval_split = "train", "val"
-  config.data.class_names = tuple(name for name, _, _ in CLASSES)
-  config.data.class_colors = tuple(color for _, _, color in CLASSES)
   config.data.class_map = class_map()
   config.batch_size = 8
   config.eval_batch_size = 4

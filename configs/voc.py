@@ -23,14 +23,11 @@ NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", 
 
 
 def get_config():
-  config = standard_recipe.get_config("voc", "data/VOCdevkit/VOC2012", crop=(512, 512), scale=(2048, 512))
-  config.num_classes = len(NAMES)
-  config.image_size = 512
+  config = standard_recipe.get_config("voc", "data/VOCdevkit/VOC2012", crop=(512, 512), scale=(2048, 512),
+                                      class_names=NAMES, class_colors=standard_recipe.voc_colors(len(NAMES)))
   config.data.layout = "voc"
   config.data.image_dir, config.data.mask_dir = "JPEGImages", "SegmentationClass"
   config.data.train_split, config.data.eval_split = "train", "val"
-  config.data.class_names = NAMES
-  config.data.class_colors = standard_recipe.voc_colors(len(NAMES))  # VOC's own colour map
   config.data.class_map = {}  # value v is class v ...
   config.data.ignore_label = 255  # ... and the boundaries are ignored
   config.data.ignore_color = (224, 224, 192)

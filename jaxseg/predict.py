@@ -6,22 +6,20 @@ lines up with the photo at full resolution. Masks are written as palette PNGs: p
 in the dataset's class colours by any image viewer.
 """
 
-import functools
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from jaxseg import data, files, inference, parallel, visualize
+from jaxseg import data, files, inference, visualize
 from jaxseg.errors import DatasetError, UserError
-from jaxseg.train import checkpoints, steps
+from jaxseg.train import checkpoints
 from jaxseg.train.run import Run
 from jaxseg.train.state import inference_variables
 
@@ -55,8 +53,6 @@ class Predictor:
     self.config = self.run.config  # the given config, with the trained BatchNorm momentum
     self.variables = inference_variables(self.state, self.run.config)
     self.classes = self.run.classes
-    self._logits = jax.jit(functools.partial(steps.stored_logits, model=self.run.model),
-                           in_shardings=(self.run.rep, self.run.batch_sharding), out_shardings=self.run.batch_sharding)
 
   def __call__(self, image: Any) -> np.ndarray:
     """Class mask (H, W) uint8 for a numpy array (H, W[, C]) or PIL image, at the image's own size."""
@@ -69,9 +65,7 @@ class Predictor:
       return []
     h, w = data.stored_size(self.config)
     bs = self.config.eval_batch_size
-    mesh = self.run.batch_sharding.mesh
-    run_model = lambda x: parallel.map_padded(lambda b: self._logits(self.variables, b), x,
-                                              parallel.fitted_batch(len(x), bs, mesh), self.run.batch_sharding)
+    run_model = self.run.logits_fn(self.variables)
     if inference.settings_apply(self.config):  # sliding windows, scales, flips: one photo at a time
       return [inference.maps_to_mask(inference.logit_maps(a, self.config, run_model, (h, w), bs), a.shape[:2])
               for a in arrays]

@@ -27,7 +27,7 @@ def trained(request, tmp_path_factory):
 
 def _jaxseg_logits(workdir, images):
   predictor = jaxseg.load(workdir)
-  return np.asarray(predictor._logits(predictor.variables, images))  # pylint: disable=protected-access
+  return predictor.run.logits_fn(predictor.variables)(images)
 
 
 @pytest.mark.parametrize("fmt", deploy.FORMATS)

@@ -9,6 +9,7 @@ from PIL import Image
 
 from jaxseg import config_checks
 from jaxseg.data import IGNORE, pipeline, resize_crop
+from jaxseg.data.images import resize_pair
 from jaxseg.errors import DatasetError
 from jaxseg.train import loop
 
@@ -194,5 +195,5 @@ def test_a_tfds_dataset_streams_from_its_random_access_source():
     [(batch, _)] = list(split.train_batches(4, seed=0, epoch=1))
   np.testing.assert_array_equal(image, examples[3]["image"])
   np.testing.assert_array_equal(classes, examples[3]["segmentation_mask"][..., 0] - 1)  # trimap 1-3 -> 0-2
-  want = [resize_crop.resize(e["image"], e["segmentation_mask"][..., 0] - 1, (32, 32))[1] for e in examples]
+  want = [resize_pair(e["image"], e["segmentation_mask"][..., 0] - 1, (32, 32))[1] for e in examples]
   np.testing.assert_array_equal(batch["mask"], np.stack(want))  # the epoch's order, sorted within the batch

@@ -55,9 +55,8 @@ def _summaries(config: ml_collections.ConfigDict, split: str, report: SplitRepor
   if config.data.source == "folder":
     source, problems = random_access.open_source(config, split)
     report.problems += problems
-    for item, _ in streaming.iterate(Summarize(source, config.num_classes), len(source),
-                                     streaming.worker_count(config), prefetch=4):
-      yield item
+    yield from streaming.iterate(Summarize(source, config.num_classes), len(source),
+                                 streaming.worker_count(config), prefetch=4)
     return
   listing = SOURCES[config.data.source](config, split)
   report.problems += listing.problems

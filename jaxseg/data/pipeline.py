@@ -1,6 +1,5 @@
 """One interface over the two input pipelines, chosen by `data.pipeline`.
 
-
 - "memory": every example decoded, resized to the stored size and held (`splits`, `batching`); fastest for
   small datasets trained for many epochs (decoding is paid once).
 - "stream": examples read and prepared by Grain worker processes as training consumes them (`streaming`);
@@ -20,7 +19,8 @@ import ml_collections
 import numpy as np
 
 from jaxseg.data import batching, geometry, random_access, resize_crop, splits, streaming
-from jaxseg.data.labels import frequency_terms, median_frequency_from_counts
+from jaxseg.data.images import resize_pair
+from jaxseg.data.labels import frequency_terms, label_canvas, median_frequency_from_counts
 
 AUTO_MEMORY_BYTES = 2 << 30  # "auto": splits up to this many bytes of stored arrays are held in memory
 PIPELINES = ("auto", "memory", "stream")
@@ -68,15 +68,21 @@ class InMemory:
 class Streaming:
   """A split listed now and read by Grain workers as it is consumed (`jaxseg.data.streaming`)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, split: str):
+  def __init__(self, config: ml_collections.ConfigDict, split: str, opened: tuple[Any, list[str]] | None = None):
+    """
+    Args:
+      config: the experiment config.
+      split: the split's name.
+      opened: its random-access source and listing problems, if already listed (`random_access.open_source`).
+    """
     d = config.data
     self.config, self.name = config, split
-    self.source, problems = random_access.open_source(config, split)
-    splits.report_problems(problems, f"split {split!r} of source {d.source!r}", d.skip_bad)
-    limit = d.max_train_examples if split == d.train_split else d.max_eval_examples
+    self.source, problems = opened or random_access.open_source(config, split)
+    splits.report_problems(problems, splits.describe(config, split), d.skip_bad)
+    limit = splits.example_limit(config, split)
     self.size = min(len(self.source), limit) if limit else len(self.source)
     if not self.size:
-      raise splits.DatasetError(f"split {split!r} of source {d.source!r} has no examples.")
+      raise splits.DatasetError(f"{splits.describe(config, split)} has no examples.")
     self.keep_labels = split == d.eval_split and d.eval_resolution == "original"
     self.workers, self.prefetch = streaming.worker_count(config), max(1, d.get("prefetch", 2))
     aug = config.augment
@@ -102,12 +108,12 @@ class Streaming:
       rows = batching.host_slice(batch_size)
       make = streaming.TrainBatch(self.prepare, self.size, batch_size, (rows.start, rows.stop), seed)
       # Epochs without end: the loop decides when to stop.
-      self._train = (key, position, streaming.iterate(make, 2**40, self.workers, self.prefetch, {"batch": position}))
+      self._train = (key, position, streaming.iterate(make, 2**40, self.workers, self.prefetch, position))
     it = self._train[2]
     done = start
     try:
       while done < steps:
-        batch, _ = next(it)
+        batch = next(it)
         done += 1
         yield batch, {"batch": done}
     finally:
@@ -129,7 +135,7 @@ class Streaming:
     done = 0
     try:
       for _ in range(count):
-        batch, _ = next(it)
+        batch = next(it)
         done += 1
         if self.keep_labels and jax.process_count() > 1:
           batch = _agree_canvas(batch)
@@ -148,7 +154,7 @@ class Streaming:
 
   def samples(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Images and masks at the stored size of the examples `idx`."""
-    pairs = [resize_crop.resize(*self.source[int(i)], self.prepare.stored) for i in idx]
+    pairs = [resize_pair(*self.source[int(i)], self.prepare.stored) for i in idx]
     stored = self.prepare.stored
     return (np.stack([p[0] for p in pairs]) if pairs else np.zeros((0, *stored, 3), np.uint8),
             np.stack([p[1] for p in pairs]) if pairs else np.zeros((0, *stored), np.uint8))
@@ -156,7 +162,7 @@ class Streaming:
   def mask_stream(self) -> Iterator[np.ndarray]:
     """Every mask at the stored size, read by the workers (of an iterator of its own)."""
     make = streaming.EvalBatch(self.prepare, self.size, 1, (0, 1), keep_labels=False)
-    for batch, _ in streaming.iterate(make, self.size, self.workers, self.prefetch):
+    for batch in streaming.iterate(make, self.size, self.workers, self.prefetch):
       yield batch["mask"][0]
 
 
@@ -164,31 +170,47 @@ def _agree_canvas(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
   largest = multihost_utils.process_allgather(np.array(batch["label"].shape[1:], np.int32)).reshape(-1, 2).max(0)
   labels = [lab[:h, :w] for lab, (h, w) in zip(batch["label"], batch["label_size"])]
-  return {**batch, "label": streaming.label_canvas(labels, largest)}
+  return {**batch, "label": label_canvas(labels, largest)}
+
+
+def _choice(config: ml_collections.ConfigDict) -> str:
+  """Which pipeline `data.pipeline` asks for: memory, stream, or "size" where "auto" decides by the size of
+  the listed folder split."""
+  d = config.data
+  choice = d.get("pipeline", "memory")
+  if choice != "auto":
+    return choice
+  if resize_crop.base_scale(config) is not None:
+    return "stream"
+  return "size" if d.source == "folder" else "memory"
+
+
+def _too_large(config: ml_collections.ConfigDict, examples: int) -> bool:
+  h, w = geometry.stored_size(config)
+  return examples * h * w * 4 > AUTO_MEMORY_BYTES
 
 
 def use_streaming(config: ml_collections.ConfigDict, split: str) -> bool:
   """Whether `data.pipeline` (see the module docstring) streams `split`."""
-  d = config.data
-  choice = d.get("pipeline", "memory")
-  if choice != "auto":
-    return choice == "stream"
-  if resize_crop.base_scale(config) is not None:
-    return True
-  if d.source != "folder":
-    return False
-  pairs, _ = random_access.sources.list_pairs(config, split)
-  h, w = geometry.stored_size(config)
-  return len(pairs) * h * w * 4 > AUTO_MEMORY_BYTES
+  choice = _choice(config)
+  if choice == "size":
+    return _too_large(config, len(random_access.open_source(config, split)[0]))
+  return choice == "stream"
 
 
 def open_split(config: ml_collections.ConfigDict, split: str) -> InMemory | Streaming:
-  """The split through the pipeline `data.pipeline` chooses.
+  """The split through the pipeline `data.pipeline` chooses (a streamed split is listed once).
 
   Raises:
     DatasetError: the split cannot be listed, has bad examples (unless `data.skip_bad`) or none at all.
   """
-  return Streaming(config, split) if use_streaming(config, split) else InMemory(config, split)
+  choice = _choice(config)
+  if choice == "memory":
+    return InMemory(config, split)
+  opened = random_access.open_source(config, split)
+  if choice == "size" and not _too_large(config, len(opened[0])):
+    return InMemory(config, split)
+  return Streaming(config, split, opened)
 
 
 def median_frequency(data: InMemory | Streaming, num_classes: int) -> np.ndarray:

@@ -64,7 +64,7 @@ class TfdsSource:
   def __init__(self, config: ml_collections.ConfigDict, split: str):
     d = config.data
     self.name_, self.split, self.data_dir = d.tfds_name, split, d.data_dir or None
-    self.image_key, self.mask_key = d.get("image_key", "image"), d.get("mask_key", "segmentation_mask")
+    self.image_key, self.mask_key = sources.tfds_keys(config)
     self.label_map = label_io.label_map_from_config(config)
     self._source = None
     self._len = len(self._open())
@@ -89,12 +89,7 @@ class TfdsSource:
 
   def __getitem__(self, i: int) -> Loaded:
     ex = self._open()[i]
-    image, mask = np.asarray(ex[self.image_key]), np.asarray(ex[self.mask_key])
-    if image.ndim == 3 and image.shape[-1] == 1:
-      image = np.repeat(image, 3, axis=-1)
-    if mask.ndim == 3 and mask.shape[-1] == 1:
-      mask = mask[..., 0]
-    return image[..., :3].astype(np.uint8), self.label_map.to_classes(mask.astype(np.uint8), self.name(i))
+    return sources.tfds_pair(ex[self.image_key], ex[self.mask_key], self.label_map, self.name(i))
 
   def name(self, i: int) -> str:
     """Example i's name: dataset, split and index."""
@@ -112,7 +107,6 @@ def open_source(config: ml_collections.ConfigDict, split: str):
     pairs, problems = sources.list_pairs(config, split)
     return FolderSource(pairs, label_io.label_map_from_config(config, sources.folder_root(config))), problems
   if d.source == "synthetic":
-    n = d.synthetic_train_size if split == d.train_split else d.synthetic_eval_size
-    h, w = geometry.stored_size(config)
-    return SyntheticSource(n, h, w, config.seed * 7919 + (0 if split == d.train_split else 1_000_003)), []
+    n, seed = sources.synthetic_split(config, split)
+    return SyntheticSource(n, *geometry.stored_size(config), seed), []
   return TfdsSource(config, split), []

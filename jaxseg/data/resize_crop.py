@@ -13,8 +13,8 @@ another number of processes or workers, sees the same crops.
 
 import ml_collections
 import numpy as np
-from PIL import Image
 
+from jaxseg.data.images import resize_pair
 from jaxseg.data.labels import IGNORE
 
 
@@ -30,17 +30,6 @@ def keep_ratio_size(hw: tuple[int, int], scale: tuple[float, float]) -> tuple[in
   h, w = hw
   factor = min(scale[0] / max(h, w), scale[1] / min(h, w))
   return max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5))
-
-
-def resize(image: np.ndarray, mask: np.ndarray | None, hw: tuple[int, int]):
-  """The image bilinearly and the mask (if any) by nearest neighbour resized to `hw` (height, width)."""
-  if image.shape[:2] == tuple(hw):
-    return image, mask
-  size = (hw[1], hw[0])
-  image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
-  if mask is not None:
-    mask = np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST))
-  return image, mask
 
 
 def random_resize_crop(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
@@ -62,7 +51,7 @@ def random_resize_crop(image: np.ndarray, mask: np.ndarray, rng: np.random.Gener
   lo, hi = ratio_range
   ratio = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
   hw = keep_ratio_size(image.shape[:2], (scale[0] * ratio, scale[1] * ratio))
-  image, mask = resize(image, mask, hw)
+  image, mask = resize_pair(image, mask, hw)
   top = int(rng.integers(0, max(hw[0] - crop[0], 0) + 1))
   left = int(rng.integers(0, max(hw[1] - crop[1], 0) + 1))
   image, mask = image[top:top + crop[0], left:left + crop[1]], mask[top:top + crop[0], left:left + crop[1]]

@@ -67,15 +67,26 @@ def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
     for i, ex in enumerate(tfds.as_numpy(ds)):
       fname = ex.get("file_name", b"")
       fname = (fname.decode() if isinstance(fname, bytes) else str(fname)) or f"{split}_{i}"
-      # .get: configs saved by earlier versions have no keys (they read Oxford-IIIT Pet's).
-      image, mask = ex[d.get("image_key", "image")], ex[d.get("mask_key", "segmentation_mask")]
-      if image.ndim == 3 and image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-      if mask.ndim == 3 and mask.shape[-1] == 1:
-        mask = mask[..., 0]
-      loaded = image[..., :3].astype(np.uint8), label_map.to_classes(mask.astype(np.uint8), fname)
+      image_key, mask_key = tfds_keys(config)
+      loaded = tfds_pair(ex[image_key], ex[mask_key], label_map, fname)
       yield fname, lambda loaded=loaded: loaded
   return Listing(examples())
+
+
+def tfds_keys(config: ml_collections.ConfigDict) -> tuple[str, str]:
+  """The tfds image and mask feature keys (configs saved by earlier versions have none: Oxford-IIIT Pet's)."""
+  return config.data.get("image_key", "image"), config.data.get("mask_key", "segmentation_mask")
+
+
+def tfds_pair(image: np.ndarray, mask: np.ndarray, label_map: label_io.LabelMap, name: str) -> Loaded:
+  """A tfds example's image and mask features as (RGB uint8, class ids uint8): gray images repeated to
+  three channels, a trailing mask channel dropped, labels mapped (`name` in messages)."""
+  image, mask = np.asarray(image), np.asarray(mask)
+  if image.ndim == 3 and image.shape[-1] == 1:
+    image = np.repeat(image, 3, axis=-1)
+  if mask.ndim == 3 and mask.shape[-1] == 1:
+    mask = mask[..., 0]
+  return image[..., :3].astype(np.uint8), label_map.to_classes(mask.astype(np.uint8), name)
 
 
 def folder_root(config: ml_collections.ConfigDict) -> str:
@@ -114,14 +125,20 @@ def folder_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
                  problems)
 
 
+def synthetic_split(config: ml_collections.ConfigDict, split: str) -> tuple[int, int]:
+  """(examples, seed) of a synthetic split: the train split's and every other's are drawn from disjoint seeds."""
+  d = config.data
+  if split == d.train_split:
+    return d.synthetic_train_size, config.seed * 7919
+  return d.synthetic_eval_size, config.seed * 7919 + 1_000_003
+
+
 def synthetic_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
   """`config.data.synthetic_train_size` (train split) or `synthetic_eval_size` examples at the stored size;
   the two splits are drawn from disjoint seeds."""
-  d = config.data
-  n = d.synthetic_train_size if split == d.train_split else d.synthetic_eval_size
-  offset = 0 if split == d.train_split else 1_000_003
+  n, seed = synthetic_split(config, split)
   h, w = geometry.stored_size(config)
-  images, masks = synthetic_arrays(n, h, seed=config.seed * 7919 + offset, width=w)
+  images, masks = synthetic_arrays(n, h, seed=seed, width=w)
   return Listing([(f"synthetic_{split}_{i}", lambda i=i: (images[i], masks[i])) for i in range(n)])
 
 

@@ -64,6 +64,17 @@ def _cache_key(config: ml_collections.ConfigDict, split: str) -> str:
   return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
+def describe(config: ml_collections.ConfigDict, split: str) -> str:
+  """How messages name a split: "split 'train' of source 'folder'"."""
+  return f"split {split!r} of source {config.data.source!r}"
+
+
+def example_limit(config: ml_collections.ConfigDict, split: str) -> int:
+  """`data.max_train_examples` for the training split, `data.max_eval_examples` for any other (0: all)."""
+  d = config.data
+  return d.max_train_examples if split == d.train_split else d.max_eval_examples
+
+
 def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
   """Loads and preprocesses one split of the configured source (cached).
 
@@ -96,11 +107,11 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Split:
       with files.atomic_path(path) as tmp:
         np.savez(tmp, images=split_data.images, masks=split_data.masks, names=np.array(split_data.names), **extra)
   _MEMORY_CACHE[key] = split_data
-  limit = config.data.max_train_examples if split == config.data.train_split else config.data.max_eval_examples
+  limit = example_limit(config, split)
   if limit:
     split_data = split_data.take(limit)
   if not len(split_data):
-    raise DatasetError(f"split {split!r} of source {config.data.source!r} has no examples.")
+    raise DatasetError(f"{describe(config, split)} has no examples.")
   return split_data
 
 
@@ -135,9 +146,9 @@ def _preprocess(config: ml_collections.ConfigDict, split: str) -> Split:
     names.append(name)
     if keep:
       originals.append(mask)
-  report_problems(problems, f"split {split!r} of source {config.data.source!r}", config.data.skip_bad)
+  report_problems(problems, describe(config, split), config.data.skip_bad)
   if not images:
-    raise DatasetError(f"split {split!r} of source {config.data.source!r} has no (readable) examples.")
+    raise DatasetError(f"{describe(config, split)} has no (readable) examples.")
   labels = sizes = None
   if keep and any(m.shape != size for m in originals):
     labels, sizes = originals, np.array([m.shape for m in originals], np.int32)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from jaxseg.data import resize_crop
+from jaxseg.data.images import resize_pair
 from jaxseg.data.labels import IGNORE, label_canvas
 from jaxseg.errors import DatasetError
 
@@ -63,13 +64,17 @@ class Prepare:
 
   def train(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Example i as a training input (image, mask), its randomness drawn from `rng`."""
-    out = self.crop if self.scale else self.stored
     loaded = self.load(i)
     if loaded is None:
-      return np.zeros((*out, 3), np.uint8), np.full(out, IGNORE, np.uint8)
+      return blank(self.crop if self.scale else self.stored)
     if self.scale:
       return resize_crop.random_resize_crop(*loaded, rng, self.scale, self.ratio_range, self.crop)
-    return resize_crop.resize(*loaded, self.stored)
+    return resize_pair(*loaded, self.stored)
+
+
+def blank(hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+  """A black image and all-IGNORE labels of size `hw`: what a skipped bad example becomes, counting nowhere."""
+  return np.zeros((*hw, 3), np.uint8), np.full(hw, IGNORE, np.uint8)
 
 
 @dataclasses.dataclass
@@ -119,10 +124,8 @@ class EvalBatch:
     weight = (idx < self.size).astype(np.float32)[self.rows[0]:self.rows[1]]
     images, masks, labels = [], [], []
     for i in np.minimum(idx, self.size - 1)[self.rows[0]:self.rows[1]]:
-      loaded = self.prepare.load(i)
-      if loaded is None:
-        loaded = (np.zeros((*self.prepare.stored, 3), np.uint8), np.full(self.prepare.stored, IGNORE, np.uint8))
-      image, mask = resize_crop.resize(*loaded, self.prepare.stored)
+      loaded = self.prepare.load(i) or blank(self.prepare.stored)
+      image, mask = resize_pair(*loaded, self.prepare.stored)
       images.append(image)
       masks.append(mask)
       labels.append(loaded[1])
@@ -134,23 +137,20 @@ class EvalBatch:
     return batch
 
 
-def iterate(make_batch, count: int, workers: int, prefetch: int,
-            state: dict[str, Any] | None = None) -> Iterator[tuple[dict[str, np.ndarray], dict[str, Any]]]:
-  """(batch, iterator state after it) for batches 0 .. count - 1 of `make_batch`, built by `workers`
-  processes (0: in this one), each `prefetch` batches ahead; after `state` (one yielded before) if given.
+def iterate(make_batch, count: int, workers: int, prefetch: int, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """Batches `start` .. count - 1 of `make_batch`, built by `workers` processes (0: in this one), each
+  `prefetch` batches ahead.
 
   Raises:
     DatasetError: an example could not be read (naming it).
   """
   grain = _grain()
-  start = int(state["batch"]) if state else 0
   ds = grain.MapDataset.range(start, count).map(make_batch)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
   if workers > 0:
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch),
                               worker_init_fn=ignore_stop_signals)
   it = iter(it_ds)
-  done = start
   try:
     while True:
       try:
@@ -161,12 +161,11 @@ def iterate(make_batch, count: int, workers: int, prefetch: int,
         raise
       except Exception as e:  # pylint: disable=broad-except
         raise _dataset_error(e) from None
-      done += 1
       _release_shared_memory_at_once()
       # Copied out of the workers' shared memory, released as soon as the copy is made.
       out = {k: np.array(v) for k, v in batch.items()}
       del batch
-      yield out, {"batch": done}
+      yield out
   finally:
     close = getattr(it, "close", None)
     if close is not None:

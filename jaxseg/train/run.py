@@ -1,7 +1,9 @@
 """`Run`: what training, evaluation and prediction share for one config and workdir (the device mesh,
 the model, the checkpoint manager, the run's random key) and the operations built from them."""
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -32,6 +34,7 @@ class Run:
     self.mngr = checkpoints.manager(workdir, config.keep_checkpoints, read_only=read_only)
     self.rng = jax.random.key(config.seed, impl="rbg")
     self.classes = data.classes_from_config(config)
+    self._logits = None  # `logits_fn`'s compiled model
 
   def fresh_state(self, load_encoder: bool, total_steps: int = 0) -> tuple[TrainState, Any]:
     """A new state (ported encoder weights if asked) and its optimizer (`total_steps`: for the schedule)."""
@@ -96,6 +99,16 @@ class Run:
     for batch in parallel.prefetch(split.eval_batches(self.config.eval_batch_size), self.batch_sharding):
       sums = eval_fn(state, sums, batch)
     return metrics.summarize(jax.device_get(sums), self.classes.names)
+
+  def logits_fn(self, variables: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """The model with `variables` on uint8 images (B, h, w, 3) of any size -> (B, h, w, C) logits on the host,
+    batched over the devices (a batch fitted to B, at most the eval batch size); compiled once per run."""
+    if self._logits is None:
+      self._logits = jax.jit(functools.partial(steps.stored_logits, model=self.model),
+                             in_shardings=(self.rep, self.batch_sharding), out_shardings=self.batch_sharding)
+    cap = self.config.eval_batch_size
+    return lambda x: parallel.map_padded(lambda b: self._logits(variables, b), x,
+                                         parallel.fitted_batch(len(x), cap, self.mesh), self.batch_sharding)
 
   def predict_uint8(self, predict_fn, state: TrainState, images: np.ndarray) -> np.ndarray:
     """Class ids for uint8 images at the stored size, batched and padded to the eval batch size."""

@@ -8,17 +8,15 @@ split over all devices), so the confusion matrix comes out the same everywhere. 
 (NaN): it belongs to the model's input size, which windows and scales change.
 """
 
-import functools
 from typing import Any
 
-import jax
 import numpy as np
 
-from jaxseg import inference, parallel
+from jaxseg import inference
 from jaxseg.data import geometry, splits
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import DatasetError
-from jaxseg.train import metrics, steps
+from jaxseg.train import metrics
 from jaxseg.train.state import TrainState, inference_variables
 
 
@@ -42,15 +40,10 @@ def evaluate(run, state: TrainState, split: str) -> dict[str, Any]:
   """
   config = run.config
   c, batch_size = config.num_classes, config.eval_batch_size
-  logits = jax.jit(functools.partial(steps.stored_logits, model=run.model),
-                   in_shardings=(run.rep, run.batch_sharding), out_shardings=run.batch_sharding)
-  variables = inference_variables(state, config)
-  mesh = run.batch_sharding.mesh
-  run_model = lambda x: parallel.map_padded(lambda b: logits(variables, b), x,
-                                            parallel.fitted_batch(len(x), batch_size, mesh), run.batch_sharding)
+  run_model = run.logits_fn(inference_variables(state, config))
   listing = SOURCES[config.data.source](config, split)
   problems = list(listing.problems)
-  limit = config.data.max_eval_examples if split == config.data.eval_split else config.data.max_train_examples
+  limit = splits.example_limit(config, split)
   total = np.zeros((c, c), np.int64)
   for k, (_, load) in enumerate(listing.examples):
     if limit and k >= limit:
@@ -62,5 +55,5 @@ def evaluate(run, state: TrainState, split: str) -> dict[str, Any]:
       continue
     maps = inference.logit_maps(image, config, run_model, geometry.stored_size(config), batch_size)
     total += confusion(label, inference.maps_to_mask(maps, label.shape), c)
-  splits.report_problems(problems, f"split {split!r} of source {config.data.source!r}", config.data.skip_bad)
+  splits.report_problems(problems, splits.describe(config, split), config.data.skip_bad)
   return metrics.summarize({"loss_sum": np.nan, "weight_sum": 1.0, "confusion": total}, run.classes.names)
