@@ -27,8 +27,8 @@ from jaxseg import allocator
 
 def _config(path: str, root: str):
   from jaxseg import config_files  # pylint: disable=g-import-not-at-top
-  # encoder_weights: speed does not depend on the weights' values
-  return config_files.load_config(path, {"data.root": root, "encoder_weights": "none"})
+  # backbone_weights: speed does not depend on the weights' values
+  return config_files.load_config(path, {"data.root": root, "model.backbone_weights": "none"})
 
 
 def bench(config, steps: int) -> dict:

@@ -81,15 +81,13 @@ def _breakdown(run, state, tx, host, steps) -> dict[str, float]:
   import jax  # pylint: disable=g-import-not-at-top
 
   from jaxseg import data  # pylint: disable=g-import-not-at-top
-  from jaxseg.models import MobileNetV2  # pylint: disable=g-import-not-at-top
   from jaxseg.train import metrics  # pylint: disable=g-import-not-at-top
 
   x = data.normalize(jax.numpy.asarray(host["image"]))
   labels = jax.numpy.asarray(host["mask"], jax.numpy.int32)
-  last = run.model.ENCODER_OUTPUT
-  encoder = MobileNetV2(**run.model.encoder_fields())
+  encoder = run.model.encoder_module(parent=None)
   enc_vars = {"params": state.params["encoder"], "batch_stats": state.batch_stats["encoder"]}
-  enc = jax.jit(lambda v, x: encoder.apply(v, x)[last])
+  enc = jax.jit(lambda v, x: encoder.apply(v, x))
   variables = {"params": state.params, "batch_stats": state.batch_stats}
 
   def loss(decoder, v):

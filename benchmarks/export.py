@@ -25,7 +25,7 @@ from jaxseg import allocator
 def _config(path: str):
   from jaxseg import config_files  # pylint: disable=g-import-not-at-top
   config = config_files.load_config(path)
-  config.encoder_weights = "none"
+  config.model.backbone_weights = "none"
   config.dtype = "float32"
   return config
 

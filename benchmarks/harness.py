@@ -45,7 +45,7 @@ def throughput(fn: Callable[[], Any], finish: Callable[[], Any], steps: int, ite
   return steps * items / (time.perf_counter() - t)
 
 
-MODEL_NAMES = {"unet": "unet_mobilenet_v2", "deeplab": "deeplabv3plus_mobilenet_v2"}
+MODEL_NAMES = {"unet": "unet", "deeplab": "deeplabv3plus"}
 # jaxseg model name -> the Keras twin `keras_runner` builds for it.
 KERAS_TWINS = {name: twin for twin, name in MODEL_NAMES.items()}
 
@@ -64,7 +64,7 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
 
   config = default.get_config()
   config.image_size, config.batch_size, config.eval_batch_size = resolution, batch, batch
-  config.encoder_weights, config.dtype, config.model.conv_impl = "none", dtype, conv_impl
+  config.model.backbone_weights, config.dtype, config.model.conv_impl = "none", dtype, conv_impl
   config.model.alpha, config.model.name = alpha, MODEL_NAMES[model]
   config.data.source, config.data.synthetic_train_size = "synthetic", max(4 * batch, 256)
   run = Run(config, tempfile.mkdtemp(prefix="jaxseg_bench_"))

@@ -87,7 +87,7 @@ def _config(root: str, pipeline: str, workers: int, batch: int, crop, scale, sto
   if pipeline == "stream" and min(scale) > 0:
     config.data.scale = scale
   config.augment.scale_min, config.augment.scale_max = 0.5, 2.0
-  config.model.name, config.encoder_weights, config.freeze_encoder = "deeplabv3plus_mobilenet_v2", "none", False
+  config.model.name, config.model.backbone_weights, config.freeze_encoder = "deeplabv3plus", "none", False
   return config
 
 

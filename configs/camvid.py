@@ -27,7 +27,7 @@ def get_config():
   config.data.class_colors = tuple(color for _, color in CLASSES)
   config.data.class_map = {}  # label v is class v ...
   config.data.ignore_label = 11  # ... and void is ignored
-  config.encoder_weights = "imagenet"
+  config.model.backbone_weights = "imagenet"
   config.freeze_encoder = False
   config.batch_size = 8
   config.eval_batch_size = 8

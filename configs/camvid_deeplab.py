@@ -7,7 +7,7 @@ from configs import camvid
 def get_config():
   config = camvid.get_config()
   config.name = "camvid_deeplab"
-  config.model.name = "deeplabv3plus_mobilenet_v2"
+  config.model.name = "deeplabv3plus"
   config.model.output_stride = 16
   # The encoder fine-tuned at a tenth of the head's rate: at the full rate its features degraded before the
   # freshly initialised ASPP head learnt to use them (val pixel accuracy 0.25 after one epoch, 0.54 after four).

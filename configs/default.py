@@ -13,7 +13,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.name = "default"  # Run name; the default workdir is runs/<name>.
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = "unet_mobilenet_v2"  # Key of jaxseg.models.MODELS ("deeplabv3plus_mobilenet_v2").
+  config.model.name = "unet"  # Key of jaxseg.models.MODELS: "unet", "deeplabv3plus".
+  config.model.backbone = "mobilenet_v2"  # The encoder: "mobilenet_v2" (Keras) or a key of
+  #   jaxseg.models.backbones.BACKBONES ("resnet50", "resnet_vd_50", ...).
+  config.model.backbone_weights = "imagenet"  # "imagenet" (the Keras download for mobilenet_v2, the keras-hub
+  #   ImageNet preset otherwise), a keras-hub preset name or save_to_preset directory, a Keras weights file
+  #   (mobilenet_v2), or "none" (random).
+  config.model.input_scale = ()  # Per-channel scale and offset from [0, 255] pixels to what the backbone's
+  config.model.input_offset = ()  # weights expect (a preset's image converter); () = ImageNet mean and std.
+  #   MobileNetV2 takes [-1, 1] as it is.
   config.model.output_stride = 16  # DeepLabV3+ only: encoder output stride, 16 or 8 (atrous convolutions).
   config.model.separable = False  # DeepLabV3+ only: depthwise-separable ASPP and decoder 3x3 convs.
   config.model.alpha = 1.0  # MobileNetV2 width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4.
@@ -26,7 +34,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_size = 128  # Examples are resized to this square size (any size; padded to multiples of 32).
   config.image_height = 0  # Non-square stored size: height (0 = image_size), e.g. CamVid's 360.
   config.image_width = 0  # Non-square stored size: width (0 = image_size), e.g. CamVid's 480.
-  config.encoder_weights = "imagenet"  # "imagenet" (Keras download), a Keras weights file path, or "none".
   config.freeze_encoder = True  # Train the decoder only (the tutorial); False fine-tunes the encoder too.
   config.encoder_bn_train = False  # Encoder BatchNorm uses batch statistics (only with freeze_encoder=False).
   config.dtype = "auto"  # "float32", "bfloat16", "mixed_bfloat16" (bf16 GEMM inputs) or "auto" (jaxseg.precision).

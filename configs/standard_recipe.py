@@ -33,11 +33,11 @@ def get_config(name: str, root: str, crop: tuple[int, int], scale: tuple[int, in
   config.num_classes = len(class_names)
   config.data.class_names, config.data.class_colors = tuple(class_names), tuple(class_colors)
   config.image_height, config.image_width = crop
-  config.model.name = "deeplabv3plus_mobilenet_v2"
+  config.model.name = "deeplabv3plus"
   config.model.output_stride = 16
   config.data.source = "folder"
   config.data.root = root
-  config.encoder_weights = "imagenet"
+  config.model.backbone_weights = "imagenet"
   config.freeze_encoder = False
   config.encoder_lr_scale = 0.1
   config.lr_schedule = "cosine"

@@ -13,7 +13,7 @@ from jaxseg.data.layouts import LAYOUTS
 from jaxseg.data.pipeline import PIPELINES
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import UserError
-from jaxseg.models import ALPHAS, CONV_IMPLS, MODELS
+from jaxseg.models import ALPHAS, CONV_IMPLS, LEGACY_NAMES, MODELS, backbones, canonical_name, model_class
 from jaxseg.precision import DTYPE_NAMES
 from jaxseg.train.losses import LOSSES
 
@@ -31,7 +31,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for field in ("crop_height", "crop_width"):
     value = config.augment[field]
     if value < 0 or value % 32:
-      raise ConfigError(f"config.augment.{field}={value} must be a multiple of 32 (MobileNetV2 downsamples 5 "
+      raise ConfigError(f"config.augment.{field}={value} must be a multiple of 32 (the encoders downsample 5 "
                         f"times; 0 = the whole example), e.g. {max(32, round(value / 32) * 32)}.")
   if not 0 < config.augment.scale_min <= config.augment.scale_max:
     raise ConfigError(f"config.augment.scale_min={config.augment.scale_min} and scale_max="
@@ -39,9 +39,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if not all(0.0 <= config.augment[f] < 1.0 for f in ("brightness", "contrast", "saturation")):
     raise ConfigError("config.augment.brightness, contrast and saturation must be in [0, 1).")
   _check_dataset(config)
-  if config.model.name not in MODELS:
+  if canonical_name(config.model.name) not in MODELS:
     raise ConfigError(f"config.model.name={config.model.name!r} is unknown; choose one of {sorted(MODELS)}.")
-  problem = MODELS[config.model.name].check_config(config) or inference.check(config)
+  _check_backbone(config)
+  problem = model_class(config.model.name).check_config(config) or inference.check(config)
   if problem:
     raise ConfigError(problem)
   if config.model.alpha not in ALPHAS:
@@ -118,3 +119,27 @@ def check_workdir(workdir: str) -> None:
     raise ConfigError(f"--workdir {workdir} has only {free / 2**20:.0f} MiB free; checkpoints need at least "
                       f"{MIN_FREE_BYTES // 2**20} MiB. Free space or choose another --workdir.")
 
+
+
+def _check_backbone(config: ml_collections.ConfigDict) -> None:
+  """`model.backbone` is known, fits the model name, and `model.backbone_weights` names something usable."""
+  m = config.model
+  names = ["mobilenet_v2", *backbones.BACKBONES]
+  if m.backbone not in names:
+    raise ConfigError(f"config.model.backbone={m.backbone!r} is unknown; choose one of {', '.join(names)}.")
+  if m.name in LEGACY_NAMES and m.backbone != "mobilenet_v2":
+    raise ConfigError(f"config.model.name={m.name!r} is MobileNetV2's; with config.model.backbone={m.backbone!r} "
+                      f"use config.model.name={LEGACY_NAMES[m.name]!r}.")
+  if len(m.input_scale) != len(m.input_offset) or len(m.input_scale) not in (0, 3):
+    raise ConfigError("config.model.input_scale and input_offset must both be 3 values (per RGB channel, "
+                      "applied to [0, 255] pixels) or both empty (the backbone's ImageNet normalisation).")
+  weights = m.backbone_weights
+  if m.backbone == "mobilenet_v2" or weights in ("none", ""):
+    return
+  if weights == "imagenet" and m.backbone not in backbones.IMAGENET_PRESETS:
+    raise ConfigError(f"config.model.backbone_weights=imagenet: keras-hub has no ImageNet preset of {m.backbone}; "
+                      "pass a keras-hub preset name or directory, or none.")
+  looks_like_path = os.sep in weights or weights.startswith(".") or weights.endswith((".h5", ".keras"))
+  if looks_like_path and not os.path.exists(weights):
+    raise ConfigError(f"config.model.backbone_weights={weights}: no such file or directory; pass a directory "
+                      "written by keras-hub's save_to_preset, a preset name, imagenet or none.")

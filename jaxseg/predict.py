@@ -34,7 +34,7 @@ def config_from_checkpoint(workdir: str, step: int | None = None) -> ml_collecti
   """The config saved with checkpoint `step` (the newest if None) of the run in `workdir`."""
   mngr = checkpoints.manager(workdir, read_only=True)
   _, meta = checkpoints.read_meta(mngr, step)
-  return ml_collections.ConfigDict(json.loads(meta["config"]))
+  return ml_collections.ConfigDict(checkpoints.upgraded_config(json.loads(meta["config"])))
 
 
 class Predictor:

@@ -60,3 +60,19 @@ def test_a_preset_directory_loads_and_another_architecture_is_refused(tmp_path):
     backbones.from_keras_hub("resnet34", model)
   with pytest.raises(backbones.PortError, match=r"no config\.json"):
     backbones.from_keras_hub("resnet18", str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet_v2_50", "resnet_vd_50"])
+def test_a_dilated_resnet_is_the_same_network_sampled_densely(name):
+  # The atrous identity: with the strides of the last stacks traded for dilation, every other (every fourth)
+  # position of the dense output is the strided network's output, exactly (inference BatchNorm is pointwise).
+  images = np.random.default_rng(3).normal(0, 1, (1, 64, 96, 3)).astype(np.float32)
+  variables = backbones.from_keras_hub(name, _keras_resnet(name))
+  strided = backbones.create(name).apply(variables, images)
+  for output_stride in (16, 8):
+    dense = backbones.create(name, output_stride=output_stride).apply(variables, images)
+    for stride in (16, 32):
+      step = max(1, stride // output_stride)
+      assert dense[stride].shape[1] == images.shape[1] // min(stride, output_stride)
+      np.testing.assert_allclose(dense[stride][:, ::step, ::step], strided[stride], atol=1e-4,
+                                 err_msg=f"{output_stride} {stride}")

@@ -44,7 +44,7 @@ def test_deeplab_trains_on_a_non_square_size_and_its_checkpoint_is_its_own(tmp_p
   history = loop.train_and_evaluate(config, str(tmp_path))
   assert np.array(history[0]["val"]["confusion"]).sum() == 5 * 40 * 72
   unet = tiny.tiny_config(image_height=40, image_width=72)
-  with pytest.raises(checkpoints.CheckpointError, match="name: checkpoint has 'deeplabv3plus_mobilenet_v2'"):
+  with pytest.raises(checkpoints.CheckpointError, match="name: checkpoint has 'deeplabv3plus'"):
     loop.evaluate(unet, str(tmp_path))
   stride8 = tiny.tiny_config(image_height=40, image_width=72, **{"model.name": "deeplabv3plus_mobilenet_v2",
                                                                  "model.output_stride": 8})

@@ -96,7 +96,7 @@ def test_bad_format_missing_checkpoint_and_occupied_output_write_nothing(trained
   assert (occupied / "keep.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("trained", ["unet_mobilenet_v2"], indirect=True)  # the same for every model
+@pytest.mark.parametrize("trained", ["unet"], indirect=True)  # the same for every model
 def test_command_line_export_and_its_errors(trained, tmp_path):
   _, workdir = trained
   out = tmp_path / "hlo"

@@ -68,7 +68,7 @@ def test_cityscapes_config_trains_on_the_fixture(tmp_path):
   _write_cityscapes(tmp_path / "data", np.random.default_rng(1))
   config = cityscapes.get_config()
   overrides = tiny.tiny_config()
-  for key in ("model", "encoder_weights", "batch_size", "eval_batch_size", "num_samples", "dtype"):
+  for key in ("model", "batch_size", "eval_batch_size", "num_samples", "dtype"):
     config[key] = overrides[key]
   config.model.name, config.model.output_stride = "deeplabv3plus_mobilenet_v2", 16
   config.image_height, config.image_width = H, W

@@ -31,7 +31,7 @@ def test_trains_from_fake_pretrained_weights_with_the_encoder_frozen(tmp_path):
   # Keras's rule: a 32 px model gets the 224 px ImageNet file (it ships 96-224 px files only).
   weights = tmp_path / port.keras_weights_filename(0.35, port.weights_size(32, 32))
   _save_legacy_h5(keras_reference.mobilenet_v2(0.35, 32, seed=7), weights)
-  config = tiny.tiny_config(encoder_weights=str(weights))
+  config = tiny.tiny_config(**{"model.backbone_weights": str(weights)})
   loop.train_and_evaluate(config, str(tmp_path / "run"))
   state, step, _ = _restore_newest(config, str(tmp_path / "run"))
   assert step == 1 and int(state.step) == 4
@@ -156,7 +156,7 @@ def test_imagenet_weights_without_network_say_what_to_do(monkeypatch):
     port.encoder_variables("imagenet", 1.0, 224)
   msg = str(e.value)
   assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5" in msg
-  assert "--config.encoder_weights=" in msg
+  assert "--config.model.backbone_weights=" in msg
 
 
 def test_tfds_without_data_or_network_says_what_to_do(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ def get_config():
   config.name = "tiny"
   config.image_size = 32
   config.model.alpha = 0.35
-  config.encoder_weights = "none"
+  config.model.backbone_weights = "none"
   config.data.source = "synthetic"
   config.data.synthetic_train_size = 8
   config.data.synthetic_eval_size = 5

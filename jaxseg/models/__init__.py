@@ -1,5 +1,6 @@
-"""Models: MobileNetV2, the U-Net and DeepLabV3+ over it, Keras weight porting and summaries; this module
-holds the registry, construction from a config, and parameter bookkeeping.
+"""Models: the U-Net and DeepLabV3+ over MobileNetV2 or any backbone of `jaxseg.models.backbones`, Keras
+weight porting and summaries; this module holds the registry, construction from a config, and parameter
+bookkeeping.
 
 A model registers here by name; everything else asks the registered class (`from_config`, `check_config`,
 `IDENTITY_FIELDS`, `summary_rows`), never which model it is.
@@ -22,6 +23,7 @@ from jaxseg.ops import CONV_IMPLS
 __all__ = [
   "ALPHAS",
   "CONV_IMPLS",
+  "LEGACY_NAMES",
   "MODELS",
   "OUTPUT_STRIDES",
   "UNET_TAPS",
@@ -30,15 +32,29 @@ __all__ = [
   "MobileNetV2",
   "SegmentationModel",
   "UNet",
+  "canonical_name",
   "count_params",
   "create_model",
   "format_summary",
   "init_variables",
   "make_divisible",
+  "model_class",
 ]
 
 # Plain-dict registry: config.model.name -> model class.
-MODELS: dict[str, type[SegmentationModel]] = {"unet_mobilenet_v2": UNet, "deeplabv3plus_mobilenet_v2": DeepLabV3Plus}
+MODELS: dict[str, type[SegmentationModel]] = {"unet": UNet, "deeplabv3plus": DeepLabV3Plus}
+# Names of earlier releases, where the name said the encoder: each is its model over backbone "mobilenet_v2".
+LEGACY_NAMES = {"unet_mobilenet_v2": "unet", "deeplabv3plus_mobilenet_v2": "deeplabv3plus"}
+
+
+def canonical_name(name: str) -> str:
+  """`config.model.name` as `MODELS` knows it (an earlier release's name mapped to today's)."""
+  return LEGACY_NAMES.get(name, name)
+
+
+def model_class(name: str) -> type[SegmentationModel]:
+  """The model class `config.model.name` names (today's or an earlier release's name)."""
+  return MODELS[canonical_name(name)]
 
 
 def create_model(config: ml_collections.ConfigDict) -> SegmentationModel:
@@ -51,7 +67,7 @@ def create_model(config: ml_collections.ConfigDict) -> SegmentationModel:
   Returns:
     An unbound Flax module.
   """
-  return MODELS[config.model.name].from_config(config)
+  return model_class(config.model.name).from_config(config)
 
 
 def init_variables(model: SegmentationModel, image_size: int | tuple[int, int] = 64,

@@ -1,5 +1,5 @@
-"""DeepLabV3+ over an atrous MobileNetV2 (Chen et al. 2018): ASPP on the stride-16 (or 8) features, a light
-decoder fusing stride-4 features, bilinear upsampling to the input size.
+"""DeepLabV3+ (Chen et al. 2018) over an atrous encoder (MobileNetV2, ResNet, ...): ASPP on the stride-16 (or
+8) features, a light decoder fusing stride-4 features, bilinear upsampling to the input size.
 
 Layer names follow the Keras twin used in the tests (`aspp_0`, `aspp_1`..`aspp_3`, `aspp_pool`,
 `aspp_project`, `low_level`, `decoder_0`, `decoder_1`, `logits`), each conv + BatchNorm pair a `ConvBN`.
@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxseg import ops
+from jaxseg.models import backbones
 from jaxseg.models.base import SegmentationModel
 from jaxseg.models.layers import LayerSpec
-from jaxseg.models.mobilenet_v2 import MobileNetV2, check_input_size
+from jaxseg.models.mobilenet_v2 import check_input_size
 
 DEEPLAB_HIGH = "block_16_project_BN"  # the last block's output, at the output stride
 DEEPLAB_LOW = "block_3_expand_relu"  # stride-4 features for the decoder
@@ -58,7 +59,7 @@ def upsample_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
 
 
 class DeepLabV3Plus(SegmentationModel):
-  """Atrous MobileNetV2 + ASPP + decoder; returns per-pixel logits at the input resolution.
+  """Atrous encoder + ASPP + decoder; returns per-pixel logits at the input resolution.
 
   Attributes (besides `SegmentationModel`'s):
     output_stride: 16 (ASPP rates 6/12/18) or 8 (12/24/36).
@@ -73,7 +74,7 @@ class DeepLabV3Plus(SegmentationModel):
 
   IDENTITY_FIELDS: ClassVar[dict[str, str]] = {"output_stride": "model.output_stride",
                                                "separable": "model.separable"}
-  ENCODER_OUTPUT: ClassVar[str] = DEEPLAB_HIGH
+  MOBILENET_TAPS: ClassVar[dict[int, str]] = {4: DEEPLAB_LOW, 32: DEEPLAB_HIGH}
 
   @classmethod
   def config_fields(cls, config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -82,22 +83,27 @@ class DeepLabV3Plus(SegmentationModel):
 
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> str:
-    """Refuses an output stride other than 16 or 8."""
+    """Refuses an output stride other than 16 or 8, and an encoder that cannot dilate."""
     if config.model.output_stride not in (8, 16):
       return f"config.model.output_stride={config.model.output_stride} must be 16 or 8 for DeepLabV3+."
+    name = config.model.backbone
+    if name != "mobilenet_v2" and backbones.family(name) not in backbones.DILATES:
+      return (f"config.model.backbone={name!r} cannot trade strides for dilation, which DeepLabV3+ needs; use "
+              "config.model.name=unet or segformer, or a backbone of the families "
+              f"{sorted(backbones.DILATES | {'mobilenet_v2'})}.")
     return ""
 
-  def encoder_fields(self) -> dict[str, Any]:
-    """The shared encoder fields, at this model's output stride."""
-    return {**super().encoder_fields(), "output_stride": self.output_stride}
+  def encoder_output_stride(self) -> int:
+    """DeepLabV3+ reads its encoder at `output_stride`."""
+    return self.output_stride
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
     """(B, H, W, num_classes) float32 logits of images (B, H, W, 3) in [-1, 1] (H, W multiples of 32); `train`:
     head BatchNorm uses and updates batch statistics, `encoder_train`: the encoder's too (as for the U-Net)."""
     check_input_size(images)
-    feats = MobileNetV2(**self.encoder_fields(), name="encoder")(images, train=encoder_train)
-    high, low = feats[DEEPLAB_HIGH], feats[DEEPLAB_LOW]
+    feats = self.encode(images, encoder_train)
+    high, low = feats[32].astype(self.spec.dtype), feats[4].astype(self.spec.dtype)
     conv = lambda name, f, k=1, d=1: ConvBN(f, k, d, self.separable, self.spec, name=name)
     rates = (6, 12, 18) if self.output_stride == 16 else (12, 24, 36)
     branches = [conv("aspp_0", self.aspp_filters)(high, train)]
@@ -120,9 +126,13 @@ class DeepLabV3Plus(SegmentationModel):
                    size: Any) -> list[tuple[str, list[tuple[int, ...]], int]]:
     """The encoder, each ASPP branch, the decoder convolutions and the logits."""
     taps = intermediates["encoder"]["__call__"][0]
-    rows = [(f"encoder (MobileNetV2 alpha={self.alpha}, output stride {self.output_stride}, to "
-             f"{DEEPLAB_HIGH}; {DEEPLAB_LOW})", [taps[DEEPLAB_LOW].shape, taps[DEEPLAB_HIGH].shape],
-             size("encoder"))]
+    if self.backbone == "mobilenet_v2":
+      taps = {stride: taps[name] for stride, name in self.MOBILENET_TAPS.items()}
+      what = (f"MobileNetV2 alpha={self.alpha}, output stride {self.output_stride}, to {DEEPLAB_HIGH}; "
+              f"{DEEPLAB_LOW}")
+    else:
+      what = f"{self.encoder_description()}; stride 4"
+    rows = [(f"encoder ({what})", [taps[4].shape, taps[32].shape], size("encoder"))]
     for name, what in (("aspp_0", "ASPP 1x1"), ("aspp_1", "ASPP atrous 3x3"), ("aspp_2", "ASPP atrous 3x3"),
                        ("aspp_3", "ASPP atrous 3x3"), ("aspp_pool", "ASPP image pooling"),
                        ("aspp_project", "ASPP projection 1x1"), ("low_level", "low-level 1x1"),

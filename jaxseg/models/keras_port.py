@@ -207,7 +207,7 @@ def imagenet_keras_model(alpha: float, input_size: int):
   Raises:
     WeightsError: with the file name Keras wants and how to pass a local copy, when it cannot be fetched.
   """
-  keras = extras.require("keras", "encoder_weights='imagenet' (the Keras download)", "jaxseg[keras]")
+  keras = extras.require("keras", "backbone_weights='imagenet' (the Keras download)", "jaxseg[keras]")
   fname = keras_weights_filename(alpha, input_size)
   try:
     return keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), alpha=alpha,
@@ -217,12 +217,12 @@ def imagenet_keras_model(alpha: float, input_size: int):
         f"could not get the Keras ImageNet weights {fname} ({type(e).__name__}: {str(e)[:200]}). "
         f"On a machine without network, copy that file from a connected one (it lands in ~/.keras/models/ "
         f"after keras.applications.MobileNetV2(weights='imagenet', include_top=False, alpha={alpha}, "
-        f"input_shape=({input_size}, {input_size}, 3))) and pass --config.encoder_weights=/path/to/{fname}, "
-        "or use --config.encoder_weights=none to train from scratch.") from e
+        f"input_shape=({input_size}, {input_size}, 3))) and pass --config.model.backbone_weights=/path/to/{fname}, "
+        "or use --config.model.backbone_weights=none to train from scratch.") from e
 
 
 def encoder_variables(spec: str, alpha: float, input_size: int) -> Variables | None:
-  """Resolves `config.encoder_weights`: "imagenet", a path to a Keras weights file, or "none" (None)."""
+  """Resolves `config.model.backbone_weights`: "imagenet", a path to a Keras weights file, or "none" (None)."""
   if spec is None or str(spec).lower() == "none":
     return None
   if spec == "imagenet":

@@ -1,4 +1,5 @@
-"""The TensorFlow segmentation tutorial's U-Net: pix2pix upsample blocks over MobileNetV2 skips."""
+"""The TensorFlow segmentation tutorial's U-Net: pix2pix upsample blocks over an encoder's skips (MobileNetV2's
+expansion layers in the tutorial; any backbone's stride 16, 8, 4 and 2 features)."""
 
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -9,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxseg.models.base import SegmentationModel
 from jaxseg.models.layers import ConvTranspose3x3S2, LayerSpec
-from jaxseg.models.mobilenet_v2 import UNET_TAPS, MobileNetV2, check_input_size
+from jaxseg.models.mobilenet_v2 import UNET_TAPS, check_input_size
 
 
 class Upsample(nn.Module):
@@ -25,14 +26,18 @@ class Upsample(nn.Module):
 
 
 class UNet(SegmentationModel):
-  """MobileNetV2 encoder + pix2pix decoder; returns per-pixel logits at the input resolution.
+  """Encoder + pix2pix decoder; returns per-pixel logits at the input resolution.
+
+  Each upsample block doubles the resolution from stride 32 and is concatenated with the encoder's features at
+  the new stride where the encoder has them (a backbone without stride-2 features, such as MiT, goes on
+  without a skip there).
 
   Attributes (besides `SegmentationModel`'s; `num_classes` 3 for the Oxford-IIIT Pet trimaps):
-    decoder_filters: filters of the upsample blocks, coarse to fine.
+    decoder_filters: filters of the upsample blocks (to strides 16, 8, 4, 2).
   """
   decoder_filters: Sequence[int] = (512, 256, 128, 64)
 
-  ENCODER_OUTPUT: ClassVar[str] = UNET_TAPS[-1]
+  MOBILENET_TAPS: ClassVar[dict[int, str]] = dict(zip((2, 4, 8, 16, 32), UNET_TAPS))
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
@@ -48,11 +53,12 @@ class UNet(SegmentationModel):
       (B, H, W, num_classes) float32 logits.
     """
     check_input_size(images)
-    feats = MobileNetV2(**self.encoder_fields(), name="encoder")(images, train=encoder_train)
-    skips = [feats[name] for name in UNET_TAPS[:-1]]
-    x = [feats[UNET_TAPS[-1]]]
-    for i, (filters, skip) in enumerate(zip(self.decoder_filters, reversed(skips))):
-      x = [Upsample(filters, self.spec, name=f"up_{i}")(x, train), skip]
+    feats = self.encode(images, encoder_train)
+    x = [feats[32]]
+    for i, filters in enumerate(self.decoder_filters):
+      x = [Upsample(filters, self.spec, name=f"up_{i}")(x, train)]
+      if 32 >> (i + 1) in feats:
+        x.append(feats[32 >> (i + 1)].astype(x[0].dtype))
     logits = ConvTranspose3x3S2(self.num_classes, use_bias=True, kernel_init=nn.initializers.glorot_uniform(),
                                 spec=self.spec, name="logits")(x)
     return logits.astype(jnp.float32)
@@ -61,12 +67,15 @@ class UNet(SegmentationModel):
                    size: Any) -> list[tuple[str, list[tuple[int, ...]], int]]:
     """The encoder's taps, each upsample block and skip concatenation, and the logits."""
     taps = intermediates["encoder"]["__call__"][0]
-    rows = [(f"encoder (MobileNetV2 alpha={self.alpha}, to {UNET_TAPS[-1]})",
-             [taps[n].shape for n in UNET_TAPS], size("encoder"))]
-    skips = [taps[n] for n in UNET_TAPS[:-1]][::-1]
-    for i, skip in enumerate(skips):
+    names = self.MOBILENET_TAPS if self.backbone == "mobilenet_v2" else {s: f"stride {s}" for s in (2, 4, 8, 16)}
+    if self.backbone == "mobilenet_v2":
+      taps = {stride: taps[name] for stride, name in self.MOBILENET_TAPS.items()}
+    rows = [(f"encoder ({self.encoder_description()})", [taps[s].shape for s in sorted(taps)], size("encoder"))]
+    for i in range(len(self.decoder_filters)):
       out = intermediates[f"up_{i}"]["__call__"][0].shape
       rows.append((f"up_{i} (Upsample: ConvTranspose, BatchNorm, ReLU)", [out], size(f"up_{i}")))
-      rows.append((f"concat_{i} (+ {UNET_TAPS[len(skips) - 1 - i]})", [(*out[:-1], out[-1] + skip.shape[-1])], 0))
+      if 32 >> (i + 1) in taps:
+        skip = taps[32 >> (i + 1)]
+        rows.append((f"concat_{i} (+ {names[32 >> (i + 1)]})", [(*out[:-1], out[-1] + skip.shape[-1])], 0))
     rows.append(("logits (ConvTranspose)", [intermediates["logits"]["__call__"][0].shape], size("logits")))
     return rows

@@ -17,7 +17,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from jaxseg.errors import UserError
-from jaxseg.models import MODELS
+from jaxseg.models import canonical_name, model_class
 
 
 class _ReadOnlyNotices(logging.Filter):
@@ -77,18 +77,30 @@ def save(mngr: ocp.CheckpointManager, step: int, state: dict[str, Any], meta: di
 
 # What identifies the model a checkpoint holds, for every architecture: meta["model"] key -> config field.
 # Each architecture adds its own (`SegmentationModel.IDENTITY_FIELDS`).
-_IDENTITY = {"name": "model.name", "alpha": "model.alpha", "num_classes": "num_classes", "image_size": "image_size",
+_IDENTITY = {"name": "model.name", "backbone": "model.backbone", "alpha": "model.alpha", "num_classes": "num_classes",
+             "image_size": "image_size",
              "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names"}
 
 
 def _identity(config: ml_collections.ConfigDict) -> dict[str, str]:
-  return {**_IDENTITY, **MODELS[config.model.name].IDENTITY_FIELDS}
+  return {**_IDENTITY, **model_class(config.model.name).IDENTITY_FIELDS}
 
 
 def _field(config: ml_collections.ConfigDict, path: str) -> Any:
   for part in path.split("."):
     config = config[part]
+  if path == "model.name":
+    return canonical_name(config)
   return list(config) if isinstance(config, (tuple, list)) else config  # as JSON gives it back
+
+
+def _saved_identity(meta: dict[str, Any]) -> dict[str, Any]:
+  """The identity a checkpoint records; one written before backbones were named is MobileNetV2's."""
+  saved = dict(meta.get("model", {}))
+  if "name" in saved:
+    saved["name"] = canonical_name(saved["name"])
+    saved.setdefault("backbone", "mobilenet_v2")
+  return saved
 
 
 def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[str, Any]],
@@ -97,6 +109,16 @@ def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[
   the model's identity (what `check_compatible` compares)."""
   return {"epoch": epoch, "history": history, "stop_reason": stop_reason, "config": config.to_json_best_effort(),
           "model": {key: _field(config, field) for key, field in _identity(config).items()}}
+
+
+def upgraded_config(saved: dict[str, Any]) -> dict[str, Any]:
+  """A config saved by an earlier release in today's fields: the encoder was MobileNetV2, its weights the
+  top-level `encoder_weights`."""
+  saved = {**saved, "model": dict(saved["model"])}
+  if "backbone" not in saved["model"]:
+    saved["model"].update(backbone="mobilenet_v2", backbone_weights=saved.pop("encoder_weights", "none"),
+                          input_scale=(), input_offset=())
+  return saved
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int, dict[str, Any]]:
@@ -121,7 +143,7 @@ def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int
 def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, where: str) -> None:
   """Refuses, before restoring, a checkpoint written for another model: another architecture, alpha, class
   count or image size (a run resumes, and is evaluated, at the size it was trained at)."""
-  saved = meta.get("model", {})
+  saved = _saved_identity(meta)
   diffs, fixes = [], []
   for key, field in _identity(config).items():
     value = _field(config, field)

@@ -118,7 +118,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       history.append({"epoch": epoch, "step": int(state.step), "train": train_m, "val": val_m,
                       "images_per_s": rate})
       stop = _stop_reason(config, history)
-      checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(config, epoch, history, stop))
+      checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(run.config, epoch, history, stop))
       mid_epoch.discard()
       writer.write(history)
       panel = draw(os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png")) if samples else None

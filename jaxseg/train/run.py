@@ -11,7 +11,8 @@ import ml_collections
 import numpy as np
 
 from jaxseg import config_checks, data, inference, models, parallel
-from jaxseg.models import keras_port
+from jaxseg.models import backbones, keras_port
+from jaxseg.models.backbones import keras_hub_port
 from jaxseg.train import checkpoints, metrics, steps, tiled_eval
 from jaxseg.train.state import TrainState, create_state, inference_variables, make_optimizer
 
@@ -40,19 +41,47 @@ class Run:
     """A new state (ported encoder weights if asked) and its optimizer (`total_steps`: for the schedule)."""
     variables = models.init_variables(self.model, data.model_size(self.config), self.config.seed)
     variables = jax.device_get(variables)
-    if load_encoder:
-      encoder = keras_port.encoder_variables(self.config.encoder_weights, self.config.model.alpha,
+    if load_encoder and self.config.model.backbone == "mobilenet_v2":
+      encoder = keras_port.encoder_variables(self.config.model.backbone_weights, self.config.model.alpha,
                                              keras_port.weights_size(*data.model_size(self.config)))
       if encoder is not None:
         variables = keras_port.merge_encoder(variables, encoder)
+    elif load_encoder:
+      variables = self._with_backbone_weights(variables)
     tx = make_optimizer(self.config, variables["params"], total_steps)
     state = create_state(variables["params"], variables["batch_stats"], tx)
     return jax.device_put(state, self.rep), tx
 
+  def _with_backbone_weights(self, variables: dict[str, Any]) -> dict[str, Any]:
+    """`variables` with the encoder's replaced by `model.backbone_weights` (a keras-hub preset), whose image
+    converter, where it has one and the config names none, becomes the model's input normalisation."""
+    m = self.config.model
+    source = backbones.weights_source(m.backbone, m.backbone_weights)
+    if source is None:
+      return variables
+    encoder = backbones.from_keras_hub(m.backbone, source)
+    transform = keras_hub_port.image_transform(source)
+    if transform is not None and not len(m.input_scale):
+      self._adopt_input_transform(*transform)
+    if jax.process_index() == 0:
+      print(f"Backbone {m.backbone}: weights from keras-hub preset {source}"
+            f"{' and its input normalisation' if transform is not None else ''}.")
+    return {c: {**variables[c], "encoder": encoder[c]} for c in ("params", "batch_stats")}
+
+  def _adopt_input_transform(self, scale: Any, offset: Any) -> None:
+    """Sets `model.input_scale` / `input_offset` (recorded in checkpoints) and rebuilds the model."""
+    self.config = self.config.copy_and_resolve_references()
+    self.config.model.input_scale, self.config.model.input_offset = tuple(scale), tuple(offset)
+    self.model = models.create_model(self.config)
+
   def _checked_meta(self, step: int | None) -> tuple[int, dict[str, Any]]:
-    """(step, meta) of checkpoint `step` (newest if None), refused unless written for this config's model."""
+    """(step, meta) of checkpoint `step` (newest if None), refused unless written for this config's model; a
+    config that names no input normalisation takes the one the checkpoint was trained with."""
     step, meta = checkpoints.read_meta(self.mngr, step)
     checkpoints.check_compatible(meta, self.config, self.mngr.directory)
+    trained = json.loads(meta["config"])["model"]
+    if not len(self.config.model.input_scale) and len(trained.get("input_scale") or ()):
+      self._adopt_input_transform(trained["input_scale"], trained["input_offset"])
     return step, meta
 
   def restore(self, step: int | None = None, total_steps: int = 0) -> tuple[TrainState, Any, int, dict[str, Any]]:

@@ -1,7 +1,11 @@
 """Backbones: image encoders that return feature maps by stride, and their keras-hub weights.
 
-backbone = backbones.create("resnet50")                # a Flax module: images -> {4: ..., 8: ..., 16: ..., 32: ...}
-variables = backbones.from_keras_hub("resnet50", keras_hub_model_or_preset_dir)
+backbone = backbones.create("resnet50", output_stride=16)  # images -> {2: ..., 4: ..., 8: ..., 16: ..., 32: ...}
+variables = backbones.from_keras_hub("resnet50", keras_hub_model_or_preset)
+
+Every backbone is called as `backbone(images, train)` on images preprocessed as its weights expect
+(`input_transform`) and returns {nominal stride: (B, H', W', C)} for strides 4, 8, 16, 32 and 2 where it has
+one. Families that can trade strides for dilation take `output_stride` 16 or 8 (`DILATES`).
 """
 
 from typing import Any
@@ -13,14 +17,40 @@ import jax.numpy as jnp
 from jaxseg.models.backbones import keras_hub_port, resnet
 from jaxseg.models.backbones.keras_hub_port import PortError
 
-# Plain-dict registry: backbone name -> (module class, architecture arguments).
-BACKBONES = {name: (resnet.ResNet, arch) for name, arch in resnet.VARIANTS.items()}
+# Plain-dict registry: backbone name -> (module class, architecture arguments, family).
+BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any], str]] = {
+    **{name: (resnet.ResNet, arch, "resnet") for name, arch in resnet.VARIANTS.items()},
+}
+# The keras-hub preset of each backbone's ImageNet weights (`backbone_weights="imagenet"`).
+IMAGENET_PRESETS: dict[str, str] = {**resnet.PRESETS}
+# Families whose output stride can be 16 or 8 (dilated convolutions with the same parameters).
+DILATES = {"resnet"}
+# The ImageNet normalisation keras-hub's image converters apply to [0, 255] pixels, as (scale, offset) per
+# channel: x * scale + offset. A preset's own converter, where it has one, takes precedence.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGENET_TRANSFORM = (tuple(1 / (255 * s) for s in IMAGENET_STD),
+                      tuple(-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)))
 
 
-def create(name: str) -> nn.Module:
-  """The backbone `name` (a key of `BACKBONES`)."""
-  module, arch = BACKBONES[name]
-  return module(**arch)
+def family(name: str) -> str:
+  """The family of backbone `name` ("resnet", ...; "mobilenet_v2" for the Keras MobileNetV2)."""
+  return "mobilenet_v2" if name == "mobilenet_v2" else BACKBONES[name][2]
+
+
+def create(backbone: str, output_stride: int = 32, dtype: Any = jnp.float32, **kwargs: Any) -> nn.Module:
+  """The backbone named `backbone` (a key of `BACKBONES`) at `output_stride`, computing in `dtype` (`kwargs`:
+  Flax module arguments such as `name`)."""
+  module, arch, fam = BACKBONES[backbone]
+  extra = {"output_stride": output_stride} if fam in DILATES else {}
+  return module(**arch, **extra, dtype=dtype, **kwargs)
+
+
+def weights_source(name: str, weights: str) -> str | None:
+  """The keras-hub preset (name or directory) `config.model.backbone_weights` means for backbone `name`:
+  "imagenet" is the backbone's ImageNet preset; "none" or "" is None (random weights)."""
+  if weights in ("none", ""):
+    return None
+  return IMAGENET_PRESETS[name] if weights == "imagenet" else weights
 
 
 def from_keras_hub(name: str, source: Any) -> dict[str, Any]:
@@ -34,4 +64,5 @@ def from_keras_hub(name: str, source: Any) -> dict[str, Any]:
   return keras_hub_port.port(keras_model, want)
 
 
-__all__ = ["BACKBONES", "PortError", "create", "from_keras_hub"]
+__all__ = ["BACKBONES", "DILATES", "IMAGENET_PRESETS", "IMAGENET_TRANSFORM", "PortError", "create", "family",
+           "from_keras_hub", "weights_source"]

@@ -53,6 +53,20 @@ def load_backbone(weights: str):
                     "keras-hub's save_to_preset, or run once where the preset can be downloaded.") from None
 
 
+def image_transform(preset: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+  """(scale, offset) per channel of the image converter a keras-hub preset holds (applied to [0, 255]
+  pixels), or None where it holds none (a backbone saved on its own)."""
+  keras_hub = extras.require("keras_hub", "keras-hub backbone weights", "jaxseg[keras]")
+  try:
+    converter = keras_hub.layers.ImageConverter.from_preset(preset)
+  except Exception:  # pylint: disable=broad-except  (no converter in this preset)
+    return None
+  scale = converter.scale if converter.scale is not None else 1.0
+  offset = converter.offset if converter.offset is not None else 0.0
+  per_channel = lambda v: tuple(float(x) for x in np.broadcast_to(np.asarray(v, np.float64), (3,)))
+  return per_channel(scale), per_channel(offset)
+
+
 def port(model, want: dict[str, Any]) -> dict[str, Any]:
   """The keras-hub `model`'s weights in the structure of `want` (a backbone's initialised variables).
 

@@ -7,10 +7,14 @@ downsamples shortcuts by average pooling before their 1x1 convolution.
 
 The backbone returns its feature maps by stride: 2 (the stem, before max pooling), 4, 8, 16 and 32 (the
 four stacks' outputs, keras-hub's P2-P5; for v2 the last one after its final BatchNorm and ReLU, the
-backbone's output).
+backbone's output). Keys are nominal strides: with `output_stride` 16 (or 8) the last (two) stacks keep the
+resolution and dilate their 3x3 convolutions instead (DeepLab's atrous ResNet: the convolution that gave up
+its stride runs at the previous rate, every one after it at the new rate), with the same parameters, so that
+the dense output sampled every 2 (4) positions is the strided network's output.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -24,6 +28,20 @@ def _pad(p: int) -> tuple[tuple[int, int], tuple[int, int]]:
   return ((p, p), (p, p))
 
 
+def _avg_pool2(x: jax.Array, stride: int, rate: int) -> jax.Array:
+  """vd's 2x2 average pooling of shortcuts ("same" padding, padded positions not counted); when dilated
+  (stride 1, `rate` the dilation so far), the same windows at every position."""
+  window, strides = (1, 2, 2, 1), (1, stride, stride, 1)
+  dilation, pad = (1, rate, rate, 1), ((0, 0), (0, rate), (0, rate), (0, 0))
+  if stride > 1:  # the strided form: stride-2 windows tile an even side; an odd one is padded on the end
+    dilation = (1, 1, 1, 1)
+    pad = ((0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2), (0, 0))
+  total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pad, window_dilation=dilation)
+  count = jax.lax.reduce_window(jnp.ones(x.shape[1:3], x.dtype), 0.0, jax.lax.add, window[1:3], strides[1:3],
+                                pad[1:3], window_dilation=dilation[1:3])
+  return total / count[None, :, :, None]
+
+
 class ResNet(nn.Module):
   """keras-hub's `ResNetBackbone` (same architecture arguments).
 
@@ -35,6 +53,8 @@ class ResNet(nn.Module):
     stackwise_num_strides: the stride of each stack's first block, e.g. [1, 2, 2, 2].
     block_type: one of `BLOCK_TYPES`.
     use_pre_activation: ResNet v2.
+    output_stride: 32, 16 or 8 (dilated last stacks).
+    dtype: the computation dtype (parameters stay float32).
   """
   input_conv_filters: Sequence[int]
   input_conv_kernel_sizes: Sequence[int]
@@ -43,31 +63,43 @@ class ResNet(nn.Module):
   stackwise_num_strides: Sequence[int]
   block_type: str
   use_pre_activation: bool = False
+  output_stride: int = 32
+  dtype: Any = jnp.float32
 
   def _bn(self, name: str, train: bool) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.dtype,
+                        name=name)
+
+  def _conv(self, features: int, kernel: int, stride: int = 1, padding: Any = "SAME", dilation: int = 1,
+            name: str = "") -> nn.Conv:
+    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=padding, kernel_dilation=dilation,
+                   use_bias=False, dtype=self.dtype, name=name)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[int, jax.Array]:
     """Feature maps {stride: (B, H / stride, W / stride, C)} of images x (B, H, W, 3), preprocessed as the
     weights expect."""
     k0 = self.input_conv_kernel_sizes[0]
-    x = nn.Conv(self.input_conv_filters[0], (k0, k0), (2, 2), padding=_pad((k0 - 1) // 2), use_bias=False,
-                name="conv1_conv")(x)
+    x = self._conv(self.input_conv_filters[0], k0, 2, _pad((k0 - 1) // 2), name="conv1_conv")(x.astype(self.dtype))
     for i in range(1, len(self.input_conv_filters)):
       x = nn.relu(self._bn(f"conv{i}_bn", train)(x))
       k = self.input_conv_kernel_sizes[i]
-      x = nn.Conv(self.input_conv_filters[i], (k, k), padding="SAME", use_bias=False, name=f"conv{i + 1}_conv")(x)
+      x = self._conv(self.input_conv_filters[i], k, name=f"conv{i + 1}_conv")(x)
     if not self.use_pre_activation:
       x = nn.relu(self._bn(f"conv{len(self.input_conv_filters)}_bn", train)(x))
     features = {2: x}
     # v1's input is non-negative (after ReLU), so its zero padding equals v2's -inf padding.
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf if self.use_pre_activation else 0)
     x = nn.max_pool(x, (3, 3), strides=(2, 2))
+    current, rate = 4, 1
     for s, (filters, blocks, stride) in enumerate(zip(self.stackwise_num_filters, self.stackwise_num_blocks,
                                                       self.stackwise_num_strides)):
+      first_rate, nominal = rate, stride
+      if current * stride > self.output_stride:  # keep the resolution, dilate instead
+        rate, stride = rate * stride, 1
+      current *= stride
       for b in range(blocks):
-        x = self._block(x, filters, stride if b == 0 else 1,
+        x = self._block(x, filters, (stride, nominal) if b == 0 else (1, 1), (first_rate if b == 0 else rate, rate),
                         conv_shortcut=b == 0 and (self.block_type != "basic_block" or s > 0),
                         name=f"stack{s}_block{b}", train=train)
       features[2 ** (s + 2)] = x
@@ -75,35 +107,36 @@ class ResNet(nn.Module):
       features[32] = nn.relu(self._bn("post_bn", train)(x))
     return features
 
-  def _block(self, x: jax.Array, filters: int, stride: int, conv_shortcut: bool, name: str,
-             train: bool) -> jax.Array:
+  def _block(self, x: jax.Array, filters: int, strides: tuple[int, int], rates: tuple[int, int],
+             conv_shortcut: bool, name: str, train: bool) -> jax.Array:
+    """One block; `strides`: (its stride, the stride the architecture gives it before any dilation); `rates`:
+    the dilation of its first 3x3 convolution (the one that strides) and of the one after it."""
+    (stride, nominal), (rate, next_rate) = strides, rates
     bottleneck, vd, pre = "bottleneck" in self.block_type, self.block_type.endswith("_vd"), self.use_pre_activation
     out_filters = 4 * filters if bottleneck else filters
     preact = nn.relu(self._bn(f"{name}_pre_activation_bn", train)(x)) if pre else None
     shortcut = x
     if conv_shortcut:
       shortcut = preact if pre else x
-      if vd and not pre and stride > 1:
-        shortcut = nn.avg_pool(shortcut, (2, 2), strides=(stride, stride), padding="SAME", count_include_pad=False)
+      if vd and not pre and nominal > 1:
+        shortcut = _avg_pool2(shortcut, stride, rate)
       shortcut_stride = 1 if vd else stride
-      shortcut = nn.Conv(out_filters, (1, 1), (shortcut_stride, shortcut_stride), use_bias=False,
-                         name=f"{name}_0_conv")(shortcut)
+      shortcut = self._conv(out_filters, 1, shortcut_stride, name=f"{name}_0_conv")(shortcut)
       if not pre:
         shortcut = self._bn(f"{name}_0_bn", train)(shortcut)
     y = preact if pre else x
 
     def conv3x3(y, idx):  # the strided 3x3: zero-padded then "valid", as keras-hub writes it
-      padding = _pad(1) if stride > 1 else "SAME"
-      return nn.Conv(filters, (3, 3), (stride, stride), padding=padding, use_bias=False, name=f"{name}_{idx}_conv")(y)
+      return self._conv(filters, 3, stride, _pad(1) if stride > 1 else _pad(rate), rate, f"{name}_{idx}_conv")(y)
 
     if bottleneck:
-      y = nn.relu(self._bn(f"{name}_1_bn", train)(nn.Conv(filters, (1, 1), use_bias=False, name=f"{name}_1_conv")(y)))
+      y = nn.relu(self._bn(f"{name}_1_bn", train)(self._conv(filters, 1, name=f"{name}_1_conv")(y)))
       y = nn.relu(self._bn(f"{name}_2_bn", train)(conv3x3(y, 2)))
-      y = nn.Conv(out_filters, (1, 1), use_bias=False, name=f"{name}_3_conv")(y)
+      y = self._conv(out_filters, 1, name=f"{name}_3_conv")(y)
       last = f"{name}_3_bn"
     else:
       y = nn.relu(self._bn(f"{name}_1_bn", train)(conv3x3(y, 1)))
-      y = nn.Conv(filters, (3, 3), padding="SAME", use_bias=False, name=f"{name}_2_conv")(y)
+      y = self._conv(filters, 3, padding=_pad(next_rate), dilation=next_rate, name=f"{name}_2_conv")(y)
       last = f"{name}_2_bn"
     if pre:
       return shortcut + y
@@ -124,3 +157,7 @@ _DEPTHS = {18: ((2, 2, 2, 2), "basic_block"), 34: ((3, 4, 6, 3), "basic_block"),
 VARIANTS = {**{f"resnet{d}": _variant(b, t) for d, (b, t) in _DEPTHS.items()},
             **{f"resnet_v2_{d}": _variant(b, t, pre=True) for d, (b, t) in _DEPTHS.items()},
             **{f"resnet_vd_{d}": _variant(b, t, vd=True) for d, (b, t) in _DEPTHS.items()}}
+# Backbone name -> keras-hub preset of its ImageNet weights.
+PRESETS = {**{f"resnet{d}": f"resnet_{d}_imagenet" for d in _DEPTHS},
+           **{f"resnet_v2_{d}": f"resnet_v2_{d}_imagenet" for d in (50, 101)},
+           **{f"resnet_vd_{d}": f"resnet_vd_{d}_imagenet" for d in (18, 34, 50, 101, 152)}}
