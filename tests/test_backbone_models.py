@@ -119,3 +119,33 @@ def test_a_checkpoint_written_before_backbones_had_names_is_mobilenet_v2s():
   saved = {"encoder_weights": "imagenet", "model": {"name": "unet_mobilenet_v2"}}
   upgraded = checkpoints.upgraded_config(saved)
   assert upgraded["model"]["backbone"] == "mobilenet_v2" and upgraded["model"]["backbone_weights"] == "imagenet"
+
+
+def _keras_hub_backbone(name):
+  """keras-hub's backbone for `name`, random weights, built offline from its architecture arguments."""
+  from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
+  family = backbones.family(name)
+  arch = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
+          for k, v in backbones.BACKBONES[name][1].items()}
+  if family == "resnet":
+    return keras_hub.models.ResNetBackbone(**arch)
+  if family == "mobilenet_v3":
+    return keras_hub.models.MobileNetBackbone(**arch, output_num_filters=1024)
+  if family == "efficientnet":
+    return keras_hub.models.EfficientNetBackbone(
+        **convert_efficientnet.convert_backbone_config({"architecture": name}))
+  raise AssertionError(family)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0"])
+def test_each_family_loads_a_save_to_preset_directory_through_backbone_weights(name, tmp_path):
+  keras_backbone = _keras_hub_backbone(name)
+  keras_backbone.save_to_preset(str(tmp_path / "preset"))
+  run = Run(_config(**{"model.backbone": name, "model.backbone_weights": str(tmp_path / "preset")}), "/nonexistent")
+  state, _ = run.fresh_state(load_encoder=True)
+  want = backbones.from_keras_hub(name, keras_backbone)
+  assert len(jax.tree.leaves(state.params["encoder"])) == len(jax.tree.leaves(want["params"]))
+  for got, ref in zip(jax.tree.leaves((state.params["encoder"], state.batch_stats["encoder"])),
+                      jax.tree.leaves((want["params"], want["batch_stats"]))):
+    np.testing.assert_array_equal(np.asarray(got), ref)
+  assert run.model.input_transform == backbones.IMAGENET_TRANSFORM  # a backbone preset holds no converter

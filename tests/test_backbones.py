@@ -12,16 +12,24 @@ keras_hub = pytest.importorskip("keras_hub")
 import keras  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def _keras_resnet(name):
-  arch = {k: list(v) if isinstance(v, tuple) else v for k, v in resnet.VARIANTS[name].items()}
-  model = keras_hub.models.ResNetBackbone(**arch)
-  rng = np.random.default_rng(0)
-  for layer in model.layers:  # random BatchNorm statistics and affine terms, not the neutral initial ones
+def _randomize_batch_norm(model, seed=0, gamma_range=(0.5, 1.5)):
+  """Random BatchNorm statistics and affine terms, not the neutral initial ones (nested layers too)."""
+  rng = np.random.default_rng(seed)
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
     if isinstance(layer, keras.layers.BatchNormalization):
       gamma, beta, mean, var = layer.get_weights()
-      layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
+      layer.set_weights([rng.uniform(*gamma_range, gamma.shape), rng.normal(0, 0.2, beta.shape),
                          rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
   return model
+
+
+def _arch(name):
+  return {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
+          for k, v in backbones.BACKBONES[name][1].items()}
+
+
+def _keras_resnet(name):
+  return _randomize_batch_norm(keras_hub.models.ResNetBackbone(**_arch(name)))
 
 
 def _keras_features(model, images):
@@ -30,6 +38,19 @@ def _keras_features(model, images):
     outputs["P5"] = model.output
   extractor = keras.Model(model.inputs, outputs)
   return {2 ** int(k[1:]): np.asarray(v) for k, v in extractor(images, training=False).items()}
+
+
+def _last_at_each_stride(model, images):
+  """{stride: the output of the last top-level layer at that stride} of a functional keras-hub backbone, and
+  its output at 32."""
+  size, outputs = images.shape[1], {}
+  for layer in model.layers[1:]:
+    h = layer.output.shape[1]
+    if h and size % h == 0:
+      outputs[size // h] = layer.output
+  outputs[32] = model.output
+  extractor = keras.Model(model.inputs, outputs)
+  return {int(k): np.asarray(v) for k, v in extractor(images, training=False).items()}
 
 
 def _count(tree):
@@ -62,12 +83,22 @@ def test_a_preset_directory_loads_and_another_architecture_is_refused(tmp_path):
     backbones.from_keras_hub("resnet18", str(tmp_path))
 
 
+def _random_variables(name):
+  """A keras-hub backbone's random weights (and random BatchNorm statistics), ported."""
+  if backbones.family(name) == "resnet":
+    model = keras_hub.models.ResNetBackbone(**_arch(name))
+  else:  # (output_num_filters: an argument keras-hub's MobileNet does not use)
+    model = keras_hub.models.MobileNetBackbone(**_arch(name), output_num_filters=1024)
+  model = _randomize_batch_norm(model)
+  return backbones.from_keras_hub(name, model)
+
+
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet_v2_50", "resnet_vd_50"])
 def test_a_dilated_resnet_is_the_same_network_sampled_densely(name):
   # The atrous identity: with the strides of the last stacks traded for dilation, every other (every fourth)
   # position of the dense output is the strided network's output, exactly (inference BatchNorm is pointwise).
   images = np.random.default_rng(3).normal(0, 1, (1, 64, 96, 3)).astype(np.float32)
-  variables = backbones.from_keras_hub(name, _keras_resnet(name))
+  variables = _random_variables(name)
   strided = backbones.create(name).apply(variables, images)
   for output_stride in (16, 8):
     dense = backbones.create(name, output_stride=output_stride).apply(variables, images)
@@ -76,3 +107,64 @@ def test_a_dilated_resnet_is_the_same_network_sampled_densely(name):
       assert dense[stride].shape[1] == images.shape[1] // min(stride, output_stride)
       np.testing.assert_allclose(dense[stride][:, ::step, ::step], strided[stride], atol=1e-4,
                                  err_msg=f"{output_stride} {stride}")
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_large", "mobilenet_v3_small"])
+def test_a_dilated_mobilenet_v3_is_the_strided_one_but_for_its_squeeze_excite_means(name):
+  # Squeeze-and-excite averages over every position, which the dense network has more of: the identity holds
+  # up to the first dilated block exactly, and after it only nearly.
+  images = np.random.default_rng(3).normal(0, 1, (1, 64, 96, 3)).astype(np.float32)
+  variables = _random_variables(name)
+  strided = backbones.create(name).apply(variables, images)
+  dense = backbones.create(name, output_stride=16).apply(variables, images)
+  for stride in (2, 4, 8, 16):
+    np.testing.assert_allclose(dense[stride], strided[stride], atol=1e-5, err_msg=str(stride))
+  assert dense[32].shape[1:3] == (4, 6)
+  sampled, want = dense[32][:, ::2, ::2], strided[32]
+  assert np.abs(sampled - want).max() <= 0.05 * np.abs(want).max(), np.abs(sampled - want).max()
+
+
+@pytest.mark.parametrize("name, timm", [("mobilenet_v3_small_050", "mobilenetv3_small_050"),
+                                        ("mobilenet_v3_small", "mobilenetv3_small_100"),
+                                        ("mobilenet_v3_large", "mobilenetv3_large_100")])
+def test_mobilenet_v3_features_equal_keras_hub(name, timm):
+  from keras_hub.src.utils.timm import convert_mobilenet  # pylint: disable=g-import-not-at-top
+  # keras-hub's own architecture table for its presets, independent of jaxseg's
+  config = convert_mobilenet.convert_backbone_config({"architecture": timm})
+  model = _randomize_batch_norm(keras_hub.models.MobileNetBackbone(**config, image_shape=(96, 96, 3)))
+  images = np.random.default_rng(1).normal(0, 1, (2, 96, 96, 3)).astype(np.float32)
+  variables = backbones.from_keras_hub(name, model)
+  assert _count(variables) == model.count_params()
+  got = backbones.create(name).apply(variables, images)
+  want = _last_at_each_stride(model, images)
+  assert sorted(want) == sorted(got) == [2, 4, 8, 16, 32]
+  for stride, value in want.items():
+    assert got[stride].shape == value.shape, stride
+    np.testing.assert_allclose(got[stride], value, atol=1e-4 * max(1.0, np.abs(value).max()), err_msg=str(stride))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in backbones.BACKBONES if n.startswith("efficientnet")))
+def test_efficientnet_features_equal_keras_hub(name):
+  from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
+  # keras-hub's own configuration of its presets (B6 and B7 scaled as the paper says; no preset exists)
+  variant = name.split("_")[1]
+  scaled = {"b6": (1.8, 2.6), "b7": (2.0, 3.1)}
+  config = convert_efficientnet.convert_backbone_config(
+      {"architecture": f"efficientnet_{'b0' if variant in scaled else variant}"})
+  if variant in scaled:
+    config["stackwise_width_coefficients"] = [scaled[variant][0]] * 7
+    config["stackwise_depth_coefficients"] = [scaled[variant][1]] * 7
+  # Random weights with BatchNorm gains above 1 make B5-B7 chaotic (a 1e-9 difference grows to 1e-1 by
+  # stride 32, even in float64): gains below 1 keep every variant well-conditioned, so that a port error,
+  # not rounding, is what shows.
+  model = _randomize_batch_norm(keras_hub.models.EfficientNetBackbone(**config), gamma_range=(0.25, 0.75))
+  images = np.random.default_rng(1).normal(0, 1, (1, 64, 96, 3)).astype(np.float32)
+  variables = backbones.from_keras_hub(name, model)
+  assert _count(variables) == model.count_params()
+  got = backbones.create(name).apply(variables, images)
+  extractor = keras.Model(model.inputs, dict(model.pyramid_outputs))
+  want = {2 ** int(k[1:]): np.asarray(v) for k, v in extractor(images, training=False).items()}
+  assert sorted(want) == sorted(got) == [2, 4, 8, 16, 32]
+  for stride, value in want.items():
+    assert got[stride].shape == value.shape, stride
+    np.testing.assert_allclose(got[stride], value, atol=1e-4 * max(1.0, np.abs(value).max()), err_msg=str(stride))

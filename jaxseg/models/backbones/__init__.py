@@ -14,17 +14,19 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxseg.models.backbones import keras_hub_port, resnet
+from jaxseg.models.backbones import efficientnet, keras_hub_port, mobilenet_v3, resnet
 from jaxseg.models.backbones.keras_hub_port import PortError
 
 # Plain-dict registry: backbone name -> (module class, architecture arguments, family).
 BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any], str]] = {
     **{name: (resnet.ResNet, arch, "resnet") for name, arch in resnet.VARIANTS.items()},
+    **{name: (mobilenet_v3.MobileNetV3, arch, "mobilenet_v3") for name, arch in mobilenet_v3.VARIANTS.items()},
+    **{name: (efficientnet.EfficientNet, arch, "efficientnet") for name, arch in efficientnet.VARIANTS.items()},
 }
 # The keras-hub preset of each backbone's ImageNet weights (`backbone_weights="imagenet"`).
-IMAGENET_PRESETS: dict[str, str] = {**resnet.PRESETS}
+IMAGENET_PRESETS: dict[str, str] = {**resnet.PRESETS, **mobilenet_v3.PRESETS, **efficientnet.PRESETS}
 # Families whose output stride can be 16 or 8 (dilated convolutions with the same parameters).
-DILATES = {"resnet"}
+DILATES = {"resnet", "mobilenet_v3", "efficientnet"}
 # The ImageNet normalisation keras-hub's image converters apply to [0, 255] pixels, as (scale, offset) per
 # channel: x * scale + offset. A preset's own converter, where it has one, takes precedence.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

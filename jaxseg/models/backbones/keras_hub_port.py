@@ -19,18 +19,27 @@ class PortError(UserError):
 
 
 def keras_variables(model) -> dict[str, dict[str, Any]]:
-  """{"params", "batch_stats"} of a Keras model's Conv2D and BatchNormalization layers, by layer name (Conv2D
-  kernels are (kh, kw, in, out) in both frameworks)."""
+  """{"params", "batch_stats"} of a Keras model's weighted layers, nested ones included, by layer name, in
+  Flax's names: Conv2D (grouped and depthwise too: (kh, kw, in / groups, out) in both frameworks) and Dense
+  kernel / bias, BatchNormalization and LayerNormalization scale / bias (+ BatchNorm mean / var)."""
   import keras  # pylint: disable=import-outside-toplevel
   params, stats = {}, {}
-  for layer in model.layers:
+  for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
+    if layer._layers or not layer.weights:  # pylint: disable=protected-access  (weights held by sublayers)
+      continue
+    if layer.name in params:
+      raise PortError(f"keras-hub layer name {layer.name} occurs twice; jaxseg ports by name.")
     w = [np.asarray(v) for v in layer.get_weights()]
-    if isinstance(layer, keras.layers.Conv2D):
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+      params[layer.name] = {"kernel": np.swapaxes(w[0], 2, 3), **({"bias": w[1]} if len(w) > 1 else {})}
+    elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
       params[layer.name] = {"kernel": w[0], **({"bias": w[1]} if len(w) > 1 else {})}
     elif isinstance(layer, keras.layers.BatchNormalization):
       params[layer.name] = {"scale": w[0], "bias": w[1]}
       stats[layer.name] = {"mean": w[2], "var": w[3]}
-    elif w:
+    elif isinstance(layer, keras.layers.LayerNormalization):
+      params[layer.name] = {"scale": w[0], "bias": w[1]}
+    else:
       raise PortError(f"keras-hub layer {layer.name} ({type(layer).__name__}) has weights jaxseg does not port.")
   return {"params": params, "batch_stats": stats}
 
