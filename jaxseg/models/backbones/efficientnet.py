@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxseg.models.backbones import layers
 from jaxseg.models.backbones.strides import Strides
 
 ACTIVATIONS = {"swish": nn.swish, "relu6": nn.relu6, "relu": nn.relu}
@@ -51,12 +52,10 @@ class EfficientNet(nn.Module):
 
   def _conv(self, x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
             groups: int = 1, bias: bool = False, name: str = "") -> jax.Array:
-    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
-                   kernel_dilation=rate, feature_group_count=groups, use_bias=bias, dtype=self.dtype, name=name)(x)
+    return layers.conv(x, features, kernel, stride, pad, rate, groups, bias, dtype=self.dtype, name=name)
 
   def _bn(self, x: jax.Array, name: str, train: bool, momentum: float = 0.99) -> jax.Array:
-    return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=self.bn_epsilon, dtype=self.dtype,
-                        name=name)(x)
+    return layers.batch_norm(x, train, momentum=momentum, epsilon=self.bn_epsilon, dtype=self.dtype, name=name)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[int, jax.Array]:

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxseg.models.backbones import layers
 from jaxseg.models.backbones.strides import Strides
 
 BN_EPSILON, BN_MOMENTUM = 1e-5, 0.9  # keras-hub's MobileNet BatchNorm settings
@@ -51,12 +52,10 @@ class MobileNetV3(nn.Module):
 
   def _conv(self, x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
             groups: int = 1, bias: bool = False, name: str = "") -> jax.Array:
-    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
-                   kernel_dilation=rate, feature_group_count=groups, use_bias=bias, dtype=self.dtype, name=name)(x)
+    return layers.conv(x, features, kernel, stride, pad, rate, groups, bias, dtype=self.dtype, name=name)
 
   def _bn(self, x: jax.Array, name: str, train: bool) -> jax.Array:
-    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.dtype,
-                        name=name)(x)
+    return layers.batch_norm(x, train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.dtype, name=name)
 
   def _squeeze_excite(self, x: jax.Array, ratio: float, name: str) -> jax.Array:
     se = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(x.dtype)
