@@ -5,10 +5,11 @@ __version__ = "0.1.0"
 
 
 def load(workdir: str, step: int | None = None, config=None):
-  """A predictor for a trained run: `jaxseg.load("runs/r224")(image)` -> (H, W) class mask.
+  """A predictor for a trained run: `jaxseg.load("runs/r224")(image)` -> (H, W) class mask; or for a pretrained
+  keras-hub SegFormer: `jaxseg.load("segformer_b0_ade20k_512")` (a preset name or save_to_preset directory).
 
   Args:
-    workdir: the run's --workdir (holds checkpoints/).
+    workdir: the run's --workdir (holds checkpoints/), or a keras-hub SegFormer segmenter preset.
     step: checkpoint step (epoch); the newest if None.
     config: override the config saved in the checkpoint.
   """

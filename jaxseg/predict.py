@@ -9,16 +9,20 @@ in the dataset's class colours by any image viewer.
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from jaxseg import data, files, inference, visualize
+from jaxseg import data, files, inference, models, visualize
 from jaxseg.errors import DatasetError, UserError
+from jaxseg.models import segformer_port
+from jaxseg.models.backbones import keras_hub_port
 from jaxseg.train import checkpoints
 from jaxseg.train.run import Run
 from jaxseg.train.state import inference_variables
@@ -46,12 +50,26 @@ class Predictor:
     predictor.classes.names[mask[0, 0]]            # e.g. "pet"
   """
 
-  def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None):
-    config = config or config_from_checkpoint(workdir, step)
-    self.run = Run(config, workdir, read_only=True)
-    self.state, self.step = self.run.restore_for_inference(step)
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None,
+               preset: str | None = None):
+    """
+    Args:
+      workdir: the run's --workdir (holds checkpoints/); where predictions go by default.
+      config: the config (default: the one saved with the checkpoint, or for a preset configs/default.py).
+      step: checkpoint step; the newest if None.
+      preset: a keras-hub SegFormer segmenter preset (name or save_to_preset directory) to predict with
+        instead of a checkpoint.
+    """
+    if preset is not None:
+      config, variables = preset_model(preset, config)
+      self.run, self.step = Run(config, workdir, read_only=True), 0
+      self.variables = variables
+    else:
+      config = config or config_from_checkpoint(workdir, step)
+      self.run = Run(config, workdir, read_only=True)
+      state, self.step = self.run.restore_for_inference(step)
+      self.variables = inference_variables(state, self.run.config)
     self.config = self.run.config  # the given config, with the trained BatchNorm momentum
-    self.variables = inference_variables(self.state, self.run.config)
     self.classes = self.run.classes
 
   def __call__(self, image: Any) -> np.ndarray:
@@ -138,7 +156,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
   paths, failures = expand_inputs(inputs)
   output = output or os.path.join(workdir, "predictions")
   if paths and predictor is None:
-    predictor = Predictor(workdir, config, step)
+    predictor = Predictor(workdir, config, step, preset=_untrained_preset(config, workdir))
   os.makedirs(output, exist_ok=True)
   used, panel = set(), []
   bs = config.eval_batch_size
@@ -174,5 +192,45 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
 
 
 def load(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None) -> Predictor:
-  """A Predictor for the newest (or `step`) checkpoint in `workdir`; the config comes from the checkpoint."""
+  """A Predictor for the newest (or `step`) checkpoint in `workdir` (the config comes from the checkpoint), or,
+  where `workdir` is a keras-hub SegFormer segmenter preset (name or directory), for that pretrained model."""
+  if segformer_port.is_segmenter_preset(workdir) and not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    return Predictor(tempfile.mkdtemp(prefix="jaxseg_preset_"), config, preset=workdir)
   return Predictor(workdir, config, step)
+
+
+def _untrained_preset(config: ml_collections.ConfigDict, workdir: str) -> str | None:
+  """The segmenter preset `--mode predict` uses where the workdir holds no checkpoint and the config is a
+  SegFormer whose `model.backbone_weights` names one; else None (the checkpoint is used)."""
+  weights = config.model.backbone_weights
+  if models.canonical_name(config.model.name) != "segformer" or not segformer_port.is_segmenter_preset(weights):
+    return None
+  return None if checkpoints.manager(workdir, read_only=True).latest_step() is not None else weights
+
+
+def preset_model(source: str, config: ml_collections.ConfigDict | None) -> tuple[ml_collections.ConfigDict, Any]:
+  """(config, variables) of a keras-hub SegFormer segmenter preset: `config` (default configs/default.py)
+  with the preset's model, class count, input size and normalisation."""
+  segmenter = segformer_port.load_segmenter(source)
+  found = segformer_port.describe(segmenter)
+  if config is None:
+    try:
+      from configs import default  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      raise PredictError("predicting with a preset outside the repository needs a config: pass "
+                         "config=jaxseg.load_config('configs/default.py').") from None
+    config = default.get_config()
+  config = config.copy_and_resolve_references()
+  m = config.model
+  m.name, m.backbone, m.decoder_dim, m.backbone_weights = "segformer", found["backbone"], found["decoder_dim"], source
+  if config.num_classes != found["num_classes"]:
+    config.num_classes, config.data.class_names, config.data.class_colors = found["num_classes"], (), ()
+  if found["image_size"]:
+    config.image_size = config.image_height = found["image_size"][0]
+    config.image_width = found["image_size"][1]
+  transform = keras_hub_port.image_transform(source)
+  if transform is not None:
+    m.input_scale, m.input_offset = transform
+  model = models.create_model(config)
+  want = jax.eval_shape(lambda: models.init_variables(model, data.model_size(config)))
+  return config, segformer_port.port(segmenter, want)

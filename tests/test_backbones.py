@@ -4,6 +4,7 @@ BatchNorm statistics, equal parameter counts, and weights read from a preset dir
 import jax
 import numpy as np
 import pytest
+from keras_hub_reference import randomize_norms
 
 from jaxseg.models import backbones
 from jaxseg.models.backbones import resnet
@@ -12,24 +13,13 @@ keras_hub = pytest.importorskip("keras_hub")
 import keras  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def _randomize_batch_norm(model, seed=0, gamma_range=(0.5, 1.5)):
-  """Random BatchNorm statistics and affine terms, not the neutral initial ones (nested layers too)."""
-  rng = np.random.default_rng(seed)
-  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
-    if isinstance(layer, keras.layers.BatchNormalization):
-      gamma, beta, mean, var = layer.get_weights()
-      layer.set_weights([rng.uniform(*gamma_range, gamma.shape), rng.normal(0, 0.2, beta.shape),
-                         rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
-  return model
-
-
 def _arch(name):
   return {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
           for k, v in backbones.BACKBONES[name][1].items()}
 
 
 def _keras_resnet(name):
-  return _randomize_batch_norm(keras_hub.models.ResNetBackbone(**_arch(name)))
+  return randomize_norms(keras_hub.models.ResNetBackbone(**_arch(name)))
 
 
 def _keras_features(model, images):
@@ -89,7 +79,7 @@ def _random_variables(name):
     model = keras_hub.models.ResNetBackbone(**_arch(name))
   else:  # (output_num_filters: an argument keras-hub's MobileNet does not use)
     model = keras_hub.models.MobileNetBackbone(**_arch(name), output_num_filters=1024)
-  model = _randomize_batch_norm(model)
+  model = randomize_norms(model)
   return backbones.from_keras_hub(name, model)
 
 
@@ -131,7 +121,7 @@ def test_mobilenet_v3_features_equal_keras_hub(name, timm):
   from keras_hub.src.utils.timm import convert_mobilenet  # pylint: disable=g-import-not-at-top
   # keras-hub's own architecture table for its presets, independent of jaxseg's
   config = convert_mobilenet.convert_backbone_config({"architecture": timm})
-  model = _randomize_batch_norm(keras_hub.models.MobileNetBackbone(**config, image_shape=(96, 96, 3)))
+  model = randomize_norms(keras_hub.models.MobileNetBackbone(**config, image_shape=(96, 96, 3)))
   images = np.random.default_rng(1).normal(0, 1, (2, 96, 96, 3)).astype(np.float32)
   variables = backbones.from_keras_hub(name, model)
   assert _count(variables) == model.count_params()
@@ -157,7 +147,7 @@ def test_efficientnet_features_equal_keras_hub(name):
   # Random weights with BatchNorm gains above 1 make B5-B7 chaotic (a 1e-9 difference grows to 1e-1 by
   # stride 32, even in float64): gains below 1 keep every variant well-conditioned, so that a port error,
   # not rounding, is what shows.
-  model = _randomize_batch_norm(keras_hub.models.EfficientNetBackbone(**config), gamma_range=(0.25, 0.75))
+  model = randomize_norms(keras_hub.models.EfficientNetBackbone(**config), gamma_range=(0.25, 0.75))
   images = np.random.default_rng(1).normal(0, 1, (1, 64, 96, 3)).astype(np.float32)
   variables = backbones.from_keras_hub(name, model)
   assert _count(variables) == model.count_params()
@@ -168,3 +158,31 @@ def test_efficientnet_features_equal_keras_hub(name):
   for stride, value in want.items():
     assert got[stride].shape == value.shape, stride
     np.testing.assert_allclose(got[stride], value, atol=1e-4 * max(1.0, np.abs(value).max()), err_msg=str(stride))
+
+
+def _keras_mit(name, size):
+  return randomize_norms(keras_hub.models.MiTBackbone(
+      **_arch(name), num_layers=4, layerwise_num_heads=[1, 2, 5, 8], layerwise_sr_ratios=[8, 4, 2, 1],
+      layerwise_patch_sizes=[7, 3, 3, 3], layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1,
+      image_shape=(size, size, 3)))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in backbones.BACKBONES if n.startswith("mit_")))
+def test_mit_features_equal_keras_hub(name):
+  model = _keras_mit(name, 64)  # keras-hub's MiT assumes square maps
+  images = np.random.default_rng(1).normal(0, 1, (2, 64, 64, 3)).astype(np.float32)
+  variables = backbones.from_keras_hub(name, model)
+  assert _count(variables) == model.count_params()
+  got = backbones.create(name).apply(variables, images)
+  extractor = keras.Model(model.inputs, dict(model.pyramid_outputs))
+  want = {4 * 2 ** (int(k[1:]) - 1): np.asarray(v) for k, v in extractor(images, training=False).items()}
+  assert sorted(want) == sorted(got) == [4, 8, 16, 32]
+  for stride, value in want.items():
+    assert got[stride].shape == value.shape, stride
+    np.testing.assert_allclose(got[stride], value, atol=1e-4 * max(1.0, np.abs(value).max()), err_msg=str(stride))
+
+
+def test_mit_takes_maps_of_any_shape():
+  variables = backbones.from_keras_hub("mit_b0", _keras_mit("mit_b0", 64))
+  got = backbones.create("mit_b0").apply(variables, np.zeros((1, 64, 96, 3), np.float32))
+  assert [got[s].shape[1:3] for s in (4, 8, 16, 32)] == [(16, 24), (8, 12), (4, 6), (2, 3)]

@@ -1,4 +1,4 @@
-"""Models: the U-Net and DeepLabV3+ over MobileNetV2 or any backbone of `jaxseg.models.backbones`, Keras
+"""Models: the U-Net and DeepLabV3+ over MobileNetV2 or any backbone of `jaxseg.models.backbones`, SegFormer, Keras
 weight porting and summaries; this module holds the registry, construction from a config, and parameter
 bookkeeping.
 
@@ -16,6 +16,7 @@ from jaxseg.models.base import SegmentationModel
 from jaxseg.models.deeplab import DeepLabV3Plus
 from jaxseg.models.layers import LayerSpec
 from jaxseg.models.mobilenet_v2 import ALPHAS, OUTPUT_STRIDES, UNET_TAPS, MobileNetV2, make_divisible
+from jaxseg.models.segformer import SegFormer
 from jaxseg.models.summary import count_params, format_summary
 from jaxseg.models.unet import UNet
 from jaxseg.ops import CONV_IMPLS
@@ -30,6 +31,7 @@ __all__ = [
   "DeepLabV3Plus",
   "LayerSpec",
   "MobileNetV2",
+  "SegFormer",
   "SegmentationModel",
   "UNet",
   "canonical_name",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 # Plain-dict registry: config.model.name -> model class.
-MODELS: dict[str, type[SegmentationModel]] = {"unet": UNet, "deeplabv3plus": DeepLabV3Plus}
+MODELS: dict[str, type[SegmentationModel]] = {"unet": UNet, "deeplabv3plus": DeepLabV3Plus, "segformer": SegFormer}
 # Names of earlier releases, where the name said the encoder: each is its model over backbone "mobilenet_v2".
 LEGACY_NAMES = {"unet_mobilenet_v2": "unet", "deeplabv3plus_mobilenet_v2": "deeplabv3plus"}
 

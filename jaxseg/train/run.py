@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg import config_checks, data, inference, models, parallel
-from jaxseg.models import backbones, keras_port
+from jaxseg.models import backbones, keras_port, segformer_port
 from jaxseg.models.backbones import keras_hub_port
 from jaxseg.train import checkpoints, metrics, steps, tiled_eval
 from jaxseg.train.state import TrainState, create_state, inference_variables, make_optimizer
@@ -59,6 +59,8 @@ class Run:
     source = backbones.weights_source(m.backbone, m.backbone_weights)
     if source is None:
       return variables
+    if models.canonical_name(m.name) == "segformer" and segformer_port.is_segmenter_preset(source):
+      return self._with_segmenter(variables, source)
     encoder = backbones.from_keras_hub(m.backbone, source)
     transform = keras_hub_port.image_transform(source)
     if transform is not None and not len(m.input_scale):
@@ -67,6 +69,33 @@ class Run:
       print(f"Backbone {m.backbone}: weights from keras-hub preset {source}"
             f"{' and its input normalisation' if transform is not None else ''}.")
     return {c: {**variables[c], "encoder": encoder[c]} for c in ("params", "batch_stats")}
+
+  def _with_segmenter(self, variables: dict[str, Any], source: str) -> dict[str, Any]:
+    """`variables` replaced by a keras-hub SegFormer segmenter preset's, all of them, or all but the classifier
+    where this config has another class count."""
+    segmenter = segformer_port.load_segmenter(source)
+    found, m = segformer_port.describe(segmenter), self.config.model
+    width = self.model.width()
+    if (found["backbone"], found["decoder_dim"]) != (m.backbone, width):
+      raise config_checks.ConfigError(
+          f"config.model.backbone_weights={source} is SegFormer over {found['backbone']} with a decoder of "
+          f"{found['decoder_dim']}; set --config.model.backbone={found['backbone']} --config.model.decoder_dim="
+          f"{found['decoder_dim']} (this config: {m.backbone}, {width}).")
+    ported = segformer_port.segmenter_variables(segmenter)
+    transform = keras_hub_port.image_transform(source)
+    if transform is not None and not len(m.input_scale):
+      self._adopt_input_transform(*transform)
+    fresh_head = found["num_classes"] != self.config.num_classes
+    if fresh_head:
+      ported["params"]["logits"] = variables["params"]["logits"]
+    want = jax.tree.map(lambda x: x.shape, variables)
+    if jax.tree.map(lambda x: x.shape, ported) != want:
+      raise backbones.PortError(f"the SegFormer preset {source} does not fit this model's shapes.")
+    if jax.process_index() == 0:
+      print(f"SegFormer {found['backbone']}: weights from keras-hub preset {source}" +
+            (f"; its {found['num_classes']}-class classifier replaced by a new one for {self.config.num_classes} "
+             "classes." if fresh_head else "."))
+    return jax.tree.map(np.asarray, ported)
 
   def _adopt_input_transform(self, scale: Any, offset: Any) -> None:
     """Sets `model.input_scale` / `input_offset` (recorded in checkpoints) and rebuilds the model."""

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxseg.models.backbones import efficientnet, keras_hub_port, mobilenet_v3, resnet
+from jaxseg.models.backbones import efficientnet, keras_hub_port, mit, mobilenet_v3, resnet
 from jaxseg.models.backbones.keras_hub_port import PortError
 
 # Plain-dict registry: backbone name -> (module class, architecture arguments, family).
@@ -22,9 +22,13 @@ BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any], str]] = {
     **{name: (resnet.ResNet, arch, "resnet") for name, arch in resnet.VARIANTS.items()},
     **{name: (mobilenet_v3.MobileNetV3, arch, "mobilenet_v3") for name, arch in mobilenet_v3.VARIANTS.items()},
     **{name: (efficientnet.EfficientNet, arch, "efficientnet") for name, arch in efficientnet.VARIANTS.items()},
+    **{name: (mit.MiT, arch, "mit") for name, arch in mit.VARIANTS.items()},
 }
+# Families whose keras-hub layers are ported by their place in the model, not by name.
+EXTRACTORS = {"mit": mit.keras_variables}
 # The keras-hub preset of each backbone's ImageNet weights (`backbone_weights="imagenet"`).
-IMAGENET_PRESETS: dict[str, str] = {**resnet.PRESETS, **mobilenet_v3.PRESETS, **efficientnet.PRESETS}
+IMAGENET_PRESETS: dict[str, str] = {**resnet.PRESETS, **mobilenet_v3.PRESETS, **efficientnet.PRESETS,
+                                   **mit.PRESETS}
 # Families whose output stride can be 16 or 8 (dilated convolutions with the same parameters).
 DILATES = {"resnet", "mobilenet_v3", "efficientnet"}
 # The ImageNet normalisation keras-hub's image converters apply to [0, 255] pixels, as (scale, offset) per
@@ -63,7 +67,7 @@ def from_keras_hub(name: str, source: Any) -> dict[str, Any]:
   """
   keras_model = keras_hub_port.load_backbone(source) if isinstance(source, str) else source
   want = jax.eval_shape(lambda: create(name).init(jax.random.key(0), jnp.zeros((1, 64, 64, 3))))
-  return keras_hub_port.port(keras_model, want)
+  return keras_hub_port.port(keras_model, want, EXTRACTORS.get(family(name)))
 
 
 __all__ = ["BACKBONES", "DILATES", "IMAGENET_PRESETS", "IMAGENET_TRANSFORM", "PortError", "create", "family",

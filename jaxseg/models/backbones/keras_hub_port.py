@@ -44,18 +44,19 @@ def keras_variables(model) -> dict[str, dict[str, Any]]:
   return {"params": params, "batch_stats": stats}
 
 
-def load_backbone(weights: str):
-  """A keras-hub backbone from a preset directory or name.
+def load_backbone(weights: str, task: str = "") -> Any:
+  """A keras-hub backbone (or, with `task`, that model class of `keras_hub.models`, e.g.
+  "SegFormerImageSegmenter") from a preset directory or name.
 
   Raises:
     PortError: the directory holds no keras-hub preset, or the name cannot be fetched.
   """
-  keras_hub = extras.require("keras_hub", "keras-hub backbone weights", "jaxseg[keras]")
+  keras_hub = extras.require("keras_hub", "keras-hub presets", "jaxseg[keras]")
   if os.path.isdir(weights) and not os.path.isfile(os.path.join(weights, "config.json")):
     raise PortError(f"{weights} is not a keras-hub preset directory (no config.json; keras-hub's "
                     "save_to_preset writes one).")
   try:
-    return keras_hub.models.Backbone.from_preset(weights)
+    return getattr(keras_hub.models, task or "Backbone").from_preset(weights)
   except Exception as e:  # pylint: disable=broad-except
     raise PortError(f"could not load keras-hub preset {weights!r} ({type(e).__name__}: "
                     f"{str(e).splitlines()[0][:160] if str(e) else ''}); pass a preset directory written by "
@@ -76,15 +77,25 @@ def image_transform(preset: str) -> tuple[tuple[float, ...], tuple[float, ...]] 
   return per_channel(scale), per_channel(offset)
 
 
-def port(model, want: dict[str, Any]) -> dict[str, Any]:
+def port(model, want: dict[str, Any], extract: Any = None) -> dict[str, Any]:
   """The keras-hub `model`'s weights in the structure of `want` (a backbone's initialised variables).
+
+  Args:
+    model: a keras-hub model.
+    want: the variables (or shape structs) to fill.
+    extract: model -> {"params", "batch_stats"} in `want`'s names; `keras_variables` (by layer name) if None.
 
   Raises:
     PortError: naming the first layer missing or of another shape.
   """
-  got = keras_variables(model)
+  try:
+    got = (extract or keras_variables)(model)
+  except (AttributeError, ValueError, IndexError) as e:
+    raise PortError(f"the keras-hub model {type(model).__name__} is not of the backbone's family ({e}).") from None
   out = {}
   for collection in ("params", "batch_stats"):
+    if collection not in want and not got[collection]:
+      continue
     mine = jax.tree_util.tree_flatten_with_path(want.get(collection, {}))[0]
     theirs = dict(jax.tree_util.tree_flatten_with_path(got[collection])[0])
     if len(mine) != len(theirs):

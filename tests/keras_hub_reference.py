@@ -1,0 +1,19 @@
+"""keras-hub models as references: random, non-neutral normalisation parameters and statistics."""
+
+import keras
+import numpy as np
+
+
+def randomize_norms(model, seed=0, gamma_range=(0.5, 1.5)):
+  """Random BatchNorm statistics and affine terms, and random LayerNorm affine terms, instead of the neutral
+  initial ones (nested layers too), so that a swapped or misplaced one shows."""
+  rng = np.random.default_rng(seed)
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if isinstance(layer, keras.layers.BatchNormalization):
+      gamma, beta, mean, var = layer.get_weights()
+      layer.set_weights([rng.uniform(*gamma_range, gamma.shape), rng.normal(0, 0.2, beta.shape),
+                         rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+    elif isinstance(layer, keras.layers.LayerNormalization):
+      layer.set_weights([rng.uniform(*gamma_range, w.shape) if i == 0 else rng.normal(0, 0.2, w.shape)
+                         for i, w in enumerate(layer.get_weights())])
+  return model

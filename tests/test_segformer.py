@@ -1,0 +1,125 @@
+"""SegFormer: logits equal to keras-hub's SegFormerImageSegmenter with random weights, equal parameter counts
+for B0-B5, and a whole segmenter preset (a directory as keras-hub's save_to_preset writes it) loaded for
+prediction and for fine-tuning on another class count."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tiny
+from keras_hub_reference import randomize_norms
+
+from jaxseg import models
+from jaxseg.models import segformer_port
+from jaxseg.models.segformer import default_decoder_dim
+
+keras_hub = pytest.importorskip("keras_hub")
+
+IDENTITY = ((1 / 127.5,) * 3, (-1.0,) * 3)  # the model's [-1, 1] input passed to the encoder as it is
+
+
+def keras_segformer(name, num_classes, size=64, preprocessor=None):
+  """keras-hub's SegFormerImageSegmenter over MiT `name`, random weights, built offline."""
+  from jaxseg.models import backbones  # pylint: disable=g-import-not-at-top
+  arch = backbones.BACKBONES[name][1]
+  encoder = keras_hub.models.MiTBackbone(
+      hidden_dims=list(arch["hidden_dims"]), layerwise_depths=list(arch["layerwise_depths"]), num_layers=4,
+      layerwise_num_heads=[1, 2, 5, 8], layerwise_sr_ratios=[8, 4, 2, 1], layerwise_patch_sizes=[7, 3, 3, 3],
+      layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1, image_shape=(size, size, 3))
+  backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder,
+                                                projection_filters=default_decoder_dim(name))
+  return randomize_norms(keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=num_classes,
+                                                             preprocessor=preprocessor))
+
+
+def _model(name, num_classes, transform=IDENTITY):
+  return models.SegFormer(num_classes=num_classes, backbone=name, input_transform=transform)
+
+
+@pytest.mark.parametrize("name", ["mit_b0", "mit_b2"])
+def test_logits_equal_keras_hubs_segmenter(name):
+  segmenter = keras_segformer(name, 5)
+  images = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+  want = np.asarray(segmenter(images, training=False))
+  model = _model(name, 5)
+  variables = segformer_port.port(segmenter, jax.eval_shape(lambda: model.init(jax.random.key(0), images)))
+  got = np.asarray(jax.jit(model.apply)(variables, images))
+  assert got.shape == want.shape == (2, 64, 64, 5)
+  assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max()), np.abs(got - want).max()
+  assert np.abs(want).max() > 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [f"mit_b{i}" for i in range(6)])
+def test_parameter_counts_equal_keras_hubs(name):
+  segmenter = keras_segformer(name, 19)
+  shapes = jax.eval_shape(lambda: _model(name, 19).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  assert models.count_params(shapes)["total"] == segmenter.count_params()
+
+
+SCALE, OFFSET = (0.017, 0.0175, 0.0174), (-2.1, -2.0, -1.8)
+
+
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory):
+  """A mit_b0 SegFormer segmenter preset with its image converter, as keras-hub's save_to_preset writes it."""
+  converter = keras_hub.layers.SegFormerImageConverter(image_size=(64, 64), scale=list(SCALE), offset=list(OFFSET))
+  preprocessor = keras_hub.models.SegFormerImageSegmenterPreprocessor(image_converter=converter)
+  segmenter = keras_segformer("mit_b0", 5, preprocessor=preprocessor)
+  path = tmp_path_factory.mktemp("preset") / "segformer_b0"
+  segmenter.save_to_preset(str(path))
+  return str(path), segmenter
+
+
+def test_a_segmenter_preset_predicts_without_training(preset):
+  import jaxseg  # pylint: disable=g-import-not-at-top
+  path, segmenter = preset
+  predictor = jaxseg.load(path)
+  assert predictor.config.model.backbone == "mit_b0" and predictor.config.num_classes == 5
+  assert predictor.run.model.input_transform == (SCALE, OFFSET)
+  photo = tiny.synthetic_photos(1, 64, 64)[0]
+  mask = predictor(photo)
+  logits = segmenter(photo[None].astype(np.float32) * np.float32(SCALE) + np.float32(OFFSET), training=False)
+  want = np.asarray(logits)[0].argmax(-1)
+  assert mask.shape == (64, 64) and (mask == want).mean() >= 0.999, (mask == want).mean()
+  assert len(np.unique(want)) > 1
+
+
+def test_predict_mode_uses_the_preset_where_the_workdir_has_no_checkpoint(preset, tmp_path):
+  from jaxseg import predict  # pylint: disable=g-import-not-at-top
+  path, _ = preset
+  photo = tmp_path / "photo.png"
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  Image.fromarray(tiny.synthetic_photos(1, 48, 80)[0]).save(photo)
+  config = tiny.tiny_config(**{"model.name": "segformer", "model.backbone": "mit_b0", "model.backbone_weights": path})
+  failures = predict.predict_files(config, str(tmp_path / "run"), [str(photo)], str(tmp_path / "out"))
+  assert not failures
+  mask = np.asarray(Image.open(tmp_path / "out" / "photo_mask.png"))
+  assert mask.shape == (48, 80) and mask.max() < 5
+
+
+def test_fine_tuning_on_another_class_count_replaces_only_the_classifier(preset, capsys):
+  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  path, segmenter = preset
+  config = tiny.tiny_config(**{"model.name": "segformer", "model.backbone": "mit_b0", "model.backbone_weights": path,
+                               "image_size": 64})
+  run = Run(config, "/nonexistent")
+  state, _ = run.fresh_state(load_encoder=True)
+  out = capsys.readouterr().out
+  assert "5-class classifier replaced by a new one for 3 classes" in out and out.count("\n") == 1
+  want = segformer_port.segmenter_variables(segmenter)["params"]
+  for name in ("encoder", "linear_0", "linear_fuse", "linear_fuse_bn"):
+    for got, ref in zip(jax.tree.leaves(state.params[name]), jax.tree.leaves(want[name])):
+      np.testing.assert_array_equal(np.asarray(got), ref, err_msg=name)
+  assert state.params["logits"]["kernel"].shape == (1, 1, 256, 3)
+
+
+def test_a_preset_of_another_size_is_refused_in_one_line(preset):
+  from jaxseg.config_checks import ConfigError  # pylint: disable=g-import-not-at-top
+  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  path, _ = preset
+  config = tiny.tiny_config(**{"model.name": "segformer", "model.backbone": "mit_b1", "model.backbone_weights": path})
+  with pytest.raises(ConfigError, match=re.escape("set --config.model.backbone=mit_b0 --config.model.decoder_dim=256")):
+    Run(config, "/nonexistent").fresh_state(load_encoder=True)
