@@ -15,12 +15,23 @@ from jaxseg import deploy, models
 from jaxseg.errors import UserError
 from jaxseg.train import loop
 
+# Every registered model, and every backbone family under one of them.
+MODELS_AND_BACKBONES = [("unet", "mobilenet_v2"), ("deeplabv3plus", "mobilenet_v2"), ("deeplabv3plus", "resnet18"),
+                        ("unet", "mobilenet_v3_small"), ("deeplabv3plus", "efficientnet_b0"), ("segformer", "mit_b0")]
 
-@pytest.fixture(scope="module", params=sorted(models.MODELS))
+
+def test_every_model_and_family_is_exported():
+  assert {name for name, _ in MODELS_AND_BACKBONES} == set(models.MODELS)
+  families = {models.backbones.family(b) for _, b in MODELS_AND_BACKBONES}
+  assert families == {"mobilenet_v2"} | {models.backbones.family(b) for b in models.backbones.BACKBONES}
+
+
+@pytest.fixture(scope="module", params=MODELS_AND_BACKBONES, ids="-".join)
 def trained(request, tmp_path_factory):
-  """(config, workdir) of a one-epoch tiny run of each registered model."""
-  workdir = tmp_path_factory.mktemp(request.param)
-  config = tiny.tiny_config(**{"model.name": request.param, "num_epochs": 1})
+  """(config, workdir) of a one-epoch tiny run of each registered model and backbone family."""
+  name, backbone = request.param
+  workdir = tmp_path_factory.mktemp(f"{name}_{backbone}")
+  config = tiny.tiny_config(**{"model.name": name, "model.backbone": backbone, "num_epochs": 1})
   loop.train_and_evaluate(config, str(workdir))
   return config, str(workdir)
 
@@ -96,7 +107,7 @@ def test_bad_format_missing_checkpoint_and_occupied_output_write_nothing(trained
   assert (occupied / "keep.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("trained", ["unet"], indirect=True)  # the same for every model
+@pytest.mark.parametrize("trained", [("unet", "mobilenet_v2")], indirect=True, ids="-".join)  # the same for every model
 def test_command_line_export_and_its_errors(trained, tmp_path):
   _, workdir = trained
   out = tmp_path / "hlo"

@@ -16,6 +16,7 @@ from jaxseg.models import segformer_port
 from jaxseg.models.segformer import default_decoder_dim
 
 keras_hub = pytest.importorskip("keras_hub")
+import keras  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 IDENTITY = ((1 / 127.5,) * 3, (-1.0,) * 3)  # the model's [-1, 1] input passed to the encoder as it is
 
@@ -23,6 +24,7 @@ IDENTITY = ((1 / 127.5,) * 3, (-1.0,) * 3)  # the model's [-1, 1] input passed t
 def keras_segformer(name, num_classes, size=64, preprocessor=None):
   """keras-hub's SegFormerImageSegmenter over MiT `name`, random weights, built offline."""
   from jaxseg.models import backbones  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)  # the same weights whatever this process built before
   arch = backbones.BACKBONES[name][1]
   encoder = keras_hub.models.MiTBackbone(
       hidden_dims=list(arch["hidden_dims"]), layerwise_depths=list(arch["layerwise_depths"]), num_layers=4,

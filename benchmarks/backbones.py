@@ -1,0 +1,198 @@
+"""Backbones and models against keras-hub: `python -m benchmarks.backbones [--repeats 3] [--json FILE]`.
+
+Two parts:
+- the models table: every decoder over one backbone of each family (parameters, GFLOPs of one 512x512
+  forward by XLA's cost analysis, CPU latency of one 512x512 image), jaxseg only;
+- against keras-hub under Keras-TF (its default compile: XLA where it can), per family at CamVid's size
+  (480x360, padded to 480x384): the encoder's eval forward of one frame, and a fine-tuning train step of
+  batch 2 (forward, backward and Adam over every encoder weight, loss the mean square of the deepest
+  features); SegFormer whole, against keras-hub's SegFormerImageSegmenter (cross-entropy on 19 classes).
+  The two sides take turns in fresh processes; medians over the turns.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.harness import fresh_process, machine, timed
+
+ENCODERS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "mit_b0")
+TABLE = (("unet", "mobilenet_v2"), ("deeplabv3plus", "mobilenet_v2"), ("unet", "resnet50"),
+         ("deeplabv3plus", "resnet50"), ("deeplabv3plus", "mobilenet_v3_large"), ("deeplabv3plus", "efficientnet_b0"),
+         ("unet", "mit_b0"), ("segformer", "mit_b0"), ("segformer", "mit_b2"))
+SIZE, BATCH, CLASSES = (384, 480), 2, 19
+
+
+def _config(name: str, backbone: str, size: tuple[int, int]):
+  from configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.model.name, config.model.backbone, config.model.backbone_weights = name, backbone, "none"
+  config.num_classes, config.dtype, config.freeze_encoder = CLASSES, "float32", False
+  config.image_height, config.image_width = size
+  return config
+
+
+def jaxseg_table(steps: int) -> list[dict]:
+  """Parameters, GFLOPs and latency of one 512x512 image for each `TABLE` row."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from jaxseg import models  # pylint: disable=g-import-not-at-top
+  rows = []
+  for name, backbone in TABLE:
+    model = models.create_model(_config(name, backbone, (512, 512)))
+    x = np.zeros((1, 512, 512, 3), np.float32)
+    variables = models.init_variables(model, (512, 512))
+    fwd = jax.jit(lambda v, x, m=model: m.apply(v, x))
+    cost = fwd.lower(variables, x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    latency = timed(lambda f=fwd, v=variables: jax.block_until_ready(f(v, x)), steps)["median"]
+    rows.append({"model": name, "backbone": backbone, "params": models.count_params(variables)["total"],
+                 "gflops": float(cost.get("flops", 0.0)) / 1e9, "latency_512_s": latency})
+  return rows
+
+
+def jaxseg_side(steps: int) -> dict:
+  """Eval forward of one frame and a fine-tuning train step, per encoder and for SegFormer-B0."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  from jaxseg import models  # pylint: disable=g-import-not-at-top
+  from jaxseg.models import backbones  # pylint: disable=g-import-not-at-top
+  rng, out = np.random.default_rng(0), {}
+  x = jnp.asarray(rng.uniform(-1, 1, (BATCH, *SIZE, 3)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, CLASSES, (BATCH, *SIZE)))
+  for name in (*ENCODERS, "segformer_b0"):
+    if name == "segformer_b0":
+      module = models.create_model(_config("segformer", "mit_b0", SIZE))
+      loss_of = lambda y: -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(y), labels[..., None], -1))
+    else:
+      module = backbones.create(name)
+      loss_of = lambda y: jnp.mean(jnp.square(y[32]))
+    variables = module.init(jax.random.key(0), x[:1])
+    tx = optax.adam(1e-4)
+
+    def step(params, stats, opt, module=module, loss_of=loss_of, tx=tx):
+      def loss(p):
+        y, new = module.apply({"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+        return loss_of(y), new.get("batch_stats", stats)
+      (value, stats), grads = jax.value_and_grad(loss, has_aux=True)(params)
+      updates, opt = tx.update(grads, opt, params)
+      return optax.apply_updates(params, updates), stats, opt, value
+
+    train = jax.jit(step, donate_argnums=(0, 1, 2))
+    state = [variables["params"], variables.get("batch_stats", {}), tx.init(variables["params"])]
+
+    def run_train():
+      state[0], state[1], state[2], value = train(*state)
+      jax.block_until_ready(value)
+
+    fwd = jax.jit(lambda v, x, m=module: m.apply(v, x))
+    frame = x[:1]
+    out[name] = {"train_step_s": timed(run_train, steps)["median"],
+                 "eval_frame_s": timed(lambda f=fwd, v=variables: jax.block_until_ready(f(v, frame)), steps)["median"]}
+  return out
+
+
+def keras_hub_model(name: str):
+  """keras-hub's model for `name` (an encoder of `ENCODERS`, or "segformer_b0"), random weights."""
+  import keras_hub  # pylint: disable=g-import-not-at-top
+  from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
+
+  from jaxseg.models import backbones  # pylint: disable=g-import-not-at-top
+  if name == "segformer_b0":
+    encoder = keras_hub_model("mit_b0")
+    backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder, projection_filters=256)
+    return keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=CLASSES)
+  arch = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
+          for k, v in backbones.BACKBONES[name][1].items()}
+  family = backbones.family(name)
+  if family == "resnet":
+    return keras_hub.models.ResNetBackbone(**arch)
+  if family == "mobilenet_v3":
+    return keras_hub.models.MobileNetBackbone(**arch, output_num_filters=1024)
+  if family == "efficientnet":
+    return keras_hub.models.EfficientNetBackbone(**convert_efficientnet.convert_backbone_config(
+        {"architecture": name}))
+  return keras_hub.models.MiTBackbone(**arch, num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
+                                      layerwise_sr_ratios=[8, 4, 2, 1], layerwise_patch_sizes=[7, 3, 3, 3],
+                                      layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1,
+                                      image_shape=(*SIZE, 3))
+
+
+def keras_side(steps: int) -> dict:
+  """The same measurements of keras-hub's models under Keras-TF (`model.compile` defaults)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  rng, out = np.random.default_rng(0), {}
+  x = rng.uniform(-1, 1, (BATCH, *SIZE, 3)).astype(np.float32)
+  for name in (*ENCODERS, "segformer_b0"):
+    model = keras_hub_model(name)
+    if name == "segformer_b0":
+      model.compile(optimizer=keras.optimizers.Adam(1e-4),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+      y = rng.integers(0, CLASSES, (BATCH, *SIZE))
+    else:
+      model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
+      y = np.zeros((BATCH, *model.compute_output_shape((BATCH, *SIZE, 3))[1:]), np.float32)
+    out[name] = {"train_step_s": timed(lambda m=model, y=y: m.train_on_batch(x, y), steps)["median"],
+                 "eval_frame_s": timed(lambda m=model: m.predict_on_batch(x[:1]), steps)["median"]}
+  return out
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--side", choices=["jaxseg", "keras", "table"], help="(internal) one side, in this process")
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=1, help="turns of each side, in fresh processes")
+  parser.add_argument("--skip-keras", action="store_true")
+  parser.add_argument("--json", help="write the results here")
+  args = parser.parse_args(argv)
+  if args.side:
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    sides = {"jaxseg": jaxseg_side, "keras": keras_side, "table": jaxseg_table}
+    result = sides[args.side](args.steps)
+    with open(args.json, "w") as f:
+      json.dump(result, f)
+    return 0
+  started = time.time()
+  env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+  table = fresh_process("benchmarks.backbones", ["--side", "table", "--steps", str(args.steps)], env)
+  runs = {"jaxseg": [], "keras": []}
+  for _ in range(args.repeats):
+    for side in ("jaxseg",) if args.skip_keras else ("jaxseg", "keras"):
+      runs[side].append(fresh_process("benchmarks.backbones", ["--side", side, "--steps", str(args.steps)], env))
+  med = {side: _median(r) for side, r in runs.items() if r}
+  print(f"{machine()}; models at 512x512, batch 1")
+  for row in table if isinstance(table, list) else []:
+    print(f"  {row['model']:>13} / {row['backbone']:<18} {row['params'] / 1e6:6.2f} M params "
+          f"{row['gflops']:7.1f} GFLOPs  {1e3 * row['latency_512_s']:8.1f} ms")
+  print(f"against keras-hub (Keras-TF) at {SIZE[1]}x{SIZE[0]}: train step batch {BATCH} / eval one frame")
+  for name in (*ENCODERS, "segformer_b0"):
+    mine, theirs = med.get("jaxseg", {}).get(name, {}), med.get("keras", {}).get(name, {})
+    line = f"  {name:<20} jaxseg {mine.get('train_step_s', float('nan')):.3f} / {mine.get('eval_frame_s', 0):.3f} s"
+    if theirs:
+      ratio = [mine[k] / theirs[k] for k in ("train_step_s", "eval_frame_s")]
+      line += (f"  keras-hub {theirs['train_step_s']:.3f} / {theirs['eval_frame_s']:.3f} s  ratio "
+               f"{ratio[0]:.2f}x / {ratio[1]:.2f}x")
+    print(line)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"machine": machine(), "table": table, "runs": runs, "median": med,
+                 "wall_s": time.time() - started}, f, indent=1)
+  return 0
+
+
+def _median(runs: list[dict]) -> dict:
+  ok = [r for r in runs if "error" not in r]
+  if not ok:
+    print(f"failed: {runs[0].get('error')}", file=sys.stderr)
+    return {}
+  return {name: {k: float(np.median([r[name][k] for r in ok])) for k in ok[0][name]} for name in ok[0]}
+
+
+if __name__ == "__main__":
+  sys.exit(main())
