@@ -134,10 +134,12 @@ def _keras_hub_backbone(name):
   if family == "efficientnet":
     return keras_hub.models.EfficientNetBackbone(
         **convert_efficientnet.convert_backbone_config({"architecture": name}))
-  raise AssertionError(family)
+  return keras_hub.models.MiTBackbone(**arch, num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
+                                      layerwise_sr_ratios=[8, 4, 2, 1], layerwise_patch_sizes=[7, 3, 3, 3],
+                                      layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1, image_shape=(64, 64, 3))
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "mit_b0"])
 def test_each_family_loads_a_save_to_preset_directory_through_backbone_weights(name, tmp_path):
   keras_backbone = _keras_hub_backbone(name)
   keras_backbone.save_to_preset(str(tmp_path / "preset"))

@@ -37,7 +37,7 @@ def _hashes(directory) -> dict[str, str]:
   return out
 
 
-@pytest.mark.parametrize("args,kills,during_save", [([], 6, 2), (["--stream", "--epochs", "3"], 5, 2)],
+@pytest.mark.parametrize("args,kills,during_save", [([], 4, 2), (["--stream", "--epochs", "3"], 3, 1)],
                          ids=["in_memory", "streaming_folder"])
 def test_sigkill_at_random_moments_resumes_from_the_newest_complete_checkpoint(tmp_path, args, kills, during_save):
   proc = subprocess.run([sys.executable, str(REPO / "tests" / "kill_resume.py"), "--kills", str(kills),

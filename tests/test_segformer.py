@@ -12,7 +12,7 @@ import tiny
 from keras_hub_reference import randomize_norms
 
 from jaxseg import models
-from jaxseg.models import segformer_port
+from jaxseg.models import backbones, segformer_port
 from jaxseg.models.segformer import default_decoder_dim
 
 keras_hub = pytest.importorskip("keras_hub")
@@ -23,7 +23,6 @@ IDENTITY = ((1 / 127.5,) * 3, (-1.0,) * 3)  # the model's [-1, 1] input passed t
 
 def keras_segformer(name, num_classes, size=64, preprocessor=None):
   """keras-hub's SegFormerImageSegmenter over MiT `name`, random weights, built offline."""
-  from jaxseg.models import backbones  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)  # the same weights whatever this process built before
   arch = backbones.BACKBONES[name][1]
   encoder = keras_hub.models.MiTBackbone(
@@ -53,12 +52,22 @@ def test_logits_equal_keras_hubs_segmenter(name):
   assert np.abs(want).max() > 0.1
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", [f"mit_b{i}" for i in range(6)])
-def test_parameter_counts_equal_keras_hubs(name):
+def test_mit_features_and_segformer_parameter_counts_equal_keras_hubs(name):
   segmenter = keras_segformer(name, 19)
-  shapes = jax.eval_shape(lambda: _model(name, 19).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  shapes = jax.eval_shape(lambda: _model(name, 19).init(jax.random.key(0), jnp.zeros((1, 64, 64, 3))))
   assert models.count_params(shapes)["total"] == segmenter.count_params()
+  encoder = segmenter.backbone.image_encoder  # keras-hub's MiT (it assumes square maps)
+  images = np.random.default_rng(1).normal(0, 1, (2, 64, 64, 3)).astype(np.float32)
+  variables = backbones.from_keras_hub(name, encoder)
+  assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(variables)) == encoder.count_params()
+  got = backbones.create(name).apply(variables, images)
+  extractor = keras.Model(encoder.inputs, dict(encoder.pyramid_outputs))
+  want = {4 * 2 ** (int(k[1:]) - 1): np.asarray(v) for k, v in extractor(images, training=False).items()}
+  assert sorted(want) == sorted(got) == [4, 8, 16, 32]
+  for stride, value in want.items():
+    assert got[stride].shape == value.shape, stride
+    np.testing.assert_allclose(got[stride], value, atol=1e-4 * max(1.0, np.abs(value).max()), err_msg=str(stride))
 
 
 SCALE, OFFSET = (0.017, 0.0175, 0.0174), (-2.1, -2.0, -1.8)
@@ -125,3 +134,10 @@ def test_a_preset_of_another_size_is_refused_in_one_line(preset):
   config = tiny.tiny_config(**{"model.name": "segformer", "model.backbone": "mit_b1", "model.backbone_weights": path})
   with pytest.raises(ConfigError, match=re.escape("set --config.model.backbone=mit_b0 --config.model.decoder_dim=256")):
     Run(config, "/nonexistent").fresh_state(load_encoder=True)
+
+
+def test_its_summary_adds_up_to_its_parameter_count():
+  model = _model("mit_b0", 19)
+  rows, counts = models.summary.summary_rows(model, 64)
+  assert sum(r[2] for r in rows) == counts["total"] and "linear_fuse" in rows[-2][0]
+  assert f"Total params: {counts['total']:,}" in models.format_summary(model, 64)
