@@ -68,7 +68,7 @@ class Run:
     if jax.process_index() == 0:
       print(f"Backbone {m.backbone}: weights from keras-hub preset {source}"
             f"{' and its input normalisation' if transform is not None else ''}.")
-    return {c: {**variables[c], "encoder": encoder[c]} for c in ("params", "batch_stats")}
+    return {c: {**variables[c], **({"encoder": encoder[c]} if c in encoder else {})} for c in variables}
 
   def _with_segmenter(self, variables: dict[str, Any], source: str) -> dict[str, Any]:
     """`variables` replaced by a keras-hub SegFormer segmenter preset's, all of them, or all but the classifier
