@@ -84,7 +84,8 @@ class SegmentationModel(nn.Module):
       return MobileNetV2(alpha=self.alpha, last_layer=list(self.MOBILENET_TAPS.values())[-1],
                          output_stride=self.encoder_output_stride(),
                          spec=self.spec.replace(bn_momentum=self.encoder_bn_momentum), name="encoder", **kwargs)
-    return backbones.create(self.backbone, self.encoder_output_stride(), self.spec.dtype, name="encoder", **kwargs)
+    return backbones.create(self.backbone, self.encoder_output_stride(), self.spec.dtype, name="encoder",
+                            conv_impl=self.spec.conv_impl, **kwargs)
 
   def backbone_input(self, images: jax.Array) -> jax.Array:
     """Images in [-1, 1] as a (non-MobileNetV2) backbone's weights expect them: [0, 255] pixels through

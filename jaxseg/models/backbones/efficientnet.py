@@ -49,10 +49,12 @@ class EfficientNet(nn.Module):
   bn_epsilon: float = 1e-5
   output_stride: int = 32
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"  # jaxseg.ops formulation of the convolutions it has a fast form for
 
   def _conv(self, x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
             groups: int = 1, bias: bool = False, name: str = "") -> jax.Array:
-    return layers.conv(x, features, kernel, stride, pad, rate, groups, bias, dtype=self.dtype, name=name)
+    return layers.conv(x, features, kernel, stride, pad, rate, groups, bias, dtype=self.dtype, name=name,
+                       conv_impl=self.conv_impl)
 
   def _bn(self, x: jax.Array, name: str, train: bool, momentum: float = 0.99) -> jax.Array:
     return layers.batch_norm(x, train, momentum=momentum, epsilon=self.bn_epsilon, dtype=self.dtype, name=name)

@@ -1,14 +1,57 @@
 """The convolution and BatchNorm that keras-hub's convolutional backbones are built of, as Flax layers named
-after keras-hub's: explicit zero padding then "valid" (as keras-hub pads), float32 parameters."""
+after keras-hub's: explicit zero padding then "valid" (as keras-hub pads), float32 parameters.
+
+Where a convolution is one jaxseg has a fast form for (`jaxseg.ops`: 1x1, stride-1 3x3 dense or depthwise with
+"same" padding at any dilation), it runs through it under `conv_impl`; the rest (strided, 5x5, 7x7) are `lax`
+convolutions.
+"""
 
 from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+
+from jaxseg import ops
+
+
+class Conv(nn.Module):
+  """A convolution with `nn.Conv`'s parameters ("kernel" (k, k, Cin / groups, Cout), "bias")."""
+  features: int
+  kernel: int = 1
+  stride: int = 1
+  pad: int = 0
+  rate: int = 1
+  groups: int = 1
+  bias: bool = False
+  dtype: Any = jnp.float32
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """The convolution of x (B, H, W, Cin)."""
+    c_in = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (self.kernel, self.kernel, c_in // self.groups, self.features))
+    x, k = x.astype(self.dtype), kernel.astype(self.dtype)
+    same = self.stride == 1 and self.pad == self.rate * (self.kernel // 2)
+    if self.kernel == 1 and self.stride == 1 and self.pad == 0 and self.groups == 1:
+      y = ops.pointwise_conv(x, k, conv_impl=self.conv_impl)
+    elif self.kernel == 3 and same and self.groups == 1:
+      y = ops.conv3x3(x, k, dilation=self.rate, conv_impl=self.conv_impl)
+    elif self.kernel == 3 and same and self.groups == c_in == self.features:
+      y = ops.depthwise_conv3x3(x, k.reshape(3, 3, c_in, 1), dilation=self.rate, conv_impl=self.conv_impl)
+    else:
+      y = jax.lax.conv_general_dilated(x, k, (self.stride, self.stride), [(self.pad, self.pad)] * 2,
+                                       rhs_dilation=(self.rate, self.rate), feature_group_count=self.groups,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if self.bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+    return y
 
 
 def conv(x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
-         groups: int = 1, bias: bool = False, *, dtype: Any, name: str) -> jax.Array:
+         groups: int = 1, bias: bool = False, *, dtype: Any, name: str, conv_impl: str = "auto") -> jax.Array:
   """A `kernel` x `kernel` convolution of x padded by `pad` on every side (call from a compact method).
 
   Args:
@@ -22,9 +65,9 @@ def conv(x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int
     bias: add a bias.
     dtype: computation dtype.
     name: the Keras layer's name.
+    conv_impl: `jaxseg.ops` formulation where one applies.
   """
-  return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
-                 kernel_dilation=rate, feature_group_count=groups, use_bias=bias, dtype=dtype, name=name)(x)
+  return Conv(features, kernel, stride, pad, rate, groups, bias, dtype, conv_impl, name=name)(x)
 
 
 def batch_norm(x: jax.Array, train: bool, *, momentum: float, epsilon: float, dtype: Any, name: str) -> jax.Array:

@@ -29,6 +29,7 @@ class Attention(nn.Module):
   num_heads: int
   sr_ratio: int
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -39,7 +40,8 @@ class Attention(nn.Module):
     q = heads(dense("q")(x.reshape(b, h * w, c)))
     kv = x
     if self.sr_ratio > 1:
-      kv = layers.conv(x, self.dim, self.sr_ratio, self.sr_ratio, bias=True, dtype=self.dtype, name="sr")
+      kv = layers.conv(x, self.dim, self.sr_ratio, self.sr_ratio, bias=True, dtype=self.dtype, name="sr",
+                       conv_impl=self.conv_impl)
       kv = nn.LayerNorm(1e-5, dtype=self.dtype, name="norm")(kv)
     kv = kv.reshape(b, -1, c)
     k, v = heads(dense("k")(kv)), heads(dense("v")(kv))
@@ -53,12 +55,14 @@ class MixFFN(nn.Module):
   """keras-hub's `MixFFN`: dense to 4x, depthwise 3x3, GELU, dense back."""
   dim: int
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """The block on x (B, H, W, C)."""
     x = nn.Dense(4 * self.dim, dtype=self.dtype, name="fc1")(x)
-    x = layers.conv(x, x.shape[-1], 3, 1, 1, groups=x.shape[-1], bias=True, dtype=self.dtype, name="dwconv")
+    x = layers.conv(x, x.shape[-1], 3, 1, 1, groups=x.shape[-1], bias=True, dtype=self.dtype, name="dwconv",
+                    conv_impl=self.conv_impl)
     return nn.Dense(self.dim, dtype=self.dtype, name="fc2")(nn.gelu(x, approximate=True))
 
 
@@ -71,6 +75,7 @@ class MiT(nn.Module):
   layerwise_patch_sizes: Sequence[int] = (7, 3, 3, 3)
   layerwise_strides: Sequence[int] = (4, 2, 2, 2)
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"  # jaxseg.ops formulation of the Mix-FFN's depthwise 3x3
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[int, jax.Array]:
@@ -80,13 +85,14 @@ class MiT(nn.Module):
     features, stride, x = {}, 1, x.astype(self.dtype)
     for i, dim in enumerate(self.hidden_dims):
       patch, step = self.layerwise_patch_sizes[i], self.layerwise_strides[i]
-      x = layers.conv(x, dim, patch, step, patch // 2, bias=True, dtype=self.dtype, name=f"patch_and_embed_{i}_proj")
+      x = layers.conv(x, dim, patch, step, patch // 2, bias=True, dtype=self.dtype, name=f"patch_and_embed_{i}_proj",
+                      conv_impl=self.conv_impl)
       x = nn.LayerNorm(1e-5, dtype=self.dtype, name=f"patch_and_embed_{i}_norm")(x)
       for k in range(self.layerwise_depths[i]):
         name = f"hierarchical_encoder_{i}_{k}"
-        x = x + Attention(dim, self.layerwise_num_heads[i], self.layerwise_sr_ratios[i], self.dtype,
+        x = x + Attention(dim, self.layerwise_num_heads[i], self.layerwise_sr_ratios[i], self.dtype, self.conv_impl,
                           name=f"{name}_attn")(nn.LayerNorm(1e-6, dtype=self.dtype, name=f"{name}_norm1")(x))
-        x = x + MixFFN(dim, self.dtype, name=f"{name}_mlp")(nn.LayerNorm(1e-6, dtype=self.dtype,
+        x = x + MixFFN(dim, self.dtype, self.conv_impl, name=f"{name}_mlp")(nn.LayerNorm(1e-6, dtype=self.dtype,
                                                                           name=f"{name}_norm2")(x))
       x = nn.LayerNorm(1e-5, dtype=self.dtype, name=f"norm_{i}")(x)
       stride *= step

@@ -20,12 +20,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxseg.models.backbones import layers
+
 BLOCK_TYPES = ("basic_block", "bottleneck_block", "basic_block_vd", "bottleneck_block_vd")
 BN_EPSILON, BN_MOMENTUM = 1e-5, 0.9  # keras-hub's ResNet BatchNorm settings
-
-
-def _pad(p: int) -> tuple[tuple[int, int], tuple[int, int]]:
-  return ((p, p), (p, p))
 
 
 def _avg_pool2(x: jax.Array, stride: int, rate: int) -> jax.Array:
@@ -55,6 +53,7 @@ class ResNet(nn.Module):
     use_pre_activation: ResNet v2.
     output_stride: 32, 16 or 8 (dilated last stacks).
     dtype: the computation dtype (parameters stay float32).
+    conv_impl: `jaxseg.ops` formulation of its 1x1 and stride-1 3x3 convolutions.
   """
   input_conv_filters: Sequence[int]
   input_conv_kernel_sizes: Sequence[int]
@@ -65,22 +64,23 @@ class ResNet(nn.Module):
   use_pre_activation: bool = False
   output_stride: int = 32
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   def _bn(self, name: str, train: bool) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.dtype,
                         name=name)
 
-  def _conv(self, features: int, kernel: int, stride: int = 1, padding: Any = "SAME", dilation: int = 1,
-            name: str = "") -> nn.Conv:
-    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=padding, kernel_dilation=dilation,
-                   use_bias=False, dtype=self.dtype, name=name)
+  def _conv(self, features: int, kernel: int, stride: int = 1, pad: int | None = None, dilation: int = 1,
+            name: str = "") -> layers.Conv:
+    pad = dilation * (kernel // 2) if pad is None else pad  # None: "same" (stride 1)
+    return layers.Conv(features, kernel, stride, pad, dilation, dtype=self.dtype, conv_impl=self.conv_impl, name=name)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[int, jax.Array]:
     """Feature maps {stride: (B, H / stride, W / stride, C)} of images x (B, H, W, 3), preprocessed as the
     weights expect."""
     k0 = self.input_conv_kernel_sizes[0]
-    x = self._conv(self.input_conv_filters[0], k0, 2, _pad((k0 - 1) // 2), name="conv1_conv")(x.astype(self.dtype))
+    x = self._conv(self.input_conv_filters[0], k0, 2, (k0 - 1) // 2, name="conv1_conv")(x.astype(self.dtype))
     for i in range(1, len(self.input_conv_filters)):
       x = nn.relu(self._bn(f"conv{i}_bn", train)(x))
       k = self.input_conv_kernel_sizes[i]
@@ -127,7 +127,7 @@ class ResNet(nn.Module):
     y = preact if pre else x
 
     def conv3x3(y, idx):  # the strided 3x3: zero-padded then "valid", as keras-hub writes it
-      return self._conv(filters, 3, stride, _pad(1) if stride > 1 else _pad(rate), rate, f"{name}_{idx}_conv")(y)
+      return self._conv(filters, 3, stride, 1 if stride > 1 else rate, rate, f"{name}_{idx}_conv")(y)
 
     if bottleneck:
       y = nn.relu(self._bn(f"{name}_1_bn", train)(self._conv(filters, 1, name=f"{name}_1_conv")(y)))
@@ -136,7 +136,7 @@ class ResNet(nn.Module):
       last = f"{name}_3_bn"
     else:
       y = nn.relu(self._bn(f"{name}_1_bn", train)(conv3x3(y, 1)))
-      y = self._conv(filters, 3, padding=_pad(next_rate), dilation=next_rate, name=f"{name}_2_conv")(y)
+      y = self._conv(filters, 3, dilation=next_rate, name=f"{name}_2_conv")(y)
       last = f"{name}_2_bn"
     if pre:
       return shortcut + y
