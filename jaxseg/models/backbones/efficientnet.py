@@ -32,7 +32,7 @@ def round_filters(filters: float, width: float, divisor: int = 8) -> int:
   return int(new + divisor if new < 0.9 * filters else new)
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(layers.ConvMixin, nn.Module):
   """keras-hub's `EfficientNetBackbone` with "v1" blocks (its architecture arguments; see `VARIANTS`)."""
   width_coefficient: float
   depth_coefficient: float
@@ -50,11 +50,6 @@ class EfficientNet(nn.Module):
   output_stride: int = 32
   dtype: Any = jnp.float32
   conv_impl: str = "auto"  # jaxseg.ops formulation of the convolutions it has a fast form for
-
-  def _conv(self, x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
-            groups: int = 1, bias: bool = False, name: str = "") -> jax.Array:
-    return layers.conv(x, features, kernel, stride, pad, rate, groups, bias, dtype=self.dtype, name=name,
-                       conv_impl=self.conv_impl)
 
   def _bn(self, x: jax.Array, name: str, train: bool, momentum: float = 0.99) -> jax.Array:
     return layers.batch_norm(x, train, momentum=momentum, epsilon=self.bn_epsilon, dtype=self.dtype, name=name)

@@ -70,6 +70,15 @@ def conv(x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int
   return Conv(features, kernel, stride, pad, rate, groups, bias, dtype, conv_impl, name=name)(x)
 
 
+class ConvMixin:
+  """`_conv` for a backbone module with `dtype` and `conv_impl` fields: `conv` in them."""
+
+  def _conv(self, x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
+            groups: int = 1, bias: bool = False, name: str = "") -> jax.Array:
+    return conv(x, features, kernel, stride, pad, rate, groups, bias, dtype=self.dtype, name=name,
+                conv_impl=self.conv_impl)
+
+
 def batch_norm(x: jax.Array, train: bool, *, momentum: float, epsilon: float, dtype: Any, name: str) -> jax.Array:
   """BatchNorm over the last axis (`train`: batch statistics, updated averages); call from a compact method."""
   return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)(x)

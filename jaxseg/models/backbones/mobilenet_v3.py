@@ -30,7 +30,7 @@ def adjust_channels(x: float, divisor: int = 8) -> int:
   return new_x + divisor if new_x < 0.9 * x else new_x
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(layers.ConvMixin, nn.Module):
   """keras-hub's `MobileNetBackbone` (its architecture arguments; see `VARIANTS`)."""
   stackwise_expansion: Sequence[Sequence[int]]
   stackwise_num_blocks: Sequence[int]
@@ -50,11 +50,6 @@ class MobileNetV3(nn.Module):
   output_stride: int = 32
   dtype: Any = jnp.float32
   conv_impl: str = "auto"  # jaxseg.ops formulation of the convolutions it has a fast form for
-
-  def _conv(self, x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
-            groups: int = 1, bias: bool = False, name: str = "") -> jax.Array:
-    return layers.conv(x, features, kernel, stride, pad, rate, groups, bias, dtype=self.dtype, name=name,
-                       conv_impl=self.conv_impl)
 
   def _bn(self, x: jax.Array, name: str, train: bool) -> jax.Array:
     return layers.batch_norm(x, train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.dtype, name=name)
