@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 import tiny
+from keras_hub_reference import keras_hub_backbone
 
 from jaxseg import config_checks, models
 from jaxseg.models import backbones
@@ -21,9 +22,7 @@ SCALE, OFFSET = (0.01, 0.02, 0.03), (-1.0, -0.5, 0.25)  # not ImageNet's, so tha
 @pytest.fixture(scope="module")
 def resnet18_preset(tmp_path_factory):
   """A resnet18 classifier preset (backbone, head, image converter) as keras-hub's save_to_preset writes it."""
-  from jaxseg.models.backbones import resnet  # pylint: disable=g-import-not-at-top
-  arch = {k: list(v) if isinstance(v, tuple) else v for k, v in resnet.VARIANTS["resnet18"].items()}
-  backbone = keras_hub.models.ResNetBackbone(**arch)
+  backbone = keras_hub_backbone("resnet18")
   converter = keras_hub.layers.ResNetImageConverter(image_size=(64, 64), scale=list(SCALE), offset=list(OFFSET))
   task = keras_hub.models.ResNetImageClassifier(
       backbone=backbone, num_classes=4,
@@ -121,27 +120,9 @@ def test_a_checkpoint_written_before_backbones_had_names_is_mobilenet_v2s():
   assert upgraded["model"]["backbone"] == "mobilenet_v2" and upgraded["model"]["backbone_weights"] == "imagenet"
 
 
-def _keras_hub_backbone(name):
-  """keras-hub's backbone for `name`, random weights, built offline from its architecture arguments."""
-  from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
-  family = backbones.family(name)
-  arch = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
-          for k, v in backbones.BACKBONES[name][1].items()}
-  if family == "resnet":
-    return keras_hub.models.ResNetBackbone(**arch)
-  if family == "mobilenet_v3":
-    return keras_hub.models.MobileNetBackbone(**arch, output_num_filters=1024)
-  if family == "efficientnet":
-    return keras_hub.models.EfficientNetBackbone(
-        **convert_efficientnet.convert_backbone_config({"architecture": name}))
-  return keras_hub.models.MiTBackbone(**arch, num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
-                                      layerwise_sr_ratios=[8, 4, 2, 1], layerwise_patch_sizes=[7, 3, 3, 3],
-                                      layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1, image_shape=(64, 64, 3))
-
-
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "mit_b0"])
 def test_each_family_loads_a_save_to_preset_directory_through_backbone_weights(name, tmp_path):
-  keras_backbone = _keras_hub_backbone(name)
+  keras_backbone = keras_hub_backbone(name)
   keras_backbone.save_to_preset(str(tmp_path / "preset"))
   run = Run(_config(**{"model.backbone": name, "model.backbone_weights": str(tmp_path / "preset")}), "/nonexistent")
   state, _ = run.fresh_state(load_encoder=True)

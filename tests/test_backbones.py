@@ -4,7 +4,7 @@ BatchNorm statistics, equal parameter counts, and weights read from a preset dir
 import jax
 import numpy as np
 import pytest
-from keras_hub_reference import randomize_norms
+from keras_hub_reference import keras_hub_backbone, randomize_norms
 
 from jaxseg.models import backbones
 from jaxseg.models.backbones import resnet
@@ -13,13 +13,8 @@ keras_hub = pytest.importorskip("keras_hub")
 import keras  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def _arch(name):
-  return {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
-          for k, v in backbones.BACKBONES[name][1].items()}
-
-
 def _keras_resnet(name):
-  return randomize_norms(keras_hub.models.ResNetBackbone(**_arch(name)))
+  return randomize_norms(keras_hub_backbone(name))
 
 
 def _keras_features(model, images):

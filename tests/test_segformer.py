@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tiny
-from keras_hub_reference import randomize_norms
+from keras_hub_reference import keras_hub_backbone, randomize_norms
 
 from jaxseg import models
 from jaxseg.models import backbones, segformer_port
@@ -24,11 +24,7 @@ IDENTITY = ((1 / 127.5,) * 3, (-1.0,) * 3)  # the model's [-1, 1] input passed t
 def keras_segformer(name, num_classes, size=64, preprocessor=None):
   """keras-hub's SegFormerImageSegmenter over MiT `name`, random weights, built offline."""
   keras.utils.set_random_seed(0)  # the same weights whatever this process built before
-  arch = backbones.BACKBONES[name][1]
-  encoder = keras_hub.models.MiTBackbone(
-      hidden_dims=list(arch["hidden_dims"]), layerwise_depths=list(arch["layerwise_depths"]), num_layers=4,
-      layerwise_num_heads=[1, 2, 5, 8], layerwise_sr_ratios=[8, 4, 2, 1], layerwise_patch_sizes=[7, 3, 3, 3],
-      layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1, image_shape=(size, size, 3))
+  encoder = keras_hub_backbone(name, size)
   backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder,
                                                 projection_filters=default_decoder_dim(name))
   return randomize_norms(keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=num_classes,
