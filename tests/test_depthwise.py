@@ -41,6 +41,24 @@ def test_depthwise_values_and_gradients(shape, stride, dilation):
          lambda x, k: _lax_depthwise(x, k, stride, dilation), x, k)
 
 
+@pytest.mark.parametrize("shape,kernel,stride,dilation,pad", [
+    ((2, 9, 11, 5), 5, 1, 1, 2),    # EfficientNet's and MobileNetV3's 5x5
+    ((2, 11, 10, 4), 5, 2, 1, 2),   # 5x5 at stride 2, symmetric padding (keras-hub's explicit ZeroPadding)
+    ((2, 10, 12, 3), 3, 2, 1, 1),   # 3x3 at stride 2, symmetric padding on even sizes: not correct_pad's
+    ((1, 8, 8, 3), 5, 1, 2, 4),     # atrous 5x5
+    ((2, 13, 17, 2), 7, 4, 1, 3),   # stride larger than two: several phases without some taps
+    ((1, 9, 9, 2), 3, 1, 1, 0),     # no padding
+])
+def test_any_depthwise_values_and_gradients(shape, kernel, stride, dilation, pad):
+  rng = np.random.default_rng(sum(shape) + kernel)
+  x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(kernel, kernel, shape[-1], 1)), jnp.float32)
+  pads = ((pad, pad), (pad, pad))
+  _check(jax.jit(lambda x, k: depthwise.depthwise_conv_gemm(x, k, stride=stride, dilation=dilation, padding=pads)),
+         lambda x, k: depthwise.depthwise_reference(x, k, stride=stride, dilation=dilation, padding=pads,
+                                                    precision=HIGHEST), x, k)
+
+
 def test_depthwise_weight_gradient_sees_every_tap():
   """A one-hot output gradient against a one-hot input: exactly the tap joining them gets weight gradient."""
   x = jnp.zeros((1, 6, 6, 1)).at[0, 2, 3, 0].set(1.0)

@@ -55,7 +55,7 @@ class ConvBN(nn.Module):
 
 def upsample_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
   """Bilinear resize with half-pixel centres (Keras `UpSampling2D(interpolation="bilinear")`)."""
-  return jax.image.resize(x, (x.shape[0], *size, x.shape[-1]), "bilinear", antialias=False)
+  return ops.upsample_bilinear(x, size)
 
 
 class DeepLabV3Plus(SegmentationModel):

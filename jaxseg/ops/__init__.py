@@ -5,18 +5,24 @@ from jaxseg.ops.dispatch import (
                                  CONV_IMPLS,
                                  conv3x3,
                                  conv_transpose3x3_s2,
+                                 depthwise_conv,
                                  depthwise_conv3x3,
+                                 max_pool,
                                  pointwise_conv,
                                  resolve_conv_impl,
                                  stem_conv3x3,
+                                 upsample_bilinear,
 )
 
 __all__ = [
                                  "CONV_IMPLS",
                                  "conv3x3",
                                  "conv_transpose3x3_s2",
+                                 "depthwise_conv",
                                  "depthwise_conv3x3",
+                                 "max_pool",
                                  "pointwise_conv",
                                  "resolve_conv_impl",
                                  "stem_conv3x3",
+                                 "upsample_bilinear",
 ]

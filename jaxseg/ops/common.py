@@ -63,7 +63,7 @@ def gemm(spec: str, a: jax.Array, b: jax.Array, gemm_dtype=None) -> jax.Array:
 
 
 def lax_conv(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1, groups: int = 1,
-             precision=None) -> jax.Array:
+             padding=None, precision=None) -> jax.Array:
   """A 'same'-padded (TensorFlow rule) convolution through `lax.conv_general_dilated`: the plain reference
   every fast form is tested against, and the "xla" formulation itself.
 
@@ -73,12 +73,14 @@ def lax_conv(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int 
     stride: the stride on both axes.
     dilation: the kernel's dilation (atrous rate) on both axes.
     groups: `feature_group_count` (Cin for a depthwise convolution).
+    padding: ((top, bottom), (left, right)) zeros; None: TensorFlow's 'same'.
     precision: `lax.Precision` of the convolution (None: the backend's default).
 
   Returns:
-    (B, ceil(H / stride), ceil(W / stride), Cout) in x's dtype.
+    (B, ceil(H / stride), ceil(W / stride), Cout) in x's dtype ('same'; otherwise as `padding` gives).
   """
   pads = [same_padding(x.shape[i], (kernel.shape[i - 1] - 1) * dilation + 1, stride) for i in (1, 2)]
+  pads = pads if padding is None else [tuple(p) for p in padding]
   return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (stride, stride), pads,
                                       rhs_dilation=(dilation, dilation), feature_group_count=groups,
                                       dimension_numbers=DIMENSIONS, precision=precision)

@@ -1,13 +1,15 @@
-"""MobileNetV2's depthwise 3x3 convolutions as shifted multiply-adds, with a hand-written VJP.
+"""Depthwise convolutions (any odd kernel, stride, dilation and padding) as shifted multiply-adds, with a
+hand-written VJP.
 
-The forward is nine shifted multiply-adds over one padded input, fused into one XLA loop. Autodiff of
-it is what costs when the encoder is trained: XLA materialises the nine shifted windows of the input once
-for the forward and the weight gradient to share, and transposes each slice into a padded copy of the output
-gradient inside the input gradient's loop (per-element bounds checks, not vectorised). On CamVid-sized
-batches the encoder's backward took ten times its forward. Here the input gradient is the same kind of loop
-over a padded output gradient (a correlation with the flipped kernel; for stride 2, one loop per output
-phase), and the weight gradient sums the nine products in chunks of the width inside one loop before
-reducing, so the input and the output gradient are read about once instead of nine times.
+The forward is k x k shifted multiply-adds over one padded input, fused into one XLA loop; XLA:CPU's grouped
+convolution is far slower (a 3x3 stride-2 depthwise layer of an EfficientNet took 60 ms where the loop takes
+a few). Autodiff of the loop is what costs when the encoder is trained: XLA materialises the shifted windows
+of the input once for the forward and the weight gradient to share, and transposes each slice into a padded
+copy of the output gradient inside the input gradient's loop (per-element bounds checks, not vectorised). On
+CamVid-sized batches MobileNetV2's backward took ten times its forward. Here the input gradient is the same
+kind of loop over a padded output gradient (a correlation with the flipped kernel; for stride s, one loop per
+output phase), and the weight gradient sums the k x k products in chunks of the width inside one loop before
+reducing, so the input and the output gradient are read about once instead of k x k times.
 """
 
 from functools import partial
@@ -15,87 +17,113 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxseg.ops.common import lax_conv, out_size, pad_same, same_padding, tap
+from jaxseg.ops.common import ceil_div, lax_conv, same_padding, tap
 
 # Width chunk of the weight gradient's first summation: long enough that the partial sums written out are
-# small (9 / CHUNK of the output gradient), short enough that the chunk's window stays in cache.
+# small (k^2 / CHUNK of the output gradient), short enough that the chunk's window stays in cache.
 CHUNK = 8
 
-
-def _windows_sum(x: jax.Array, kernel: jax.Array, stride: int, dilation: int) -> jax.Array:
-  xp = pad_same(x, 2 * dilation + 1, stride)
-  out_h, out_w = out_size(x.shape, stride)
-  k = kernel[..., 0].astype(x.dtype)
-  out = None
-  for a in range(3):
-    for b in range(3):
-      term = tap(xp, a * dilation, b * dilation, out_h, out_w, stride) * k[a, b]
-      out = term if out is None else out + term
-  return out
+Padding = tuple[tuple[int, int], tuple[int, int]]
 
 
-def depthwise_conv3x3_gemm(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1) -> jax.Array:
-  """Keras `DepthwiseConv2D(3, strides=stride, dilation_rate=dilation)`, 'same'/correct_pad padded.
+def same_pads(shape: tuple[int, ...], kernel: int, stride: int, dilation: int) -> Padding:
+  """TensorFlow's 'same' padding (Keras `correct_pad` for stride 2) of a (B, H, W, C) input, both axes."""
+  span = (kernel - 1) * dilation + 1
+  return same_padding(shape[1], span, stride), same_padding(shape[2], span, stride)
+
+
+def depthwise_conv_gemm(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1,
+                        padding: Padding | None = None) -> jax.Array:
+  """Keras `DepthwiseConv2D(k, strides=stride, dilation_rate=dilation)` on x zero-padded by `padding`.
 
   Args:
     x: (B, H, W, C).
-    kernel: (3, 3, C, 1).
-    stride: 1 or 2 (with stride 2, dilation 1).
+    kernel: (k, k, C, 1).
+    stride: the stride on both axes.
     dilation: the atrous rate.
+    padding: ((top, bottom), (left, right)) zeros; None: TensorFlow's 'same'.
 
   Returns:
-    (B, ceil(H / stride), ceil(W / stride), C) in x's dtype.
+    (B, H', W', C) in x's dtype, H' = (top + H + bottom - (k - 1) dilation - 1) // stride + 1.
   """
-  return _depthwise(x, kernel, stride, dilation)
+  pads = same_pads(x.shape, kernel.shape[0], stride, dilation) if padding is None else padding
+  return _depthwise(x, kernel, stride, dilation, tuple(map(tuple, pads)))
+
+
+def depthwise_conv3x3_gemm(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1) -> jax.Array:
+  """`depthwise_conv_gemm` of a (3, 3, C, 1) kernel with 'same'/`correct_pad` padding (MobileNetV2's)."""
+  return depthwise_conv_gemm(x, kernel, stride=stride, dilation=dilation)
 
 
 def depthwise_reference(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1,
-                        precision=None) -> jax.Array:
-  """`depthwise_conv3x3_gemm` as a grouped `lax` convolution (the "xla" formulation)."""
-  return lax_conv(x, kernel.reshape(3, 3, 1, -1), stride=stride, dilation=dilation, groups=x.shape[-1],
-                  precision=precision)
+                        padding: Padding | None = None, precision=None) -> jax.Array:
+  """`depthwise_conv_gemm` as a grouped `lax` convolution (the "xla" formulation)."""
+  k = kernel.shape[0]
+  return lax_conv(x, kernel.reshape(k, k, 1, -1), stride=stride, dilation=dilation, groups=x.shape[-1],
+                  padding=padding, precision=precision)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _depthwise(x: jax.Array, kernel: jax.Array, stride: int, dilation: int) -> jax.Array:
-  return _windows_sum(x, kernel, stride, dilation)
+def _out_len(padded: int, k: int, stride: int, dilation: int) -> int:
+  return (padded - (k - 1) * dilation - 1) // stride + 1
 
 
-def _dw_fwd(x, kernel, stride, dilation):
-  return _windows_sum(x, kernel, stride, dilation), (x, kernel)
+def _padded_windows(x: jax.Array, k: int, stride: int, dilation: int, pads: Padding):
+  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+  out_h, out_w = (_out_len(xp.shape[i], k, stride, dilation) for i in (1, 2))
+  return [tap(xp, a * dilation, b * dilation, out_h, out_w, stride) for a in range(k) for b in range(k)]
 
 
-def _dw_input_grad(g: jax.Array, k: jax.Array, stride: int, dilation: int, h: int, w: int) -> jax.Array:
-  """d loss / d x of `depthwise_conv3x3_gemm` from g (B, out_h, out_w, C); k (3, 3, C) in g's dtype."""
-  d = dilation
-  lo_h, lo_w = same_padding(h, 2 * d + 1, stride)[0], same_padding(w, 2 * d + 1, stride)[0]
-  if stride == 1:
-    # out[i] = sum_a x[i - lo + a d] k[a]  =>  dx[q] = sum_a g[q + lo - a d] k[a]
-    gp = jnp.pad(g, ((0, 0), (2 * d - lo_h, lo_h), (2 * d - lo_w, lo_w), (0, 0)))
-    out = None
-    for a in range(3):
-      for b in range(3):
-        term = gp[:, (2 - a) * d:(2 - a) * d + h, (2 - b) * d:(2 - b) * d + w, :] * k[a, b]
-        out = term if out is None else out + term
-    return out
-  # Stride 2, in padded coordinates: even rows 2r take tap 0 from g[r] and tap 2 from g[r - 1], odd rows tap 1
-  # from g[r]; columns alike. Each of the four phases is one loop; interleaving them is one copy.
-  n, m = g.shape[1] + 1, g.shape[2] + 1
-  gp = jnp.pad(g, ((0, 0), (1, 1), (1, 1), (0, 0)))  # gp[r + 1] = g[r]
-  taps = {0: ((0, 0), (2, -1)), 1: ((1, 0),)}  # phase -> (kernel tap, row offset into g)
-  rows = []
-  for p in (0, 1):
-    cols = []
-    for q in (0, 1):
+def _windows_sum(x: jax.Array, kernel: jax.Array, stride: int, dilation: int, pads: Padding) -> jax.Array:
+  k = kernel.shape[0]
+  w = kernel[..., 0].astype(x.dtype).reshape(k * k, -1)
+  out = None
+  for i, win in enumerate(_padded_windows(x, k, stride, dilation, pads)):
+    out = win * w[i] if out is None else out + win * w[i]
+  return out
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _depthwise(x: jax.Array, kernel: jax.Array, stride: int, dilation: int, pads: Padding) -> jax.Array:
+  return _windows_sum(x, kernel, stride, dilation, pads)
+
+
+def _dw_fwd(x, kernel, stride, dilation, pads):
+  return _windows_sum(x, kernel, stride, dilation, pads), (x, kernel)
+
+
+def _dw_input_grad(g: jax.Array, k: jax.Array, stride: int, dilation: int, pads: Padding,
+                   h: int, w: int) -> jax.Array:
+  """d loss / d x from g (B, out_h, out_w, C); k (kh, kw, C) in g's dtype.
+
+  In padded coordinates out[r] = sum_a xp[s r + a d] k[a], so padded row s m + p gathers g[m - j] k[a] from the
+  taps with a d = s j + p: one stride-1 loop per phase p (and per column phase), interleaved by one copy."""
+  s, d, n = stride, dilation, k.shape[0]
+  hp, wp = h + sum(pads[0]), w + sum(pads[1])
+  rows_m, cols_m = ceil_div(hp, s), ceil_div(wp, s)
+  taps = [divmod(a * d, s) for a in range(n)]  # (j, phase) per tap
+  jmax = max(j for j, _ in taps)
+  # gp[J + t] = g[t], zero elsewhere, long enough for every phase's window of rows_m x cols_m.
+  gp = jnp.pad(g, ((0, 0), (jmax, rows_m - g.shape[1]), (jmax, cols_m - g.shape[2]), (0, 0)))
+  phases = []
+  for p in range(s):
+    row = []
+    for q in range(s):
       out = None
-      for a, dr in taps[p]:
-        for b, dc in taps[q]:
-          term = gp[:, 1 + dr:1 + dr + n, 1 + dc:1 + dc + m, :] * k[a, b]
+      for a, (ja, pa) in enumerate(taps):
+        for b, (jb, pb) in enumerate(taps):
+          if (pa, pb) != (p, q):
+            continue
+          term = gp[:, jmax - ja:jmax - ja + rows_m, jmax - jb:jmax - jb + cols_m, :] * k[a, b]
           out = term if out is None else out + term
-      cols.append(out)
-    rows.append(jnp.stack(cols, axis=3))
-  full = jnp.stack(rows, axis=2).reshape(g.shape[0], 2 * n, 2 * m, g.shape[3])
-  return full[:, lo_h:lo_h + h, lo_w:lo_w + w, :]
+      row.append(jnp.zeros((g.shape[0], rows_m, cols_m, g.shape[3]), g.dtype) if out is None else out)
+    phases.append(row)
+  if s == 1:
+    full = phases[0][0]
+  else:
+    full = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)
+    full = full.reshape(g.shape[0], s * rows_m, s * cols_m, g.shape[3])
+  (top, _), (left, _) = pads
+  return full[:, top:top + h, left:left + w, :]
 
 
 def _window_products_sum(windows, g: jax.Array) -> jax.Array:
@@ -119,15 +147,12 @@ def _window_products_sum(windows, g: jax.Array) -> jax.Array:
   return jnp.stack(parts, axis=3).sum(axis=(0, 1, 2))
 
 
-def _dw_bwd(stride, dilation, res, g):
+def _dw_bwd(stride, dilation, pads, res, g):
   x, kernel = res
   g = g.astype(x.dtype)
-  h, w = x.shape[1:3]
-  dx = _dw_input_grad(g, kernel[..., 0].astype(x.dtype), stride, dilation, h, w)
-  xp = pad_same(x, 2 * dilation + 1, stride)
-  out_h, out_w = g.shape[1:3]
-  wins = [tap(xp, a * dilation, b * dilation, out_h, out_w, stride) for a in range(3) for b in range(3)]
-  dk = _window_products_sum(wins, g).reshape(3, 3, -1, 1)
+  k = kernel.shape[0]
+  dx = _dw_input_grad(g, kernel[..., 0].astype(x.dtype), stride, dilation, pads, *x.shape[1:3])
+  dk = _window_products_sum(_padded_windows(x, k, stride, dilation, pads), g).reshape(k, k, -1, 1)
   return dx, dk.astype(kernel.dtype)
 
 

@@ -22,8 +22,9 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxseg.ops import conv_transpose, dense3x3, depthwise, pointwise, winograd
+from jaxseg.ops import conv_transpose, dense3x3, depthwise, pointwise, pool, winograd
 from jaxseg.ops.common import float32_on_cpu
+from jaxseg.ops.resize import upsample_bilinear  # noqa: F401  (the same form under every conv_impl)
 
 CONV_IMPLS = ("auto", "gemm", "xla", "lite")
 
@@ -63,6 +64,23 @@ def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilat
   if _lax_form(conv_impl):
     return depthwise.depthwise_reference(x, kernel, stride=stride, dilation=dilation)
   return depthwise.depthwise_conv3x3_gemm(x, kernel, stride=stride, dilation=dilation)
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1,
+                   padding: depthwise.Padding | None = None, conv_impl: str = "auto") -> jax.Array:
+  """Keras `DepthwiseConv2D(k, strides=stride, dilation_rate=dilation)` of x zero-padded by `padding`
+  (None: 'same'); kernel (k, k, C, 1). "gemm": k x k shifted multiply-adds (`depthwise.depthwise_conv_gemm`)."""
+  if _lax_form(conv_impl):
+    return depthwise.depthwise_reference(x, kernel, stride=stride, dilation=dilation, padding=padding)
+  return depthwise.depthwise_conv_gemm(x, kernel, stride=stride, dilation=dilation, padding=padding)
+
+
+def max_pool(x: jax.Array, window: int, stride: int, *, conv_impl: str = "auto") -> jax.Array:
+  """A "valid" max pool of x (B, H, W, C), padded by the caller. "gemm": the maximum of shifted windows with a
+  hand-written VJP (`pool.max_pool`)."""
+  if _lax_form(conv_impl):
+    return pool.max_pool_reference(x, window, stride)
+  return pool.max_pool(x, window, stride)
 
 
 def conv3x3(x: jax.Array, kernel: jax.Array, *, dilation: int = 1, gemm_dtype=None,

@@ -1,9 +1,10 @@
 """The convolution and BatchNorm that keras-hub's convolutional backbones are built of, as Flax layers named
 after keras-hub's: explicit zero padding then "valid" (as keras-hub pads), float32 parameters.
 
-Where a convolution is one jaxseg has a fast form for (`jaxseg.ops`: 1x1, stride-1 3x3 dense or depthwise with
-"same" padding at any dilation), it runs through it under `conv_impl`; the rest (strided, 5x5, 7x7) are `lax`
-convolutions.
+Where a convolution is one jaxseg has a fast form for (`jaxseg.ops`: 1x1 at any stride, stride-1 3x3 dense with
+"same" padding at any dilation, depthwise of any size, stride and dilation), it runs through it under
+`conv_impl`; the rest (strided dense kxk: stems, ResNet's strided 3x3s, MiT's patch embeddings and sequence
+reduction) are `lax` convolutions, whose gradients XLA:CPU computes about as fast as GEMMs would.
 """
 
 from typing import Any
@@ -35,12 +36,17 @@ class Conv(nn.Module):
                         (self.kernel, self.kernel, c_in // self.groups, self.features))
     x, k = x.astype(self.dtype), kernel.astype(self.dtype)
     same = self.stride == 1 and self.pad == self.rate * (self.kernel // 2)
-    if self.kernel == 1 and self.stride == 1 and self.pad == 0 and self.groups == 1:
+    fast = ops.resolve_conv_impl(self.conv_impl) == "gemm"
+    if self.kernel == 1 and self.pad == 0 and self.groups == 1 and (self.stride == 1 or fast):
+      # A strided 1x1 reads every stride-th pixel; XLA:CPU's own weight gradient of it took 15x the forward.
+      for axis in (1, 2) if self.stride > 1 else ():
+        x = jax.lax.slice_in_dim(x, 0, x.shape[axis], stride=self.stride, axis=axis)
       y = ops.pointwise_conv(x, k, conv_impl=self.conv_impl)
     elif self.kernel == 3 and same and self.groups == 1:
       y = ops.conv3x3(x, k, dilation=self.rate, conv_impl=self.conv_impl)
-    elif self.kernel == 3 and same and self.groups == c_in == self.features:
-      y = ops.depthwise_conv3x3(x, k.reshape(3, 3, c_in, 1), dilation=self.rate, conv_impl=self.conv_impl)
+    elif self.groups == c_in == self.features:
+      y = ops.depthwise_conv(x, k.reshape(self.kernel, self.kernel, c_in, 1), stride=self.stride,
+                             dilation=self.rate, padding=((self.pad, self.pad),) * 2, conv_impl=self.conv_impl)
     else:
       y = jax.lax.conv_general_dilated(x, k, (self.stride, self.stride), [(self.pad, self.pad)] * 2,
                                        rhs_dilation=(self.rate, self.rate), feature_group_count=self.groups,

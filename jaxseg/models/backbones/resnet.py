@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxseg import ops
 from jaxseg.models.backbones import layers
 
 BLOCK_TYPES = ("basic_block", "bottleneck_block", "basic_block_vd", "bottleneck_block_vd")
@@ -90,7 +91,7 @@ class ResNet(nn.Module):
     features = {2: x}
     # v1's input is non-negative (after ReLU), so its zero padding equals v2's -inf padding.
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf if self.use_pre_activation else 0)
-    x = nn.max_pool(x, (3, 3), strides=(2, 2))
+    x = ops.max_pool(x, 3, 2, conv_impl=self.conv_impl)
     current, rate = 4, 1
     for s, (filters, blocks, stride) in enumerate(zip(self.stackwise_num_filters, self.stackwise_num_blocks,
                                                       self.stackwise_num_strides)):
