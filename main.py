@@ -37,16 +37,16 @@ flags.DEFINE_integer("max-pixels", 0, "Read images of up to this many pixels (0:
 flags.mark_flags_as_required(["config"])
 
 
-def parse_flags(argv):
+def parse_flags(argv, flag_values=FLAGS):
   """absl's parser, but an unknown or ill-typed --config.field is one line, not a traceback."""
   try:
-    argv = FLAGS(argv)
-    FLAGS.config.get("name")  # the config file loads lazily: fail here, not mid-run
+    argv = flag_values(argv)
+    flag_values.config.get("name")  # the config file loads lazily: fail here, not mid-run
     return argv
   except OSError as e:
     sys.exit(f"error: cannot load --config: {str(e).splitlines()[-1].strip()}")
   except flags.Error as e:
-    sys.exit(f"error: {e}\nRun with --help for the flags; configs are in configs/.")
+    sys.exit(f"error: {e} (run with --help for the flags; configs are in configs/).")
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
     sys.exit(f"error: bad config override among {bad}: {str(e).strip(chr(34) + chr(39))}. Every "
@@ -62,4 +62,6 @@ def main(argv):
 
 if __name__ == "__main__":
   logging.set_verbosity(logging.WARNING)
+  for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as \udcXX, not a traceback
+    stream.reconfigure(errors="backslashreplace")
   app.run(main, flags_parser=parse_flags)

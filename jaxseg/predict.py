@@ -23,7 +23,7 @@ from jaxseg import data, files, inference, models, visualize
 from jaxseg.errors import DatasetError, UserError
 from jaxseg.models import segformer_port
 from jaxseg.models.backbones import keras_hub_port
-from jaxseg.train import checkpoints
+from jaxseg.train import checkpoints, intact
 from jaxseg.train.run import Run
 from jaxseg.train.state import inference_variables
 
@@ -37,7 +37,8 @@ class PredictError(UserError):
 def config_from_checkpoint(workdir: str, step: int | None = None) -> ml_collections.ConfigDict:
   """The config saved with checkpoint `step` (the newest if None) of the run in `workdir`."""
   mngr = checkpoints.manager(workdir, read_only=True)
-  _, meta = checkpoints.read_meta(mngr, step)
+  # Quietly: restoring the state next names any damaged step.
+  _, meta = intact.restore_newest(mngr, lambda s: checkpoints.read_meta(mngr, s)[1], step, say=None)
   return ml_collections.ConfigDict(checkpoints.upgraded_config(json.loads(meta["config"])))
 
 

@@ -9,7 +9,7 @@ from conftest import REPO
 # package name, e.g. "models").
 ORDER = ["allocator", "errors", "extras", "files", "precision", "distributed",
          "ops.common", "ops.pointwise", "ops.dense3x3", "ops.depthwise", "ops.winograd", "ops.winograd_transpose",
-         "ops.conv_transpose", "ops.dispatch", "ops",
+         "ops.conv_transpose", "ops.pool", "ops.resize", "ops.dispatch", "ops",
          "models.layers", "models.backbones.strides", "models.backbones.layers", "models.backbones.resnet",
          "models.backbones.mobilenet_v3", "models.backbones.efficientnet", "models.backbones.mit",
          "models.backbones.keras_hub_port",
@@ -22,7 +22,7 @@ ORDER = ["allocator", "errors", "extras", "files", "precision", "distributed",
          "data.dataset_checks", "data.splits", "data.batching", "data.pipeline", "data", "train.losses", "parallel",
          "inference",
          "config_checks", "config_files", "visualize", "train.metrics", "train.state", "train.steps",
-         "train.checkpoints", "train.mid_epoch", "train.preemption",
+         "train.checkpoints", "train.intact", "train.workdir_lock", "train.mid_epoch", "train.preemption",
          "train.metrics_writer", "train.tiled_eval", "train.run", "train.loop", "train",
          "predict", "deploy", "compare", "cli", ""]
 PACKAGE = REPO / "jaxseg"

@@ -68,7 +68,7 @@ def read_color_table(path: str) -> tuple[list[str], np.ndarray]:
   """
   names, colors = [], []
   try:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
       for i, row in enumerate(csv.reader(f)):
         row = [c.strip() for c in row]
         if not row or not any(row) or row[0].startswith("#"):
@@ -85,6 +85,11 @@ def read_color_table(path: str) -> tuple[list[str], np.ndarray]:
         colors.append(rgb)
   except FileNotFoundError:
     raise DatasetError(f"{path}: colour table not found (config.data.color_table).") from None
+  except UnicodeDecodeError as e:
+    raise DatasetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); a colour table holds "
+                       "name,r,g,b rows.") from None
+  except (csv.Error, OSError) as e:
+    raise DatasetError(f"{path}: cannot be read as a colour table ({e}).") from None
   if not names:
     raise DatasetError(f"{path}: colour table has no name,r,g,b rows.")
   return names, np.array(colors, np.uint8)

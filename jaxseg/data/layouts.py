@@ -32,22 +32,37 @@ def detect_layout(root: str, split: str, layout: str) -> str:
   return "dirs"
 
 
+def _text_lines(list_path: str) -> list[str]:
+  """The lines of a UTF-8 list file.
+
+  Raises:
+    DatasetError: naming the file, when it is not UTF-8 text (or cannot be read).
+  """
+  try:
+    with open(list_path, encoding="utf-8") as f:
+      return f.read().splitlines()
+  except UnicodeDecodeError as e:
+    raise DatasetError(f"{list_path}: not UTF-8 text ({e.reason} at byte {e.start}); a list file holds lines of "
+                       "'image mask' paths.") from None
+  except OSError as e:
+    raise DatasetError(f"{list_path}: cannot be read ({e.strerror}).") from None
+
+
 def _pairs_from_list(root: str, list_path: str) -> Pairs:
   pairs, problems = [], []
-  with open(list_path) as f:
-    for n, line in enumerate(f, 1):
-      parts = line.split()
-      if not parts or parts[0].startswith("#"):
-        continue
-      if len(parts) != 2:
-        problems.append(f"{list_path}:{n}: expected 'image mask' (two paths), got {line.strip()!r}.")
-        continue
-      img, mask = (p if os.path.isabs(p) else os.path.join(root, p) for p in parts)
-      missing = [p for p in (img, mask) if not os.path.isfile(p)]
-      if missing:
-        problems.append(f"{list_path}:{n}: {missing[0]} does not exist.")
-        continue
-      pairs.append((os.path.relpath(img, root), img, mask))
+  for n, line in enumerate(_text_lines(list_path), 1):
+    parts = line.split()
+    if not parts or parts[0].startswith("#"):
+      continue
+    if len(parts) != 2:
+      problems.append(f"{list_path}:{n}: expected 'image mask' (two paths), got {line.strip()!r}.")
+      continue
+    img, mask = (p if os.path.isabs(p) else os.path.join(root, p) for p in parts)
+    missing = [p for p in (img, mask) if not os.path.isfile(p)]
+    if missing:
+      problems.append(f"{list_path}:{n}: {missing[0]} does not exist.")
+      continue
+    pairs.append((os.path.relpath(img, root), img, mask))
   return pairs, problems
 
 
@@ -87,8 +102,7 @@ def _pairs_from_dirs(root: str, d: ml_collections.ConfigDict, split: str) -> Pai
 
 def _read_ids(list_path: str) -> list[str]:
   """The first word of every line of a list file, blank lines and # comments skipped."""
-  with open(list_path) as f:
-    return [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
+  return [line.split()[0] for line in _text_lines(list_path) if line.strip() and not line.startswith("#")]
 
 
 def _pairs_voc(root: str, d: ml_collections.ConfigDict, split: str) -> Pairs:

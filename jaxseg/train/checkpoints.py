@@ -2,7 +2,9 @@
 
 Orbax writes each step into a temporary directory and renames it when complete, so a process killed
 mid-save leaves no checkpoint that `latest_step` would pick up. Readers (eval, predict) open the manager
-read-only: they never write, delete or clean up anything under the checkpoint directory.
+read-only: they never write, delete or clean up anything under the checkpoint directory. Each record carries
+a CRC-32 of itself and of each part of the state, checked on every restore, so that bytes changed on disk
+that still decode are found too (`jaxseg.train.intact` decides what to do about a damaged step).
 """
 
 import errno
@@ -10,10 +12,12 @@ import json
 import logging
 import os
 import shutil
+import zlib
 from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxseg.errors import UserError
@@ -21,13 +25,16 @@ from jaxseg.models import canonical_name, model_class
 
 
 class _ReadOnlyNotices(logging.Filter):
-  """Drops Orbax's notices that a read-only manager is read-only (what eval and predict ask for on purpose);
-  every other record, Orbax's real warnings and errors included, passes."""
+  """Drops Orbax's notices that a read-only manager is read-only (what eval and predict ask for on purpose),
+  and its complaint about a step's unreadable `_CHECKPOINT_METADATA` (timestamps only: the step restores
+  without it, or `intact` names it damaged in one line); every other record passes."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    if "orbax" not in record.pathname or record.levelno >= logging.ERROR:
+    if "orbax" not in record.pathname:
       return True
     message = record.getMessage()
+    if record.levelno >= logging.ERROR:
+      return "Failed to json parse Metadata file" not in message
     return "read_only=True" not in message and "directory is read only" not in message
 
 
@@ -62,6 +69,8 @@ def save(mngr: ocp.CheckpointManager, step: int, state: dict[str, Any], meta: di
     OSError (ENOSPC): the disk has no room for it, found before writing (Orbax's own failure on a full disk
       is a storm of background-thread tracebacks) or while writing; the newest complete checkpoint stays.
   """
+  meta = {**meta, "digest": tree_digest(state)}
+  meta["meta_crc"] = meta_digest(meta)
   need = sum(x.nbytes for x in jax.tree.leaves(state)) + len(json.dumps(meta)) + 4 * 2**20
   if shutil.disk_usage(mngr.directory).free < need:
     raise OSError(errno.ENOSPC, "No space left on device", str(mngr.directory))
@@ -73,6 +82,46 @@ def save(mngr: ocp.CheckpointManager, step: int, state: dict[str, Any], meta: di
     if "No space left on device" in str(e):
       raise OSError(errno.ENOSPC, "No space left on device", str(mngr.directory)) from e
     raise
+
+
+def tree_digest(state: dict[str, Any]) -> dict[str, str]:
+  """Per top-level entry of `state` (e.g. "params"), a CRC-32 of every leaf's bytes in tree order.
+
+  Arrays replicated over processes are read from their first local copy, so every process computes the same
+  digest."""
+  out = {}
+  for key, value in state.items():
+    crc = 0
+    for leaf in jax.tree.leaves(value):
+      if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        leaf = leaf.addressable_data(0)
+      crc = zlib.crc32(np.ascontiguousarray(jax.device_get(leaf)).tobytes(), crc)
+    out[key] = f"{crc:08x}"
+  return out
+
+
+def meta_digest(meta: dict[str, Any]) -> str:
+  """CRC-32 of a checkpoint's JSON record without its own "meta_crc"."""
+  as_read = json.loads(json.dumps({k: v for k, v in meta.items() if k != "meta_crc"}))  # as a reader sees it
+  body = json.dumps(as_read, sort_keys=True)
+  return f"{zlib.crc32(body.encode()):08x}"
+
+
+def verify_meta(meta: dict[str, Any]) -> dict[str, Any]:
+  """`meta` if its recorded checksum matches (or it has none: written by an earlier release)."""
+  if "meta_crc" in meta and meta["meta_crc"] != meta_digest(meta):
+    raise ValueError("its JSON record (meta/metadata) differs from what was saved")
+  return meta
+
+
+def verify_state(restored: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+  """`restored` if each of its entries matches the digest saved in `meta` (where there is one)."""
+  saved = meta.get("digest") or {}
+  got = tree_digest({k: v for k, v in restored.items() if k in saved})
+  bad = sorted(k for k in got if got[k] != saved[k])
+  if bad:
+    raise ValueError(f"the arrays of {', '.join(bad)} differ from what was saved")
+  return restored
 
 
 # What identifies the model a checkpoint holds, for every architecture: meta["model"] key -> config field.
@@ -137,7 +186,9 @@ def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int
   elif step not in steps:
     raise CheckpointError(f"no checkpoint for step {step} in {where}; available: {sorted(steps)}.")
   meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-  return step, meta
+  if not isinstance(meta, dict):
+    raise ValueError("its JSON record (meta/metadata) is not an object")
+  return step, verify_meta(meta)
 
 
 def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, where: str) -> None:
@@ -155,24 +206,48 @@ def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, wh
                           f"Use the config it was trained with ({' '.join(fixes)}), or another --workdir.")
 
 
-def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any]) -> dict[str, Any]:
-  """Restores the `state` item of `step` into the structure, shapes and shardings of `target`."""
-  return _restore(mngr, step, jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
+def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any],
+                  meta: dict[str, Any]) -> dict[str, Any]:
+  """Restores the `state` item of `step` into the structure, shapes and shardings of `target`, checked
+  against the digest in its `meta`."""
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  if _flat_shapes(_saved_tree(mngr, step)) != _flat_shapes(abstract):
+    raise CheckpointError(f"checkpoint step {step} in {mngr.directory} holds a state of another structure or "
+                          "shape than this config's (another model or optimizer); use the config it was "
+                          "trained with, or another --workdir.")
+  return verify_state(_restore(mngr, step, abstract), meta)
 
 
-def restore_variables(mngr: ocp.CheckpointManager, step: int, sharding: Any) -> dict[str, Any]:
+def restore_variables(mngr: ocp.CheckpointManager, step: int, sharding: Any, meta: dict[str, Any]) -> dict[str, Any]:
   """`step`, `params` and `batch_stats` of checkpoint `step`, whatever optimizer state it was saved with:
-  evaluation and prediction need none, and may run with another `freeze_encoder` than training did."""
+  evaluation and prediction need none, and may run with another `freeze_encoder` than training did. Checked
+  against the digest in its `meta`."""
+  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                          _saved_tree(mngr, step))
+  restored = _restore(mngr, step, abstract)
+  return verify_state({k: restored[k] for k in ("step", "params", "batch_stats")}, meta)
+
+
+def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  """{"opt_state/0/mu/conv/kernel": shape, ...}: a tree's leaves by path, containers of any kind alike (Orbax
+  records a named tuple as a dict of its fields)."""
+  def name(key: Any) -> str:
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        return str(getattr(key, attr))
+    return str(key)
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {"/".join(name(k) for k in path): tuple(leaf.shape) for path, leaf in flat}
+
+
+def _saved_tree(mngr: ocp.CheckpointManager, step: int) -> Any:
+  """The tree of array metadata (shape, dtype) Orbax recorded for `step`'s state."""
   saved = mngr.item_metadata(step)["state"]
   saved = getattr(saved, "tree", saved)
-  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), saved)
-  restored = _restore(mngr, step, abstract)
-  return {k: restored[k] for k in ("step", "params", "batch_stats")}
+  if saved is None:
+    raise ValueError("its state metadata is missing")
+  return saved
 
 
 def _restore(mngr: ocp.CheckpointManager, step: int, abstract: Any) -> dict[str, Any]:
-  try:
-    return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
-  except (ValueError, KeyError, TypeError) as e:
-    raise CheckpointError(f"checkpoint step {step} in {mngr.directory} does not fit this model "
-                          f"({type(e).__name__}: {str(e)[:200]}).") from e
+  return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from jaxseg import config_checks, data, parallel, precision, visualize
 from jaxseg.errors import UserError
-from jaxseg.train import checkpoints, metrics
+from jaxseg.train import checkpoints, metrics, workdir_lock
 from jaxseg.train.metrics_writer import MetricsWriter
 from jaxseg.train.mid_epoch import MidEpoch
 from jaxseg.train.preemption import StopRequest
@@ -54,11 +54,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   Returns:
     The metrics history: one dict per epoch with "epoch", "train", "val", "images_per_s".
+
+  Raises:
+    WorkdirBusy: another training runs in `workdir` (checked before anything there is touched).
   """
+  config_checks.check_config(config)
+  config_checks.check_workdir(workdir)
+  with workdir_lock.training_lock(workdir, print if jax.process_index() == 0 else (lambda line: None)):
+    return _train_and_evaluate(config, workdir, on_epoch)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        on_epoch: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
   run = Run(config, workdir)
   primary = jax.process_index() == 0  # every process trains; the first one writes the logs and pictures
   say = print if primary else (lambda *args, **kwargs: None)
-  config_checks.check_workdir(workdir)
   train_data = data.open_split(config, config.data.train_split)
   eval_data = data.open_split(config, config.data.eval_split)
   steps_per_epoch = len(train_data) // config.batch_size
@@ -70,16 +80,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   mid_epoch = MidEpoch(workdir)
   start_batch, sums, input_state = 0, None, None
-  if run.mngr.latest_step() is not None:
-    state, tx, epoch, meta = run.restore(total_steps=total_steps)
+  restored = run.restore(total_steps=total_steps) if run.mngr.latest_step() is not None else None
+  if restored is not None:
+    state, tx, epoch, meta = restored
     history = meta["history"]
     say(f"Resuming from {run.mngr.directory} at epoch {epoch}.")
   else:
     state, tx = run.fresh_state(load_encoder=True, total_steps=total_steps)
     epoch, history = 0, []
-  partial = mid_epoch.latest(config, epoch)
+  partial = mid_epoch.resume(config, epoch, state.to_dict(), run.zero_sums(), say)
   if partial is not None:
-    restored = mid_epoch.restore(partial[0], state.to_dict(), run.zero_sums())
+    restored = partial[2]
     state = jax.device_put(TrainState.from_dict(restored["state"]), run.rep)
     sums, start_batch, history = restored["sums"], partial[1]["mid_epoch"]["batch"], partial[1]["history"]
     input_state = partial[1]["mid_epoch"].get("input") or {"batch": start_batch}

@@ -8,12 +8,13 @@ one would have. Once the epoch's own checkpoint is written they are removed.
 """
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import ml_collections
 
-from jaxseg.train import checkpoints
+from jaxseg.train import checkpoints, intact
 
 DIRECTORY = "checkpoints_mid_epoch"
 
@@ -37,26 +38,36 @@ class MidEpoch:
     meta = {**meta, "mid_epoch": {"epoch": epoch, "batch": batch, "input": input_state or {"batch": batch}}}
     checkpoints.save(self._manager(), global_step, {"state": state, "sums": sums}, meta)
 
-  def latest(self, config: ml_collections.ConfigDict, epochs_done: int) -> tuple[int, dict[str, Any]] | None:
-    """(step, meta) of the newest mid-epoch checkpoint that continues `epochs_done` complete epochs, or None.
+  def resume(self, config: ml_collections.ConfigDict, epochs_done: int, state: dict[str, Any],
+             sums: dict[str, jax.Array], say: Callable[[str], None]
+             ) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
+    """(step, meta, {"state", "sums"}) of the newest mid-epoch checkpoint that continues `epochs_done` complete
+    epochs, restored into the structure and shardings of the given state and sums; or None.
 
-    One of an epoch already checkpointed (the run stopped between the two saves) is stale and removed.
+    One of an epoch already checkpointed (the run stopped between the two saves) is stale and removed; a
+    damaged one is moved aside (the epoch then restarts from its beginning), with a line through `say`.
     """
     if not os.path.isdir(self.directory):
       return None
     mngr = self._manager()
     if mngr.latest_step() is None:
       return None
-    step, meta = checkpoints.read_meta(mngr)
-    checkpoints.check_compatible(meta, config, mngr.directory)
-    if meta["mid_epoch"]["epoch"] != epochs_done + 1:
+
+    def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
+      _, meta = checkpoints.read_meta(mngr, step)
+      checkpoints.check_compatible(meta, config, mngr.directory)
+      if meta["mid_epoch"]["epoch"] != epochs_done + 1:
+        return meta, {}
+      return meta, checkpoints.restore_state(mngr, step, {"state": state, "sums": sums}, meta)
+
+    found = intact.restore_newest(mngr, read, writer=True, say=say)
+    if found is None:
+      return None
+    step, (meta, restored) = found
+    if not restored:
       self.discard()
       return None
-    return step, meta
-
-  def restore(self, step: int, state: dict[str, Any], sums: dict[str, jax.Array]) -> dict[str, Any]:
-    """{"state", "sums"} of checkpoint `step`, into the structure and shardings of the given ones."""
-    return checkpoints.restore_state(self._manager(), step, {"state": state, "sums": sums})
+    return step, meta, restored
 
   def discard(self) -> None:
     """Removes every mid-epoch checkpoint (after the epoch's own checkpoint is written)."""

@@ -13,7 +13,7 @@ import numpy as np
 from jaxseg import config_checks, data, inference, models, parallel
 from jaxseg.models import backbones, keras_port, segformer_port
 from jaxseg.models.backbones import keras_hub_port
-from jaxseg.train import checkpoints, metrics, steps, tiled_eval
+from jaxseg.train import checkpoints, intact, metrics, steps, tiled_eval
 from jaxseg.train.state import TrainState, create_state, inference_variables, make_optimizer
 
 
@@ -28,7 +28,7 @@ class Run:
       read_only: open the checkpoints for reading only (eval, predict): nothing is written or cleaned up.
     """
     config_checks.check_config(config)
-    self.config, self.workdir = config, workdir
+    self.config, self.workdir, self.read_only = config, workdir, read_only
     self.mesh = parallel.make_mesh()
     self.rep, self.batch_sharding = parallel.replicated(self.mesh), parallel.data_sharding(self.mesh)
     self.model = models.create_model(config)
@@ -103,34 +103,51 @@ class Run:
     self.config.model.input_scale, self.config.model.input_offset = tuple(scale), tuple(offset)
     self.model = models.create_model(self.config)
 
-  def _checked_meta(self, step: int | None) -> tuple[int, dict[str, Any]]:
-    """(step, meta) of checkpoint `step` (newest if None), refused unless written for this config's model; a
-    config that names no input normalisation takes the one the checkpoint was trained with."""
-    step, meta = checkpoints.read_meta(self.mngr, step)
+  def _checked_meta(self, step: int) -> dict[str, Any]:
+    """The meta of checkpoint `step`, refused unless written for this config's model."""
+    _, meta = checkpoints.read_meta(self.mngr, step)
     checkpoints.check_compatible(meta, self.config, self.mngr.directory)
+    return meta
+
+  def _adopt_trained_settings(self, meta: dict[str, Any], inference: bool) -> None:
+    """A config that names no input normalisation takes the one the checkpoint was trained with; for
+    inference, the decoder's BatchNorm momentum too (its averages are corrected with the momentum they were
+    trained with, whatever the config at hand says)."""
     trained = json.loads(meta["config"])["model"]
     if not len(self.config.model.input_scale) and len(trained.get("input_scale") or ()):
       self._adopt_input_transform(trained["input_scale"], trained["input_offset"])
-    return step, meta
+    momentum = trained.get("decoder_bn_momentum")
+    if inference and momentum is not None and momentum != self.config.model.decoder_bn_momentum:
+      self.config = self.config.copy_and_resolve_references()
+      self.config.model.decoder_bn_momentum = momentum
 
-  def restore(self, step: int | None = None, total_steps: int = 0) -> tuple[TrainState, Any, int, dict[str, Any]]:
-    """The state of checkpoint `step` (newest if None), its optimizer, epoch and meta."""
-    step, meta = self._checked_meta(step)
-    state, tx = self.fresh_state(load_encoder=False, total_steps=total_steps)
-    restored = checkpoints.restore_state(self.mngr, step, state.to_dict())
+  def restore(self, total_steps: int = 0) -> tuple[TrainState, Any, int, dict[str, Any]] | None:
+    """The state of the newest checkpoint that restores, its optimizer, epoch and meta; damaged newer ones are
+    moved aside (`intact.restore_newest`), and None is returned where none restores."""
+    target, tx = self.fresh_state(load_encoder=False, total_steps=total_steps)
+
+    def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
+      meta = self._checked_meta(step)
+      return checkpoints.restore_state(self.mngr, step, target.to_dict(), meta), meta
+
+    found = intact.restore_newest(self.mngr, read, writer=not self.read_only, say=self._say)
+    if found is None:
+      return None
+    step, (restored, meta) = found
+    self._adopt_trained_settings(meta, inference=False)
     return jax.device_put(TrainState.from_dict(restored), self.rep), tx, step, meta
 
   def restore_for_inference(self, step: int | None = None) -> tuple[TrainState, int]:
-    """Parameters and BatchNorm statistics of checkpoint `step` (newest if None) as a TrainState without
-    optimizer state, and the step. Checked against the config's model first, then against its shapes."""
-    step, meta = self._checked_meta(step)
-    # The decoder's BatchNorm averages are corrected with the momentum they were trained with, whatever
-    # the config at hand says.
-    trained = json.loads(meta["config"])["model"].get("decoder_bn_momentum")
-    if trained is not None and trained != self.config.model.decoder_bn_momentum:
-      self.config = self.config.copy_and_resolve_references()
-      self.config.model.decoder_bn_momentum = trained
-    restored = checkpoints.restore_variables(self.mngr, step, self.rep)
+    """Parameters and BatchNorm statistics of checkpoint `step` (newest intact if None) as a TrainState
+    without optimizer state, and the step. Checked against the config's model first, then against its
+    shapes; a damaged checkpoint is named and skipped, never changed."""
+
+    def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
+      meta = self._checked_meta(step)
+      return checkpoints.restore_variables(self.mngr, step, self.rep, meta), meta
+
+    step, (restored, meta) = intact.restore_newest(self.mngr, read, step, say=self._say)
+    self._adopt_trained_settings(meta, inference=True)
     want = jax.eval_shape(lambda: models.init_variables(self.model, data.model_size(self.config)))
     got = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
     if jax.tree.map(lambda x: x.shape, want) != jax.tree.map(lambda x: x.shape, got):
@@ -138,6 +155,11 @@ class Run:
                                         "another shape than this config's model; use the config it was trained with.")
     return TrainState(step=restored["step"], params=got["params"], batch_stats=got["batch_stats"],
                       opt_state=None), step
+
+  @staticmethod
+  def _say(line: str) -> None:
+    if jax.process_index() == 0:
+      print(line)
 
   def jit_steps(self, tx: Any, class_weights: np.ndarray | None = None) -> steps.Steps:
     """The jitted steps (`tx`: the optimizer, None where only eval and predict are used; `class_weights`:
