@@ -16,9 +16,11 @@ from jaxseg.train import checkpoints, intact, loop
 from jaxseg.train.mid_epoch import MidEpoch
 from jaxseg.train.run import Run
 
-# A checkpoint step's files (relative to checkpoints/<step>/); "ARRAYS": the largest array data file.
+# A checkpoint step's files (relative to checkpoints/<step>/); "ARRAYS": the largest array data file (what it
+# holds varies: inference may not read it), "ALL_ARRAYS": every array data file.
 FILES = ["_CHECKPOINT_METADATA", "meta/metadata", "state/_METADATA", "state/_sharding",
-         "state/array_metadatas/process_0", "state/manifest.ocdbt", "state/ocdbt.process_0/manifest.ocdbt", "ARRAYS"]
+         "state/array_metadatas/process_0", "state/manifest.ocdbt", "state/ocdbt.process_0/manifest.ocdbt", "ARRAYS",
+         "ALL_ARRAYS"]
 HOWS = ["flip", "truncate", "empty", "delete"]
 
 
@@ -40,6 +42,10 @@ def _copy(trained, tmp_path) -> str:
 
 def _damage(workdir: str, step: int, name: str, how: str) -> str:
   base = os.path.join(workdir, "checkpoints", str(step))
+  if name == "ALL_ARRAYS":
+    for path in glob.glob(os.path.join(base, "state", "ocdbt.process_0", "d", "*")):
+      _damage(workdir, step, os.path.relpath(path, base), how)
+    return base
   if name == "ARRAYS":
     path = max(glob.glob(os.path.join(base, "state", "ocdbt.process_0", "d", "*")), key=os.path.getsize)
   else:
@@ -81,6 +87,7 @@ def test_readers_use_the_newest_intact_checkpoint_and_say_so(trained, tmp_path, 
   out, err = capfd.readouterr()
   assert err == "", err[-2000:]
   if step == 2:  # this damage does not touch what inference reads: read back exactly as saved
+    assert name != "ALL_ARRAYS"
     assert _same(jax.device_get(state.params), trained[1])
     assert out == ""
   else:
@@ -110,7 +117,7 @@ def test_training_moves_the_damaged_step_aside_and_resumes(trained, tmp_path, ca
 
 def test_a_damaged_step_asked_for_is_named_with_the_steps_that_restore(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
-  _damage(workdir, 2, "ARRAYS", "truncate")
+  _damage(workdir, 2, "ALL_ARRAYS", "truncate")
   with pytest.raises(intact.DamagedCheckpoint, match=r"checkpoint step 2 in .* is damaged \(.*\); steps that "
                      r"restore: 1\.$"):
     Run(tiny.tiny_config(), workdir, read_only=True).restore_for_inference(2)
@@ -169,7 +176,7 @@ def test_a_damaged_mid_epoch_checkpoint_is_moved_aside_and_the_epoch_restarts(tr
 @pytest.mark.parametrize("mode", ["eval", "predict"])
 def test_cli_readers_name_the_damaged_step_in_one_line(trained, tmp_path, mode):
   workdir = _copy(trained, tmp_path)
-  _damage(workdir, 2, "ARRAYS", "flip")
+  _damage(workdir, 2, "ALL_ARRAYS", "flip")
   args = ["--workdir", workdir, "--mode", mode]
   if mode == "predict":
     from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -184,3 +191,15 @@ def test_cli_readers_name_the_damaged_step_in_one_line(trained, tmp_path, mode):
   proc = tiny.main_py("--workdir", workdir, "--mode", "eval", "--step", "2")
   assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
   assert "steps that restore: 1." in proc.stdout + proc.stderr
+
+
+def test_load_and_export_use_the_newest_intact_checkpoint(trained, tmp_path, capfd):
+  from jaxseg import deploy  # pylint: disable=g-import-not-at-top
+  workdir = _copy(trained, tmp_path)
+  _damage(workdir, 2, "state/_METADATA", "truncate")
+  assert jaxseg.load(workdir).step == 1
+  exported = deploy.export(workdir, "stablehlo", output=str(tmp_path / "exported"), check_images=1)
+  assert exported.step == 1
+  out, err = capfd.readouterr()
+  assert "Traceback" not in out + err
+  assert out.count("Checkpoint step 2 in ") == 2  # once for each: load, export
