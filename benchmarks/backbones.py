@@ -107,27 +107,12 @@ def jaxseg_side(steps: int) -> dict:
 def keras_hub_model(name: str):
   """keras-hub's model for `name` (an encoder of `ENCODERS`, or "segformer_b0"), random weights."""
   import keras_hub  # pylint: disable=g-import-not-at-top
-  from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
 
   from jaxseg.models import backbones  # pylint: disable=g-import-not-at-top
   if name == "segformer_b0":
-    encoder = keras_hub_model("mit_b0")
-    backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder, projection_filters=256)
+    backbone = keras_hub.models.SegFormerBackbone(image_encoder=keras_hub_model("mit_b0"), projection_filters=256)
     return keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=CLASSES)
-  arch = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
-          for k, v in backbones.BACKBONES[name][1].items()}
-  family = backbones.family(name)
-  if family == "resnet":
-    return keras_hub.models.ResNetBackbone(**arch)
-  if family == "mobilenet_v3":
-    return keras_hub.models.MobileNetBackbone(**arch, output_num_filters=1024)
-  if family == "efficientnet":
-    return keras_hub.models.EfficientNetBackbone(**convert_efficientnet.convert_backbone_config(
-        {"architecture": name}))
-  return keras_hub.models.MiTBackbone(**arch, num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
-                                      layerwise_sr_ratios=[8, 4, 2, 1], layerwise_patch_sizes=[7, 3, 3, 3],
-                                      layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1,
-                                      image_shape=(*SQUARE, 3))
+  return backbones.keras_hub_model(name, SQUARE[0])
 
 
 def keras_side(steps: int) -> dict:

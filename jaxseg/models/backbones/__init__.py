@@ -72,3 +72,24 @@ def from_keras_hub(name: str, source: Any) -> dict[str, Any]:
 
 __all__ = ["BACKBONES", "DILATES", "IMAGENET_PRESETS", "IMAGENET_TRANSFORM", "PortError", "create", "family",
            "from_keras_hub", "weights_source"]
+
+
+def keras_hub_model(name: str, size: int = 224) -> Any:
+  """keras-hub's own backbone for jaxseg backbone `name`, with random weights, built offline from its
+  architecture arguments (EfficientNet: keras-hub's own configuration of its preset): the reference the ports
+  are tested and benchmarked against. MiT is built for `size` x `size` inputs (keras-hub's assumes square
+  maps)."""
+  import keras_hub  # pylint: disable=g-import-not-at-top
+  from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
+  arch = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
+          for k, v in BACKBONES[name][1].items()}
+  if family(name) == "resnet":
+    return keras_hub.models.ResNetBackbone(**arch)
+  if family(name) == "mobilenet_v3":  # (output_num_filters: an argument keras-hub's MobileNet does not use)
+    return keras_hub.models.MobileNetBackbone(**arch, output_num_filters=1024)
+  if family(name) == "efficientnet":
+    return keras_hub.models.EfficientNetBackbone(**convert_efficientnet.convert_backbone_config({"architecture": name}))
+  return keras_hub.models.MiTBackbone(**arch, num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
+                                      layerwise_sr_ratios=[8, 4, 2, 1], layerwise_patch_sizes=[7, 3, 3, 3],
+                                      layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1,
+                                      image_shape=(size, size, 3))
