@@ -170,25 +170,40 @@ def upgraded_config(saved: dict[str, Any]) -> dict[str, Any]:
   return saved
 
 
+def checked_steps(mngr: ocp.CheckpointManager, step: int | None = None) -> list[int]:
+  """The checkpoint steps in `mngr`, newest first.
+
+  Raises:
+    CheckpointError: there is none, or `step` (where given) is not among them.
+  """
+  steps, where = sorted(mngr.all_steps(), reverse=True), mngr.directory
+  if not steps:
+    raise CheckpointError(f"no checkpoint in {where}: train first (--mode train) or pass the --workdir "
+                          "of a trained run.")
+  if step is not None and step not in steps:
+    raise CheckpointError(f"no checkpoint for step {step} in {where}; available: {sorted(steps)}.")
+  return steps
+
+
 def read_meta(mngr: ocp.CheckpointManager, step: int | None = None) -> tuple[int, dict[str, Any]]:
   """(step, meta) of `step` or the newest checkpoint.
 
   Raises:
     CheckpointError: when there is no (such) checkpoint.
   """
-  steps = mngr.all_steps()
-  where = mngr.directory
-  if not steps:
-    raise CheckpointError(f"no checkpoint in {where}: train first (--mode train) or pass the --workdir "
-                          "of a trained run.")
-  if step is None:
-    step = max(steps)
-  elif step not in steps:
-    raise CheckpointError(f"no checkpoint for step {step} in {where}; available: {sorted(steps)}.")
+  steps = checked_steps(mngr, step)
+  step = steps[0] if step is None else step
   meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
   if not isinstance(meta, dict):
     raise ValueError("its JSON record (meta/metadata) is not an object")
   return step, verify_meta(meta)
+
+
+def read_checked_meta(mngr: ocp.CheckpointManager, step: int, config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The meta of checkpoint `step`, refused (`check_compatible`) unless written for `config`'s model."""
+  _, meta = read_meta(mngr, step)
+  check_compatible(meta, config, mngr.directory)
+  return meta
 
 
 def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, where: str) -> None:

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 import jax
 
 from jaxseg.errors import UserError
-from jaxseg.train.checkpoints import CheckpointError
+from jaxseg.train import checkpoints
 
 T = TypeVar("T")
 
 
-class DamagedCheckpoint(CheckpointError):
+class DamagedCheckpoint(checkpoints.CheckpointError):
   """A checkpoint that cannot be read back as it was saved."""
 
 
@@ -112,13 +112,8 @@ def restore_newest(mngr: Any, restore: Callable[[int], T], step: int | None = No
   """
   say = say or (lambda line: None)
   where = mngr.directory
-  steps = sorted(mngr.all_steps(), reverse=True)
-  if not steps:
-    raise CheckpointError(f"no checkpoint in {where}: train first (--mode train) or pass the --workdir "
-                          "of a trained run.")
+  steps = checkpoints.checked_steps(mngr, step)
   if step is not None:
-    if step not in steps:
-      raise CheckpointError(f"no checkpoint for step {step} in {where}; available: {sorted(steps)}.")
     value, why = attempt(lambda: restore(step))
     if not why:
       return step, value

@@ -54,8 +54,7 @@ class MidEpoch:
       return None
 
     def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
-      _, meta = checkpoints.read_meta(mngr, step)
-      checkpoints.check_compatible(meta, config, mngr.directory)
+      meta = checkpoints.read_checked_meta(mngr, step, config)
       if meta["mid_epoch"]["epoch"] != epochs_done + 1:
         return meta, {}
       return meta, checkpoints.restore_state(mngr, step, {"state": state, "sums": sums}, meta)

@@ -103,12 +103,6 @@ class Run:
     self.config.model.input_scale, self.config.model.input_offset = tuple(scale), tuple(offset)
     self.model = models.create_model(self.config)
 
-  def _checked_meta(self, step: int) -> dict[str, Any]:
-    """The meta of checkpoint `step`, refused unless written for this config's model."""
-    _, meta = checkpoints.read_meta(self.mngr, step)
-    checkpoints.check_compatible(meta, self.config, self.mngr.directory)
-    return meta
-
   def _adopt_trained_settings(self, meta: dict[str, Any], inference: bool) -> None:
     """A config that names no input normalisation takes the one the checkpoint was trained with; for
     inference, the decoder's BatchNorm momentum too (its averages are corrected with the momentum they were
@@ -127,7 +121,7 @@ class Run:
     target, tx = self.fresh_state(load_encoder=False, total_steps=total_steps)
 
     def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
-      meta = self._checked_meta(step)
+      meta = checkpoints.read_checked_meta(self.mngr, step, self.config)
       return checkpoints.restore_state(self.mngr, step, target.to_dict(), meta), meta
 
     found = intact.restore_newest(self.mngr, read, writer=not self.read_only, say=self._say)
@@ -143,7 +137,7 @@ class Run:
     shapes; a damaged checkpoint is named and skipped, never changed."""
 
     def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
-      meta = self._checked_meta(step)
+      meta = checkpoints.read_checked_meta(self.mngr, step, self.config)
       return checkpoints.restore_variables(self.mngr, step, self.rep, meta), meta
 
     step, (restored, meta) = intact.restore_newest(self.mngr, read, step, say=self._say)
