@@ -98,9 +98,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.augment.saturation = 0.0  # Saturation factor in 1 +- this.
 
   config.loss = ml_collections.ConfigDict()
-  config.loss.name = "cross_entropy"  # "cross_entropy", "dice" or "cross_entropy+dice".
-  config.loss.class_weights = "none"  # "none", "median_frequency" (from the train split) or "w0,w1,...".
+  config.loss.name = "cross_entropy"  # "cross_entropy", "ohem_cross_entropy", "lovasz" (Lovasz-softmax),
+  #   "dice", "cross_entropy+dice" or "cross_entropy+lovasz".
+  config.loss.class_weights = "none"  # Cross-entropy class weights: "none", "median_frequency" (SegNet's,
+  #   from the train split), "sqrt_frequency" (their square roots: gentler on rare classes) or "w0,w1,...".
+  config.loss.ohem_threshold = 0.7  # ohem_cross_entropy: pixels whose true-class probability is below this,
+  config.loss.ohem_min_kept = 100000  # and at least this many of the batch's hardest, make the loss.
   config.seed = 0  # Seeds init, shuffling and augmentations: the same seed gives the same run.
+  config.ema_decay = 0.0  # Evaluate, predict and export with an exponential moving average of the weights
+  #   (e.g. 0.999; 0 = off), updated every step and kept in checkpoints.
 
   config.eval = ml_collections.ConfigDict()  # How evaluation, --mode predict and jaxseg.load turn an image
   #   into logits; anything but the default scores evaluation images one at a time (no loss reported).
@@ -112,7 +118,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.keep_checkpoints = 3  # Orbax keeps this many newest per-epoch checkpoints.
   config.checkpoint_every_steps = 0  # Also checkpoint every N train steps inside epochs (0 = at epoch ends).
-  config.target_accuracy = 0.0  # Stop after the first epoch whose val pixel accuracy reaches this (0 = off).
+  config.target_accuracy = 0.0  # Stop after the first epoch whose pixel accuracy on eval_split reaches this (0 = off).
   config.patience = 0  # Stop after this many epochs without a new best val accuracy (0 = off).
   config.log_every_steps = 20  # Fetch train metrics to the host (progress bar) every N steps.
   config.num_samples = 3  # Validation images drawn in samples/epoch_XX.png panels (0 = none).

@@ -13,21 +13,22 @@ from typing import Any
 from jaxseg import visualize
 from jaxseg.train.metrics_writer import read_history
 
-COLUMNS = ("run", "epochs", "best val acc", "(epoch)", "last val acc", "last class-acc", "last mIoU")
-TAIL = ("train-val gap", "img/s")
+COLUMNS = ("run", "epochs", "split", "best acc", "(epoch)", "last acc", "last class-acc", "last mIoU")
+TAIL = ("train gap", "img/s")
 
 
 def summarize_run(name: str, history: list[dict[str, Any]]) -> dict[str, Any]:
-  """Best and last val accuracy, last class-average accuracy, mean and per-class IoU (by the dataset's class
-  names), train-val accuracy gap, epochs, images/s."""
+  """The split each run scored, its best and last pixel accuracy there, last class-average accuracy, mean and
+  per-class IoU (by the dataset's class names), the train accuracy's lead over it, epochs, images/s."""
   best = max(history, key=lambda h: h["val"]["accuracy"])
   last = history[-1]
+  split = last.get("eval_split", "val")
   rates = [h["images_per_s"] for h in history[1:]] or [history[0]["images_per_s"]]  # epoch 1 compiles
-  row = {"run": name, "epochs": last["epoch"], "best val acc": best["val"]["accuracy"],
-         "(epoch)": best["epoch"], "last val acc": last["val"]["accuracy"],
+  row = {"run": name, "epochs": last["epoch"], "split": split, "best acc": best["val"]["accuracy"],
+         "(epoch)": best["epoch"], "last acc": last["val"]["accuracy"],
          "last class-acc": last["val"].get("class_accuracy", float("nan")), "last mIoU": last["val"]["mean_iou"]}
   row.update({f"IoU {k[4:]}": v for k, v in last["val"].items() if k.startswith("iou_")})
-  row.update({"train-val gap": last["train"]["accuracy"] - last["val"]["accuracy"],
+  row.update({"train gap": last["train"]["accuracy"] - last["val"]["accuracy"],
               "img/s": sum(rates) / len(rates)})
   return row
 

@@ -104,6 +104,10 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.lr_schedule={config.lr_schedule!r} must be 'constant' or 'cosine'.")
   if config.loss.name not in LOSSES:
     raise ConfigError(f"config.loss.name={config.loss.name!r} must be one of {LOSSES}.")
+  if not 0.0 < config.loss.get("ohem_threshold", 0.7) <= 1.0 or config.loss.get("ohem_min_kept", 1) < 0:
+    raise ConfigError("config.loss.ohem_threshold must be in (0, 1] and config.loss.ohem_min_kept at least 0.")
+  if not 0.0 <= config.get("ema_decay", 0.0) < 1.0:
+    raise ConfigError(f"config.ema_decay={config.ema_decay} must be in [0, 1) (e.g. 0.999; 0 = off).")
 
 
 def check_workdir(workdir: str) -> None:

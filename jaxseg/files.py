@@ -8,6 +8,7 @@ only once complete, so a reader sees the previous version or the new one, never 
 import contextlib
 import errno
 import os
+import re
 from collections.abc import Iterator
 
 
@@ -32,6 +33,12 @@ def atomic_path(path: str) -> Iterator[str]:
     with contextlib.suppress(OSError):
       os.remove(tmp)
     raise
+
+
+def safe_name(text: str) -> str:
+  """`text` (e.g. a split such as "test[:50%]") as a file-name part: runs of other characters than letters,
+  digits, ".", "-" and "_" become one "_"."""
+  return re.sub(r"[^\w.-]+", "_", text).strip("_") or "_"
 
 
 def write_text(path: str, text: str) -> None:

@@ -71,13 +71,17 @@ class SampleSet:
     """
     idx = np.linspace(0, len(split) - 1, num=min(count, len(split))).astype(int) if count > 0 else np.zeros(0, int)
     self.images, self.masks = split.samples(idx)
+    self.split = str(getattr(split, "name", ""))
 
   def __bool__(self) -> bool:
     return len(self.images) > 0
 
   def save(self, path: str, preds: np.ndarray, classes: Classes) -> None:
-    """Draws the tracked images with `preds` (their predicted class ids) into the PNG at `path`."""
+    """Draws the tracked images with `preds` (their predicted class ids) into the PNG at `path`, titled with
+    the file's name and the split they come from."""
     title = os.path.splitext(os.path.basename(path))[0].replace("_", " ")
+    if self.split:
+      title += f" ({self.split} split)"
     save_panel(path, ("Input Image", "True Mask", "Predicted Mask"),
                list(zip(self.images, self.masks, preds)), classes, title)
 
@@ -117,12 +121,13 @@ def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, classes: Classe
 
 
 def save_curves(path: str, history: list[dict[str, Any]]) -> None:
-  """Train vs val loss, pixel accuracy and mean IoU per epoch, one panel each."""
+  """Train vs eval-split loss, pixel accuracy and mean IoU per epoch, one panel each."""
   save_curve_overlay(path, {"": history})
 
 
 def save_curve_overlay(path: str, runs: dict[str, list[dict[str, Any]]]) -> None:
-  """Curves of several runs in one figure (solid train, dashed val), e.g. runs at 128 and 224 px."""
+  """Curves of several runs in one figure (solid train, dashed: the split each scored), e.g. runs at 128 and
+  224 px."""
   fig, axes = plt.subplots(1, 3, figsize=(15, 4))
   for r, (name, history) in enumerate(runs.items()):
     epochs = [h["epoch"] for h in history]
@@ -130,7 +135,8 @@ def save_curve_overlay(path: str, runs: dict[str, list[dict[str, Any]]]) -> None
     for ax, key, label in zip(axes, ("loss", "accuracy", "mean_iou"), ("loss", "pixel accuracy", "mean IoU")):
       ax.plot(epochs, [h["train"][key] for h in history], "-o", color=color, ms=3,
               label=f"{name} train".strip())
-      ax.plot(epochs, [h["val"][key] for h in history], "--s", color=color, ms=3, label=f"{name} val".strip())
+      split = history[-1].get("eval_split", "val")
+      ax.plot(epochs, [h["val"][key] for h in history], "--s", color=color, ms=3, label=f"{name} {split}".strip())
       ax.set_xlabel("epoch")
       ax.set_title(label)
       ax.grid(alpha=0.3)

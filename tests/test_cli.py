@@ -40,10 +40,10 @@ def test_bad_config_values_get_one_line(tmp_path, flag, message):
 
 
 # Everything train, eval and predict may print: jaxseg's own lines and its progress bars.
-_OWN_LINE = re.compile(r"^(Starting a new run|Resuming from|Precision: |epoch |Final val|checkpoint \d+: val|"
-                       r"\{\"step\"|"
-                       r"Predicted \d+ image|predict:|class +IoU +acc +pixels$|"
-                       r"\w+ +(\d\.\d{4}|nan) +(\d\.\d{4}|nan) +\d+$|\s*$)")
+_OWN_LINE = re.compile(r"^(Starting a new run|Resuming from|Precision: |epoch |Final \w+ pixel|"
+                       r"checkpoint \d+: \w+ loss|\{\"step\"|"
+                       r"Predicted \d+ image|predict:|class +IoU +prec +recall +labelled +predicted$|"
+                       r"\w+ +(\d\.\d{4}|nan) +(\d\.\d{4}|nan) +(\d\.\d{4}|nan) +\d+ +\d+$|\s*$)")
 
 
 def test_train_eval_and_predict_print_only_their_own_lines(tmp_path):

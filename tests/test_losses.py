@@ -1,5 +1,7 @@
-"""Losses with ignored pixels and class weights, and median-frequency weights, against numpy."""
+"""Losses with ignored pixels and class weights (cross-entropy, OHEM, Lovasz-softmax, Dice), and
+median-frequency weights, against numpy."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -79,8 +81,91 @@ def test_class_weights_option(capsys):
   want = data.median_frequency_weights(np.stack([streamed.source[i][1] for i in range(len(streamed))]), 3)
   np.testing.assert_allclose(loop.resolve_class_weights(config, streamed), want, rtol=1e-6)
   assert "Median-frequency class weights: pet" in capsys.readouterr().out
+  config.loss.class_weights = "sqrt_frequency"
+  np.testing.assert_allclose(loop.resolve_class_weights(config, split), np.sqrt(w), rtol=1e-6)
+  assert "Sqrt-frequency class weights: pet" in capsys.readouterr().out
   config.loss.class_weights = "1, 2,0.5"
   np.testing.assert_allclose(loop.resolve_class_weights(config, split), [1, 2, 0.5])
   config.loss.class_weights = "1,2"
   with pytest.raises(ConfigError, match="3 non-negative numbers"):
     loop.resolve_class_weights(config, split)
+
+
+def _ohem_numpy(logits, labels, weights, thresh, min_kept):
+  """MMSegmentation's OHEMPixelSampler (thresh form) then its weighted cross-entropy, read literally."""
+  valid = labels != 255
+  logp = _log_softmax(logits.astype(np.float64))
+  nll = -np.take_along_axis(logp, np.where(valid, labels, 0)[..., None], -1)[..., 0]
+  prob = np.exp(-nll)
+  kept = np.zeros(labels.shape, bool)
+  ranked = np.sort(prob[valid])
+  batch_kept = min_kept * labels.shape[0]
+  floor = ranked[min(batch_kept, ranked.size - 1)] if ranked.size else 0.0
+  kept[valid] = prob[valid] < max(floor, thresh)
+  w = np.where(kept, (weights if weights is not None else np.ones(logits.shape[-1]))[np.where(valid, labels, 0)], 0)
+  return (nll * w).sum() / max(w.sum(), 1e-6)
+
+
+@pytest.mark.parametrize("thresh, min_kept",
+                         [(0.7, 0), (0.7, 10), (0.3, 3), (0.05, 7), (0.01, 12), (1.0, 0), (0.05, 1000)])
+def test_ohem_cross_entropy_keeps_the_pixels_mmsegmentation_keeps(thresh, min_kept):
+  logits, labels = _batch(3)
+  for weights in (None, np.array([0.5, 2.0, 1.0, 4.0], np.float32)):
+    got = losses.ohem_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), weights, thresh, min_kept)
+    np.testing.assert_allclose(got, _ohem_numpy(logits, labels, weights, thresh, min_kept), rtol=1e-5)
+  # A threshold no probability reaches keeps every labelled pixel: plain cross-entropy.
+  np.testing.assert_allclose(losses.ohem_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), None, 1.0, 0),
+                             losses.weighted_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)), rtol=1e-6)
+
+
+def _lovasz_numpy(probs, labels):
+  """The Lovasz extension of the Jaccard loss evaluated from its definition: errors sorted decreasingly,
+  each weighted by the growth of |M| / |fg u M| as its pixel joins the set M; mean over present classes."""
+  valid = labels != 255
+  probs, labels = probs[valid], labels[valid]
+  out = []
+  for c in range(probs.shape[-1]):
+    fg = labels == c
+    if not fg.any():
+      continue
+    err = np.abs(fg - probs[:, c])
+    order = np.argsort(-err, kind="stable")
+    total, previous, members = 0.0, 0.0, np.zeros(len(err), bool)
+    for i in order:
+      members[i] = True
+      delta = members.sum() / (fg | members).sum()
+      total += err[i] * (delta - previous)
+      previous = delta
+    out.append(total)
+  return np.mean(out)
+
+
+def test_lovasz_softmax_is_the_lovasz_extension_of_the_jaccard_loss():
+  logits, labels = _batch(4)
+  probs = np.exp(_log_softmax(logits.astype(np.float64)))
+  got = losses.lovasz_softmax(jnp.asarray(logits), jnp.asarray(labels))
+  np.testing.assert_allclose(got, _lovasz_numpy(probs, labels), rtol=1e-5)
+  # At one-hot predictions it is 1 - IoU per class (classes present in the labels), from the confusion.
+  hard = np.eye(4, dtype=np.float32)[np.argmax(logits, -1)] * 60.0
+  valid = labels != 255
+  pred = np.argmax(logits, -1)
+  ious = [((pred == c) & (labels == c)).sum() / (((pred == c) & valid) | (labels == c)).sum()
+          for c in range(4) if (labels == c).any()]
+  np.testing.assert_allclose(losses.lovasz_softmax(jnp.asarray(hard), jnp.asarray(labels)), 1 - np.mean(ious),
+                             atol=1e-5)
+  # Ignored pixels count nowhere, and the gradient is finite and reaches the labelled pixels' logits only.
+  moved = np.where(valid[..., None], logits, -logits)
+  np.testing.assert_allclose(losses.lovasz_softmax(jnp.asarray(moved), jnp.asarray(labels)), got, rtol=1e-6)
+  grad = jax.grad(losses.lovasz_softmax)(jnp.asarray(logits), jnp.asarray(labels))
+  assert np.isfinite(grad).all() and np.abs(grad[valid]).sum() > 0 and not np.asarray(grad)[~valid].any()
+
+
+def test_combined_losses_add_their_terms():
+  logits, labels = _batch(5)
+  x, y = jnp.asarray(logits), jnp.asarray(labels)
+  np.testing.assert_allclose(losses.segmentation_loss(x, y, "cross_entropy+lovasz"),
+                             losses.weighted_cross_entropy(x, y) + losses.lovasz_softmax(x, y), rtol=1e-6)
+  np.testing.assert_allclose(losses.segmentation_loss(x, y, "ohem_cross_entropy", None, 0.5, 2),
+                             losses.ohem_cross_entropy(x, y, None, 0.5, 2), rtol=1e-6)
+  with pytest.raises(ValueError, match="unknown loss"):
+    losses.segmentation_loss(x, y, "lovasz+dice")

@@ -18,8 +18,10 @@ def _numpy_reference(logits, labels, weights, c):
   nll = -np.take_along_axis(logp, np.where(m, labels, 0)[..., None], -1)[..., 0]
   iou = [cm[k, k] / (cm[k].sum() + cm[:, k].sum() - cm[k, k]) for k in range(c)]
   recall = [cm[k, k] / cm[k].sum() for k in range(c)]
+  # precision: of the pixels predicted as k (where labelled), the share labelled k
+  precision = [((preds == k) & (labels == k) & m).sum() / ((preds == k) & m).sum() for k in range(c)]
   return {"loss": (nll * weights).sum() / weights.sum(), "accuracy": np.trace(cm) / cm.sum(),
-          "class_accuracy": np.mean(recall),
+          "class_accuracy": np.mean(recall), "recall": recall, "precision": precision,
           "confusion": cm, "iou": iou, "mean_iou": np.mean(iou)}
 
 
@@ -48,12 +50,21 @@ def test_split_metrics_match_numpy_with_padding_and_ignored_pixels():
   np.testing.assert_allclose([got["iou_pet"], got["iou_background"], got["iou_boundary"]], want["iou"],
                              rtol=1e-6)
   np.testing.assert_allclose(got["mean_iou"], want["mean_iou"], rtol=1e-6)
+  names = ("pet", "background", "boundary")
+  np.testing.assert_allclose([got[f"precision_{n}"] for n in names], want["precision"], rtol=1e-6)
+  np.testing.assert_allclose([got[f"recall_{n}"] for n in names], want["recall"], rtol=1e-6)
+  table = metrics.format_per_class(got, names).splitlines()
+  assert table[0].split() == ["class", "IoU", "prec", "recall", "labelled", "predicted"]
+  row = table[2].split()  # background
+  np.testing.assert_allclose([float(v) for v in row[1:4]], [want["iou"][1], want["precision"][1], want["recall"][1]],
+                             atol=6e-5)
+  assert [int(v) for v in row[4:]] == [want["confusion"][1].sum(), want["confusion"][:, 1].sum()]
 
 
 def test_absent_class_is_left_out_of_mean_iou_and_class_accuracy():
   sums = {"loss_sum": 1.0, "weight_sum": 4.0, "confusion": np.array([[3, 0, 0], [1, 0, 0], [0, 0, 0]])}
   m = metrics.summarize(sums, ["pet", "background", "boundary"])
-  assert np.isnan(m["iou_boundary"])
+  assert np.isnan(m["iou_boundary"]) and np.isnan(m["precision_background"]) and np.isnan(m["recall_boundary"])
   np.testing.assert_allclose(m["mean_iou"], np.mean([3 / 4, 0.0]))
   np.testing.assert_allclose(m["class_accuracy"], np.mean([3 / 3, 0 / 1]))  # no boundary label: left out
 

@@ -51,7 +51,7 @@ def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpo
   outs = [p.communicate(timeout=600) for p in procs]
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
-  assert "Final val pixel accuracy" in outs[0][0] and "Final val" not in outs[1][0]  # the first one reports
+  assert "Final test pixel accuracy" in outs[0][0] and "Final test" not in outs[1][0]  # the first one reports
   two = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
   two_devices = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -71,7 +71,7 @@ def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpo
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   record = json.loads(next(line for line in evaluated.stdout.splitlines() if line.startswith('{"step"')))
   assert record["step"] == EPOCHS
-  np.testing.assert_allclose(record["val"]["loss"], two[-1]["val"]["loss"], rtol=1e-5)
+  np.testing.assert_allclose(record[record["split"]]["loss"], two[-1]["val"]["loss"], rtol=1e-5)
 
 
 def test_distributed_settings_from_fields_and_environment(monkeypatch):

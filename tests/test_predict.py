@@ -173,6 +173,7 @@ def test_compare_prints_a_table_and_overlays_curves(learned, tmp_path, capsys):
   assert compare.main([str(workdir), str(other), "--output", str(fig)]) == 0
   out = capsys.readouterr().out
   row = next(line for line in out.splitlines() if line.startswith("r224")).split()
-  assert row[1] == "10" and row[2] == "0.6000" and row[3] == "10"
-  assert "train-val gap" in out and "IoU pet" in out and "IoU boundary" in out and Image.open(fig).size[0] > 500
+  assert row[1] == "10" and row[2] == "test" and row[3] == "0.6000" and row[4] == "10"
+  assert "train gap" in out and "split" in out and "IoU pet" in out and "IoU boundary" in out
+  assert Image.open(fig).size[0] > 500
   assert compare.main([str(tmp_path / "missing")]) == 2

@@ -119,23 +119,32 @@ def test_resume_trains_only_the_missing_epochs_and_ends_where_an_uninterrupted_r
 
 
 def test_eval_mode_in_a_fresh_process_reproduces_the_epoch_metrics(tmp_path):
-  history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path))
+  history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path))  # scored on its "test" split
+  assert all(h["eval_split"] == "test" for h in history)
   for step in (1, 2):
     proc = tiny.main_py("--workdir", str(tmp_path), "--mode", "eval", "--step", str(step))
     assert proc.returncode == 0, proc.stderr[-2000:]
     printed = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert printed["step"] == step
-    assert printed["val"] == history[step - 1]["val"]
-  assert (tmp_path / "eval" / "step_2_samples.png").is_file()
+    assert printed["step"] == step and printed["split"] == "test"
+    assert printed["test"] == history[step - 1]["val"]
+    assert json.loads((tmp_path / "eval" / f"step_{step}_test.json").read_text()) == printed
+  assert (tmp_path / "eval" / "step_2_test_samples.png").is_file()
+  # Another split is named as itself in the printout, the record and the files.
+  proc = tiny.main_py("--workdir", str(tmp_path), "--mode", "eval", "--config.data.eval_split=val")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  printed = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert printed["split"] == "val" and "test" not in printed and set(printed["val"]) >= {"iou_pet", "recall_pet"}
+  assert "checkpoint 2: val loss" in proc.stdout and "test" not in proc.stdout
+  assert (tmp_path / "eval" / "step_2_val.json").is_file() and (tmp_path / "eval" / "step_2_val_samples.png").is_file()
 
 
 def test_target_accuracy_stops_early(tmp_path, capsys):
   history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=3, target_accuracy=0.01), str(tmp_path))
   assert len(history) == 1
-  assert "Stopping early: val pixel accuracy" in capsys.readouterr().out
+  assert "Stopping early: test pixel accuracy" in capsys.readouterr().out
   mngr = checkpoints.manager(str(tmp_path), read_only=True)
   assert mngr.all_steps() == [1]
-  assert checkpoints.read_meta(mngr)[1]["stop_reason"].startswith("val pixel accuracy")
+  assert checkpoints.read_meta(mngr)[1]["stop_reason"].startswith("test pixel accuracy")
 
 
 def test_patience_rule():
@@ -180,7 +189,7 @@ def test_demo_config_shortened(tmp_path, capsys):
   config.num_epochs, config.data.synthetic_train_size, config.data.synthetic_eval_size = 1, 64, 32
   history = loop.train_and_evaluate(config, str(tmp_path))
   out = capsys.readouterr().out
-  assert "Final val pixel accuracy" in out and "majority-class baseline" in out
+  assert "Final test pixel accuracy" in out and "majority-class baseline" in out
   assert history[0]["step"] == 2 and (tmp_path / "samples" / "epoch_01.png").is_file()
   assert checkpoints.manager(str(tmp_path), read_only=True).all_steps() == [1]
 

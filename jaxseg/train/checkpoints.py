@@ -234,13 +234,13 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any]
 
 
 def restore_variables(mngr: ocp.CheckpointManager, step: int, sharding: Any, meta: dict[str, Any]) -> dict[str, Any]:
-  """`step`, `params` and `batch_stats` of checkpoint `step`, whatever optimizer state it was saved with:
-  evaluation and prediction need none, and may run with another `freeze_encoder` than training did. Checked
-  against the digest in its `meta`."""
+  """`step`, `params`, `batch_stats` and (where it was saved with one) `ema` of checkpoint `step`, whatever
+  optimizer state it was saved with: evaluation and prediction need none, and may run with another
+  `freeze_encoder` than training did. Checked against the digest in its `meta`."""
   abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
                           _saved_tree(mngr, step))
   restored = _restore(mngr, step, abstract)
-  return verify_state({k: restored[k] for k in ("step", "params", "batch_stats")}, meta)
+  return verify_state({k: restored[k] for k in ("step", "params", "batch_stats", "ema") if k in restored}, meta)
 
 
 def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:

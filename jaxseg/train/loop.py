@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxseg import config_checks, data, parallel, precision, visualize
+from jaxseg import config_checks, data, files, parallel, precision, visualize
 from jaxseg.errors import UserError
 from jaxseg.train import checkpoints, metrics, workdir_lock
 from jaxseg.train.metrics_writer import MetricsWriter
@@ -30,14 +30,15 @@ class TrainingError(UserError):
 
 def _stop_reason(config, history) -> str:
   last = history[-1]
+  split = last.get("eval_split", "val")
   if config.target_accuracy and last["val"]["accuracy"] >= config.target_accuracy:
-    return (f"val pixel accuracy {last['val']['accuracy']:.4f} reached target_accuracy "
+    return (f"{split} pixel accuracy {last['val']['accuracy']:.4f} reached target_accuracy "
             f"{config.target_accuracy} at epoch {last['epoch']}")
   if config.patience:
     accs = [h["val"]["accuracy"] for h in history]
     best = int(np.argmax(accs))
     if len(accs) - 1 - best >= config.patience:
-      return (f"no better val accuracy than {accs[best]:.4f} (epoch {history[best]['epoch']}) for "
+      return (f"no better {split} accuracy than {accs[best]:.4f} (epoch {history[best]['epoch']}) for "
               f"{config.patience} epoch(s)")
   return ""
 
@@ -71,6 +72,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   say = print if primary else (lambda *args, **kwargs: None)
   train_data = data.open_split(config, config.data.train_split)
   eval_data = data.open_split(config, config.data.eval_split)
+  split_name = str(config.data.eval_split)  # what every printout and record calls the scored split
   steps_per_epoch = len(train_data) // config.batch_size
   if steps_per_epoch == 0:
     raise config_checks.ConfigError(f"config.batch_size={config.batch_size} is larger than the training "
@@ -127,7 +129,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         return history
       val_m = run.evaluate(jitted.evaluate, state, eval_data)
       history.append({"epoch": epoch, "step": int(state.step), "train": train_m, "val": val_m,
-                      "images_per_s": rate})
+                      "eval_split": split_name, "images_per_s": rate})
       stop = _stop_reason(config, history)
       checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(run.config, epoch, history, stop))
       mid_epoch.discard()
@@ -136,7 +138,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if primary:
         visualize.save_curves(os.path.join(workdir, "curves.png"), history)
       say(f"epoch {epoch:3d}/{config.num_epochs}  train {metrics.format_metrics(train_m)}  "
-          f"val {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
+          f"{split_name} {metrics.format_metrics(val_m)}  {rate:.1f} img/s")
       if on_epoch is not None:
         on_epoch({**history[-1], "samples": panel})
       if stop:
@@ -150,21 +152,25 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if history:
     last = history[-1]["val"]
     baseline = metrics.majority_baseline(last)
-    say(f"Final val pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
+    say(f"Final {split_name} pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
         f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.mngr.directory}")
+    say(metrics.format_per_class(last, run.classes.names))
   return history
 
 
 def resolve_class_weights(config: ml_collections.ConfigDict, train_data) -> np.ndarray | None:
-  """`config.loss.class_weights` as (C,) float32, or None: "none", "median_frequency" (computed from the
-  training split's labelled pixels and printed) or a comma-separated list of C numbers."""
+  """`config.loss.class_weights` as (C,) float32, or None: "none", "median_frequency" or "sqrt_frequency"
+  (computed from the training split's labelled pixels and printed) or a comma-separated list of C numbers."""
   spec = str(config.loss.class_weights).strip().lower()
   if spec in ("", "none"):
     return None
-  if spec == "median_frequency":
+  if spec in ("median_frequency", "sqrt_frequency"):
     weights = data.median_frequency(train_data, config.num_classes)
+    if spec == "sqrt_frequency":
+      weights = np.sqrt(weights)
     names = data.classes_from_config(config).names
-    print("Median-frequency class weights: " + ", ".join(f"{n} {w:.4f}" for n, w in zip(names, weights)))
+    print(f"{spec.replace('_', '-').capitalize()} class weights: " +
+          ", ".join(f"{n} {w:.4f}" for n, w in zip(names, weights)))
     return weights
   try:
     weights = np.array([float(v) for v in spec.split(",")], np.float32)
@@ -172,8 +178,8 @@ def resolve_class_weights(config: ml_collections.ConfigDict, train_data) -> np.n
     weights = np.zeros(0, np.float32)
   if len(weights) != config.num_classes or (weights < 0).any():
     raise config_checks.ConfigError(
-        f"config.loss.class_weights={config.loss.class_weights!r} must be 'none', 'median_frequency' or "
-        f"{config.num_classes} non-negative numbers separated by commas.")
+        f"config.loss.class_weights={config.loss.class_weights!r} must be 'none', 'median_frequency', "
+        f"'sqrt_frequency' or {config.num_classes} non-negative numbers separated by commas.")
   return weights
 
 
@@ -245,19 +251,24 @@ def _check_finite(host_sums: dict[str, Any], epoch: int) -> None:
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict[str, Any]:
-  """Restores checkpoint `step` (newest if None) read-only and evaluates it on the eval split."""
+  """Restores checkpoint `step` (newest if None) read-only and evaluates it on `config.data.eval_split`:
+  prints its figures and per-class table, and writes them and sample pictures to
+  `eval/step_<step>_<split>.json` and `eval/step_<step>_<split>_samples.png`."""
   run = Run(config, workdir, read_only=True)
   state, step = run.restore_for_inference(step)
-  eval_data = data.open_split(config, config.data.eval_split)
+  split = str(config.data.eval_split)
+  eval_data = data.open_split(config, split)
   jitted = run.jit_steps(tx=None)  # the eval and predict steps use no optimizer
-  val = run.evaluate(jitted.evaluate, state, eval_data)
+  scores = run.evaluate(jitted.evaluate, state, eval_data)
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
+  stem = os.path.join(out_dir, f"step_{step}_{files.safe_name(split)}")
   samples = visualize.SampleSet(eval_data, max(config.num_samples, 1))
   eval_data.close()
-  samples.save(os.path.join(out_dir, f"step_{step}_samples.png"),
-               run.predict_uint8(jitted.predict, state, samples.images), run.classes)
-  print(f"checkpoint {step}: val {metrics.format_metrics(val)}")
-  print(metrics.format_per_class(val, run.classes.names))
-  print(json.dumps({"step": step, "val": val}))
-  return val
+  samples.save(f"{stem}_samples.png", run.predict_uint8(jitted.predict, state, samples.images), run.classes)
+  record = {"step": step, "split": split, split: scores}
+  files.write_text(f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
+  print(f"checkpoint {step}: {split} {metrics.format_metrics(scores)}")
+  print(metrics.format_per_class(scores, run.classes.names))
+  print(json.dumps(record))
+  return scores

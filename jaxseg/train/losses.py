@@ -1,4 +1,5 @@
-"""Training losses over labels with an ignore value: (class-weighted) cross-entropy and soft Dice."""
+"""Training losses over labels with an ignore value: (class-weighted) cross-entropy, its online hard example
+mining form, the Lovasz-softmax surrogate of the Jaccard index, and soft Dice."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,7 @@ import numpy as np
 
 from jaxseg.data.labels import IGNORE
 
-LOSSES = ("cross_entropy", "dice", "cross_entropy+dice")
+LOSSES = ("cross_entropy", "ohem_cross_entropy", "lovasz", "dice", "cross_entropy+dice", "cross_entropy+lovasz")
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -53,13 +54,70 @@ def dice_loss(logits: jax.Array, labels: jax.Array, eps: float = 1.0) -> jax.Arr
   return 1.0 - jnp.mean((2.0 * inter + eps) / (denom + eps))
 
 
-def segmentation_loss(logits: jax.Array, labels: jax.Array, name: str,
-                      class_weights: np.ndarray | None = None) -> jax.Array:
-  """The loss `name` (one of LOSSES) of a batch; labels IGNORE count nowhere."""
-  if name == "cross_entropy":
-    return weighted_cross_entropy(logits, labels, class_weights)
-  if name == "dice":
-    return dice_loss(logits, labels)
-  if name == "cross_entropy+dice":
-    return weighted_cross_entropy(logits, labels, class_weights) + dice_loss(logits, labels)
-  raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+def ohem_cross_entropy(logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None,
+                       threshold: float = 0.7, min_kept: int = 100000) -> jax.Array:
+  """Cross-entropy over the batch's hard pixels only (online hard example mining, MMSegmentation's
+  `OHEMPixelSampler` with `thresh`): the labelled pixels whose predicted probability of their true class is
+  below `threshold`, or below the (min_kept * batch)-th smallest such probability where that is higher, so at
+  least that many pixels (all of them if there are fewer) make the loss. Class weights apply as in
+  `weighted_cross_entropy`.
+
+  Args:
+    logits: (B, H, W, C).
+    labels: (B, H, W) class ids, IGNORE where unlabelled.
+    class_weights: (C,) or None.
+    threshold: the probability below which a pixel is hard.
+    min_kept: pixels kept per image at least.
+  """
+  ce = cross_entropy(logits, labels)
+  w = pixel_weights(labels, class_weights)
+  valid = labels != IGNORE
+  prob = jax.lax.stop_gradient(jnp.exp(-ce))  # the true class's softmax probability
+  ranked = jnp.sort(jnp.where(valid, prob, jnp.inf).ravel())  # unlabelled pixels last
+  n_valid = jnp.sum(valid)
+  kth = ranked[jnp.clip(jnp.minimum(min_kept * labels.shape[0], n_valid - 1), 0, ranked.size - 1)]
+  keep = valid & (prob < jnp.maximum(jnp.float32(threshold), kth))
+  w = jnp.where(keep, w, 0.0)
+  return jnp.sum(ce * w) / jnp.maximum(jnp.sum(w), 1e-6)
+
+
+def lovasz_softmax(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """The Lovasz-softmax loss (Berman, Rannen Triki and Blaschko, CVPR 2018) over the batch's labelled pixels:
+  per class present in the labels, the Lovasz extension of the Jaccard loss at the errors |[y = c] - p_c|,
+  averaged over those classes. At one-hot predictions it equals 1 - IoU per class.
+
+  Args:
+    logits: (B, H, W, C).
+    labels: (B, H, W) class ids, IGNORE where unlabelled (they count nowhere).
+  """
+  num_classes = logits.shape[-1]
+  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).reshape(-1, num_classes)
+  labels = labels.reshape(-1)
+  valid = labels != IGNORE
+  fg = (labels[:, None] == jnp.arange(num_classes)) & valid[:, None]
+  errors = jnp.where(valid[:, None], jnp.abs(fg.astype(jnp.float32) - probs), 0.0)  # unlabelled: 0, last
+
+  def per_class(err: jax.Array, fg: jax.Array) -> tuple[jax.Array, jax.Array]:
+    neg_err, fg_sorted = jax.lax.sort((-err, fg.astype(jnp.float32)), num_keys=1)
+    gts = jnp.sum(fg_sorted)
+    # After the i largest errors: the Jaccard loss |M| / |fg u M| of the set M of those pixels.
+    jaccard = 1.0 - (gts - jnp.cumsum(fg_sorted)) / (gts + jnp.cumsum(1.0 - fg_sorted))
+    steps = jnp.concatenate([jaccard[:1], jnp.diff(jaccard)])
+    return jnp.dot(-neg_err, jax.lax.stop_gradient(steps)), gts > 0
+
+  loss, present = jax.vmap(per_class, in_axes=1)(errors, fg)
+  return jnp.sum(jnp.where(present, loss, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+
+
+def segmentation_loss(logits: jax.Array, labels: jax.Array, name: str, class_weights: np.ndarray | None = None,
+                      ohem_threshold: float = 0.7, ohem_min_kept: int = 100000) -> jax.Array:
+  """The loss `name` (one of LOSSES; a "+" adds two) of a batch; labels IGNORE count nowhere. Class weights
+  apply to the cross-entropy terms."""
+  if name not in LOSSES:
+    raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+  terms = {"cross_entropy": lambda: weighted_cross_entropy(logits, labels, class_weights),
+           "ohem_cross_entropy": lambda: ohem_cross_entropy(logits, labels, class_weights, ohem_threshold,
+                                                            ohem_min_kept),
+           "lovasz": lambda: lovasz_softmax(logits, labels),
+           "dice": lambda: dice_loss(logits, labels)}
+  return sum(terms[term]() for term in name.split("+"))

@@ -65,10 +65,11 @@ def metric_sums(logits: jax.Array, labels: jax.Array, weights: jax.Array | None)
 
 def summarize(sums: dict[str, np.ndarray], class_names: list[str] | None = None) -> dict[str, Any]:
   """Host-side metrics from accumulated sums: loss, pixel accuracy, class-average accuracy (the mean of
-  per-class recall), per-class and mean IoU, confusion.
+  per-class recall), per-class IoU, precision and recall, mean IoU, confusion.
 
   A class absent from both labels and predictions has an undefined IoU; it is reported as NaN and left
-  out of the mean. A class absent from the labels has no recall and is left out of the class average.
+  out of the mean. A class absent from the labels has no recall and is left out of the class average; one
+  never predicted has no precision (NaN).
   """
   cm = np.asarray(sums["confusion"], np.float64)
   total = cm.sum()
@@ -77,14 +78,15 @@ def summarize(sums: dict[str, np.ndarray], class_names: list[str] | None = None)
   with np.errstate(invalid="ignore", divide="ignore"):
     iou = np.where(union > 0, inter / union, np.nan)
     recall = np.where(cm.sum(1) > 0, inter / cm.sum(1), np.nan)
+    precision = np.where(cm.sum(0) > 0, inter / cm.sum(0), np.nan)
   names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(cm.shape[0])]
   out = {"loss": float(sums["loss_sum"] / max(float(sums["weight_sum"]), 1.0)),
          "accuracy": float(inter.sum() / total) if total else float("nan"),
          "class_accuracy": float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan"),
          "mean_iou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
          "confusion": cm.astype(np.int64).tolist()}
-  for name, value in zip(names, iou):
-    out[f"iou_{name}"] = float(value)
+  for name, i, p, r in zip(names, iou, precision, recall):
+    out[f"iou_{name}"], out[f"precision_{name}"], out[f"recall_{name}"] = float(i), float(p), float(r)
   return out
 
 
@@ -102,12 +104,14 @@ def format_metrics(m: dict[str, Any]) -> str:
 
 
 def format_per_class(m: dict[str, Any], class_names: Sequence[str]) -> str:
-  """Per-class IoU and recall (class accuracy) as a small table, one class a line."""
+  """Per-class IoU, precision and recall (class accuracy), labelled and predicted pixels, one class a line: a
+  precision well below the recall is a class the model over-predicts."""
   cm = np.asarray(m["confusion"], np.float64)
   with np.errstate(invalid="ignore", divide="ignore"):
-    recall = np.diag(cm) / cm.sum(1)
+    recall, precision = np.diag(cm) / cm.sum(1), np.diag(cm) / cm.sum(0)
   width = max(len(n) for n in class_names)
-  lines = [f"{'class':<{width}}  {'IoU':>6}  {'acc':>6}  {'pixels':>10}"]
+  lines = [f"{'class':<{width}}  {'IoU':>6}  {'prec':>6}  {'recall':>6}  {'labelled':>10}  {'predicted':>10}"]
   for i, name in enumerate(class_names):
-    lines.append(f"{name:<{width}}  {m['iou_' + name]:>6.4f}  {recall[i]:>6.4f}  {int(cm[i].sum()):>10}")
+    lines.append(f"{name:<{width}}  {m['iou_' + name]:>6.4f}  {precision[i]:>6.4f}  {recall[i]:>6.4f}  "
+                 f"{int(cm[i].sum()):>10}  {int(cm[:, i].sum()):>10}")
   return "\n".join(lines)

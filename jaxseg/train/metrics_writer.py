@@ -49,7 +49,8 @@ class MetricsWriter:
 
   def _scalars(self, record: dict[str, Any]) -> None:
     from tensorboard.compat.proto import event_pb2, summary_pb2  # pylint: disable=g-import-not-at-top
-    values = {f"{part}/{k}": v for part in ("train", "val") for k, v in record[part].items()
+    tags = {"train": "train", "val": record.get("eval_split", "val")}  # the scored split by its name
+    values = {f"{tags[part]}/{k}": v for part in ("train", "val") for k, v in record[part].items()
               if isinstance(v, float) and np.isfinite(v)}
     values["images_per_s"] = record["images_per_s"]
     summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=t, simple_value=float(v))

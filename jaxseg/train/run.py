@@ -49,7 +49,8 @@ class Run:
     elif load_encoder:
       variables = self._with_backbone_weights(variables)
     tx = make_optimizer(self.config, variables["params"], total_steps)
-    state = create_state(variables["params"], variables["batch_stats"], tx)
+    state = create_state(variables["params"], variables["batch_stats"], tx,
+                         ema=self.config.get("ema_decay", 0.0) > 0)
     return jax.device_put(state, self.rep), tx
 
   def _with_backbone_weights(self, variables: dict[str, Any]) -> dict[str, Any]:
@@ -132,9 +133,9 @@ class Run:
     return jax.device_put(TrainState.from_dict(restored), self.rep), tx, step, meta
 
   def restore_for_inference(self, step: int | None = None) -> tuple[TrainState, int]:
-    """Parameters and BatchNorm statistics of checkpoint `step` (newest intact if None) as a TrainState
-    without optimizer state, and the step. Checked against the config's model first, then against its
-    shapes; a damaged checkpoint is named and skipped, never changed."""
+    """Parameters (their moving average where the checkpoint keeps one) and BatchNorm statistics of checkpoint
+    `step` (newest intact if None) as a TrainState without optimizer state, and the step. Checked against the
+    config's model first, then against its shapes; a damaged checkpoint is named and skipped, never changed."""
 
     def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
       meta = checkpoints.read_checked_meta(self.mngr, step, self.config)
@@ -143,7 +144,7 @@ class Run:
     step, (restored, meta) = intact.restore_newest(self.mngr, read, step, say=self._say)
     self._adopt_trained_settings(meta, inference=True)
     want = jax.eval_shape(lambda: models.init_variables(self.model, data.model_size(self.config)))
-    got = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+    got = {"params": restored.get("ema") or restored["params"], "batch_stats": restored["batch_stats"]}
     if jax.tree.map(lambda x: x.shape, want) != jax.tree.map(lambda x: x.shape, got):
       raise checkpoints.CheckpointError(f"checkpoint step {step} in {self.mngr.directory} holds parameters of "
                                         "another shape than this config's model; use the config it was trained with.")

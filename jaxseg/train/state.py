@@ -18,16 +18,19 @@ class TrainState:
   params: Any
   batch_stats: Any
   opt_state: Any
+  ema: Any = None  # the exponential moving average of `params` (config.ema_decay > 0), else None
 
   def to_dict(self) -> dict[str, Any]:
-    """The state as a plain dict (what a checkpoint stores)."""
-    return {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
-            "opt_state": self.opt_state}
+    """The state as a plain dict (what a checkpoint stores; "ema" only where there is one, so checkpoints
+    without it keep their structure)."""
+    d = {"step": self.step, "params": self.params, "batch_stats": self.batch_stats, "opt_state": self.opt_state}
+    return d if self.ema is None else {**d, "ema": self.ema}
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "TrainState":
     """The state from `to_dict`'s dict."""
-    return cls(step=d["step"], params=d["params"], batch_stats=d["batch_stats"], opt_state=d["opt_state"])
+    return cls(step=d["step"], params=d["params"], batch_stats=d["batch_stats"], opt_state=d["opt_state"],
+               ema=d.get("ema"))
 
 
 def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> float | optax.Schedule:
@@ -62,10 +65,25 @@ def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: 
   return optax.multi_transform({"train": adam, name: encoder}, labels)
 
 
-def create_state(params: Any, batch_stats: Any, tx: optax.GradientTransformation) -> TrainState:
-  """A TrainState at step 0 with `tx`'s initial optimizer state."""
+def create_state(params: Any, batch_stats: Any, tx: optax.GradientTransformation, ema: bool = False
+                 ) -> TrainState:
+  """A TrainState at step 0 with `tx`'s initial optimizer state (and, with `ema`, an average that starts at
+  `params`)."""
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    opt_state=tx.init(params))
+                    opt_state=tx.init(params), ema=jax.tree.map(jnp.array, params) if ema else None)
+
+
+def ema_decay(decay: float, step: jax.Array) -> jax.Array:
+  """The decay of the weights' moving average after update `step` (0-based): `decay`, but at most
+  (1 + step) / (10 + step), so that the average forgets the initial weights within the first few hundred
+  steps (tf.train.ExponentialMovingAverage's `num_updates` rule) rather than after ~1 / (1 - decay) of them."""
+  t = step.astype(jnp.float32)
+  return jnp.minimum(jnp.float32(decay), (1.0 + t) / (10.0 + t))
+
+
+def update_ema(ema: Any, params: Any, decay: jax.Array) -> Any:
+  """ema + (1 - decay) (params - ema), leaf by leaf, in float32."""
+  return jax.tree.map(lambda e, p: e + (1.0 - decay) * (p.astype(e.dtype) - e), ema, params)
 
 
 def split_encoder(params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -96,9 +114,12 @@ def debias_batch_stats(batch_stats: Any, step: jax.Array, momentum: float) -> An
 
 
 def inference_variables(state: TrainState, config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The variables evaluation and prediction apply: params, and BatchNorm statistics with the decoder's
-  moving averages bias-corrected when `config.model.decoder_bn_debias`."""
+  """The variables evaluation and prediction apply.
+
+  Params are their moving average where the state keeps one. BatchNorm statistics are the trained model's
+  own (moving averages already), the decoder's bias-corrected when `config.model.decoder_bn_debias`.
+  """
   stats = state.batch_stats
   if config.model.get("decoder_bn_debias", False):
     stats = debias_batch_stats(stats, state.step, config.model.decoder_bn_momentum)
-  return {"params": state.params, "batch_stats": stats}
+  return {"params": state.params if state.ema is None else state.ema, "batch_stats": stats}

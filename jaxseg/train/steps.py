@@ -11,7 +11,7 @@ import optax
 
 from jaxseg.data import geometry, transforms
 from jaxseg.train import losses, metrics
-from jaxseg.train.state import ENCODER, TrainState, inference_variables, split_encoder
+from jaxseg.train.state import ENCODER, TrainState, ema_decay, inference_variables, split_encoder, update_ema
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *, model,
@@ -39,7 +39,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     variables = {"params": {**trainable, ENCODER: encoder}, "batch_stats": state.batch_stats}
     logits, new_vars = model.apply(variables, x, train=True, encoder_train=config.encoder_bn_train,
                                    mutable=["batch_stats"])
-    loss = losses.segmentation_loss(logits, labels, config.loss.name, class_weights)
+    loss = losses.segmentation_loss(logits, labels, config.loss.name, class_weights,
+                                    config.loss.get("ohem_threshold", 0.7), config.loss.get("ohem_min_kept", 100000))
     return loss, (logits, new_vars["batch_stats"])
 
   trainable, encoder = split_encoder(state.params)
@@ -57,7 +58,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     params = {**params, ENCODER: encoder}  # bit-identical, whatever x + 0.0 does to a -0.0
   sums = metrics.metric_sums(logits, labels, None)
   sums["loss_sum"] = loss * sums["weight_sum"]  # the exact loss that was differentiated
-  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+  ema = state.ema
+  if ema is not None:
+    ema = update_ema(ema, params, ema_decay(config.ema_decay, state.step))
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
+                            ema=ema)
   return new_state, sums
 
 
