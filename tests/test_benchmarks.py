@@ -130,3 +130,32 @@ def test_input_bench_measures_both_pipelines_at_n_and_10n(tmp_path):
       (n, kind, w) for n in (2, 20) for kind, w in (("stream", 0), ("stream", 1), ("memory", 0))]
   assert all(r["frames_per_s"] > 0 and r["first_batch_s"] > 0 and r["peak_rss_gb"] > 0.05 for r in runs)
   assert len(list((tmp_path / "data").glob("*_20/img/*_label.png"))) == 20
+
+
+def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, monkeypatch):
+  from benchmarks import camvid_ablation as ablation
+  monkeypatch.chdir(REPO)
+  variants = {"baseline": ("tests/tiny_config.py", {"num_epochs": 1}, "the tiny config"),
+              "plain_ce": ("tests/tiny_config.py", {"num_epochs": 2, "loss.name": "lovasz"}, "Lovasz")}
+  monkeypatch.setattr(ablation, "VARIANTS", variants)
+  monkeypatch.setattr(ablation, "ORDER", ("plain_ce", "baseline"))
+  monkeypatch.setattr(ablation, "TTA", {"flip": {"eval.flip": True}})
+  monkeypatch.setattr(ablation, "TTA_RUNS", ("baseline",))
+  monkeypatch.setenv("PYTHONPATH", str(REPO))
+  out = str(tmp_path / "ablation")
+  assert ablation.main(["--root", "unused", "--weights", "none", "--out", out]) == 0
+  assert [len(ablation.history(out, n)) for n in ("baseline", "plain_ce")] == [1, 2]
+  status = json.loads((tmp_path / "ablation" / "status.json").read_text())
+  assert set(status) == {"baseline", "plain_ce"} and all(s["seconds"] > 0 for s in status.values())
+  table = ablation.table(out).splitlines()
+  base = ablation.history(out, "baseline")[-1]["val"]
+  other = ablation.history(out, "plain_ce")[-1]["val"]
+  assert table[2].startswith(f"| baseline | the tiny config | 1/1 | {base['mean_iou']:.3f} (")
+  assert table[4].startswith(f"| plain_ce | Lovasz | 2/2 | {other['mean_iou']:.3f} (")
+  assert f"| {other['mean_iou'] - base['mean_iou']:+.3f} | {other['accuracy']:.3f} |" in table[4]
+  flipped = json.loads((tmp_path / "ablation" / "baseline" / "tta_flip.json").read_text())
+  assert table[3].startswith(f"| baseline + flip | test-time eval.flip |  | {flipped['test']['mean_iou']:.3f} |")
+  # A second invocation finds everything done and trains nothing.
+  before = (tmp_path / "ablation" / "status.json").read_text()
+  assert ablation.main(["--root", "unused", "--weights", "none", "--out", out]) == 0
+  assert (tmp_path / "ablation" / "status.json").read_text() == before
