@@ -61,6 +61,13 @@ def test_without_an_average_checkpoints_keep_their_structure(tmp_path):
   assert set(mngr.item_metadata(1)["state"]) == {"step", "params", "batch_stats", "opt_state"}
 
 
+def test_resuming_with_the_average_switched_is_refused_in_one_line(tmp_path):
+  loop.train_and_evaluate(tiny.tiny_config(num_epochs=1), str(tmp_path))
+  with pytest.raises(checkpoints.CheckpointError, match="trained without a moving average of the weights"):
+    loop.train_and_evaluate(tiny.tiny_config(num_epochs=2, ema_decay=0.9), str(tmp_path))
+  assert checkpoints.manager(str(tmp_path), 3, read_only=True).all_steps() == [1]  # nothing moved aside
+
+
 @pytest.mark.parametrize("decay", [1.0, -0.1])
 def test_a_decay_outside_its_range_is_refused(decay):
   with pytest.raises(ConfigError, match=r"config\.ema_decay"):

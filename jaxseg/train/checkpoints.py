@@ -226,7 +226,13 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any]
   """Restores the `state` item of `step` into the structure, shapes and shardings of `target`, checked
   against the digest in its `meta`."""
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-  if _flat_shapes(_saved_tree(mngr, step)) != _flat_shapes(abstract):
+  saved = _saved_tree(mngr, step)
+  if ("ema" in saved) != ("ema" in target):
+    raise CheckpointError(f"checkpoint step {step} in {mngr.directory} was trained "
+                          f"{'with' if 'ema' in saved else 'without'} a moving average of the weights; resume "
+                          f"it with {'a' if 'ema' in saved else 'no'} config.ema_decay as it was, or use another "
+                          "--workdir.")
+  if _flat_shapes(saved) != _flat_shapes(abstract):
     raise CheckpointError(f"checkpoint step {step} in {mngr.directory} holds a state of another structure or "
                           "shape than this config's (another model or optimizer); use the config it was "
                           "trained with, or another --workdir.")

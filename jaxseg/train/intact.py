@@ -54,8 +54,9 @@ def _stderr_to_scratch() -> Iterator[None]:
       failed = False
     finally:
       if failed:
-        size, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 5.0
-        while time.monotonic() < deadline and time.monotonic() - quiet_since < 0.3:
+        # Quiet for a second (their reports come in bursts, later on a busy machine), at most 10 s.
+        size, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 10.0
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.0:
           time.sleep(0.05)
           scratch.flush()
           now = os.fstat(scratch.fileno()).st_size
