@@ -107,6 +107,8 @@ def format_per_class(m: dict[str, Any], class_names: Sequence[str]) -> str:
   """Per-class IoU, precision and recall (class accuracy), labelled and predicted pixels, one class a line: a
   precision well below the recall is a class the model over-predicts."""
   cm = np.asarray(m["confusion"], np.float64)
+  # From the confusion, not the per-class entries: a record written by an earlier release (a finished run's
+  # history, printed again on a rerun) has no precision or recall entries.
   with np.errstate(invalid="ignore", divide="ignore"):
     recall, precision = np.diag(cm) / cm.sum(1), np.diag(cm) / cm.sum(0)
   width = max(len(n) for n in class_names)
