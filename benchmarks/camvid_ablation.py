@@ -137,19 +137,23 @@ def run_all(root: str, weights: str, out: str) -> int:
   return 0
 
 
-def _row(label: str, change: str, epochs: str, m: dict[str, Any], base: float | None, extra: str = "") -> str:
-  delta = f"{m['mean_iou'] - base:+.3f}" if base is not None else ""
-  return (f"| {label} | {change} | {epochs} | {m['mean_iou']:.3f}{extra} | {delta} | {m['accuracy']:.3f} | "
-          f"{m['class_accuracy']:.3f} |")
+SCORES = ("mean_iou", "accuracy", "class_accuracy")  # val mIoU, pixel accuracy, class-average accuracy
+
+
+def _row(label: str, change: str, epochs: str, m: dict[str, Any], against: dict[str, Any] | None,
+         extra: str = "") -> str:
+  effect = " / ".join(f"{m[k] - against[k]:+.3f}" for k in SCORES) if against is not None else ""
+  return (f"| {label} | {change} | {epochs} | {m['mean_iou']:.3f}{extra} | {m['accuracy']:.3f} | "
+          f"{m['class_accuracy']:.3f} | {effect} |")
 
 
 def table(out: str) -> str:
-  """The markdown table of every run so far: last epoch's val figures (best mIoU and its epoch beside them),
-  the difference from "baseline", and the test-time augmentation rows."""
-  lines = ["| run | change | epochs | val mIoU (best, epoch) | vs baseline | pixel acc | class-avg acc |",
-           "|---|---|---|---|---|---|---|"]
-  base_h = history(out, "baseline")
-  base = base_h[-1]["val"]["mean_iou"] if finished(out, "baseline") else None
+  """The markdown table of every run so far: last epoch's val figures (best mIoU and its epoch beside them)
+  and each one's effect on the three scores: a training run's against "baseline" (once that has finished),
+  a test-time augmentation row's against the same checkpoint without it."""
+  lines = ["| run | change | epochs | val mIoU (best, epoch) | pixel acc | class-avg acc | effect: mIoU / pixel / "
+           "class-avg |", "|---|---|---|---|---|---|---|"]
+  base = history(out, "baseline")[-1]["val"] if finished(out, "baseline") else None
   for name, (_, _, change) in VARIANTS.items():
     h = history(out, name)
     if not h:
@@ -164,7 +168,7 @@ def table(out: str) -> str:
         with open(path) as f:
           record = json.load(f)
         lines.append(_row(f"{name} + {tta.replace('_', ' ')}", "test-time " + ", ".join(TTA[tta]), "", record[
-            record.get("split", "val")], base))
+            record.get("split", "val")], h[-1]["val"]))
   return "\n".join(lines)
 
 

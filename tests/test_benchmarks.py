@@ -140,7 +140,7 @@ def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, mon
   monkeypatch.setattr(ablation, "VARIANTS", variants)
   monkeypatch.setattr(ablation, "ORDER", ("plain_ce", "baseline"))
   monkeypatch.setattr(ablation, "TTA", {"flip": {"eval.flip": True}})
-  monkeypatch.setattr(ablation, "TTA_RUNS", ("baseline",))
+  monkeypatch.setattr(ablation, "TTA_RUNS", ("baseline", "plain_ce"))
   monkeypatch.setenv("PYTHONPATH", str(REPO))
   out = str(tmp_path / "ablation")
   assert ablation.main(["--root", "unused", "--weights", "none", "--out", out]) == 0
@@ -152,9 +152,18 @@ def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, mon
   other = ablation.history(out, "plain_ce")[-1]["val"]
   assert table[2].startswith(f"| baseline | the tiny config | 1/1 | {base['mean_iou']:.3f} (")
   assert table[4].startswith(f"| plain_ce | Lovasz | 2/2 | {other['mean_iou']:.3f} (")
-  assert f"| {other['mean_iou'] - base['mean_iou']:+.3f} | {other['accuracy']:.3f} |" in table[4]
-  flipped = json.loads((tmp_path / "ablation" / "baseline" / "tta_flip.json").read_text())
-  assert table[3].startswith(f"| baseline + flip | test-time eval.flip |  | {flipped['test']['mean_iou']:.3f} |")
+  effect = " / ".join(f"{other[k] - base[k]:+.3f}" for k in ("mean_iou", "accuracy", "class_accuracy"))
+  assert table[4].endswith(f"| {other['accuracy']:.3f} | {other['class_accuracy']:.3f} | {effect} |")
+  assert table[2].endswith(f"| {base['class_accuracy']:.3f} |  |")  # the baseline has no effect of its own
+  flipped = json.loads((tmp_path / "ablation" / "baseline" / "tta_flip.json").read_text())["test"]
+  assert table[3].startswith(f"| baseline + flip | test-time eval.flip |  | {flipped['mean_iou']:.3f} |")
+  assert table[3].endswith(f" | {flipped['mean_iou'] - base['mean_iou']:+.3f} / "
+                           f"{flipped['accuracy'] - base['accuracy']:+.3f} / "
+                           f"{flipped['class_accuracy'] - base['class_accuracy']:+.3f} |")
+  flipped = json.loads((tmp_path / "ablation" / "plain_ce" / "tta_flip.json").read_text())["test"]
+  assert table[5].endswith(f" | {flipped['mean_iou'] - other['mean_iou']:+.3f} / "  # against its own run
+                           f"{flipped['accuracy'] - other['accuracy']:+.3f} / "
+                           f"{flipped['class_accuracy'] - other['class_accuracy']:+.3f} |")
   # A second invocation finds everything done and trains nothing.
   before = (tmp_path / "ablation" / "status.json").read_text()
   assert ablation.main(["--root", "unused", "--weights", "none", "--out", out]) == 0
