@@ -106,3 +106,10 @@ def test_both_confusion_forms_count_like_numpy_and_skip_ignored_and_unweighted_p
     unweighted = np.zeros((c, c), np.int64)
     np.add.at(unweighted, (labels[labels != 255], preds[labels != 255]), 1)
     np.testing.assert_array_equal(jax.jit(form, static_argnums=3)(*args, None, c), unweighted)
+
+
+def test_the_one_line_form_leaves_out_a_loss_that_was_not_computed():
+  m = metrics.summarize({"loss_sum": 2.0, "weight_sum": 4.0, "confusion": [[3, 1], [0, 4]]}, ("a", "b"))
+  assert metrics.format_metrics(m) == "loss 0.5000 acc 0.8750 class-acc 0.8750 mIoU 0.7750"
+  tiled = metrics.summarize({"loss_sum": np.nan, "weight_sum": 1.0, "confusion": [[3, 1], [0, 4]]}, ("a", "b"))
+  assert metrics.format_metrics(tiled) == "acc 0.8750 class-acc 0.8750 mIoU 0.7750"  # windows, scales or flips

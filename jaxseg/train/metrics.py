@@ -98,8 +98,10 @@ def majority_baseline(m: dict[str, Any]) -> float:
 
 
 def format_metrics(m: dict[str, Any]) -> str:
-  """The one-line form of a metrics dict printed per epoch and by eval."""
-  return (f"loss {m['loss']:.4f} acc {m['accuracy']:.4f} class-acc {m.get('class_accuracy', float('nan')):.4f} "
+  """The one-line form of a metrics dict printed per epoch and by eval (without the loss where there is none:
+  evaluation by windows, scales or flips scores class ids only)."""
+  loss = f"loss {m['loss']:.4f} " if np.isfinite(m["loss"]) else ""
+  return (f"{loss}acc {m['accuracy']:.4f} class-acc {m.get('class_accuracy', float('nan')):.4f} "
           f"mIoU {m['mean_iou']:.4f}")
 
 
