@@ -147,6 +147,12 @@ def _row(label: str, change: str, epochs: str, m: dict[str, Any], against: dict[
           f"{m['class_accuracy']:.3f} | {effect} |")
 
 
+def _tta_change(overrides: dict[str, Any]) -> str:
+  """"test-time flip, scales 0.75, 1.0, 1.25" from the eval overrides."""
+  parts = [k.split(".")[-1] + ("" if v is True else " " + ", ".join(map(str, v))) for k, v in overrides.items()]
+  return "test-time " + ", ".join(parts)
+
+
 def table(out: str) -> str:
   """The markdown table of every run so far: last epoch's val figures (best mIoU and its epoch beside them)
   and each one's effect on the three scores: a training run's against "baseline" (once that has finished),
@@ -167,7 +173,7 @@ def table(out: str) -> str:
       if os.path.isfile(path):
         with open(path) as f:
           record = json.load(f)
-        lines.append(_row(f"{name} + {tta.replace('_', ' ')}", "test-time " + ", ".join(TTA[tta]), "", record[
+        lines.append(_row(f"{name} + {tta.replace('_', ' ')}", _tta_change(TTA[tta]), "", record[
             record.get("split", "val")], h[-1]["val"]))
   return "\n".join(lines)
 

@@ -140,6 +140,7 @@ def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, mon
   monkeypatch.setattr(ablation, "VARIANTS", variants)
   monkeypatch.setattr(ablation, "ORDER", ("plain_ce", "baseline"))
   monkeypatch.setattr(ablation, "TTA", {"flip": {"eval.flip": True}})
+  assert ablation._tta_change({"eval.flip": True, "eval.scales": (0.75, 1.0)}) == "test-time flip, scales 0.75, 1.0"
   monkeypatch.setattr(ablation, "TTA_RUNS", ("baseline", "plain_ce"))
   monkeypatch.setenv("PYTHONPATH", str(REPO))
   out = str(tmp_path / "ablation")
@@ -156,7 +157,7 @@ def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, mon
   assert table[4].endswith(f"| {other['accuracy']:.3f} | {other['class_accuracy']:.3f} | {effect} |")
   assert table[2].endswith(f"| {base['class_accuracy']:.3f} |  |")  # the baseline has no effect of its own
   flipped = json.loads((tmp_path / "ablation" / "baseline" / "tta_flip.json").read_text())["test"]
-  assert table[3].startswith(f"| baseline + flip | test-time eval.flip |  | {flipped['mean_iou']:.3f} |")
+  assert table[3].startswith(f"| baseline + flip | test-time flip |  | {flipped['mean_iou']:.3f} |")
   assert table[3].endswith(f" | {flipped['mean_iou'] - base['mean_iou']:+.3f} / "
                            f"{flipped['accuracy'] - base['accuracy']:+.3f} / "
                            f"{flipped['class_accuracy'] - base['class_accuracy']:+.3f} |")
