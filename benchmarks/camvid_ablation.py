@@ -7,8 +7,8 @@ another, resumable, and the table of their effects on the val split.
 
 Every run is `python main.py` in a child process with its own workdir under --out (so it resumes like any
 training: SIGTERM to this harness is passed on, the child saves where it is, and the next invocation goes on
-from there). Runs are trained in `ORDER`, the most telling first; finished ones are skipped. Then the
-test-time augmentation rows evaluate the finished checkpoints of `TTA_RUNS`. `status.json` under --out records
+from there). Runs are trained in `ORDER`, the most telling first; finished ones are skipped. Each run of
+`TTA_RUNS` is evaluated with test-time augmentation as soon as it has finished. `status.json` under --out records
 each run's training seconds and the machines it ran on (runs may span machines).
 """
 
@@ -103,37 +103,45 @@ class Status:
     files.write_text(self.path, json.dumps(self.data, indent=1))
 
 
+def _test_time_rows(name: str, root: str, weights: str, out: str) -> int:
+  """Evaluates finished run `name` with each `TTA` setting not yet recorded (`tta_<setting>.json` in its
+  workdir); returns 0 or the failing evaluation's exit code."""
+  for tta, extra in TTA.items():
+    path = os.path.join(out, name, f"tta_{tta}.json")
+    if os.path.isfile(path):
+      continue
+    proc = subprocess.run(command(name, root, weights, out, "eval", extra), capture_output=True, text=True)
+    if proc.returncode != 0:
+      print(f"{name} {tta}: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+      return proc.returncode
+    record = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"step"')))
+    with open(path, "w") as f:
+      json.dump(record, f)
+  return 0
+
+
 def run_all(root: str, weights: str, out: str) -> int:
-  """Trains every unfinished variant in order, then the test-time augmentation evaluations; returns 0, or the
-  exit code of a child that failed or was stopped."""
+  """Trains every unfinished variant in order, each of `TTA_RUNS` followed by its test-time augmentation
+  evaluations (so the table fills run by run); returns 0, or the exit code of a child that failed or was
+  stopped."""
   from benchmarks.harness import machine  # pylint: disable=g-import-not-at-top
   os.makedirs(out, exist_ok=True)
   status, here = Status(out), machine()
   child: list[subprocess.Popen] = []
   signal.signal(signal.SIGTERM, lambda *_: child and child[-1].send_signal(signal.SIGTERM))
   for name in ORDER:
-    if finished(out, name):
-      continue
-    print(f"[{time.strftime('%H:%M:%S')}] training {name}: {VARIANTS[name][2]}", flush=True)
-    start = time.time()
-    with open(os.path.join(out, f"{name}.log"), "a") as log:
-      child.append(subprocess.Popen(command(name, root, weights, out), stdout=log, stderr=subprocess.STDOUT))
-      code = child[-1].wait()
-    status.add(name, time.time() - start, here)
-    if code != 0 or not finished(out, name):
-      print(f"{name} stopped (exit code {code}); see {out}/{name}.log; rerun to resume.", flush=True)
-      return code or 1
-  for name in TTA_RUNS:
-    for tta, extra in TTA.items():
-      path = os.path.join(out, name, f"tta_{tta}.json")
-      if not os.path.isfile(path):
-        proc = subprocess.run(command(name, root, weights, out, "eval", extra), capture_output=True, text=True)
-        if proc.returncode != 0:
-          print(f"{name} {tta}: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
-          return proc.returncode
-        record = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"step"')))
-        with open(path, "w") as f:
-          json.dump(record, f)
+    if not finished(out, name):
+      print(f"[{time.strftime('%H:%M:%S')}] training {name}: {VARIANTS[name][2]}", flush=True)
+      start = time.time()
+      with open(os.path.join(out, f"{name}.log"), "a") as log:
+        child.append(subprocess.Popen(command(name, root, weights, out), stdout=log, stderr=subprocess.STDOUT))
+        code = child[-1].wait()
+      status.add(name, time.time() - start, here)
+      if code != 0 or not finished(out, name):
+        print(f"{name} stopped (exit code {code}); see {out}/{name}.log; rerun to resume.", flush=True)
+        return code or 1
+    if name in TTA_RUNS and (code := _test_time_rows(name, root, weights, out)):
+      return code
   return 0
 
 

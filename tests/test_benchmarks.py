@@ -146,6 +146,8 @@ def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, mon
   out = str(tmp_path / "ablation")
   assert ablation.main(["--root", "unused", "--weights", "none", "--out", out]) == 0
   assert [len(ablation.history(out, n)) for n in ("baseline", "plain_ce")] == [1, 2]
+  runs = tmp_path / "ablation"  # plain_ce (first in ORDER) was evaluated with flips before baseline trained
+  assert (runs / "plain_ce" / "tta_flip.json").stat().st_mtime < (runs / "baseline" / "metrics.jsonl").stat().st_mtime
   status = json.loads((tmp_path / "ablation" / "status.json").read_text())
   assert set(status) == {"baseline", "plain_ce"} and all(s["seconds"] > 0 for s in status.values())
   table = ablation.table(out).splitlines()
