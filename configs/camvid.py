@@ -3,6 +3,11 @@ MobileNetV2, encoder fine-tuned, median-frequency class weights, random scale, c
 
 Expects the SegNet layout under config.data.root (train.txt / val.txt / test.txt of `image label` lines;
 labels are 8-bit PNGs with values 0-10, 11 = void). See README.md, "CamVid".
+
+  python main.py --config configs/camvid.py --config.model.backbone_weights=WEIGHTS.h5
+
+Expected: 0.642 val mIoU, pixel accuracy 0.887, after its 40 epochs (about an hour on 2 AMD EPYC Zen 5 cores,
+float32). `configs/camvid_long.py` is the better recipe (0.719).
 """
 
 from configs import default
