@@ -102,6 +102,18 @@ def eval_settings(config: ml_collections.ConfigDict) -> dict:
           "flip": bool(e.get("flip", False)), "stride": tuple(e.get("stride", (0, 0)))}
 
 
+def settings_tag(config: ml_collections.ConfigDict) -> str:
+  """`config.eval` as a file-name part: "" for the plain prediction, else e.g. "slide_s0.75-1-1.25_flip", so
+  that evaluations of one checkpoint with different settings are kept side by side."""
+  e = eval_settings(config)
+  parts = [] if e["mode"] == "whole" else [e["mode"]]
+  if e["scales"] != (1.0,):
+    parts.append("s" + "-".join(f"{s:g}" for s in e["scales"]))
+  if e["flip"]:
+    parts.append("flip")
+  return "_".join(parts)
+
+
 def check(config: ml_collections.ConfigDict) -> str:
   """A one-line problem with `config.eval`, or ""."""
   e = eval_settings(config)

@@ -78,9 +78,10 @@ class SampleSet:
 
   def save(self, path: str, preds: np.ndarray, classes: Classes) -> None:
     """Draws the tracked images with `preds` (their predicted class ids) into the PNG at `path`, titled with
-    the file's name and the split they come from."""
-    title = os.path.splitext(os.path.basename(path))[0].replace("_", " ")
-    if self.split:
+    the file's name and the split they come from (where the name does not say it)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    title = stem.replace("_", " ")
+    if self.split and f"_{files.safe_name(self.split)}_" not in f"_{stem}_":
       title += f" ({self.split} split)"
     save_panel(path, ("Input Image", "True Mask", "Predicted Mask"),
                list(zip(self.images, self.masks, preds)), classes, title)

@@ -11,7 +11,7 @@ import tiny
 from PIL import Image
 from test_keras_port import _save_legacy_h5
 
-from jaxseg import data
+from jaxseg import data, visualize
 from jaxseg.data import sources, splits
 from jaxseg.errors import DatasetError
 from jaxseg.models import keras_port as port
@@ -136,6 +136,28 @@ def test_eval_mode_in_a_fresh_process_reproduces_the_epoch_metrics(tmp_path):
   assert printed["split"] == "val" and "test" not in printed and set(printed["val"]) >= {"iou_pet", "recall_pet"}
   assert "checkpoint 2: val loss" in proc.stdout and "test" not in proc.stdout
   assert (tmp_path / "eval" / "step_2_val.json").is_file() and (tmp_path / "eval" / "step_2_val_samples.png").is_file()
+  # Test-time flips and scales go to files of their own: the plain record of the checkpoint is kept.
+  plain = (tmp_path / "eval" / "step_2_val.json").read_text()
+  config = tiny.tiny_config(num_epochs=2)
+  config.data.eval_split, config.eval.flip, config.eval.scales = "val", True, (0.5, 1.0)
+  scores = loop.evaluate(config, str(tmp_path))
+  assert (tmp_path / "eval" / "step_2_val.json").read_text() == plain
+  record = json.loads((tmp_path / "eval" / "step_2_val_s0.5-1_flip.json").read_text())
+  without_loss = lambda d: {k: v for k, v in d.items() if k != "loss"}  # (no loss with test-time flips: nan)
+  assert without_loss(record["val"]) == without_loss(scores) and scores["mean_iou"] > 0
+  assert record["eval"]["flip"] and record["eval"]["scales"] == [0.5, 1.0]
+  assert (tmp_path / "eval" / "step_2_val_s0.5-1_flip_samples.png").is_file()
+
+
+def test_sample_panels_name_their_split_once(monkeypatch):
+  titles = []
+  monkeypatch.setattr(visualize, "save_panel", lambda path, cols, rows, classes, title: titles.append(title))
+  samples = visualize.SampleSet.__new__(visualize.SampleSet)
+  samples.images, samples.masks, samples.split = np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2)), "val"
+  for name in ("step_80_val_samples.png", "step_80_val_flip_samples.png", "epoch_3.png", "interval_samples.png"):
+    samples.save(name, np.zeros((1, 2, 2)), None)
+  assert titles == ["step 80 val samples", "step 80 val flip samples", "epoch 3 (val split)",
+                    "interval samples (val split)"]
 
 
 def test_target_accuracy_stops_early(tmp_path, capsys):

@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxseg import config_checks, data, files, parallel, precision, visualize
+from jaxseg import config_checks, data, files, inference, parallel, precision, visualize
 from jaxseg.errors import UserError
 from jaxseg.train import checkpoints, metrics, workdir_lock
 from jaxseg.train.metrics_writer import MetricsWriter
@@ -253,7 +253,8 @@ def _check_finite(host_sums: dict[str, Any], epoch: int) -> None:
 def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict[str, Any]:
   """Restores checkpoint `step` (newest if None) read-only and evaluates it on `config.data.eval_split`:
   prints its figures and per-class table, and writes them and sample pictures to
-  `eval/step_<step>_<split>.json` and `eval/step_<step>_<split>_samples.png`."""
+  `eval/step_<step>_<split>[_<settings>].json` and `..._samples.png` (settings: `config.eval`'s test-time
+  scales, flip or sliding window, so that no evaluation overwrites another of the same checkpoint)."""
   run = Run(config, workdir, read_only=True)
   state, step = run.restore_for_inference(step)
   split = str(config.data.eval_split)
@@ -262,11 +263,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
   scores = run.evaluate(jitted.evaluate, state, eval_data)
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
-  stem = os.path.join(out_dir, f"step_{step}_{files.safe_name(split)}")
+  tag = inference.settings_tag(run.config)
+  stem = os.path.join(out_dir, f"step_{step}_{files.safe_name(split)}" + (f"_{files.safe_name(tag)}" if tag else ""))
   samples = visualize.SampleSet(eval_data, max(config.num_samples, 1))
   eval_data.close()
   samples.save(f"{stem}_samples.png", run.predict_uint8(jitted.predict, state, samples.images), run.classes)
-  record = {"step": step, "split": split, split: scores}
+  record = {"step": step, "split": split, split: scores, "eval": inference.eval_settings(run.config)}
   files.write_text(f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
   print(f"checkpoint {step}: {split} {metrics.format_metrics(scores)}")
   print(metrics.format_per_class(scores, run.classes.names))
