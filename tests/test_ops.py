@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxseg import ops
-from jaxseg.ops import common, conv_transpose, dense3x3, depthwise, pointwise
+from jaxseg.ops import common, conv_transpose, dense3x3, depthwise, norm, pointwise
 
 
 def _rand(rng, *shape):
@@ -105,3 +105,26 @@ def test_same_padding_is_tensorflows():
   assert common.same_padding(10, 3, 1) == (1, 1)
   assert common.same_padding(14, 2 * 18 + 1, 1) == (18, 18)  # an atrous rate beyond the map
   assert [common.ceil_div(n, 4) for n in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("shape,dtype", [((2, 7, 5, 32), jnp.float32), ((3, 169, 64), jnp.float32),
+                                         ((2, 6, 160), jnp.bfloat16)])
+def test_layer_norm_matches_its_reference_and_numpy(shape, dtype):
+  rng = np.random.default_rng(shape[-1])
+  x = (_rand(rng, *shape) * 3 + 5).astype(dtype)  # an offset mean: the variance is taken about it
+  scale, bias = _rand(rng, shape[-1]), _rand(rng, shape[-1])
+  x64 = np.asarray(x, np.float64)
+  centred = x64 - x64.mean(-1, keepdims=True)
+  expected = centred / np.sqrt((centred**2).mean(-1, keepdims=True) + 1e-5) * np.asarray(scale) + np.asarray(bias)
+  tol = 1e-4 if dtype == jnp.float32 else 2e-2
+  ref = norm.layer_norm_reference(x, scale, bias, 1e-5)
+  fast = jax.jit(lambda *a: ops.layer_norm(*a, epsilon=1e-5, conv_impl="gemm"))(x, scale, bias)
+  assert ref.dtype == fast.dtype == dtype
+  _assert_close(ref.astype(jnp.float32), jnp.asarray(expected, jnp.float32), tol)
+  _assert_close(fast.astype(jnp.float32), ref.astype(jnp.float32), tol)
+  cot = _rand(rng, *shape).astype(dtype)
+  grads = lambda f: jax.grad(lambda *a: jnp.sum((f(*a) * cot).astype(jnp.float32)), argnums=(0, 1, 2))(x, scale, bias)
+  want = grads(lambda *a: norm.layer_norm_reference(*a, 1e-5))
+  got = jax.jit(lambda: grads(lambda *a: norm.layer_norm(*a, 1e-5)))()
+  assert [g.dtype for g in got] == [g.dtype for g in want]
+  _assert_close([g.astype(jnp.float32) for g in got], [g.astype(jnp.float32) for g in want], tol)

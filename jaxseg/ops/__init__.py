@@ -1,5 +1,5 @@
-"""Convolution kernels in plain JAX (no Flax): fast forms for CPU and GPU, each beside its `lax` reference,
-and the one dispatch on `conv_impl` (`jaxseg.ops.dispatch`). See jaxseg/ops/README.md."""
+"""Convolution kernels and layer normalization in plain JAX (no Flax): fast forms for CPU and GPU, each beside
+its `lax` reference, and the one dispatch on `conv_impl` (`jaxseg.ops.dispatch`). See jaxseg/ops/README.md."""
 
 from jaxseg.ops.dispatch import (
                                  CONV_IMPLS,
@@ -7,6 +7,7 @@ from jaxseg.ops.dispatch import (
                                  conv_transpose3x3_s2,
                                  depthwise_conv,
                                  depthwise_conv3x3,
+                                 layer_norm,
                                  max_pool,
                                  pointwise_conv,
                                  resolve_conv_impl,
@@ -20,6 +21,7 @@ __all__ = [
                                  "conv_transpose3x3_s2",
                                  "depthwise_conv",
                                  "depthwise_conv3x3",
+                                 "layer_norm",
                                  "max_pool",
                                  "pointwise_conv",
                                  "resolve_conv_impl",

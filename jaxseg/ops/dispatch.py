@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxseg.ops import conv_transpose, dense3x3, depthwise, pointwise, pool, winograd
+from jaxseg.ops import conv_transpose, dense3x3, depthwise, norm, pointwise, pool, winograd
 from jaxseg.ops.common import float32_on_cpu
 from jaxseg.ops.resize import upsample_bilinear  # noqa: F401  (the same form under every conv_impl)
 
@@ -40,6 +40,14 @@ def resolve_conv_impl(conv_impl: str) -> str:
 
 def _lax_form(conv_impl: str) -> bool:
   return resolve_conv_impl(conv_impl) in ("xla", "lite")
+
+
+def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, *, epsilon: float,
+               conv_impl: str = "auto") -> jax.Array:
+  """Layer normalization over the last axis. "gemm": row means as matrix-vector products (`norm.layer_norm`)."""
+  if _lax_form(conv_impl):
+    return norm.layer_norm_reference(x, scale, bias, epsilon)
+  return norm.layer_norm(x, scale, bias, epsilon)
 
 
 def pointwise_conv(x: jax.Array, kernel: jax.Array, *, gemm_dtype=None, conv_impl: str = "auto") -> jax.Array:

@@ -88,3 +88,19 @@ class ConvMixin:
 def batch_norm(x: jax.Array, train: bool, *, momentum: float, epsilon: float, dtype: Any, name: str) -> jax.Array:
   """BatchNorm over the last axis (`train`: batch statistics, updated averages); call from a compact method."""
   return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)(x)
+
+
+class LayerNorm(nn.Module):
+  """`nn.LayerNorm`'s parameters ("scale", "bias") over the last axis, through `ops.layer_norm` under
+  `conv_impl` (statistics in float32, the result in `dtype`)."""
+  epsilon: float = 1e-6
+  dtype: Any = jnp.float32
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x (..., C) normalized over C."""
+    c = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (c,))
+    bias = self.param("bias", nn.initializers.zeros, (c,))
+    return ops.layer_norm(x, scale, bias, epsilon=self.epsilon, conv_impl=self.conv_impl).astype(self.dtype)

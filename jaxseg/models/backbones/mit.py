@@ -12,6 +12,7 @@ are built in, so they are ported by their place in the model instead (`keras_var
 """
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import flax.linen as nn
@@ -42,7 +43,7 @@ class Attention(nn.Module):
     if self.sr_ratio > 1:
       kv = layers.conv(x, self.dim, self.sr_ratio, self.sr_ratio, bias=True, dtype=self.dtype, name="sr",
                        conv_impl=self.conv_impl)
-      kv = nn.LayerNorm(1e-5, dtype=self.dtype, name="norm")(kv)
+      kv = layers.LayerNorm(1e-5, self.dtype, self.conv_impl, name="norm")(kv)
     kv = kv.reshape(b, -1, c)
     k, v = heads(dense("k")(kv)), heads(dense("v")(kv))
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (c // self.num_heads) ** -0.5
@@ -87,14 +88,14 @@ class MiT(nn.Module):
       patch, step = self.layerwise_patch_sizes[i], self.layerwise_strides[i]
       x = layers.conv(x, dim, patch, step, patch // 2, bias=True, dtype=self.dtype, name=f"patch_and_embed_{i}_proj",
                       conv_impl=self.conv_impl)
-      x = nn.LayerNorm(1e-5, dtype=self.dtype, name=f"patch_and_embed_{i}_norm")(x)
+      norm = partial(layers.LayerNorm, dtype=self.dtype, conv_impl=self.conv_impl)
+      x = norm(1e-5, name=f"patch_and_embed_{i}_norm")(x)
       for k in range(self.layerwise_depths[i]):
         name = f"hierarchical_encoder_{i}_{k}"
         x = x + Attention(dim, self.layerwise_num_heads[i], self.layerwise_sr_ratios[i], self.dtype, self.conv_impl,
-                          name=f"{name}_attn")(nn.LayerNorm(1e-6, dtype=self.dtype, name=f"{name}_norm1")(x))
-        x = x + MixFFN(dim, self.dtype, self.conv_impl, name=f"{name}_mlp")(nn.LayerNorm(1e-6, dtype=self.dtype,
-                                                                          name=f"{name}_norm2")(x))
-      x = nn.LayerNorm(1e-5, dtype=self.dtype, name=f"norm_{i}")(x)
+                          name=f"{name}_attn")(norm(1e-6, name=f"{name}_norm1")(x))
+        x = x + MixFFN(dim, self.dtype, self.conv_impl, name=f"{name}_mlp")(norm(1e-6, name=f"{name}_norm2")(x))
+      x = norm(1e-5, name=f"norm_{i}")(x)
       stride *= step
       features[stride] = x
     return features
