@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxseg import ops
-from jaxseg.ops import common, conv_transpose, dense3x3, depthwise, norm, pointwise
+from jaxseg.ops import common, conv_transpose, dense3x3, depthwise, norm, pointwise, softmax
 
 
 def _rand(rng, *shape):
@@ -128,3 +128,18 @@ def test_layer_norm_matches_its_reference_and_numpy(shape, dtype):
   got = jax.jit(lambda: grads(lambda *a: norm.layer_norm(*a, 1e-5)))()
   assert [g.dtype for g in got] == [g.dtype for g in want]
   _assert_close([g.astype(jnp.float32) for g in got], [g.astype(jnp.float32) for g in want], tol)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 50, 169), (3, 7, 13), (4, 1)])
+def test_softmax_matches_its_reference_and_numpy(shape):
+  rng = np.random.default_rng(shape[-1])
+  x = _rand(rng, *shape) * 4 + 85  # exp would overflow float32 unless the maximum is taken out first
+  x64 = np.asarray(x, np.float64)
+  expected = np.exp(x64 - x64.max(-1, keepdims=True))
+  expected /= expected.sum(-1, keepdims=True)
+  fast = jax.jit(lambda x: ops.softmax_last(x, conv_impl="gemm"))(x)
+  _assert_close(softmax.softmax_reference(x), jnp.asarray(expected, jnp.float32), 1e-5)
+  _assert_close(fast, jnp.asarray(expected, jnp.float32), 1e-5)
+  cot = _rand(rng, *shape)
+  grads = lambda f: jax.grad(lambda x: jnp.sum(f(x) * cot))(x)
+  _assert_close(jax.jit(lambda: grads(softmax.softmax))(), grads(softmax.softmax_reference), 1e-5)

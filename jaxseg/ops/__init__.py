@@ -1,4 +1,4 @@
-"""Convolution kernels and layer normalization in plain JAX (no Flax): fast forms for CPU and GPU, each beside
+"""Convolution kernels, layer normalization and softmax in plain JAX (no Flax): fast forms for CPU and GPU, each beside
 its `lax` reference, and the one dispatch on `conv_impl` (`jaxseg.ops.dispatch`). See jaxseg/ops/README.md."""
 
 from jaxseg.ops.dispatch import (
@@ -11,6 +11,7 @@ from jaxseg.ops.dispatch import (
                                  max_pool,
                                  pointwise_conv,
                                  resolve_conv_impl,
+                                 softmax_last,
                                  stem_conv3x3,
                                  upsample_bilinear,
 )
@@ -25,6 +26,7 @@ __all__ = [
                                  "max_pool",
                                  "pointwise_conv",
                                  "resolve_conv_impl",
+                                 "softmax_last",
                                  "stem_conv3x3",
                                  "upsample_bilinear",
 ]

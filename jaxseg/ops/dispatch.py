@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxseg.ops import conv_transpose, dense3x3, depthwise, norm, pointwise, pool, winograd
+from jaxseg.ops import conv_transpose, dense3x3, depthwise, norm, pointwise, pool, softmax, winograd
 from jaxseg.ops.common import float32_on_cpu
 from jaxseg.ops.resize import upsample_bilinear  # noqa: F401  (the same form under every conv_impl)
 
@@ -48,6 +48,13 @@ def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, *, epsilon: floa
   if _lax_form(conv_impl):
     return norm.layer_norm_reference(x, scale, bias, epsilon)
   return norm.layer_norm(x, scale, bias, epsilon)
+
+
+def softmax_last(x: jax.Array, *, conv_impl: str = "auto") -> jax.Array:
+  """Softmax over the last axis. "gemm": row sums as matrix-vector products (`softmax.softmax`)."""
+  if _lax_form(conv_impl):
+    return softmax.softmax_reference(x)
+  return softmax.softmax(x)
 
 
 def pointwise_conv(x: jax.Array, kernel: jax.Array, *, gemm_dtype=None, conv_impl: str = "auto") -> jax.Array:

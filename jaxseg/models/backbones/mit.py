@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg import ops
 from jaxseg.models.backbones import layers
 
 
@@ -47,7 +48,7 @@ class Attention(nn.Module):
     kv = kv.reshape(b, -1, c)
     k, v = heads(dense("k")(kv)), heads(dense("v")(kv))
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (c // self.num_heads) ** -0.5
-    attn = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    attn = ops.softmax_last(logits.astype(jnp.float32), conv_impl=self.conv_impl).astype(v.dtype)
     out = jnp.einsum("bhqk,bkhd->bqhd", attn, v).reshape(b, h, w, c)
     return dense("proj")(out)
 

@@ -1,0 +1,47 @@
+"""Softmax over the last axis, its sums as matrix-vector products.
+
+The same observation as `norm.py`: inside a fusion, XLA:CPU sums a short minor axis (MiT's 169-1024 keys)
+one row at a time, in the forward's normalizer and again in the backward's sum of gradient times
+probability. As products with a column of ones they run through the GEMM library; MiT-B0's train step at 416
+px goes from about 360 to 343 ms (`benchmarks/README.md`). The maximum subtracted for stability stays an XLA
+reduction.
+
+`softmax` is the fast form, `softmax_reference` the plain one (`jax.nn.softmax`); `tests/test_ops.py` holds
+the two to equal values and gradients.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def softmax_reference(x: jax.Array) -> jax.Array:
+  """exp(x) / sum(exp(x)) over the last axis (`jax.nn.softmax`)."""
+  return jax.nn.softmax(x, axis=-1)
+
+
+def _row_sum(x: jax.Array) -> jax.Array:
+  """The sum of each row of x (..., K) as a product with a (K, 1) column of ones: (..., 1)."""
+  return x @ jnp.ones((x.shape[-1], 1), x.dtype)
+
+
+@jax.custom_vjp
+def softmax(x: jax.Array) -> jax.Array:
+  """`softmax_reference` with the row sums as matrix-vector products.
+
+  Args:
+    x: (..., K) logits, float32.
+  """
+  e = jnp.exp(x - jax.lax.stop_gradient(jnp.max(x, -1, keepdims=True)))
+  return e / _row_sum(e)
+
+
+def _fwd(x):
+  p = softmax(x)
+  return p, p
+
+
+def _bwd(p, g):
+  return (p * (g - _row_sum(g * p)),)
+
+
+softmax.defvjp(_fwd, _bwd)
