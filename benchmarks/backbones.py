@@ -8,7 +8,9 @@ Two parts:
   one frame, and a fine-tuning train step of
   batch 2 (forward, backward and Adam over every encoder weight, loss the mean square of the deepest
   features); SegFormer whole, against keras-hub's SegFormerImageSegmenter (cross-entropy on 19 classes).
-  The two sides take turns in fresh processes; medians over the turns.
+  The two sides take turns in fresh processes; medians over the turns. Both run with the allocator setting
+  every jaxseg entry point starts with (`jaxseg.allocator`; without it XLA:CPU re-faults its per-step scratch
+  memory, a third of MiT-B0's train step).
 """
 
 import argparse
@@ -20,6 +22,7 @@ import time
 import numpy as np
 
 from benchmarks.harness import fresh_process, machine, timed
+from jaxseg import allocator
 
 ENCODERS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "mit_b0")
 TABLE = (("unet", "mobilenet_v2"), ("deeplabv3plus", "mobilenet_v2"), ("unet", "resnet50"),
@@ -173,7 +176,8 @@ def main(argv=None) -> int:
     print(line)
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"machine": machine(), "table": table, "runs": runs, "median": med,
+      json.dump({"machine": machine(), "allocator": os.environ.get("GLIBC_TUNABLES", "default"), "table": table,
+                 "runs": runs, "median": med,
                  "wall_s": time.time() - started}, f, indent=1)
   return 0
 
@@ -187,4 +191,5 @@ def _median(runs: list[dict]) -> dict:
 
 
 if __name__ == "__main__":
+  allocator.reexec_tuned(["-m", "benchmarks.backbones", *sys.argv[1:]])
   sys.exit(main())
