@@ -179,8 +179,8 @@ def main(argv=None) -> int:
     print(line)
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"machine": machine(), "allocator": {side: e.get("GLIBC_TUNABLES", "default") for side, e in envs.items()},
-                 "table": table,
+      allocators = {side: e.get("GLIBC_TUNABLES", "default") for side, e in envs.items()}
+      json.dump({"machine": machine(), "allocator": allocators, "table": table,
                  "runs": runs, "median": med,
                  "wall_s": time.time() - started}, f, indent=1)
   return 0
