@@ -106,6 +106,7 @@ class Status:
 def _test_time_rows(name: str, root: str, weights: str, out: str) -> int:
   """Evaluates finished run `name` with each `TTA` setting not yet recorded (`tta_<setting>.json` in its
   workdir); returns 0 or the failing evaluation's exit code."""
+  from jaxseg import files  # pylint: disable=g-import-not-at-top
   for tta, extra in TTA.items():
     path = os.path.join(out, name, f"tta_{tta}.json")
     if os.path.isfile(path):
@@ -115,8 +116,7 @@ def _test_time_rows(name: str, root: str, weights: str, out: str) -> int:
       print(f"{name} {tta}: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
       return proc.returncode
     record = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"step"')))
-    with open(path, "w") as f:
-      json.dump(record, f)
+    files.write_text(path, json.dumps(record))  # atomic: a stopped harness leaves no half-written row
   return 0
 
 

@@ -56,6 +56,13 @@ def float32_on_cpu(x: jax.Array, gemm_dtype) -> bool:
   return x.dtype == jnp.float32 and gemm_dtype is None and jax.default_backend() == "cpu"
 
 
+def row_dot(x: jax.Array, weight: float) -> jax.Array:
+  """weight times the sum of each row of x (..., K), as a product with a constant (K, 1) column: (..., 1).
+  Inside a fusion XLA:CPU reduces a short minor axis one row at a time; as a matrix-vector product the same
+  sum runs through the GEMM library (`norm.py`, `softmax.py`)."""
+  return x @ jnp.full((x.shape[-1], 1), weight, x.dtype)
+
+
 def gemm(spec: str, a: jax.Array, b: jax.Array, gemm_dtype=None) -> jax.Array:
   """einsum of a and b cast to gemm_dtype (default a's dtype), accumulated and returned in float32."""
   dtype = gemm_dtype or a.dtype

@@ -14,6 +14,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from jaxseg.ops.common import row_dot
+
 
 def layer_norm_reference(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
   """(x - mean) / sqrt(var + epsilon) * scale + bias over the last axis, statistics in float32."""
@@ -24,8 +26,8 @@ def layer_norm_reference(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilo
 
 
 def _row_mean(x: jax.Array) -> jax.Array:
-  """The mean of each row of x (..., C) as a product with a (C, 1) column: (..., 1)."""
-  return x @ jnp.full((x.shape[-1], 1), 1.0 / x.shape[-1], x.dtype)
+  """The mean of each row of x (..., C): (..., 1)."""
+  return row_dot(x, 1.0 / x.shape[-1])
 
 
 def _forward(x, scale, bias, epsilon):
@@ -51,19 +53,19 @@ def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float) 
 
 def _fwd(x, scale, bias, epsilon):
   y, (normed, rstd) = _forward(x, scale, bias, epsilon)
-  return y, (normed, rstd, scale, jnp.zeros((), x.dtype))  # (the last: x's dtype, as an array)
+  return y, (normed, rstd, scale)
 
 
 def _bwd(epsilon, res, g):
   del epsilon
-  normed, rstd, scale, like = res
+  normed, rstd, scale = res  # (g has the output's dtype, which is x's)
   g32 = g.astype(jnp.float32)
   rows = (-1, g32.shape[-1])
   d_scale = jnp.sum((g32 * normed).reshape(rows), 0)
   d_bias = jnp.sum(g32.reshape(rows), 0)
   gs = g32 * scale
   dx = rstd * (gs - _row_mean(gs) - normed * _row_mean(gs * normed))
-  return dx.astype(like.dtype), d_scale.astype(scale.dtype), d_bias.astype(scale.dtype)
+  return dx.astype(g.dtype), d_scale.astype(scale.dtype), d_bias.astype(scale.dtype)
 
 
 layer_norm.defvjp(_fwd, _bwd)

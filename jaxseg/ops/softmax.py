@@ -13,15 +13,12 @@ the two to equal values and gradients.
 import jax
 import jax.numpy as jnp
 
+from jaxseg.ops.common import row_dot
+
 
 def softmax_reference(x: jax.Array) -> jax.Array:
   """exp(x) / sum(exp(x)) over the last axis (`jax.nn.softmax`)."""
   return jax.nn.softmax(x, axis=-1)
-
-
-def _row_sum(x: jax.Array) -> jax.Array:
-  """The sum of each row of x (..., K) as a product with a (K, 1) column of ones: (..., 1)."""
-  return x @ jnp.ones((x.shape[-1], 1), x.dtype)
 
 
 @jax.custom_vjp
@@ -32,7 +29,7 @@ def softmax(x: jax.Array) -> jax.Array:
     x: (..., K) logits, float32.
   """
   e = jnp.exp(x - jax.lax.stop_gradient(jnp.max(x, -1, keepdims=True)))
-  return e / _row_sum(e)
+  return e / row_dot(e, 1.0)
 
 
 def _fwd(x):
@@ -41,7 +38,7 @@ def _fwd(x):
 
 
 def _bwd(p, g):
-  return (p * (g - _row_sum(g * p)),)
+  return (p * (g - row_dot(g * p, 1.0)),)
 
 
 softmax.defvjp(_fwd, _bwd)

@@ -85,11 +85,11 @@ class MiT(nn.Module):
     weights expect (`train` is unused: there is no BatchNorm, and no dropout here)."""
     del train
     features, stride, x = {}, 1, x.astype(self.dtype)
+    norm = partial(layers.LayerNorm, dtype=self.dtype, conv_impl=self.conv_impl)
     for i, dim in enumerate(self.hidden_dims):
       patch, step = self.layerwise_patch_sizes[i], self.layerwise_strides[i]
       x = layers.conv(x, dim, patch, step, patch // 2, bias=True, dtype=self.dtype, name=f"patch_and_embed_{i}_proj",
                       conv_impl=self.conv_impl)
-      norm = partial(layers.LayerNorm, dtype=self.dtype, conv_impl=self.conv_impl)
       x = norm(1e-5, name=f"patch_and_embed_{i}_norm")(x)
       for k in range(self.layerwise_depths[i]):
         name = f"hierarchical_encoder_{i}_{k}"
