@@ -5,10 +5,14 @@ import numpy as np
 
 
 def randomize_norms(model, seed=0, gamma_range=(0.5, 1.5)):
-  """Random BatchNorm statistics and affine terms, and random LayerNorm affine terms, instead of the neutral
-  initial ones (nested layers too), so that a swapped or misplaced one shows."""
+  """Random BatchNorm statistics and affine terms, random LayerNorm affine terms and random biases of dense and
+  convolution layers, instead of the neutral initial ones (nested layers too), so that a swapped, misplaced or
+  dropped one shows."""
   rng = np.random.default_rng(seed)
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    bias = getattr(layer, "bias", None)
+    if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and bias is not None:
+      bias.assign(rng.normal(0, 0.2, tuple(bias.shape)).astype(np.float32))
     if isinstance(layer, keras.layers.BatchNormalization):
       gamma, beta, mean, var = layer.get_weights()
       layer.set_weights([rng.uniform(*gamma_range, gamma.shape), rng.normal(0, 0.2, beta.shape),

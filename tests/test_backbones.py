@@ -164,3 +164,24 @@ def test_mit_takes_maps_of_any_shape():
   variables = backbones.create("mit_b0").init(jax.random.key(0), np.zeros((1, 64, 64, 3), np.float32))
   got = backbones.create("mit_b0").apply(variables, np.zeros((1, 64, 96, 3), np.float32))
   assert [got[s].shape[1:3] for s in (4, 8, 16, 32)] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+
+
+@pytest.mark.parametrize("conv_impl", ["gemm", "xla"])
+@pytest.mark.parametrize("shape", [(2, 5, 3, 8), (7, 8)])
+def test_the_dense_layer_is_flaxs_dense_in_values_and_gradients(conv_impl, shape):
+  from flax import linen as nn  # pylint: disable=g-import-not-at-top
+
+  from jaxseg.models.backbones import layers  # pylint: disable=g-import-not-at-top
+  x = jax.numpy.asarray(np.random.default_rng(0).normal(0, 1, shape), jax.numpy.float32)
+  ours, reference = layers.Dense(6, conv_impl=conv_impl), nn.Dense(6)
+  params = reference.init(jax.random.key(0), x)["params"]
+  params = {**params, "bias": jax.numpy.linspace(-1, 1, 6)}  # not the neutral zeros
+  assert jax.tree.map(np.shape, ours.init(jax.random.key(0), x)["params"]) == jax.tree.map(np.shape, params)
+
+  def loss(module):
+    return lambda p, x: jax.numpy.sum(jax.numpy.sin(module.apply({"params": p}, x)))
+  np.testing.assert_allclose(ours.apply({"params": params}, x), reference.apply({"params": params}, x),
+                             rtol=1e-5, atol=1e-5)
+  got, want = (jax.grad(loss(m), argnums=(0, 1))(params, x) for m in (ours, reference))
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

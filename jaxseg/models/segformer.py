@@ -91,7 +91,7 @@ class SegFormer(SegmentationModel):
     check_input_size(images)
     feats = self.encode(images, encoder_train)
     dtype, size = self.spec.dtype, feats[4].shape[1:3]
-    projected = [nn.Dense(self.width(), dtype=dtype, name=f"linear_{i}")(feats[s])
+    projected = [layers.Dense(self.width(), dtype, self.spec.conv_impl, name=f"linear_{i}")(feats[s])
                  for i, s in enumerate((4, 8, 16, 32))]
     x = FuseProjections(self.width(), dtype, self.spec.conv_impl, name="linear_fuse")(projected[::-1], size)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.spec.bn_momentum, epsilon=1e-5, dtype=dtype,

@@ -56,6 +56,26 @@ class Conv(nn.Module):
     return y
 
 
+class Dense(nn.Module):
+  """`nn.Dense`'s parameters ("kernel" (Cin, Cout), "bias") over the last axis, computed as a 1x1 convolution
+  through `ops.pointwise_conv` under `conv_impl`: its weight gradient keeps the pixel-major layout of the
+  output gradient (XLA:CPU's own dot had the transposed copy of it fused into the producing loop, the
+  depthwise convolution's input gradient in MiT's Mix-FFN, which then ran several times slower)."""
+  features: int
+  dtype: Any = jnp.float32
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x (..., Cin) -> (..., features)."""
+    c_in = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (c_in, self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    rows = x.astype(self.dtype).reshape(-1, 1, 1, c_in)  # every position a pixel: any leading shape
+    y = ops.pointwise_conv(rows, kernel.astype(self.dtype)[None, None], conv_impl=self.conv_impl)
+    return y.reshape(*x.shape[:-1], self.features) + bias.astype(self.dtype)
+
+
 def conv(x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
          groups: int = 1, bias: bool = False, *, dtype: Any, name: str, conv_impl: str = "auto") -> jax.Array:
   """A `kernel` x `kernel` convolution of x padded by `pad` on every side (call from a compact method).

@@ -37,7 +37,7 @@ class Attention(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """Attention over x (B, H, W, C), returned in the same shape."""
     b, h, w, c = x.shape
-    dense = lambda name: nn.Dense(self.dim, dtype=self.dtype, name=name)
+    dense = lambda name: layers.Dense(self.dim, self.dtype, self.conv_impl, name=name)
     heads = lambda t: t.reshape(b, -1, self.num_heads, c // self.num_heads)
     q = heads(dense("q")(x.reshape(b, h * w, c)))
     kv = x
@@ -62,10 +62,10 @@ class MixFFN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """The block on x (B, H, W, C)."""
-    x = nn.Dense(4 * self.dim, dtype=self.dtype, name="fc1")(x)
+    x = layers.Dense(4 * self.dim, self.dtype, self.conv_impl, name="fc1")(x)
     x = layers.conv(x, x.shape[-1], 3, 1, 1, groups=x.shape[-1], bias=True, dtype=self.dtype, name="dwconv",
                     conv_impl=self.conv_impl)
-    return nn.Dense(self.dim, dtype=self.dtype, name="fc2")(nn.gelu(x, approximate=True))
+    return layers.Dense(self.dim, self.dtype, self.conv_impl, name="fc2")(nn.gelu(x, approximate=True))
 
 
 class MiT(nn.Module):
