@@ -140,7 +140,7 @@ def keras_side(steps: int) -> dict:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--side", choices=["jaxseg", "keras", "table"], help="(internal) one side, in this process")
-  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=10, help="timed calls per measurement, after one warm-up")
   parser.add_argument("--repeats", type=int, default=1, help="turns of each side, in fresh processes")
   parser.add_argument("--skip-keras", action="store_true")
   parser.add_argument("--json", help="write the results here")
