@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 
-def randomize_norms(model, seed=0, gamma_range=(0.5, 1.5)):
+def randomize_neutral_terms(model, seed=0, gamma_range=(0.5, 1.5)):
   """Random BatchNorm statistics and affine terms, random LayerNorm affine terms and random biases of dense and
   convolution layers, instead of the neutral initial ones (nested layers too), so that a swapped, misplaced or
   dropped one shows."""

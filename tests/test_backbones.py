@@ -4,7 +4,7 @@ BatchNorm statistics, equal parameter counts, and weights read from a preset dir
 import jax
 import numpy as np
 import pytest
-from keras_hub_reference import keras_hub_backbone, randomize_norms
+from keras_hub_reference import keras_hub_backbone, randomize_neutral_terms
 
 from jaxseg.models import backbones
 from jaxseg.models.backbones import resnet
@@ -14,7 +14,7 @@ import keras  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-pos
 
 
 def _keras_resnet(name):
-  return randomize_norms(keras_hub_backbone(name))
+  return randomize_neutral_terms(keras_hub_backbone(name))
 
 
 def _keras_features(model, images):
@@ -121,7 +121,7 @@ def test_mobilenet_v3_features_equal_keras_hub(name, timm):
   from keras_hub.src.utils.timm import convert_mobilenet  # pylint: disable=g-import-not-at-top
   # keras-hub's own architecture table for its presets, independent of jaxseg's
   config = convert_mobilenet.convert_backbone_config({"architecture": timm})
-  model = randomize_norms(keras_hub.models.MobileNetBackbone(**config, image_shape=(96, 96, 3)))
+  model = randomize_neutral_terms(keras_hub.models.MobileNetBackbone(**config, image_shape=(96, 96, 3)))
   images = np.random.default_rng(1).normal(0, 1, (2, 96, 96, 3)).astype(np.float32)
   variables = backbones.from_keras_hub(name, model)
   assert _count(variables) == model.count_params()
@@ -147,7 +147,7 @@ def test_efficientnet_features_equal_keras_hub(name):
   # Random weights with BatchNorm gains above 1 make B5-B7 chaotic (a 1e-9 difference grows to 1e-1 by
   # stride 32, even in float64): gains below 1 keep every variant well-conditioned, so that a port error,
   # not rounding, is what shows.
-  model = randomize_norms(keras_hub.models.EfficientNetBackbone(**config), gamma_range=(0.25, 0.75))
+  model = randomize_neutral_terms(keras_hub.models.EfficientNetBackbone(**config), gamma_range=(0.25, 0.75))
   images = np.random.default_rng(1).normal(0, 1, (1, 64, 96, 3)).astype(np.float32)
   variables = backbones.from_keras_hub(name, model)
   assert _count(variables) == model.count_params()

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tiny
-from keras_hub_reference import keras_hub_backbone, randomize_norms
+from keras_hub_reference import keras_hub_backbone, randomize_neutral_terms
 
 from jaxseg import models
 from jaxseg.models import backbones, segformer_port
@@ -27,7 +27,7 @@ def keras_segformer(name, num_classes, size=64, preprocessor=None):
   encoder = keras_hub_backbone(name, size)
   backbone = keras_hub.models.SegFormerBackbone(image_encoder=encoder,
                                                 projection_filters=default_decoder_dim(name))
-  return randomize_norms(keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=num_classes,
+  return randomize_neutral_terms(keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=num_classes,
                                                              preprocessor=preprocessor))
 
 
