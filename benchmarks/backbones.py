@@ -4,10 +4,11 @@ Two parts:
 - the models table: every decoder over one backbone of each family (parameters, GFLOPs of one 512x512
   forward by XLA's cost analysis, CPU latency of one 512x512 image), jaxseg only;
 - against keras-hub under Keras-TF (its default compile: XLA where it can), per family at CamVid's size
-  (480x360, padded to 480x384; MiT 416x416, keras-hub's takes square maps only): the encoder's eval forward of
-  one frame, and a fine-tuning train step of
-  batch 2 (forward, backward and Adam over every encoder weight, loss the mean square of the deepest
-  features); SegFormer whole, against keras-hub's SegFormerImageSegmenter (cross-entropy on 19 classes).
+  (480x360, padded to 480x384; MiT 416x416 and DINOv2 420x420, keras-hub's take square maps only, DINOv2's of
+  whole 14-pixel patches): the encoder's eval forward of one frame, and a fine-tuning train step of batch 2
+  (forward, backward and Adam over every encoder weight, loss the mean square of the deepest features;
+  DINOv2: of its output tokens); SegFormer whole, against keras-hub's SegFormerImageSegmenter (cross-entropy
+  on 19 classes).
   The two sides take turns in fresh processes; medians over the turns. Each runs as its users run it: jaxseg
   with the allocator setting every jaxseg entry point starts with (`jaxseg.allocator`; without it XLA:CPU
   re-faults its per-step scratch memory, a third of MiT-B0's train step), Keras-TF without it.
@@ -24,15 +25,18 @@ import numpy as np
 from benchmarks.harness import fresh_process, machine, timed
 from jaxseg import allocator
 
-ENCODERS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "mit_b0")
+ENCODERS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "mit_b0", "dinov2_small")
 TABLE = (("unet", "mobilenet_v2"), ("deeplabv3plus", "mobilenet_v2"), ("unet", "resnet50"),
          ("deeplabv3plus", "resnet50"), ("deeplabv3plus", "mobilenet_v3_large"), ("deeplabv3plus", "efficientnet_b0"),
-         ("unet", "mit_b0"), ("segformer", "mit_b0"), ("segformer", "mit_b2"))
+         ("unet", "mit_b0"), ("segformer", "mit_b0"), ("segformer", "mit_b2"), ("linear", "dinov2_small"))
 SIZE, BATCH, CLASSES = (384, 480), 2, 19
 SQUARE = (416, 416)  # keras-hub's MiT only takes square maps: about as many pixels as 480x360
+PATCHES = (420, 420)  # keras-hub's DINOv2: square, whole 14-pixel patches
 
 
 def _size(name: str) -> tuple[int, int]:
+  if name.startswith("dinov2"):
+    return PATCHES
   return SQUARE if name in ("mit_b0", "segformer_b0") else SIZE
 
 
@@ -64,7 +68,12 @@ def jaxseg_table(steps: int) -> list[dict]:
   return rows
 
 
-def jaxseg_side(steps: int) -> dict:
+def _deepest(y):
+  """The deepest features of a backbone's output: stride 32, or DINOv2's output tokens."""
+  return y["output"] if "output" in y else y[32]
+
+
+def jaxseg_side(steps: int, names: tuple[str, ...]) -> dict:
   """Eval forward of one frame and a fine-tuning train step, per encoder and for SegFormer-B0."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -73,7 +82,7 @@ def jaxseg_side(steps: int) -> dict:
   from jaxseg import models  # pylint: disable=g-import-not-at-top
   from jaxseg.models import backbones  # pylint: disable=g-import-not-at-top
   rng, out = np.random.default_rng(0), {}
-  for name in (*ENCODERS, "segformer_b0"):
+  for name in names:
     x = jnp.asarray(rng.uniform(-1, 1, (BATCH, *_size(name), 3)), jnp.float32)
     labels = jnp.asarray(rng.integers(0, CLASSES, (BATCH, *_size(name))))
     if name == "segformer_b0":
@@ -81,7 +90,7 @@ def jaxseg_side(steps: int) -> dict:
       loss_of = lambda y: -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(y), labels[..., None], -1))
     else:
       module = backbones.create(name)
-      loss_of = lambda y: jnp.mean(jnp.square(y[32]))
+      loss_of = lambda y: jnp.mean(jnp.square(_deepest(y)))
     variables = module.init(jax.random.key(0), x[:1])
     tx = optax.adam(1e-4)
 
@@ -115,14 +124,14 @@ def keras_hub_model(name: str):
   if name == "segformer_b0":
     backbone = keras_hub.models.SegFormerBackbone(image_encoder=keras_hub_model("mit_b0"), projection_filters=256)
     return keras_hub.models.SegFormerImageSegmenter(backbone=backbone, num_classes=CLASSES)
-  return backbones.keras_hub_model(name, SQUARE[0])
+  return backbones.keras_hub_model(name, _size(name)[0])
 
 
-def keras_side(steps: int) -> dict:
+def keras_side(steps: int, names: tuple[str, ...]) -> dict:
   """The same measurements of keras-hub's models under Keras-TF (`model.compile` defaults)."""
   import keras  # pylint: disable=g-import-not-at-top
   rng, out = np.random.default_rng(0), {}
-  for name in (*ENCODERS, "segformer_b0"):
+  for name in names:
     x = rng.uniform(-1, 1, (BATCH, *_size(name), 3)).astype(np.float32)
     model = keras_hub_model(name)
     if name == "segformer_b0":
@@ -143,11 +152,18 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=int, default=10, help="timed calls per measurement, after one warm-up")
   parser.add_argument("--repeats", type=int, default=1, help="turns of each side, in fresh processes")
   parser.add_argument("--skip-keras", action="store_true")
+  parser.add_argument("--only", default="", help="comma-separated encoders (and segformer_b0) to compare; "
+                      "default all")
   parser.add_argument("--json", help="write the results here")
   args = parser.parse_args(argv)
+  names = tuple(n for n in args.only.split(",") if n) or (*ENCODERS, "segformer_b0")
+  unknown = set(names) - {*ENCODERS, "segformer_b0"}
+  if unknown:
+    parser.error(f"--only: unknown {', '.join(sorted(unknown))}; choose from {', '.join((*ENCODERS, 'segformer_b0'))}")
   if args.side:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    sides = {"jaxseg": jaxseg_side, "keras": keras_side, "table": jaxseg_table}
+    sides = {"jaxseg": lambda n: jaxseg_side(n, names), "keras": lambda n: keras_side(n, names),
+             "table": jaxseg_table}
     result = sides[args.side](args.steps)
     with open(args.json, "w") as f:
       json.dump(result, f)
@@ -156,20 +172,22 @@ def main(argv=None) -> int:
   env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
   # Each side as it runs for its users: jaxseg with its allocator setting, Keras-TF in the default environment.
   envs = {"jaxseg": env, "keras": {k: v for k, v in env.items() if k != "GLIBC_TUNABLES"}}
-  table = fresh_process("benchmarks.backbones", ["--side", "table", "--steps", str(args.steps)], env)
+  only = ["--only", args.only] if args.only else []
+  table = [] if args.only else fresh_process("benchmarks.backbones", ["--side", "table", "--steps", str(args.steps)],
+                                            env)
   runs = {"jaxseg": [], "keras": []}
   for _ in range(args.repeats):
     for side in ("jaxseg",) if args.skip_keras else ("jaxseg", "keras"):
-      runs[side].append(fresh_process("benchmarks.backbones", ["--side", side, "--steps", str(args.steps)],
+      runs[side].append(fresh_process("benchmarks.backbones", ["--side", side, "--steps", str(args.steps), *only],
                                       envs[side]))
   med = {side: _median(r) for side, r in runs.items() if r}
   print(f"{machine()}; models at 512x512, batch 1")
   for row in table if isinstance(table, list) else []:
     print(f"  {row['model']:>13} / {row['backbone']:<18} {row['params'] / 1e6:6.2f} M params "
           f"{row['gflops']:7.1f} GFLOPs  {1e3 * row['latency_512_s']:8.1f} ms")
-  print(f"against keras-hub (Keras-TF) at {SIZE[1]}x{SIZE[0]} (MiT: {SQUARE[1]}x{SQUARE[0]}): train step batch "
-        f"{BATCH} / eval one frame")
-  for name in (*ENCODERS, "segformer_b0"):
+  print(f"against keras-hub (Keras-TF) at {SIZE[1]}x{SIZE[0]} (MiT: {SQUARE[1]}x{SQUARE[0]}, DINOv2: "
+        f"{PATCHES[1]}x{PATCHES[0]}): train step batch {BATCH} / eval one frame")
+  for name in names:
     mine, theirs = med.get("jaxseg", {}).get(name, {}), med.get("keras", {}).get(name, {})
     line = f"  {name:<20} jaxseg {mine.get('train_step_s', float('nan')):.3f} / {mine.get('eval_frame_s', 0):.3f} s"
     if theirs:

@@ -13,7 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.name = "default"  # Run name; the default workdir is runs/<name>.
 
   config.model = ml_collections.ConfigDict()
-  config.model.name = "unet"  # Key of jaxseg.models.MODELS: "unet", "deeplabv3plus", "segformer".
+  config.model.name = "unet"  # Key of jaxseg.models.MODELS: "unet", "deeplabv3plus", "segformer", "linear".
   config.model.backbone = "mobilenet_v2"  # The encoder: "mobilenet_v2" (Keras) or a key of
   #   jaxseg.models.backbones.BACKBONES ("resnet50", "resnet_vd_50", ...).
   config.model.backbone_weights = "imagenet"  # "imagenet" (the Keras download for mobilenet_v2, the keras-hub
@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.output_stride = 16  # DeepLabV3+ only: encoder output stride, 16 or 8 (atrous convolutions).
   config.model.separable = False  # DeepLabV3+ only: depthwise-separable ASPP and decoder 3x3 convs.
   config.model.decoder_dim = 0  # SegFormer only: its decoder's width (0: 256 for mit_b0/b1, 768 otherwise).
+  config.model.linear_layers = 4  # Linear head only: how many of the DINOv2 encoder's last layers it reads.
   config.model.alpha = 1.0  # MobileNetV2 width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4.
   config.model.encoder_bn_momentum = 0.999  # Encoder BatchNorm momentum (Keras MobileNetV2's).
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).

@@ -17,7 +17,8 @@ from jaxseg.train import loop
 
 # Every registered model, and every backbone family under one of them.
 MODELS_AND_BACKBONES = [("unet", "mobilenet_v2"), ("deeplabv3plus", "mobilenet_v2"), ("deeplabv3plus", "resnet18"),
-                        ("unet", "mobilenet_v3_small"), ("deeplabv3plus", "efficientnet_b0"), ("segformer", "mit_b0")]
+                        ("unet", "mobilenet_v3_small"), ("deeplabv3plus", "efficientnet_b0"), ("segformer", "mit_b0"),
+                        ("linear", "dinov2_small")]
 
 
 def test_every_model_and_family_is_exported():

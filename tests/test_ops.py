@@ -130,7 +130,7 @@ def test_layer_norm_matches_its_reference_and_numpy(shape, dtype):
   _assert_close([g.astype(jnp.float32) for g in got], [g.astype(jnp.float32) for g in want], tol)
 
 
-@pytest.mark.parametrize("shape", [(2, 1, 50, 169), (3, 7, 13), (4, 1)])
+@pytest.mark.parametrize("shape", [(2, 1, 50, 169), (3, 7, 13), (4, 1), (2, 3, 600)])
 def test_softmax_matches_its_reference_and_numpy(shape):
   rng = np.random.default_rng(shape[-1])
   x = _rand(rng, *shape) * 4 + 85  # exp would overflow float32 unless the maximum is taken out first
@@ -142,4 +142,7 @@ def test_softmax_matches_its_reference_and_numpy(shape):
   _assert_close(fast, jnp.asarray(expected, jnp.float32), 1e-5)
   cot = _rand(rng, *shape)
   grads = lambda f: jax.grad(lambda x: jnp.sum(f(x) * cot))(x)
-  _assert_close(jax.jit(lambda: grads(softmax.softmax))(), grads(softmax.softmax_reference), 1e-5)
+  _assert_close(jax.jit(lambda: grads(lambda x: ops.softmax_last(x, conv_impl="gemm")))(),
+                grads(softmax.softmax_reference), 1e-5)
+  for fast_form in (softmax.softmax, softmax.softmax_long):  # both, whichever the size rule picks here
+    _assert_close(jax.jit(lambda f=fast_form: grads(f))(), grads(softmax.softmax_reference), 1e-5)

@@ -1,4 +1,5 @@
-"""Models: the U-Net and DeepLabV3+ over MobileNetV2 or any backbone of `jaxseg.models.backbones`, SegFormer, Keras
+"""Models: the U-Net and DeepLabV3+ over MobileNetV2 or any backbone of `jaxseg.models.backbones`, SegFormer, a
+linear head over DINOv2, Keras
 weight porting and summaries; this module holds the registry, construction from a config, and parameter
 bookkeeping.
 
@@ -15,6 +16,7 @@ import ml_collections
 from jaxseg.models.base import SegmentationModel
 from jaxseg.models.deeplab import DeepLabV3Plus
 from jaxseg.models.layers import LayerSpec
+from jaxseg.models.linear import LinearHead
 from jaxseg.models.mobilenet_v2 import ALPHAS, OUTPUT_STRIDES, UNET_TAPS, MobileNetV2, make_divisible
 from jaxseg.models.segformer import SegFormer
 from jaxseg.models.summary import count_params, format_summary
@@ -30,6 +32,7 @@ __all__ = [
   "UNET_TAPS",
   "DeepLabV3Plus",
   "LayerSpec",
+  "LinearHead",
   "MobileNetV2",
   "SegFormer",
   "SegmentationModel",
@@ -44,7 +47,8 @@ __all__ = [
 ]
 
 # Plain-dict registry: config.model.name -> model class.
-MODELS: dict[str, type[SegmentationModel]] = {"unet": UNet, "deeplabv3plus": DeepLabV3Plus, "segformer": SegFormer}
+MODELS: dict[str, type[SegmentationModel]] = {"unet": UNet, "deeplabv3plus": DeepLabV3Plus, "segformer": SegFormer,
+                                              "linear": LinearHead}
 # Names of earlier releases, where the name said the encoder: each is its model over backbone "mobilenet_v2".
 LEGACY_NAMES = {"unet_mobilenet_v2": "unet", "deeplabv3plus_mobilenet_v2": "deeplabv3plus"}
 

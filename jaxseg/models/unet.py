@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
-from jaxseg.models.base import SegmentationModel
+from jaxseg.models.base import SegmentationModel, single_stride_refusal
 from jaxseg.models.layers import ConvTranspose3x3S2, LayerSpec
 from jaxseg.models.mobilenet_v2 import UNET_TAPS, check_input_size
 
@@ -38,6 +39,11 @@ class UNet(SegmentationModel):
   decoder_filters: Sequence[int] = (512, 256, 128, 64)
 
   MOBILENET_TAPS: ClassVar[dict[int, str]] = dict(zip((2, 4, 8, 16, 32), UNET_TAPS))
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict) -> str:
+    """Refuses an encoder without feature maps at strides 4 to 32 (a ViT)."""
+    return single_stride_refusal(config.model.backbone, "the U-Net")
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:

@@ -51,10 +51,11 @@ def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, *, epsilon: floa
 
 
 def softmax_last(x: jax.Array, *, conv_impl: str = "auto") -> jax.Array:
-  """Softmax over the last axis. "gemm": row sums as matrix-vector products (`softmax.softmax`)."""
+  """Softmax over the last axis. "gemm": row sums as matrix-vector products (`softmax.softmax`), or for rows of
+  `softmax.LONG_ROWS` keys or more XLA's reductions with a plain VJP (`softmax.softmax_long`)."""
   if _lax_form(conv_impl):
     return softmax.softmax_reference(x)
-  return softmax.softmax(x)
+  return softmax.softmax_long(x) if x.shape[-1] >= softmax.LONG_ROWS else softmax.softmax(x)
 
 
 def pointwise_conv(x: jax.Array, kernel: jax.Array, *, gemm_dtype=None, conv_impl: str = "auto") -> jax.Array:

@@ -6,8 +6,13 @@ probability. As products with a column of ones they run through the GEMM library
 px goes from about 360 to 343 ms (`benchmarks/README.md`). The maximum subtracted for stability stays an XLA
 reduction.
 
-`softmax` is the fast form, `softmax_reference` the plain one (`jax.nn.softmax`); `tests/test_ops.py` holds
-the two to equal values and gradients.
+Rows of `LONG_ROWS` keys or more (a ViT's attention: DINOv2's 901 keys at 420 px) go the other way: there
+XLA's own reductions are faster than the products (2.0 against 3.9 ms forward for 8 x 901 x 901), and
+`softmax_long` keeps them, with a hand-written VJP that writes the backward as one sum, as `softmax` does (the
+VJP `jax.nn.softmax` carries made DINOv2-S's attention backward about a fifth slower).
+
+`softmax` and `softmax_long` are the fast forms, `softmax_reference` the plain one (`jax.nn.softmax`);
+`tests/test_ops.py` holds them to equal values and gradients.
 """
 
 import jax
@@ -42,3 +47,28 @@ def _bwd(p, g):
 
 
 softmax.defvjp(_fwd, _bwd)
+
+
+LONG_ROWS = 512  # keys per row from which `softmax_long` is the faster form
+
+
+@jax.custom_vjp
+def softmax_long(x: jax.Array) -> jax.Array:
+  """`softmax_reference` (XLA's reductions) with a plain hand-written VJP.
+
+  Args:
+    x: (..., K) logits, float32.
+  """
+  return jax.nn.softmax(x, axis=-1)
+
+
+def _long_fwd(x):
+  p = softmax_long(x)
+  return p, p
+
+
+def _long_bwd(p, g):
+  return (p * (g - jnp.sum(g * p, -1, keepdims=True)),)
+
+
+softmax_long.defvjp(_long_fwd, _long_bwd)

@@ -5,7 +5,8 @@ variables = backbones.from_keras_hub("resnet50", keras_hub_model_or_preset)
 
 Every backbone is called as `backbone(images, train)` on images preprocessed as its weights expect
 (`input_transform`) and returns {nominal stride: (B, H', W', C)} for strides 4, 8, 16, 32 and 2 where it has
-one. Families that can trade strides for dilation take `output_stride` 16 or 8 (`DILATES`).
+one. Families that can trade strides for dilation take `output_stride` 16 or 8 (`DILATES`). DINOv2, a ViT of one
+stride (14), returns its token sequences by layer instead (`dinov2`); the models say which families they take.
 """
 
 from typing import Any
@@ -14,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxseg.models.backbones import efficientnet, keras_hub_port, mit, mobilenet_v3, resnet
+from jaxseg.models.backbones import dinov2, efficientnet, keras_hub_port, mit, mobilenet_v3, resnet
 from jaxseg.models.backbones.keras_hub_port import PortError
 
 # Plain-dict registry: backbone name -> (module class, architecture arguments, family).
@@ -23,12 +24,14 @@ BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any], str]] = {
     **{name: (mobilenet_v3.MobileNetV3, arch, "mobilenet_v3") for name, arch in mobilenet_v3.VARIANTS.items()},
     **{name: (efficientnet.EfficientNet, arch, "efficientnet") for name, arch in efficientnet.VARIANTS.items()},
     **{name: (mit.MiT, arch, "mit") for name, arch in mit.VARIANTS.items()},
+    **{name: (dinov2.DINOv2, arch, "dinov2") for name, arch in dinov2.VARIANTS.items()},
 }
 # Families whose keras-hub layers are ported by their place in the model, not by name.
-EXTRACTORS = {"mit": mit.keras_variables}
-# The keras-hub preset of each backbone's ImageNet weights (`backbone_weights="imagenet"`).
+EXTRACTORS = {"mit": mit.keras_variables, "dinov2": dinov2.keras_variables}
+# The keras-hub preset of each backbone's pretrained weights (`backbone_weights="imagenet"`: ImageNet for the
+# convolutional families, SegFormer's ADE20K encoders for MiT, the self-supervised LVD-142M ones for DINOv2).
 IMAGENET_PRESETS: dict[str, str] = {**resnet.PRESETS, **mobilenet_v3.PRESETS, **efficientnet.PRESETS,
-                                   **mit.PRESETS}
+                                   **mit.PRESETS, **dinov2.PRESETS}
 # Families whose output stride can be 16 or 8 (dilated convolutions with the same parameters).
 DILATES = {"resnet", "mobilenet_v3", "efficientnet"}
 # The ImageNet normalisation keras-hub's image converters apply to [0, 255] pixels, as (scale, offset) per
@@ -77,8 +80,8 @@ __all__ = ["BACKBONES", "DILATES", "IMAGENET_PRESETS", "IMAGENET_TRANSFORM", "Po
 def keras_hub_model(name: str, size: int = 224) -> Any:
   """keras-hub's own backbone for jaxseg backbone `name`, with random weights, built offline from its
   architecture arguments (EfficientNet: keras-hub's own configuration of its preset): the reference the ports
-  are tested and benchmarked against. MiT is built for `size` x `size` inputs (keras-hub's assumes square
-  maps)."""
+  are tested and benchmarked against. MiT and DINOv2 are built for `size` x `size` inputs (keras-hub's assume
+  square maps)."""
   import keras_hub  # pylint: disable=g-import-not-at-top
   from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
   arch = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
@@ -89,6 +92,8 @@ def keras_hub_model(name: str, size: int = 224) -> Any:
     return keras_hub.models.MobileNetBackbone(**arch, output_num_filters=1024)
   if family(name) == "efficientnet":
     return keras_hub.models.EfficientNetBackbone(**convert_efficientnet.convert_backbone_config({"architecture": name}))
+  if family(name) == "dinov2":
+    return keras_hub.models.DINOV2Backbone(**arch, image_shape=(size, size, 3), position_embedding_shape=(518, 518))
   return keras_hub.models.MiTBackbone(**arch, num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
                                       layerwise_sr_ratios=[8, 4, 2, 1], layerwise_patch_sizes=[7, 3, 3, 3],
                                       layerwise_strides=[4, 2, 2, 2], max_drop_path_rate=0.1,
