@@ -87,8 +87,9 @@ class DeepLabV3Plus(SegmentationModel):
     if config.model.output_stride not in (8, 16):
       return f"config.model.output_stride={config.model.output_stride} must be 16 or 8 for DeepLabV3+."
     name = config.model.backbone
-    if single_stride_refusal(name, "DeepLabV3+"):
-      return single_stride_refusal(name, "DeepLabV3+")
+    refusal = single_stride_refusal(name, "DeepLabV3+")
+    if refusal:
+      return refusal
     if name != "mobilenet_v2" and backbones.family(name) not in backbones.DILATES:
       return (f"config.model.backbone={name!r} cannot trade strides for dilation, which DeepLabV3+ needs; use "
               "config.model.name=unet or segformer, or a backbone of the families "
