@@ -5,13 +5,14 @@ import numpy as np
 
 
 def randomize_neutral_terms(model, seed=0, gamma_range=(0.5, 1.5)):
-  """Random BatchNorm statistics and affine terms, random LayerNorm affine terms and random biases of dense and
-  convolution layers, instead of the neutral initial ones (nested layers too), so that a swapped, misplaced or
-  dropped one shows."""
+  """Random BatchNorm statistics and affine terms, random LayerNorm affine terms and random biases of dense,
+  einsum-dense (attention projections) and convolution layers, instead of the neutral initial ones (nested
+  layers too), so that a swapped, misplaced or dropped one shows."""
   rng = np.random.default_rng(seed)
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
     bias = getattr(layer, "bias", None)
-    if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and bias is not None:
+    dense_or_conv = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    if isinstance(layer, dense_or_conv) and bias is not None:
       bias.assign(rng.normal(0, 0.2, tuple(bias.shape)).astype(np.float32))
     if isinstance(layer, keras.layers.BatchNormalization):
       gamma, beta, mean, var = layer.get_weights()

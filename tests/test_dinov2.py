@@ -23,15 +23,14 @@ SHALLOW = 2  # layers of the wide variants' test models (their width, heads and 
 
 
 def _keras_dinov2(name, size, num_layers=None, seed=0):
-  """keras-hub's DINOv2 with random weights everywhere: its random kernels and position table, and random
-  biases, norms, layer scales and class, mask and register tokens instead of their neutral initial values."""
+  """keras-hub's DINOv2 with random weights everywhere: its random kernels and position table, random biases and
+  norms (`randomize_neutral_terms`), and random layer scales and class, mask and register tokens instead of
+  their neutral initial values."""
   arch = {**backbones.BACKBONES[name][1], **({"num_layers": num_layers} if num_layers else {})}
   model = randomize_neutral_terms(keras_hub.models.DINOV2Backbone(
       **arch, image_shape=(size, size, 3), position_embedding_shape=(518, 518)), seed=seed)
   rng = np.random.default_rng(seed + 1)
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
-    if isinstance(layer, keras.layers.EinsumDense):  # the attention's projections
-      layer.bias.assign(rng.normal(0, 0.2, tuple(layer.bias.shape)).astype(np.float32))
     if type(layer).__name__ == "DINOV2LayerScale":
       layer.lambda1.assign(rng.uniform(0.5, 1.5, tuple(layer.lambda1.shape)).astype(np.float32))
   embed = model.embeddings

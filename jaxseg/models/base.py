@@ -17,7 +17,7 @@ from jaxseg.models.mobilenet_v2 import MobileNetV2
 
 def single_stride_refusal(name: str, model: str) -> str:
   """A one-line refusal of backbone `name` where it has one stride only (DINOv2), or ""."""
-  if name != "mobilenet_v2" and backbones.family(name) == "dinov2":
+  if backbones.family(name) == "dinov2":
     return (f"config.model.backbone={name!r} has one stride (14), not the feature maps at strides 4 to 32 {model} "
             "reads; use config.model.name=linear.")
   return ""

@@ -44,9 +44,9 @@ class LinearHead(SegmentationModel):
   def check_config(cls, config: ml_collections.ConfigDict) -> str:
     """The encoder is a DINOv2 variant with at least `linear_layers` layers."""
     name = config.model.backbone
-    if name == "mobilenet_v2" or backbones.family(name) != "dinov2":
-      names = sorted(n for n in backbones.BACKBONES if backbones.family(n) == "dinov2")
-      return f"config.model.backbone={name!r}: the linear head reads a ViT; choose one of {', '.join(names)}."
+    if backbones.family(name) != "dinov2":
+      return (f"config.model.backbone={name!r}: the linear head reads a ViT; choose one of "
+              f"{', '.join(backbones.members('dinov2'))}.")
     depth = backbones.BACKBONES[name][1]["num_layers"]
     if not 1 <= config.model.linear_layers <= depth:
       return f"config.model.linear_layers={config.model.linear_layers} must be between 1 and {depth} for {name}."
@@ -54,8 +54,8 @@ class LinearHead(SegmentationModel):
 
   def encoder_module(self, **kwargs: Any) -> nn.Module:
     """The DINOv2 encoder, its layers' outputs normalized by its final LayerNorm."""
-    return backbones.create(self.backbone, 32, self.spec.dtype, name="encoder", conv_impl=self.spec.conv_impl,
-                            apply_layernorm=True, **kwargs)
+    return backbones.create(self.backbone, self.encoder_output_stride(), self.spec.dtype, name="encoder",
+                            conv_impl=self.spec.conv_impl, apply_layernorm=True, **kwargs)
 
   def encoder_description(self) -> str:
     """The encoder in a summary row."""

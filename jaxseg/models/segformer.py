@@ -72,10 +72,9 @@ class SegFormer(SegmentationModel):
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> str:
     """SegFormer's encoder is a Mix Transformer."""
-    if config.model.backbone == "mobilenet_v2" or backbones.family(config.model.backbone) != "mit":
-      names = sorted(n for n in backbones.BACKBONES if backbones.family(n) == "mit")
+    if backbones.family(config.model.backbone) != "mit":
       return (f"config.model.backbone={config.model.backbone!r}: SegFormer's encoder is a Mix Transformer; choose "
-              f"one of {', '.join(names)}.")
+              f"one of {', '.join(backbones.members('mit'))}.")
     if config.model.decoder_dim < 0:
       return f"config.model.decoder_dim={config.model.decoder_dim} must be positive (0: the paper's width)."
     return ""

@@ -46,6 +46,11 @@ def family(name: str) -> str:
   return "mobilenet_v2" if name == "mobilenet_v2" else BACKBONES[name][2]
 
 
+def members(fam: str) -> list[str]:
+  """The backbone names of family `fam`, sorted."""
+  return sorted(n for n in BACKBONES if BACKBONES[n][2] == fam)
+
+
 def create(backbone: str, output_stride: int = 32, dtype: Any = jnp.float32, **kwargs: Any) -> nn.Module:
   """The backbone named `backbone` (a key of `BACKBONES`) at `output_stride`, computing in `dtype` (`kwargs`:
   Flax module arguments such as `name`)."""
@@ -74,7 +79,7 @@ def from_keras_hub(name: str, source: Any) -> dict[str, Any]:
 
 
 __all__ = ["BACKBONES", "DILATES", "IMAGENET_PRESETS", "IMAGENET_TRANSFORM", "PortError", "create", "family",
-           "from_keras_hub", "weights_source"]
+           "from_keras_hub", "members", "weights_source"]
 
 
 def keras_hub_model(name: str, size: int = 224) -> Any:
