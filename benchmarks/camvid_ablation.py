@@ -3,6 +3,7 @@ another, resumable, and the table of their effects on the val split.
 
   nohup python -m benchmarks.camvid_ablation --root data/camvid --weights W.h5 --out runs/ablation \
       > runs/ablation.log 2>&1 &                          # trains what is missing; rerun it to resume
+  python -m benchmarks.camvid_ablation ... --only ohem,lovasz                 # just these runs, in this order
   python -m benchmarks.camvid_ablation --out runs/ablation --table          # the markdown table so far
 
 Every run is `python main.py` in a child process with its own workdir under --out (so it resumes like any
@@ -120,16 +121,16 @@ def _test_time_rows(name: str, root: str, weights: str, out: str) -> int:
   return 0
 
 
-def run_all(root: str, weights: str, out: str) -> int:
-  """Trains every unfinished variant in order, each of `TTA_RUNS` followed by its test-time augmentation
-  evaluations (so the table fills run by run); returns 0, or the exit code of a child that failed or was
-  stopped."""
+def run_all(root: str, weights: str, out: str, only: tuple[str, ...] = ()) -> int:
+  """Trains every unfinished variant in `ORDER` (or those of `only`, in its order), each of `TTA_RUNS` followed
+  by its test-time augmentation evaluations (so the table fills run by run); returns 0, or the exit code of a
+  child that failed or was stopped."""
   from benchmarks.harness import machine  # pylint: disable=g-import-not-at-top
   os.makedirs(out, exist_ok=True)
   status, here = Status(out), machine()
   child: list[subprocess.Popen] = []
   signal.signal(signal.SIGTERM, lambda *_: child and child[-1].send_signal(signal.SIGTERM))
-  for name in ORDER:
+  for name in only or ORDER:
     if not finished(out, name):
       print(f"[{time.strftime('%H:%M:%S')}] training {name}: {VARIANTS[name][2]}", flush=True)
       start = time.time()
@@ -192,11 +193,15 @@ def main(argv=None) -> int:
   parser.add_argument("--weights", default="imagenet", help="the ImageNet MobileNetV2 weights (file or 'imagenet')")
   parser.add_argument("--out", default="runs/ablation", help="one workdir per run under here")
   parser.add_argument("--table", action="store_true", help="print the table of the runs so far and exit")
+  parser.add_argument("--only", default="", help="comma-separated runs to train, in this order (default: all)")
   args = parser.parse_args(argv)
+  only = tuple(n for n in args.only.split(",") if n)
+  if unknown := [n for n in only if n not in VARIANTS]:
+    parser.error(f"--only: unknown run(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
   if args.table:
     print(table(args.out))
     return 0
-  return run_all(args.root, args.weights, args.out)
+  return run_all(args.root, args.weights, args.out, only)
 
 
 if __name__ == "__main__":

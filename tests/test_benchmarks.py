@@ -132,7 +132,7 @@ def test_input_bench_measures_both_pipelines_at_n_and_10n(tmp_path):
   assert len(list((tmp_path / "data").glob("*_20/img/*_label.png"))) == 20
 
 
-def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, monkeypatch):
+def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, monkeypatch, capsys):
   from benchmarks import camvid_ablation as ablation
   monkeypatch.chdir(REPO)
   variants = {"baseline": ("tests/tiny_config.py", {"num_epochs": 1}, "the tiny config"),
@@ -144,6 +144,11 @@ def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, mon
   monkeypatch.setattr(ablation, "TTA_RUNS", ("baseline", "plain_ce"))
   monkeypatch.setenv("PYTHONPATH", str(REPO))
   out = str(tmp_path / "ablation")
+  with pytest.raises(SystemExit):  # one line naming the option and the runs there are
+    ablation.main(["--out", out, "--only", "plain_ce,nonesuch"])
+  assert "--only: unknown run(s) nonesuch; choose from plain_ce, baseline" in capsys.readouterr().err
+  assert ablation.main(["--root", "unused", "--weights", "none", "--out", out, "--only", "plain_ce"]) == 0
+  assert [len(ablation.history(out, n)) for n in ("baseline", "plain_ce")] == [0, 2]
   assert ablation.main(["--root", "unused", "--weights", "none", "--out", out]) == 0
   assert [len(ablation.history(out, n)) for n in ("baseline", "plain_ce")] == [1, 2]
   runs = tmp_path / "ablation"  # plain_ce (first in ORDER) was evaluated with flips before baseline trained
