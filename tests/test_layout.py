@@ -9,7 +9,8 @@ from conftest import REPO
 # package name, e.g. "models").
 ORDER = ["allocator", "errors", "extras", "files", "precision", "distributed",
          "ops.common", "ops.pointwise", "ops.dense3x3", "ops.depthwise", "ops.winograd", "ops.winograd_transpose",
-         "ops.conv_transpose", "ops.pool", "ops.resize", "ops.norm", "ops.softmax", "ops.dispatch", "ops",
+         "ops.conv_transpose", "ops.pool", "ops.resize", "ops.norm", "ops.softmax", "ops.strided", "ops.dispatch",
+         "ops",
          "models.layers", "models.backbones.strides", "models.backbones.layers", "models.backbones.resnet",
          "models.backbones.mobilenet_v3", "models.backbones.efficientnet", "models.backbones.mit",
          "models.backbones.dinov2", "models.backbones.keras_hub_port",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxseg import ops
-from jaxseg.ops import common, conv_transpose, dense3x3, depthwise, norm, pointwise, softmax
+from jaxseg.ops import common, conv_transpose, dense3x3, depthwise, norm, pointwise, softmax, strided
 
 
 def _rand(rng, *shape):
@@ -76,6 +76,25 @@ def test_stem_and_pointwise_match_lax(size):
   cot1 = _rand(rng, *ref1(x, k1).shape)
   grads1 = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * cot1), argnums=(0, 1))(x, k1)
   _assert_close(grads1(lambda x, k: pointwise.pointwise_conv_gemm(x, k)), grads1(ref1))
+
+
+# ResNet's 7x7 stem, a strided 3x3 on odd sizes, DINOv2's patch embedding (rows and columns left over), MiT's
+# sequence reduction, and uneven padding.
+@pytest.mark.parametrize("kernel,stride,padding,size,cin", [(7, 2, ((3, 3), (3, 3)), (13, 10), 3),
+                                                           (3, 2, ((1, 1), (1, 1)), (9, 8), 5),
+                                                           (4, 4, ((0, 0), (0, 0)), (11, 14), 3),
+                                                           (2, 2, ((0, 0), (0, 0)), (6, 8), 6),
+                                                           (3, 2, ((0, 1), (1, 0)), (8, 7), 2)])
+def test_strided_conv_matches_lax(kernel, stride, padding, size, cin):
+  rng = np.random.default_rng(kernel * 10 + stride)
+  x, k = _rand(rng, 2, *size, cin), _rand(rng, kernel, kernel, cin, 4)
+  ref = lambda x, k: strided.strided_conv_reference(x, k, stride=stride, padding=padding)
+  mine = lambda x, k: ops.strided_conv(x, k, stride=stride, padding=padding, conv_impl="gemm")
+  _assert_close(mine(x, k), ref(x, k))
+  _assert_close(ops.strided_conv(x, k, stride=stride, padding=padding, conv_impl="xla"), ref(x, k))
+  cot = _rand(rng, *ref(x, k).shape)
+  grads = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * cot), argnums=(0, 1))(x, k)
+  _assert_close(jax.jit(lambda: grads(mine))(), grads(ref))
 
 
 @pytest.mark.parametrize("stride,impl", [(1, "xla"), (2, "xla"), (1, "lite"), (2, "lite")])

@@ -13,6 +13,7 @@ from jaxseg.ops.dispatch import (
                                  resolve_conv_impl,
                                  softmax_last,
                                  stem_conv3x3,
+                                 strided_conv,
                                  upsample_bilinear,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
                                  "resolve_conv_impl",
                                  "softmax_last",
                                  "stem_conv3x3",
+                                 "strided_conv",
                                  "upsample_bilinear",
 ]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxseg.ops import conv_transpose, dense3x3, depthwise, norm, pointwise, pool, softmax, winograd
+from jaxseg.ops import conv_transpose, dense3x3, depthwise, norm, pointwise, pool, softmax, strided, winograd
 from jaxseg.ops.common import float32_on_cpu
 from jaxseg.ops.resize import upsample_bilinear  # noqa: F401  (the same form under every conv_impl)
 
@@ -71,6 +71,16 @@ def stem_conv3x3(x: jax.Array, kernel: jax.Array, *, stride: int = 2, conv_impl:
   if _lax_form(conv_impl):
     return dense3x3.conv3x3_reference(x, kernel, stride=stride)
   return dense3x3.stem_conv3x3_gemm(x, kernel, stride=stride)
+
+
+def strided_conv(x: jax.Array, kernel: jax.Array, *, stride: int, padding: strided.Padding,
+                 conv_impl: str = "auto") -> jax.Array:
+  """A dense convolution at `stride` of x zero-padded by `padding` ((top, bottom), (left, right)): stems and
+  patch embeddings; kernel (kh, kw, Cin, Cout). "gemm": XLA's forward and input gradient, the weight gradient
+  as one GEMM per kernel row (`strided.strided_conv_gemm`)."""
+  if _lax_form(conv_impl):
+    return strided.strided_conv_reference(x, kernel, stride=stride, padding=padding)
+  return strided.strided_conv_gemm(x, kernel, stride=stride, padding=padding)
 
 
 def depthwise_conv3x3(x: jax.Array, kernel: jax.Array, *, stride: int = 1, dilation: int = 1,

@@ -1,10 +1,10 @@
 """The convolution and BatchNorm that keras-hub's convolutional backbones are built of, as Flax layers named
 after keras-hub's: explicit zero padding then "valid" (as keras-hub pads), float32 parameters.
 
-Where a convolution is one jaxseg has a fast form for (`jaxseg.ops`: 1x1 at any stride, stride-1 3x3 dense with
-"same" padding at any dilation, depthwise of any size, stride and dilation), it runs through it under
-`conv_impl`; the rest (strided dense kxk: stems, ResNet's strided 3x3s, MiT's patch embeddings and sequence
-reduction) are `lax` convolutions, whose gradients XLA:CPU computes about as fast as GEMMs would.
+Every convolution runs through a `jaxseg.ops` form under `conv_impl`: 1x1 at any stride, stride-1 3x3 dense with
+"same" padding at any dilation, depthwise of any size, stride and dilation, and strided dense kxk (stems,
+ResNet's strided 3x3s, MiT's patch embeddings and sequence reduction, DINOv2's patch embedding). The rest (a
+dense kxk at stride 1 other than a 'same' 3x3, or strided and dilated at once) is a plain `lax` convolution.
 """
 
 from typing import Any
@@ -47,6 +47,8 @@ class Conv(nn.Module):
     elif self.groups == c_in == self.features:
       y = ops.depthwise_conv(x, k.reshape(self.kernel, self.kernel, c_in, 1), stride=self.stride,
                              dilation=self.rate, padding=((self.pad, self.pad),) * 2, conv_impl=self.conv_impl)
+    elif self.stride > 1 and self.rate == 1 and self.groups == 1:
+      y = ops.strided_conv(x, k, stride=self.stride, padding=((self.pad, self.pad),) * 2, conv_impl=self.conv_impl)
     else:
       y = jax.lax.conv_general_dilated(x, k, (self.stride, self.stride), [(self.pad, self.pad)] * 2,
                                        rhs_dilation=(self.rate, self.rate), feature_group_count=self.groups,
