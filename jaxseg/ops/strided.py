@@ -14,7 +14,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxseg.ops.common import lax_conv
+from jaxseg.ops.common import lax_conv, tap
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -50,11 +50,8 @@ def weight_gradient(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, ...], s
   g_rows = g.reshape(-1, o)
   rows = []
   for a in range(kh):
-    band = jax.lax.slice_in_dim(xp, a, a + stride * (ho - 1) + 1, stride=stride, axis=1)
-    taps = [jax.lax.slice_in_dim(band, b, b + stride * (wo - 1) + 1, stride=stride, axis=2) for b in range(kw)]
-    columns = jnp.concatenate(taps, axis=-1).reshape(-1, kw * c)
-    product = jax.lax.dot_general(columns, g_rows.astype(x.dtype), (((0,), (0,)), ((), ())),
-                                  preferred_element_type=jnp.float32)
+    columns = jnp.concatenate([tap(xp, a, b, ho, wo, stride) for b in range(kw)], axis=-1).reshape(-1, kw * c)
+    product = jax.lax.dot_general(columns, g_rows, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
     rows.append(product.reshape(kw, c, o))
   return jnp.stack(rows)
 
