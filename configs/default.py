@@ -121,6 +121,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 0  # Also checkpoint every N train steps inside epochs (0 = at epoch ends).
   config.target_accuracy = 0.0  # Stop after the first epoch whose pixel accuracy on eval_split reaches this (0 = off).
   config.patience = 0  # Stop after this many epochs without a new best val accuracy (0 = off).
+  config.compilation_cache = ""  # JAX's persistent compilation cache, so that a rerun, a resume or an eval
+  #   compiles nothing again: "" = ~/.cache/jaxseg/xla (or $XDG_CACHE_HOME/jaxseg/xla), a directory, or "none".
   config.log_every_steps = 20  # Fetch train metrics to the host (progress bar) every N steps.
   config.num_samples = 3  # Validation images drawn in samples/epoch_XX.png panels (0 = none).
   config.distributed = ml_collections.ConfigDict()  # Several processes training together (README "Scale out").

@@ -38,6 +38,8 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
 def _run(config, mode, workdir, images, output, step, export_format, probabilities, max_pixels) -> int:
   from jaxseg import distributed  # pylint: disable=g-import-not-at-top
   distributed.initialize(config)
+  from jaxseg.train import startup  # pylint: disable=g-import-not-at-top
+  startup.enable_compilation_cache(config)  # before anything compiles
   from jaxseg.data import images as image_files  # pylint: disable=g-import-not-at-top
   image_files.set_max_pixels(max_pixels)
   from jaxseg import config_checks, models, predict  # pylint: disable=g-import-not-at-top

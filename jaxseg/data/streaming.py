@@ -11,6 +11,7 @@ workers then, which Grain's own per-worker state would not allow. One iterator s
 (and one every evaluation pass), so worker processes start once.
 """
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxseg import faults
 from jaxseg.data import resize_crop
 from jaxseg.data.images import resize_pair
 from jaxseg.data.labels import IGNORE, label_canvas
@@ -150,11 +152,16 @@ def iterate(make_batch, count: int, workers: int, prefetch: int, start: int = 0)
   if workers > 0:
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch),
                               worker_init_fn=ignore_stop_signals)
-  it = iter(it_ds)
+  # Grain starts its worker processes from threads that `iter` and the first `next` create.
+  starting = workers > 0
+  with _stop_signals_held(starting):
+    it = iter(it_ds)
   try:
     while True:
       try:
-        batch = next(it)
+        with _stop_signals_held(starting):
+          batch = next(it)
+        starting = False
       except StopIteration:
         return
       except DatasetError:
@@ -172,12 +179,37 @@ def iterate(make_batch, count: int, workers: int, prefetch: int, start: int = 0)
       close()
 
 
-def ignore_stop_signals(*_) -> None:
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _stop_signals_held(hold: bool):
+  """With `hold`, SIGINT and SIGTERM are blocked in this thread for the block's duration. A process spawned
+  from it (or from a thread it starts) inherits the mask, so an input worker cannot be ended by them while it
+  is still starting, before `ignore_stop_signals` runs in it; this process still gets them in its other
+  threads, or here once the block ends."""
+  if not hold:
+    yield
+    return
+  # multiprocessing's resource tracker, started on first use, unblocks both in the thread that starts it.
+  from multiprocessing import resource_tracker  # pylint: disable=import-outside-toplevel
+  resource_tracker.ensure_running()
+  previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+  try:
+    yield
+  finally:
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def ignore_stop_signals(worker_index: int = 0, *_) -> None:
   """In a worker: Ctrl-C and SIGTERM reach the whole process group (a shutdown, a preemption), and the
   training process alone decides what they mean: it finishes its step, saves and then stops the workers.
-  A worker ended by them would only print a traceback or fail the step."""
+  A worker ended by them would only print a traceback or fail the step. The worker started with both
+  blocked (`_stop_signals_held`): ignored from here on, one that arrived meanwhile is dropped."""
+  faults.reached("input_worker", worker_index)
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
 def _release_shared_memory_at_once() -> None:

@@ -7,6 +7,7 @@ A model registers here by name; everything else asks the registered class (`from
 `IDENTITY_FIELDS`, `summary_rows`), never which model it is.
 """
 
+import functools
 from typing import Any
 
 import jax
@@ -81,5 +82,10 @@ def init_variables(model: SegmentationModel, image_size: int | tuple[int, int] =
   """Random `{"params", "batch_stats"}` for `model` (their shapes do not depend on `image_size`, a multiple
   of 32 or a (height, width) of multiples of 32)."""
   h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-  dummy = jnp.zeros((1, h, w, 3), jnp.float32)
-  return jax.jit(lambda k: model.init(k, dummy, train=False))(jax.random.key(seed))
+  return _jitted_init(model, h, w)(jax.random.key(seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _jitted_init(model: SegmentationModel, h: int, w: int):
+  """`model.init` at (h, w), compiled once per process for every seed (models compare by their fields)."""
+  return jax.jit(lambda key: model.init(key, jnp.zeros((1, h, w, 3), jnp.float32), train=False))

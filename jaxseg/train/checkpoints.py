@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxseg import faults
 from jaxseg.errors import UserError
 from jaxseg.models import canonical_name, model_class
 
@@ -50,12 +51,30 @@ def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
+class _RenameWithFaultPoint(ocp.path.atomicity.AtomicRenameTemporaryPath):
+  """Orbax's write-then-rename, with the fault point "save" (`jaxseg.train.faults`) between the two: where a
+  process killed mid-save leaves a complete temporary directory and no checkpoint."""
+
+  point = "save"
+
+  async def finalize(self, *args, **kwargs):
+    name = self.get_final().name
+    faults.reached(self.point, int(name) if name.isdigit() else None)
+    return await super().finalize(*args, **kwargs)
+
+
+class _MidEpochRename(_RenameWithFaultPoint):
+  point = "mid_epoch_save"
+
+
 def manager(workdir: str, keep: int = 3, read_only: bool = False, directory: str = "") -> ocp.CheckpointManager:
-  """An Orbax CheckpointManager under `<workdir>/checkpoints` (or `directory`) with items `state` and `meta`."""
+  """An Orbax CheckpointManager under `<workdir>/checkpoints` (or `directory`, mid-epoch checkpoints) with items
+  `state` and `meta`."""
   # A writer removes what a killed save left behind (never a finalized step); a reader touches nothing.
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
                                          enable_async_checkpointing=False,
-                                         cleanup_tmp_directories=not read_only)
+                                         cleanup_tmp_directories=not read_only,
+                                         temporary_path_class=_MidEpochRename if directory else _RenameWithFaultPoint)
   # Handlers named up front (not just item names), so that a reader can ask for a step's tree metadata.
   return ocp.CheckpointManager(directory or checkpoint_dir(workdir), options=options,
                                item_handlers={"state": ocp.StandardCheckpointHandler(),

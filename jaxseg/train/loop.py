@@ -13,9 +13,9 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxseg import config_checks, data, files, inference, parallel, precision, visualize
+from jaxseg import config_checks, data, faults, files, inference, parallel, precision, visualize
 from jaxseg.errors import UserError
-from jaxseg.train import checkpoints, metrics, workdir_lock
+from jaxseg.train import checkpoints, metrics, startup, workdir_lock
 from jaxseg.train.metrics_writer import MetricsWriter
 from jaxseg.train.mid_epoch import MidEpoch
 from jaxseg.train.preemption import StopRequest
@@ -61,6 +61,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   config_checks.check_config(config)
   config_checks.check_workdir(workdir)
+  startup.enable_compilation_cache(config)
   with workdir_lock.training_lock(workdir, print if jax.process_index() == 0 else (lambda line: None)):
     return _train_and_evaluate(config, workdir, on_epoch)
 
@@ -117,13 +118,16 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   stop = _stop_reason(config, history) if history else ""
   if stop:
     say(f"Already stopped early: {stop}.")
+  def first_step() -> None:  # what starting cost: imports, data, weights, compiling (or the compilation cache)
+    say(f"First step done {startup.seconds_since_start():.1f} s after the command started.")
+
   with StopRequest() as asked, contextlib.closing(train_data), contextlib.closing(eval_data):
     while not stop and epoch < config.num_epochs:
       epoch += 1
       position = Position(epoch, start_batch, steps_per_epoch, (epoch - 1) * steps_per_epoch)
       state, train_m, rate = _train_epoch(run, jitted.train, state, train_data, position, sums, input_state,
-                                          _mid_epoch_saver(run, mid_epoch, history, asked, say))
-      start_batch, sums, input_state = 0, None, None
+                                          _mid_epoch_saver(run, mid_epoch, history, asked, say), first_step)
+      start_batch, sums, input_state, first_step = 0, None, None, None
       if train_m is None:  # asked to stop inside the epoch: saved there
         writer.close()
         return history
@@ -200,6 +204,7 @@ def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]
 
   def after_step(position: Position, batch: int, state, sums, input_state) -> bool:
     step = position.first_step + batch
+    faults.reached("step", step)
     stop = asked.requested(step)
     if batch == position.steps:  # the epoch's own checkpoint follows
       return False
@@ -214,10 +219,12 @@ def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]
   return after_step
 
 
-def _train_epoch(run: Run, train_fn, state, train_data, position: Position, sums, input_state, after_step):
+def _train_epoch(run: Run, train_fn, state, train_data, position: Position, sums, input_state, after_step,
+                 first_step: Callable[[], None] | None = None):
   """Trains one epoch from `position.start_batch` (with `sums` so far, or fresh ones; `input_state`: the
   input iterator's, saved there); returns (state, train metrics, images/s), the metrics None where
-  `after_step` asked to stop inside the epoch."""
+  `after_step` asked to stop inside the epoch. `first_step` is called once the epoch's first step is done
+  (the one host sync besides the log steps')."""
   config = run.config
   sums = run.zero_sums() if sums is None else sums
   batches = train_data.train_batches(config.batch_size, config.seed, position.epoch, input_state)
@@ -226,6 +233,10 @@ def _train_epoch(run: Run, train_fn, state, train_data, position: Position, sums
   start = time.perf_counter()
   for i, (batch, batch_state) in enumerate(parallel.prefetch(batches, run.batch_sharding), position.start_batch):
     state, sums = train_fn(state, sums, batch)
+    if first_step is not None:
+      jax.block_until_ready(sums)
+      first_step()
+      first_step = None
     done = i + 1
     if done % config.log_every_steps == 0 or done == position.steps:
       host = jax.device_get(sums)  # the only host sync: at log steps

@@ -36,6 +36,7 @@ class Run:
     self.rng = jax.random.key(config.seed, impl="rbg")
     self.classes = data.classes_from_config(config)
     self._logits = None  # `logits_fn`'s compiled model
+    self._total_steps = 0  # the optimizer's run length (`fresh_state`), which a decaying schedule depends on
 
   def fresh_state(self, load_encoder: bool, total_steps: int = 0) -> tuple[TrainState, Any]:
     """A new state (ported encoder weights if asked) and its optimizer (`total_steps`: for the schedule)."""
@@ -49,6 +50,7 @@ class Run:
     elif load_encoder:
       variables = self._with_backbone_weights(variables)
     tx = make_optimizer(self.config, variables["params"], total_steps)
+    self._total_steps = total_steps
     state = create_state(variables["params"], variables["batch_stats"], tx,
                          ema=self.config.get("ema_decay", 0.0) > 0)
     return jax.device_put(state, self.rep), tx
@@ -159,7 +161,8 @@ class Run:
   def jit_steps(self, tx: Any, class_weights: np.ndarray | None = None) -> steps.Steps:
     """The jitted steps (`tx`: the optimizer, None where only eval and predict are used; `class_weights`:
     per-class loss weights or None)."""
-    return steps.jit_steps(self.model, tx, self.config, self.rng, self.rep, self.batch_sharding, class_weights)
+    return steps.shared_jit_steps(self.model, tx, self.config, self._total_steps, self.rng, self.rep,
+                                  self.batch_sharding, class_weights)
 
   def zero_sums(self) -> dict[str, jax.Array]:
     """A fresh metric accumulator on the devices."""

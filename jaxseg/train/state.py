@@ -1,5 +1,6 @@
 """The train state (plain pytrees) and the optimizer that keeps a frozen encoder frozen."""
 
+import functools
 from typing import Any
 
 import flax
@@ -91,6 +92,7 @@ def split_encoder(params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
   return {k: v for k, v in params.items() if k != ENCODER}, params[ENCODER]
 
 
+@functools.partial(jax.jit, static_argnames="momentum")  # (outside a step: one program, not an op per leaf)
 def debias_batch_stats(batch_stats: Any, step: jax.Array, momentum: float) -> Any:
   """Bias-corrected moving averages of every BatchNorm outside the encoder.
 

@@ -1,6 +1,8 @@
 """The pure train, eval and predict steps, and their jitted, sharded, state-donating forms."""
 
+import collections
 import functools
+import json
 from typing import Any, NamedTuple
 
 import jax
@@ -183,3 +185,45 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
       evaluate=evaluate,
       predict=jax.jit(functools.partial(predict_step, model=model), in_shardings=(rep, data_sharding),
                       out_shardings=data_sharding))
+
+
+# Config fields that never reach a compiled step: the run's length, logging and checkpointing, where the data
+# come from and how they are read. Two runs whose configs differ only in these share their compiled steps.
+_HOST_ONLY = ("name", "num_epochs", "keep_checkpoints", "checkpoint_every_steps", "target_accuracy", "patience",
+              "log_every_steps", "num_samples", "distributed")
+_HOST_ONLY_DATA = ("source", "tfds_name", "data_dir", "download", "root", "layout", "image_dir", "mask_dir",
+                   "image_suffix", "mask_suffix", "color_table", "train_split", "eval_split", "max_train_examples",
+                   "max_eval_examples", "synthetic_train_size", "synthetic_eval_size", "skip_bad", "cache_dir",
+                   "pipeline", "workers", "prefetch")
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_KEEP = 4  # compiled step sets a process keeps (the least recently used goes first)
+
+
+def program_key(config: ml_collections.ConfigDict, total_steps: int) -> str:
+  """What of `config` (and of the run's length, where a schedule decays over it) the compiled steps depend on."""
+  d = config.to_dict()
+  for field in _HOST_ONLY:
+    d.pop(field, None)
+  for field in _HOST_ONLY_DATA:
+    d.get("data", {}).pop(field, None)
+  d["total_steps"] = total_steps if config.get("lr_schedule", "constant") != "constant" else 0
+  return json.dumps(d, sort_keys=True, default=repr)
+
+
+def shared_jit_steps(model, tx: optax.GradientTransformation | None, config: ml_collections.ConfigDict,
+                     total_steps: int, rng: jax.Array, state_sharding, data_sharding,
+                     class_weights: np.ndarray | None = None) -> Steps:
+  """`jit_steps`, shared by the runs of one process whose programs are the same (the same model, the same
+  config but for `_HOST_ONLY` fields, the same key, devices and class weights): a second training, the
+  evaluation after it, a notebook's rerun trace and compile nothing again. `tx` must be the optimizer
+  `make_optimizer` builds for `config` and `total_steps` (None: evaluation and prediction only)."""
+  weights = None if class_weights is None else np.asarray(class_weights).tobytes()
+  key = (model, program_key(config, total_steps), tx is None, state_sharding, data_sharding,
+         np.asarray(jax.random.key_data(rng)).tobytes(), weights)
+  found = _COMPILED.pop(key, None)
+  if found is None:
+    found = jit_steps(model, tx, config, rng, state_sharding, data_sharding, class_weights)
+  _COMPILED[key] = found
+  while len(_COMPILED) > _KEEP:
+    _COMPILED.popitem(last=False)
+  return found
