@@ -188,7 +188,7 @@ def test_cli_readers_name_the_damaged_step_in_one_line(trained, tmp_path, mode):
   damaged = [line for line in (proc.stdout + proc.stderr).splitlines() if "damaged" in line]
   assert len(damaged) == 1 and damaged[0].startswith("Checkpoint step 2 in "), damaged
   assert "Using checkpoint step 1, the newest that restores." in proc.stdout
-  proc = tiny.main_py("--workdir", workdir, "--mode", "eval", "--step", "2")
+  proc = tiny.run_cli("--workdir", workdir, "--mode", "eval", "--step", "2")
   assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
   assert "steps that restore: 1." in proc.stdout + proc.stderr
 

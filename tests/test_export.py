@@ -13,7 +13,6 @@ import tiny
 import jaxseg
 from jaxseg import deploy, models
 from jaxseg.errors import UserError
-from jaxseg.train import loop
 
 # Every registered model, and every backbone family under one of them.
 MODELS_AND_BACKBONES = [("unet", "mobilenet_v2"), ("deeplabv3plus", "mobilenet_v2"), ("deeplabv3plus", "resnet18"),
@@ -29,11 +28,12 @@ def test_every_model_and_family_is_exported():
 
 @pytest.fixture(scope="module", params=MODELS_AND_BACKBONES, ids="-".join)
 def trained(request, tmp_path_factory):
-  """(config, workdir) of a one-epoch tiny run of each registered model and backbone family."""
+  """(config, workdir) of a checkpoint of each registered model and backbone family (initial weights: export
+  and its parity need a checkpoint, not a trained one)."""
   name, backbone = request.param
   workdir = tmp_path_factory.mktemp(f"{name}_{backbone}")
   config = tiny.tiny_config(**{"model.name": name, "model.backbone": backbone, "num_epochs": 1})
-  loop.train_and_evaluate(config, str(workdir))
+  tiny.untrained_checkpoint(config, str(workdir))
   return config, str(workdir)
 
 
@@ -117,10 +117,10 @@ def test_command_line_export_and_its_errors(trained, tmp_path):
   assert ok.returncode == 0, ok.stderr
   assert "Exported stablehlo (step 1)" in ok.stdout and ": OK." in ok.stdout
   assert (out / "model.stablehlo").is_file()
-  again = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "stablehlo", "--output", str(out))
-  bad = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "onnx", "--output",
+  again = tiny.run_cli("--workdir", workdir, "--mode", "export", "--format", "stablehlo", "--output", str(out))
+  bad = tiny.run_cli("--workdir", workdir, "--mode", "export", "--format", "onnx", "--output",
                      str(tmp_path / "x"))
-  untrained = tiny.main_py("--workdir", str(tmp_path / "no_run"), "--mode", "export", "--format", "tflite",
+  untrained = tiny.run_cli("--workdir", str(tmp_path / "no_run"), "--mode", "export", "--format", "tflite",
                            "--output", str(tmp_path / "x"))
   for proc, words in ((again, "exists and is not an empty directory"), (bad, "unknown export format"),
                       (untrained, "no checkpoint")):

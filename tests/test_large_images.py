@@ -67,10 +67,10 @@ def test_predict_refuses_a_large_photo_in_one_line_and_takes_it_with_max_pixels(
   out = tmp_path / "out"
   args = ["--workdir", str(workdir), "--mode", "predict", "--images", str(photo), "--output", str(out),
           *[f"--config.{k}={v}" for k, v in tiny.LEARNING.items()]]
-  refused = tiny.main_py(*args, "--max-pixels=4799")
+  refused = tiny.run_cli(*args, "--max-pixels=4799")
   errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
   assert refused.returncode == 1 and len(errors) == 1 and "--max-pixels=4800" in errors[0], refused.stderr
-  taken = tiny.main_py(*args, "--max-pixels=4800")
+  taken = tiny.run_cli(*args, "--max-pixels=4800")
   assert taken.returncode == 0, taken.stderr[-2000:]
   mask = np.asarray(Image.open(out / "photo_mask.png"))
   assert mask.shape == (60, 80) and mask.max() < config.num_classes

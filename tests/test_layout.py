@@ -7,7 +7,7 @@ from conftest import REPO
 
 # Bottom to top. A module may import only modules listed before it (a package's __init__ counts as the
 # package name, e.g. "models").
-ORDER = ["allocator", "errors", "extras", "files", "precision", "distributed",
+ORDER = ["allocator", "errors", "faults", "extras", "files", "precision", "distributed",
          "ops.common", "ops.pointwise", "ops.dense3x3", "ops.depthwise", "ops.winograd", "ops.winograd_transpose",
          "ops.conv_transpose", "ops.pool", "ops.resize", "ops.norm", "ops.softmax", "ops.strided", "ops.dispatch",
          "ops",
@@ -24,7 +24,7 @@ ORDER = ["allocator", "errors", "extras", "files", "precision", "distributed",
          "inference",
          "config_checks", "config_files", "visualize", "train.metrics", "train.state", "train.steps",
          "train.checkpoints", "train.intact", "train.workdir_lock", "train.mid_epoch", "train.preemption",
-         "train.metrics_writer", "train.tiled_eval", "train.run", "train.loop", "train",
+         "train.metrics_writer", "train.startup", "train.tiled_eval", "train.run", "train.loop", "train",
          "predict", "deploy", "compare", "cli", ""]
 PACKAGE = REPO / "jaxseg"
 

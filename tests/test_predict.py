@@ -81,7 +81,7 @@ def test_predicted_masks_equal_the_restored_model(learned, tmp_path):
   # --mode predict writes the same masks.
   for i, image in enumerate(other):
     Image.fromarray(image).save(tmp_path / f"p{i}.png")
-  proc = tiny.main_py("--workdir", str(workdir), "--mode", "predict", "--images", str(tmp_path),
+  proc = tiny.run_cli("--workdir", str(workdir), "--mode", "predict", "--images", str(tmp_path),
                       "--output", str(tmp_path / "out"))
   assert proc.returncode == 0, proc.stderr[-2000:]
   for i in range(3):
@@ -138,7 +138,7 @@ def test_predict_mode_writes_masks_overlays_and_a_panel(learned, tmp_path):
   extra = tmp_path / "single.png"
   Image.fromarray(photos[0][:, :64]).save(extra)
   out = tmp_path / "out"
-  proc = tiny.main_py("--workdir", str(workdir), "--mode", "predict", "--images", str(inputs), str(extra),
+  proc = tiny.run_cli("--workdir", str(workdir), "--mode", "predict", "--images", str(inputs), str(extra),
                       "--output", str(out))
   assert proc.returncode == 0, proc.stderr[-3000:]
   predictor = jaxseg.load(str(workdir))

@@ -1,12 +1,10 @@
 """Stopping inside an epoch and resuming there: SIGTERM, a stop at a given step, and periodic mid-epoch
 checkpoints after a crash. Each resumed run must end with the history of an uninterrupted one."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -94,44 +92,37 @@ def test_a_stale_mid_epoch_checkpoint_is_ignored(tmp_path, monkeypatch, uninterr
   _assert_same_history(loop.train_and_evaluate(config, str(tmp_path)), uninterrupted)
 
 
-@pytest.mark.slow
-def test_sigterm_finishes_the_step_saves_and_exits_0_then_the_rerun_resumes(tmp_path, uninterrupted):
-  settings = [f"--config.{k}={v}" for k, v in tiny.LEARNING.items()] + [f"--config.num_epochs={EPOCHS}"]
-  cmd = [sys.executable, "main.py", "--config", "tests/tiny_config.py", "--workdir", str(tmp_path), *settings]
-  env = {**os.environ, "PYTHONPATH": str(REPO)}
-  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
-  while not (tmp_path / "checkpoints" / "1").is_dir() and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  proc.send_signal(signal.SIGTERM)
-  out, err = proc.communicate(timeout=300)
-  assert proc.returncode == 0, err[-2000:]
-  stopped = [line for line in out.splitlines() if line.startswith("SIGTERM received: stopped")]
-  assert len(stopped) == 1 and "rerun the same command to resume" in stopped[0], out
-  assert "Traceback" not in err
-  rerun = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-  assert rerun.returncode == 0 and "Resuming from" in rerun.stdout, rerun.stderr[-2000:]
-  history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+def _main_py(workdir, fault: str, *flags: str, **popen) -> subprocess.CompletedProcess:
+  """main.py on the learning config in a fresh process that signals itself at `fault` (`JAXSEG_FAULT`)."""
+  settings = [f"--config.{k}={v}" for k, v in tiny.LEARNING.items()]
+  cmd = [sys.executable, "main.py", "--config", "tests/tiny_config.py", "--workdir", str(workdir), *settings, *flags]
+  env = {**os.environ, "PYTHONPATH": str(REPO), "JAXSEG_FAULT": fault}
+  return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, **popen)
+
+
+def test_sigterm_finishes_the_step_saves_and_exits_0_then_the_rerun_resumes(tmp_path, capsys, uninterrupted):
+  proc = _main_py(tmp_path, "term@step=11", f"--config.num_epochs={EPOCHS}")  # epoch 2, batch 3
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  stopped = [line for line in proc.stdout.splitlines() if line.startswith("SIGTERM received: stopped")]
+  assert len(stopped) == 1 and "at step 11 (epoch 2, batch 3 of 8)" in stopped[0], proc.stdout
+  assert "rerun the same command to resume" in stopped[0] and "Traceback" not in proc.stderr
+  assert sorted(os.listdir(tmp_path / mid_epoch.DIRECTORY)) == ["11"]
+  history = loop.train_and_evaluate(tiny.learning_config(num_epochs=EPOCHS), str(tmp_path))  # the rerun
+  assert "at epoch 2, batch 3 of 8" in capsys.readouterr().out
   _assert_same_history(history, uninterrupted)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stop_signal_to_the_whole_process_group_of_a_streamed_run_is_one_line(tmp_path, sig):
-  # A shutdown (SIGTERM) or Ctrl-C (SIGINT) reaches the input workers too: they leave the stop to the
-  # training process, which saves and exits 0 without a traceback from any of them.
-  settings = [f"--config.{k}={v}" for k, v in tiny.LEARNING.items()]
-  cmd = [sys.executable, "main.py", "--config", "tests/tiny_config.py", "--workdir", str(tmp_path), *settings,
-         "--config.num_epochs=30", "--config.data.pipeline=stream", "--config.data.workers=2"]
-  env = {**os.environ, "PYTHONPATH": str(REPO)}
-  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-  deadline = time.time() + 300
-  while not (tmp_path / "checkpoints" / "1").is_dir() and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  os.killpg(proc.pid, sig)
-  out, err = proc.communicate(timeout=300)
-  assert proc.returncode == 0, err[-2000:]
-  name = signal.Signals(sig).name
-  assert len([line for line in out.splitlines() if line.startswith(f"{name} received: stopped")]) == 1, out
-  assert "Traceback" not in err and "Error" not in err, err[-2000:]
+@pytest.mark.parametrize("fault,name,step", [("term_group@step=3", "SIGTERM", 3), ("int_group@step=3", "SIGINT", 3),
+                                             ("term_group@input_worker=0", "SIGTERM", 1)],
+                         ids=["SIGTERM", "SIGINT", "SIGTERM_while_workers_start"])
+def test_a_stop_signal_to_the_whole_process_group_of_a_streamed_run_is_one_line(tmp_path, fault, name, step):
+  # A shutdown (SIGTERM) or Ctrl-C (SIGINT) reaches the input workers too, also while they are still starting:
+  # they leave the stop to the training process, which saves and exits 0 without a traceback from any of them.
+  proc = _main_py(tmp_path, fault, "--config.num_epochs=2", "--config.data.pipeline=stream",
+                  "--config.data.workers=2", start_new_session=True,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  stopped = [line for line in proc.stdout.splitlines() if line.startswith(f"{name} received: stopped")]
+  assert len(stopped) == 1 and f"stopped at step {step} " in stopped[0], proc.stdout
+  assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr[-2000:]
+  assert os.listdir(tmp_path / mid_epoch.DIRECTORY) == [str(step)]

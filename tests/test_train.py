@@ -121,8 +121,8 @@ def test_resume_trains_only_the_missing_epochs_and_ends_where_an_uninterrupted_r
 def test_eval_mode_in_a_fresh_process_reproduces_the_epoch_metrics(tmp_path):
   history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path))  # scored on its "test" split
   assert all(h["eval_split"] == "test" for h in history)
-  for step in (1, 2):
-    proc = tiny.main_py("--workdir", str(tmp_path), "--mode", "eval", "--step", str(step))
+  for step, run in ((1, tiny.main_py), (2, tiny.run_cli)):  # a fresh process, then this one
+    proc = run("--workdir", str(tmp_path), "--mode", "eval", "--step", str(step))
     assert proc.returncode == 0, proc.stderr[-2000:]
     printed = json.loads(proc.stdout.strip().splitlines()[-1])
     assert printed["step"] == step and printed["split"] == "test"
@@ -130,7 +130,7 @@ def test_eval_mode_in_a_fresh_process_reproduces_the_epoch_metrics(tmp_path):
     assert json.loads((tmp_path / "eval" / f"step_{step}_test.json").read_text()) == printed
   assert (tmp_path / "eval" / "step_2_test_samples.png").is_file()
   # Another split is named as itself in the printout, the record and the files.
-  proc = tiny.main_py("--workdir", str(tmp_path), "--mode", "eval", "--config.data.eval_split=val")
+  proc = tiny.run_cli("--workdir", str(tmp_path), "--mode", "eval", "--config.data.eval_split=val")
   assert proc.returncode == 0, proc.stderr[-2000:]
   printed = json.loads(proc.stdout.strip().splitlines()[-1])
   assert printed["split"] == "val" and "test" not in printed and set(printed["val"]) >= {"iou_pet", "recall_pet"}

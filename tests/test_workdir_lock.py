@@ -36,12 +36,12 @@ def test_a_second_training_is_refused_while_the_first_runs_and_readers_are_not(t
     with open(lock, encoding="utf-8") as f:
       holder = json.load(f)
     assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
-    second = tiny.main_py("--workdir", workdir, "--config.num_epochs=3")
+    second = tiny.run_cli("--workdir", workdir, "--config.num_epochs=3")
     assert second.returncode == 2
     assert "Traceback" not in second.stdout + second.stderr
     message = [line for line in (second.stdout + second.stderr).splitlines() if "in use by a training" in line]
     assert len(message) == 1 and f"(PID {first.pid})" in message[0] and holder["started"] in message[0], message
-    reader = tiny.main_py("--workdir", workdir, "--mode", "eval", "--step", "1")
+    reader = tiny.run_cli("--workdir", workdir, "--mode", "eval", "--step", "1")
     assert reader.returncode == 0, reader.stderr[-3000:]
     assert first.poll() is None
   finally:

@@ -29,6 +29,42 @@ def main_py(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
                         env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+  """What `main_py(*args)` does, in this process (`jaxseg.cli.run`, main.py's body once its flags are parsed):
+  for tests of what a mode does rather than of the process around it. Takes --config FILE, --config.FIELD=VALUE,
+  --workdir, --mode, --images (and paths after it), --output, --step, --format, --max-pixels."""
+  import ast  # pylint: disable=g-import-not-at-top
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+
+  from jaxseg import cli, config_files  # pylint: disable=g-import-not-at-top
+  path, overrides, options, images = "tests/tiny_config.py", {}, {}, []
+  rest = list(args)
+  while rest:
+    arg = rest.pop(0)
+    name, has_value, value = arg.partition("=")
+    if name in ("--config", "--workdir", "--mode", "--output", "--step", "--format", "--max-pixels", "--images"):
+      value = value if has_value else rest.pop(0)
+    if name == "--config":
+      path = value
+    elif name.startswith("--config."):
+      try:
+        overrides[name[len("--config."):]] = ast.literal_eval(value)
+      except (ValueError, SyntaxError):
+        overrides[name[len("--config."):]] = value
+    elif name == "--images" or not name.startswith("--"):
+      images.extend(value.split(",") if name == "--images" else [arg])
+    else:
+      options[name[2:]] = value
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    config = config_files.load_config(path, overrides)
+    code = cli.run(config, options.get("mode", "train"), options.get("workdir"), images, options.get("output"),
+                   int(options["step"]) if "step" in options else None, options.get("format", "saved_model"),
+                   max_pixels=int(options.get("max-pixels", 0)))
+  return subprocess.CompletedProcess(["jaxseg.cli.run", *args], code, out.getvalue(), err.getvalue())
+
+
 # The tiny config's overrides that make it learn (also passed to main.py as --config.KEY=VALUE).
 LEARNING = {"data.synthetic_train_size": 64, "data.synthetic_eval_size": 16, "batch_size": 8,
             "num_epochs": 10, "learning_rate": 3e-3, "freeze_encoder": False, "encoder_bn_train": True,
@@ -108,3 +144,13 @@ def folder_config(root, **overrides):
               "data.class_names": ("road", "car", "sky"), "image_height": H, "image_width": W,
               "data.class_colors": ((128, 64, 128), (64, 0, 128), (128, 128, 128))}
   return tiny_config(**{**settings, **overrides})
+
+
+def untrained_checkpoint(config, workdir: str, epoch: int = 1) -> None:
+  """A checkpoint of freshly initialised weights in `workdir`, as training would write it after `epoch`
+  epochs: for tests of what reads checkpoints (export, load), which need no learning and no train step."""
+  from jaxseg.train import checkpoints  # pylint: disable=g-import-not-at-top
+  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  run = Run(config, workdir)
+  state, _ = run.fresh_state(load_encoder=False)
+  checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(run.config, epoch, []))
