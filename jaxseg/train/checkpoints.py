@@ -52,7 +52,7 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 class _RenameWithFaultPoint(ocp.path.atomicity.AtomicRenameTemporaryPath):
-  """Orbax's write-then-rename, with the fault point "save" (`jaxseg.train.faults`) between the two: where a
+  """Orbax's write-then-rename, with the fault point "save" (`jaxseg.faults`) between the two: where a
   process killed mid-save leaves a complete temporary directory and no checkpoint."""
 
   point = "save"
