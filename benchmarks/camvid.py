@@ -2,7 +2,7 @@
 the input pipeline, from the real frames.
 
   python -m benchmarks.camvid --root data/camvid [--config configs/camvid.py] [--steps 5] [--json FILE]
-      [--dtypes float32 mixed_bfloat16] [--repeats R] [--skip-keras] [--in-process]
+      [--dtypes float32 mixed_bfloat16] [--repeats R] [--skip-keras] [--in-process] [--set FIELD=VALUE ...]
 
 Each measurement runs in a fresh process (jaxseg's one per dtype and turn, Keras's one per turn). Prints
 seconds per train step, images/s for training and for evaluation, the time of one epoch of the
@@ -25,10 +25,20 @@ from benchmarks.harness import KERAS_TWINS, cpu_flags, fresh_process, machine, m
 from jaxseg import allocator
 
 
-def _config(path: str, root: str):
+def _config(path: str, root: str, fields: list[str]):
+  """The config at `path` reading `root`, with `fields` ("batch_size=4", ...) set."""
+  import ast  # pylint: disable=g-import-not-at-top
+
   from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  overrides = {}
+  for field in fields:
+    key, _, value = field.partition("=")
+    try:
+      overrides[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      overrides[key] = value
   # backbone_weights: speed does not depend on the weights' values
-  return config_files.load_config(path, {"data.root": root, "model.backbone_weights": "none"})
+  return config_files.load_config(path, {**overrides, "data.root": root, "model.backbone_weights": "none"})
 
 
 def bench(config, steps: int) -> dict:
@@ -84,11 +94,17 @@ def main(argv=None) -> int:
   parser.add_argument("--skip-keras", action="store_true", help="no Keras-TF twin")
   parser.add_argument("--in-process", action="store_true",
                       help="time jaxseg in this process (default: a fresh process per dtype and turn)")
+  parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                      help="config fields to change, e.g. batch_size=4 augment.crop_height=128")
   parser.add_argument("--json", default="", help="also write the results here")
   args = parser.parse_args(argv)
 
   from jaxseg import data  # pylint: disable=g-import-not-at-top
-  config = _config(args.config, args.root)
+  from jaxseg.errors import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    config = _config(args.config, args.root, args.set)
+  except UserError as e:
+    raise SystemExit(f"error: {e}") from None
   out = {"machine": machine(), "cpu_flags": cpu_flags(), "batch": config.batch_size, "repeats": args.repeats,
          "jaxseg": []}
 
@@ -97,7 +113,8 @@ def main(argv=None) -> int:
       config.dtype = dtype
       return bench(config, args.steps)
     r = fresh_process("benchmarks.camvid", ["--in-process", "--skip-keras", "--root", args.root, "--config",
-                                            args.config, "--steps", str(args.steps), "--dtypes", dtype])
+                                            args.config, "--steps", str(args.steps), "--dtypes", dtype,
+                                            "--set", *args.set])
     if "error" in r:
       raise SystemExit(f"jaxseg ({dtype}) failed: {r['error']}")
     return r["jaxseg"][0]

@@ -59,9 +59,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def initialize(config: ml_collections.ConfigDict) -> None:
-  """Joins the other processes when `config.distributed` asks for it; call before anything else uses JAX."""
+  """Joins the other processes when `config.distributed` asks for it; call before anything else uses JAX. A
+  process that has joined already (a second run in the same process) stays joined."""
   kwargs = settings(config)
-  if kwargs is None:
+  if kwargs is None or jax.distributed.is_initialized():
     return
   # CPU devices of different processes talk through gloo (a no-op on GPUs and TPUs, which have their own).
   jax.config.update("jax_cpu_collectives_implementation", "gloo")

@@ -18,13 +18,11 @@ import ml_collections
 import numpy as np
 import pytest
 import tiny
+import two_processes
 from conftest import REPO, TEST_XLA_FLAGS
 
 from jaxseg import distributed
 from jaxseg.train import loop
-
-EPOCHS = 2
-SETTINGS = {**tiny.LEARNING, "num_epochs": EPOCHS}
 
 
 def _free_port() -> int:
@@ -33,45 +31,40 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _main_py(workdir, *args, pipeline="memory"):
-  flags = [f"--config.{k}={v}" for k, v in {**SETTINGS, "data.pipeline": pipeline}.items()]
-  return [sys.executable, "main.py", "--config", "tests/tiny_config.py", "--workdir", str(workdir), *flags, *args]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("pipeline", ["memory", "stream"])
-def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpoint(tmp_path, pipeline):
-  workdir = tmp_path / "two"
+def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpoint(tmp_path):
+  """Each process trains in memory, then streaming (tests/two_processes.py, through `jaxseg.cli.run`); the
+  reference process, started after them, trains both too, with two devices of its own."""
   port = _free_port()
-  env = {**os.environ, "PYTHONPATH": str(REPO), "XLA_FLAGS": TEST_XLA_FLAGS}  # one CPU device per process
-  procs = [subprocess.Popen(_main_py(workdir, f"--config.distributed.coordinator=127.0.0.1:{port}",
-                                     "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}",
-                                     "--config.data.workers=0", pipeline=pipeline),
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-           for i in range(2)]
+  env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "XLA_FLAGS": TEST_XLA_FLAGS}
+  script = [sys.executable, str(REPO / "tests" / "two_processes.py")]
+  procs = [subprocess.Popen([*script, str(tmp_path / "two"), f"127.0.0.1:{port}", str(i)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
   outs = [p.communicate(timeout=600) for p in procs]
+  two_devices = {**env, "XLA_FLAGS": f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=2"}
+  procs.append(subprocess.Popen([*script, str(tmp_path / "one")], cwd=REPO, env=two_devices,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outs.append(procs[-1].communicate(timeout=600))
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
-  assert "Final test pixel accuracy" in outs[0][0] and "Final test" not in outs[1][0]  # the first one reports
-  two = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  # the first process reports each run's final figures, the second nothing
+  assert outs[0][0].count("Final test pixel accuracy") == 2 and "Final test" not in outs[1][0]
+  for pipeline in two_processes.PIPELINES:
+    workdir = tmp_path / "two" / pipeline
+    two = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    one = [json.loads(line) for line in (tmp_path / "one" / pipeline / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in two] == [h["step"] for h in one] == [8, 16]
+    for a, b in zip(two, one):
+      for part in ("train", "val"):
+        np.testing.assert_allclose(a[part]["loss"], b[part]["loss"], atol=1e-4, err_msg=pipeline)
+        assert a[part]["confusion"] == b[part]["confusion"], pipeline
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["1", "2"]
 
-  two_devices = {**env, "XLA_FLAGS": f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=2"}
-  single = subprocess.run(_main_py(tmp_path / "one", "--config.data.workers=0", pipeline=pipeline), cwd=REPO,
-                          env=two_devices, capture_output=True, text=True, timeout=600)
-  assert single.returncode == 0, single.stderr[-3000:]
-  one = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-  assert [h["step"] for h in two] == [h["step"] for h in one] == [8, 16]
-  for a, b in zip(two, one):
-    for part in ("train", "val"):
-      np.testing.assert_allclose(a[part]["loss"], b[part]["loss"], atol=1e-4)
-      assert a[part]["confusion"] == b[part]["confusion"]
-  assert sorted(os.listdir(workdir / "checkpoints")) == ["1", "2"]
-
-  # This process (one device) evaluates the checkpoint the two wrote.
-  config = tiny.learning_config(**{"num_epochs": EPOCHS, "data.pipeline": pipeline, "data.workers": 0})
-  scores = loop.evaluate(config, str(workdir))
-  assert json.loads((workdir / "eval" / "step_2_test.json").read_text())["step"] == EPOCHS
-  np.testing.assert_allclose(scores["loss"], two[-1]["val"]["loss"], rtol=1e-5)
+    # This process (one device) evaluates the checkpoint the two wrote.
+    config = two_processes.config(pipeline)
+    scores = loop.evaluate(config, str(workdir))
+    assert json.loads((workdir / "eval" / "step_2_test.json").read_text())["step"] == two_processes.EPOCHS
+    np.testing.assert_allclose(scores["loss"], two[-1]["val"]["loss"], rtol=1e-5)
 
 
 def test_distributed_settings_from_fields_and_environment(monkeypatch):
