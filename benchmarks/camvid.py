@@ -1,5 +1,5 @@
-"""CamVid speed at full resolution: train step (the config's crops and augmentations), eval at 480x360, and
-the input pipeline, from the real frames.
+"""CamVid speed at the config's sizes (configs/camvid.py: its crops and augmentations for the train step, whole
+480x360 frames for eval) and the input pipeline's, from the real frames; `--set` changes config fields.
 
   python -m benchmarks.camvid --root data/camvid [--config configs/camvid.py] [--steps 5] [--json FILE]
       [--dtypes float32 mixed_bfloat16] [--repeats R] [--skip-keras] [--in-process] [--set FIELD=VALUE ...]
@@ -30,9 +30,12 @@ def _config(path: str, root: str, fields: list[str]):
   import ast  # pylint: disable=g-import-not-at-top
 
   from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  from jaxseg.config_checks import ConfigError  # pylint: disable=g-import-not-at-top
   overrides = {}
   for field in fields:
-    key, _, value = field.partition("=")
+    key, has_value, value = field.partition("=")
+    if not has_value:
+      raise ConfigError(f"--set {field}: give FIELD=VALUE, e.g. batch_size=4.")
     try:
       overrides[key] = ast.literal_eval(value)
     except (ValueError, SyntaxError):

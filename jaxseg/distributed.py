@@ -62,7 +62,15 @@ def initialize(config: ml_collections.ConfigDict) -> None:
   """Joins the other processes when `config.distributed` asks for it; call before anything else uses JAX. A
   process that has joined already (a second run in the same process) stays joined."""
   kwargs = settings(config)
-  if kwargs is None or jax.distributed.is_initialized():
+  if kwargs is None:
+    return
+  if jax.distributed.is_initialized():
+    joined = (jax.process_count(), jax.process_index())
+    asked = (kwargs.get("num_processes", joined[0]), kwargs.get("process_id", joined[1]))
+    if asked != joined:
+      raise DistributedError(f"this process has joined a cluster as process {joined[1]} of {joined[0]}; "
+                             f"config.distributed asks for process {asked[1]} of {asked[0]}: start a new "
+                             "process for another cluster.")
     return
   # CPU devices of different processes talk through gloo (a no-op on GPUs and TPUs, which have their own).
   jax.config.update("jax_cpu_collectives_implementation", "gloo")

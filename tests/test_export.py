@@ -1,6 +1,6 @@
 """Export: every format of every registered model written from a trained checkpoint, reloaded in its own
 runtime (TensorFlow, the LiteRT interpreter, `jax.export.deserialize`) and compared with jaxseg's predictor
-at several batch sizes; bad formats, missing checkpoints and occupied outputs refused without writing."""
+at two batch sizes; bad formats, missing checkpoints and occupied outputs refused without writing."""
 
 import json
 import os
@@ -54,13 +54,14 @@ def test_export_runs_back_in_its_runtime_and_matches_jaxseg(trained, tmp_path, f
   assert meta["class_names"] == list(config.data.class_names) and meta["model"] == config.model.name
   assert not [p for p in os.listdir(tmp_path) if p != "out"], "temporary files left beside the output"
 
-  # The export's own check ran a batch of 3 through the written file; here one image, reloaded: any batch size.
+  # The export's own check ran a batch of 3 through the written file; here it is reloaded and given 2 images,
+  # against the restored checkpoint's logits: any batch size, and each image's result its own.
   run = deploy.load_exported(str(out), fmt)
-  image = tiny.synthetic_photos(1, 32, 32)
+  image = tiny.synthetic_photos(2, 32, 32)
   want = _jaxseg_logits(workdir, image)
   got = run(image)
   assert set(got) == {"classes", "logits", "probabilities"}
-  assert got["classes"].shape == (1, 32, 32) and got["logits"].shape == (1, 32, 32, config.num_classes)
+  assert got["classes"].shape == (2, 32, 32) and got["logits"].shape == (2, 32, 32, config.num_classes)
   check = deploy.parity(got, want)
   assert check["ok"], check
   np.testing.assert_allclose(got["probabilities"], jax.nn.softmax(want, -1), atol=1e-5)

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 
 import ml_collections
 import numpy as np
@@ -31,6 +32,21 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+def _start(cmd, env):
+  """Starts `cmd` with its output going to temporary files (closed by `_finish`)."""
+  out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")  # noqa: SIM115
+  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err), out, err
+
+
+def _finish(proc, out, err):
+  """(exit code, stdout, stderr) of a process `_start` started."""
+  with out, err:
+    proc.wait(timeout=600)
+    out.seek(0)
+    err.seek(0)
+    return proc.returncode, out.read(), err.read()
+
+
 @pytest.mark.slow
 def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpoint(tmp_path):
   """Each process trains in memory, then streaming (tests/two_processes.py, through `jaxseg.cli.run`); the
@@ -38,17 +54,15 @@ def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpo
   port = _free_port()
   env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "XLA_FLAGS": TEST_XLA_FLAGS}
   script = [sys.executable, str(REPO / "tests" / "two_processes.py")]
-  procs = [subprocess.Popen([*script, str(tmp_path / "two"), f"127.0.0.1:{port}", str(i)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
+  pair = [_start([*script, str(tmp_path / "two"), f"127.0.0.1:{port}", str(i)], env) for i in range(2)]
+  outs = [_finish(*p) for p in pair]  # output goes to files: neither process can stall on a full pipe
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
   two_devices = {**env, "XLA_FLAGS": f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=2"}
-  procs.append(subprocess.Popen([*script, str(tmp_path / "one")], cwd=REPO, env=two_devices,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-  outs.append(procs[-1].communicate(timeout=600))
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  code, _, err = _finish(*_start([*script, str(tmp_path / "one")], two_devices))
+  assert code == 0, err[-3000:]
   # the first process reports each run's final figures, the second nothing
-  assert outs[0][0].count("Final test pixel accuracy") == 2 and "Final test" not in outs[1][0]
+  assert outs[0][1].count("Final test pixel accuracy") == 2 and "Final test" not in outs[1][1]
   for pipeline in two_processes.PIPELINES:
     workdir = tmp_path / "two" / pipeline
     two = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -82,6 +96,14 @@ def test_distributed_settings_from_fields_and_environment(monkeypatch):
                                           "process_id": 3, "coordinator_bind_address": "localhost:1234"}
   config.distributed.coordinator, config.distributed.process_id = "10.1.2.3:80", 0
   assert "coordinator_bind_address" not in distributed.settings(config)  # a real network: JAX's default
+  config.distributed.num_processes, config.distributed.process_id = 2, 1
+  monkeypatch.setattr(distributed.jax.distributed, "is_initialized", lambda: True)  # as in a second run
+  distributed.initialize(tiny.tiny_config())  # one process: nothing to join, nothing to compare
+  with pytest.raises(distributed.DistributedError, match=r"as process 0 of 1; config\.distributed asks for "
+                                                           r"process 1 of 2"):
+    distributed.initialize(config)
+  config.distributed.num_processes, config.distributed.process_id = 1, 0
+  distributed.initialize(config)  # the cluster it has joined: stays joined
   old = config.to_dict()
   old["distributed"] = False  # as configs saved by earlier versions hold it
   assert distributed.settings(ml_collections.ConfigDict(old)) is None

@@ -1,4 +1,5 @@
-"""Helpers for end-to-end tests: the tiny config with overrides, running main.py in a fresh process."""
+"""Helpers for tests: the tiny config with overrides, running main.py in a fresh process or in this one,
+checkpoints to read, folder datasets to write, and weights of any module's shapes without compiling its init."""
 
 import os
 import subprocess
@@ -154,3 +155,25 @@ def untrained_checkpoint(config, workdir: str, epoch: int = 1) -> None:
   run = Run(config, workdir)
   state, _ = run.fresh_state(load_encoder=False)
   checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(run.config, epoch, []))
+
+
+def random_variables(module, *args, seed: int = 0, **kwargs):
+  """Variables of `module.init(key, *args, **kwargs)`'s shapes drawn with numpy: kernels LeCun-normal (std
+  1/sqrt(fan-in)), scales and variances 1, everything else (biases, means) 0. For tests that need some weights
+  of the right shapes: `module.init` draws each parameter with its own threefry hash, seconds of XLA work for a
+  backbone compiled whole and longer op by op."""
+  import functools  # pylint: disable=g-import-not-at-top
+
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  shapes = jax.eval_shape(functools.partial(module.init, **kwargs), jax.random.key(0), *args)
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    if str(getattr(path[-1], "key", path[-1])) in ("scale", "var"):
+      return np.ones(leaf.shape, leaf.dtype)
+    if len(leaf.shape) >= 2:
+      return (rng.standard_normal(leaf.shape) / np.sqrt(int(np.prod(leaf.shape[:-1])))).astype(leaf.dtype)
+    return np.zeros(leaf.shape, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
