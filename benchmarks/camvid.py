@@ -27,19 +27,8 @@ from jaxseg import allocator
 
 def _config(path: str, root: str, fields: list[str]):
   """The config at `path` reading `root`, with `fields` ("batch_size=4", ...) set."""
-  import ast  # pylint: disable=g-import-not-at-top
-
   from jaxseg import config_files  # pylint: disable=g-import-not-at-top
-  from jaxseg.config_checks import ConfigError  # pylint: disable=g-import-not-at-top
-  overrides = {}
-  for field in fields:
-    key, has_value, value = field.partition("=")
-    if not has_value:
-      raise ConfigError(f"--set {field}: give FIELD=VALUE, e.g. batch_size=4.")
-    try:
-      overrides[key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      overrides[key] = value
+  overrides = config_files.parse_overrides(fields, "--set")
   # backbone_weights: speed does not depend on the weights' values
   return config_files.load_config(path, {**overrides, "data.root": root, "model.backbone_weights": "none"})
 

@@ -1,6 +1,7 @@
 """Config files as Python modules (`get_config()`), loaded by path with dotted-key overrides: what main.py's
 `--config` and `--config.field=value` flags do, for notebooks and scripts."""
 
+import ast
 import importlib.util
 import os
 from typing import Any
@@ -43,3 +44,26 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> ml_collec
     except (TypeError, ValueError) as e:
       raise ConfigError(f"config override {key}={value!r}: {e}") from None
   return config
+
+
+def parse_value(text: str) -> Any:
+  """A `--config.field=value` value: a Python literal ("4", "(64, 96)", "True") or else the string itself."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def parse_overrides(fields: list[str], option: str = "--set") -> dict[str, Any]:
+  """{"batch_size": 4, ...} from ["batch_size=4", ...], for `load_config`'s overrides.
+
+  Raises:
+    ConfigError: an entry without "=" (named with `option`, the flag that gave it).
+  """
+  overrides = {}
+  for field in fields:
+    key, has_value, value = field.partition("=")
+    if not has_value:
+      raise ConfigError(f"{option} {field}: give FIELD=VALUE, e.g. batch_size=4.")
+    overrides[key] = parse_value(value)
+  return overrides

@@ -15,6 +15,14 @@ def test_a_config_file_with_overrides():
   assert jaxseg.load_config("configs/r224.py").num_epochs == 20  # a fresh config each time
 
 
+def test_field_value_strings_parse_as_literals_or_stay_strings():
+  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  got = config_files.parse_overrides(["batch_size=4", "augment.crop=(64, 96)", "data.root=/a=b", "flip=True"])
+  assert got == {"batch_size": 4, "augment.crop": (64, 96), "data.root": "/a=b", "flip": True}
+  with pytest.raises(ConfigError, match="--set batch_size: give FIELD=VALUE"):
+    config_files.parse_overrides(["batch_size"])
+
+
 @pytest.mark.parametrize("path,overrides,words", [
     ("configs/nope.py", None, "config file configs/nope.py not found"),
     ("configs/r224.py", {"data.sauce": "folder"}, "'data.sauce': no such field"),

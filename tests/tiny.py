@@ -34,7 +34,6 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
   """What `main_py(*args)` does, in this process (`jaxseg.cli.run`, main.py's body once its flags are parsed):
   for tests of what a mode does rather than of the process around it. Takes --config FILE, --config.FIELD=VALUE,
   --workdir, --mode, --images (and paths after it), --output, --step, --format, --max-pixels."""
-  import ast  # pylint: disable=g-import-not-at-top
   import contextlib  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
 
@@ -49,10 +48,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     if name == "--config":
       path = value
     elif name.startswith("--config."):
-      try:
-        overrides[name[len("--config."):]] = ast.literal_eval(value)
-      except (ValueError, SyntaxError):
-        overrides[name[len("--config."):]] = value
+      overrides[name[len("--config."):]] = config_files.parse_value(value)
     elif name == "--images" or not name.startswith("--"):
       images.extend(value.split(",") if name == "--images" else [arg])
     else:
