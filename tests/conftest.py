@@ -72,6 +72,7 @@ def _fresh_split_cache():
   yield
 
 
+@pytest.hookimpl(tryfirst=True)  # pytest-xdist reads the marks in a hook that would otherwise run first
 def pytest_collection_modifyitems(items):
   """Tests sharing a fixture that trains or builds something (a module- or session-scoped one) run on one
   pytest-xdist worker (`--dist loadgroup`), so that it is built once, not once per worker; the longest tests

@@ -1,13 +1,13 @@
-"""SIGKILL a training run at chosen points, one of them in the middle of a checkpoint write, and resume it.
+"""SIGKILL a training run at chosen points, two of them in the middle of a checkpoint write, and resume it.
 
-  python tests/kill_resume.py [--stream] [--workdir DIR]
+  python tests/kill_resume.py [--workdir DIR]
 
 Each run kills itself where the code gets to (`JAXSEG_FAULT`, jaxseg/faults.py), never after a sleep, so a
 busy machine changes nothing: every kill lands where it is meant to. The next run must resume from the newest
 complete checkpoint (never the cut-short one), and the finished run must end with the metrics of an
-uninterrupted run with the same seed. With --stream the run reads a folder dataset of pictures of several
-sizes through the streaming pipeline (two worker processes, random rescaling and crops relative to a base
-scale) and checkpoints inside epochs too. Prints a JSON summary; exits non-zero on any violation.
+uninterrupted run with the same seed. The run reads a folder dataset of pictures of several sizes through the
+streaming pipeline (two worker processes, random rescaling and crops relative to a base scale) and checkpoints
+inside epochs as well as after them. Prints a JSON summary; exits non-zero on any violation.
 test_reliability.py runs `check` with the uninterrupted run trained in its own process.
 """
 
@@ -22,23 +22,18 @@ import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# 16 examples at batch 2: 8 steps an epoch.
-MEMORY = {"data.synthetic_train_size": 16, "log_every_steps": 1, "num_epochs": 3}
-STREAM = {"data.source": "folder", "data.train_split": "train", "data.eval_split": "val", "data.pipeline": "stream",
-          "data.workers": 2, "data.scale": (48, 32), "augment.scale_min": 0.5, "augment.scale_max": 2.0,
-          "checkpoint_every_steps": 3, "log_every_steps": 1, "data.class_map": {}, "data.ignore_label": 9,
-          "num_classes": 4, "data.class_names": ("a", "b", "c", "d"), "num_epochs": 2,
-          "data.class_colors": ((0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255))}
+# 16 examples at batch 2: 8 steps an epoch; a mid-epoch checkpoint every 3 steps.
+SETTINGS = {"data.source": "folder", "data.train_split": "train", "data.eval_split": "val",
+            "data.pipeline": "stream", "data.workers": 2, "data.scale": (48, 32), "augment.scale_min": 0.5,
+            "augment.scale_max": 2.0, "checkpoint_every_steps": 3, "log_every_steps": 1, "data.class_map": {},
+            "data.ignore_label": 9, "num_classes": 4, "data.class_names": ("a", "b", "c", "d"), "num_epochs": 2,
+            "data.class_colors": ((0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255))}
 
 # (fault, what the run must say when it starts, the complete checkpoints after it, the mid-epoch ones).
-MEMORY_PLAN = [
-    ("kill@save=2", "Starting a new run", [1], []),  # checkpoint 2 cut short after its files were written
-    ("kill@step=20", "checkpoints at epoch 1.", [1, 2], []),  # epoch 3, batch 4: resumes at epoch 2
-    ("", "checkpoints at epoch 2.", [1, 2, 3], []),
-]
-STREAM_PLAN = [
+PLAN = [
     ("kill@mid_epoch_save=6", "Starting a new run", [], [3]),  # the mid-epoch save at step 6 cut short
-    ("kill@step=13", "at epoch 1, batch 3 of 8.", [1], [12]),  # resumed mid-epoch; killed in epoch 2
+    ("kill@save=1", "at epoch 1, batch 3 of 8.", [], [6]),  # epoch 1's checkpoint cut short after its files
+    ("kill@step=13", "at epoch 1, batch 6 of 8.", [1], [12]),  # resumed mid-epoch; killed in epoch 2
     ("", "at epoch 2, batch 4 of 8.", [1, 2], []),
 ]
 
@@ -61,9 +56,9 @@ def write_folder_dataset(root: str) -> None:
       f.write("".join(lines))
 
 
-def settings(stream: bool, root: str) -> dict:
-  """The tiny config's overrides of the run (the folder dataset under `root` with `stream`)."""
-  return {**STREAM, "data.root": os.path.join(root, "data")} if stream else dict(MEMORY)
+def settings(root: str) -> dict:
+  """The tiny config's overrides of the run (the folder dataset under `root`)."""
+  return {**SETTINGS, "data.root": os.path.join(root, "data")}
 
 
 def _steps(d: str) -> list[int]:
@@ -100,14 +95,13 @@ def final_metrics(workdir: str) -> dict:
     return json.loads(f.read().splitlines()[-1])
 
 
-def check(workdir: str, stream: bool, reference: dict) -> dict:
+def check(workdir: str, reference: dict) -> dict:
   """Runs the plan in `workdir` (killing each run at its fault point) and compares the finished run's last
   metrics with `reference` (an uninterrupted run's); returns a summary with a list of "problems"."""
-  overrides = settings(stream, os.path.dirname(workdir))
-  plan = STREAM_PLAN if stream else MEMORY_PLAN
+  overrides = settings(os.path.dirname(workdir))
   problems, events = [], []
   ckpt, mid = os.path.join(workdir, "checkpoints"), os.path.join(workdir, "checkpoints_mid_epoch")
-  for fault, says, complete, mid_complete in plan:
+  for fault, says, complete, mid_complete in PLAN:
     proc = run_main(workdir, overrides, fault)
     event = {"fault": fault, "returncode": proc.returncode, "complete": _steps(ckpt), "mid_epoch": _steps(mid),
              "partial": _partial(ckpt) + _partial(mid)}
@@ -136,17 +130,15 @@ def check(workdir: str, stream: bool, reference: dict) -> dict:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser()
   parser.add_argument("--workdir", default=None)
-  parser.add_argument("--stream", action="store_true")
   args = parser.parse_args(argv)
   root = args.workdir or tempfile.mkdtemp(prefix="kill_resume_")
-  if args.stream:
-    write_folder_dataset(os.path.join(root, "data"))
+  write_folder_dataset(os.path.join(root, "data"))
   reference = os.path.join(root, "uninterrupted")
-  proc = run_main(reference, settings(args.stream, root))
+  proc = run_main(reference, settings(root))
   if proc.returncode:
     print(proc.stderr[-3000:], file=sys.stderr)
     return 1
-  summary = check(os.path.join(root, "killed"), args.stream, final_metrics(reference))
+  summary = check(os.path.join(root, "killed"), final_metrics(reference))
   print(json.dumps(summary))
   return 1 if summary["problems"] else 0
 

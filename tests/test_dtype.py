@@ -44,9 +44,10 @@ def test_bfloat16_training_lowers_the_loss_with_float32_state(tmp_path):
 def test_bfloat16_logits_stay_close_to_float32():
   from jaxseg.models import LayerSpec, UNet  # pylint: disable=g-import-not-at-top
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
-  variables = UNet(alpha=0.35).init(jax.random.key(0), x)
-  f32 = UNet(alpha=0.35).apply(variables, x)
-  bf16 = UNet(alpha=0.35, spec=LayerSpec(dtype=jnp.bfloat16)).apply(variables, x)
+  variables = tiny.random_variables(UNet(alpha=0.35), x)
+  # Compiled whole: op by op, each of the network's ops would compile on its own (slower for one call).
+  f32 = jax.jit(UNet(alpha=0.35).apply)(variables, x)
+  bf16 = jax.jit(UNet(alpha=0.35, spec=LayerSpec(dtype=jnp.bfloat16)).apply)(variables, x)
   assert bf16.dtype == jnp.float32
   scale = float(jnp.abs(f32).max())
   assert float(jnp.abs(bf16 - f32).max()) < 0.1 * scale
@@ -78,7 +79,7 @@ def test_mixed_bfloat16_feeds_every_gemm_bf16_and_keeps_the_rest_float32(name):
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
   f32_model = MODELS[name](alpha=0.35)
   mixed = MODELS[name](alpha=0.35, spec=LayerSpec(gemm_dtype=jnp.bfloat16))
-  variables = f32_model.init(jax.random.key(0), x)
+  variables = tiny.random_variables(f32_model, x)
   loss = lambda m: lambda p: jnp.mean(m.apply({**variables, "params": p}, x, train=True,
                                               mutable=["batch_stats"])[0] ** 2)
   assert set(_dot_flops_by_dtype(jax.grad(loss(f32_model)), variables["params"])) == {"float32"}
@@ -86,11 +87,11 @@ def test_mixed_bfloat16_feeds_every_gemm_bf16_and_keeps_the_rest_float32(name):
   # What stays float32 is resampling (DeepLab's bilinear upsampling is a product with weight matrices).
   assert flops.get("float32", 0) < 0.02 * flops["bfloat16"], flops
   assert set(flops) <= {"float32", "bfloat16"}, flops
-  f32, got = f32_model.apply(variables, x), mixed.apply(variables, x)
+  f32, got = jax.jit(f32_model.apply)(variables, x), jax.jit(mixed.apply)(variables, x)
   assert got.dtype == jnp.float32
   scale = float(jnp.abs(f32).max())
   assert 0 < float(jnp.abs(got - f32).max()) < 0.05 * scale
-  g32, gmix = jax.grad(loss(f32_model))(variables["params"]), jax.grad(loss(mixed))(variables["params"])
+  g32, gmix = (jax.jit(jax.grad(loss(m)))(variables["params"]) for m in (f32_model, mixed))
   assert {x.dtype for x in jax.tree.leaves(gmix)} == {jnp.dtype(jnp.float32)}
   # bf16 inputs carry ~3 significant digits: each gradient keeps its direction, not every element. Gradients
   # that are zero in exact arithmetic (a bias in front of a training-mode BatchNorm) are rounding noise in

@@ -144,13 +144,20 @@ def folder_config(root, **overrides):
 
 
 def untrained_checkpoint(config, workdir: str, epoch: int = 1) -> None:
-  """A checkpoint of freshly initialised weights in `workdir`, as training would write it after `epoch`
+  """A checkpoint of random weights (`random_variables`) in `workdir`, as training would write it after `epoch`
   epochs: for tests of what reads checkpoints (export, load), which need no learning and no train step."""
-  from jaxseg.train import checkpoints  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from jaxseg import data  # pylint: disable=g-import-not-at-top
+  from jaxseg.train import checkpoints, state  # pylint: disable=g-import-not-at-top
   from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
   run = Run(config, workdir)
-  state, _ = run.fresh_state(load_encoder=False)
-  checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(run.config, epoch, []))
+  h, w = data.model_size(run.config)
+  variables = random_variables(run.model, np.zeros((1, h, w, 3), np.float32), train=False)
+  tx = state.make_optimizer(run.config, variables["params"], 0)
+  fresh = state.create_state(variables["params"], variables["batch_stats"], tx,
+                             ema=run.config.get("ema_decay", 0.0) > 0)
+  checkpoints.save(run.mngr, epoch, fresh.to_dict(), checkpoints.make_meta(run.config, epoch, []))
 
 
 def random_variables(module, *args, seed: int = 0, **kwargs):
