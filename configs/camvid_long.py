@@ -6,7 +6,7 @@ gentler class weights and evaluated with a moving average of the weights.
 
 Expected: 0.719 val mIoU, pixel accuracy 0.934 (0.731 with `--mode eval --config.eval.flip=True`, 0.749 adding
 `--config.eval.scales="(0.75,1.0,1.25)"`); above 0.68 from epoch 25 on. About 90 minutes on 2 AMD EPYC Zen 5
-cores (65 s an epoch, float32). The first step ends 66 s after the command with nothing compiled yet, 26 s on a
+cores (65 s an epoch, float32). The first step ends 56 s after the command with nothing compiled yet, 23 s on a
 rerun (2 AMD EPYC Zen 3 cores, frames decoded anew each time).
 
 Why each change (README.md's ablation table has the measured effect of each):

@@ -102,3 +102,23 @@ def test_initial_variables_are_the_same_for_a_seed_from_the_cached_init():
   c = models.init_variables(model, 32, seed=4)
   jax.tree.map(np.testing.assert_array_equal, a, b)
   assert not np.array_equal(jax.tree.leaves(a["params"])[0], jax.tree.leaves(c["params"])[0])
+
+
+@pytest.mark.parametrize("name", ["unet", "deeplabv3plus"])
+def test_the_cheaper_compiled_init_draws_the_default_compiles_values(name, monkeypatch):
+  # What a seed gives must not depend on how the init was compiled: the default optimisation level (named
+  # explicitly) and the level the library compiles the init at agree bit for bit, for each seed; under
+  # jax.eval_shape the traceable form gives the same shapes.
+  monkeypatch.setenv("XLA_FLAGS", "")  # the suite's own flags set a level, which the library would keep
+  assert models.init_compiler_options() == models.INIT_COMPILER_OPTIONS["cpu"]
+  model = models.create_model(tiny.tiny_config(**{"model.name": name}))
+  default = models._jitted_init(model, 32, 32).lower(jax.random.key(0)).compile(  # pylint: disable=protected-access
+      compiler_options={"xla_backend_optimization_level": 3})
+  for seed in (0, 7):
+    got, want = models.init_variables(model, 32, seed), default(jax.random.key(seed))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  shapes = jax.eval_shape(lambda: models.init_variables(model, 32))
+  assert jax.tree.map(lambda x: (x.shape, x.dtype), shapes) == jax.tree.map(lambda x: (x.shape, x.dtype), got)
+  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
+  assert models.init_compiler_options() == {}  # a level the environment sets is kept
