@@ -100,6 +100,8 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
   for field, allowed in choices.items():
     if d[field] not in allowed:
       raise ConfigError(f"config.data.{field}={d[field]!r} must be one of {allowed}.")
+  if d.get("tfds_file_format", "tfrecord") not in ("tfrecord", "array_record"):
+    raise ConfigError(f"config.data.tfds_file_format={d.tfds_file_format!r} must be 'tfrecord' or 'array_record'.")
   if config.lr_schedule not in ("constant", "cosine"):
     raise ConfigError(f"config.lr_schedule={config.lr_schedule!r} must be 'constant' or 'cosine'.")
   if config.loss.name not in LOSSES:

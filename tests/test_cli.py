@@ -34,6 +34,7 @@ def test_unknown_config_field_is_an_error():
     ("model.alpha", 0.6, "config.model.alpha=0.6 is unsupported"),
     ("model.conv_impl", "cudnn", "config.model.conv_impl='cudnn' must be one of"),
     ("batch_size", 0, "config.batch_size=0 must be a positive multiple of the device count"),
+    ("data.tfds_file_format", "parquet", "config.data.tfds_file_format='parquet' must be 'tfrecord' or"),
 ])
 def test_bad_config_values_get_one_line(tmp_path, capsys, field, value, message):
   # What main.py runs once its flags are parsed (test_fuzz_readers gives main.py's parser every field).

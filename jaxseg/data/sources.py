@@ -37,11 +37,9 @@ def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
   Raises:
     DatasetError: the data is not prepared and cannot be downloaded, with what to do instead.
   """
-  tf = extras.require("tensorflow", "config.data.source='tfds'", "jaxseg")
   tfds = extras.require("tensorflow_datasets", "config.data.source='tfds'", "jaxseg")
-  tf.config.set_visible_devices([], "GPU")  # TF only reads data: keep it off the accelerator JAX uses
   d = config.data
-  builder = tfds.builder(d.tfds_name, data_dir=d.data_dir or None)
+  builder = _tfds_builder(tfds, d.tfds_name, d.data_dir or None, d.get("tfds_file_format", "tfrecord"))
   if not builder.is_prepared():
     hint = ("Either run once on a machine with internet (tfds downloads images.tar.gz, 792 MB, and "
             "annotations.tar.gz, 19 MB, into ~/tensorflow_datasets; copy that folder here and set "
@@ -57,20 +55,48 @@ def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
       raise DatasetError(f"could not download tfds dataset {d.tfds_name} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:160] if str(e) else ''}). {hint}") from e
   try:
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    rows = _tfds_rows(tfds, builder, split)
   except (KeyError, ValueError) as e:
     raise DatasetError(f"tfds dataset {d.tfds_name} has no split {split!r} ({e}); it has "
                        f"{sorted(builder.info.splits)}.") from None
   label_map = label_io.label_map_from_config(config)
 
   def examples():
-    for i, ex in enumerate(tfds.as_numpy(ds)):
+    for i, ex in enumerate(rows):
       fname = ex.get("file_name", b"")
       fname = (fname.decode() if isinstance(fname, bytes) else str(fname)) or f"{split}_{i}"
       image_key, mask_key = tfds_keys(config)
       loaded = tfds_pair(ex[image_key], ex[mask_key], label_map, fname)
       yield fname, lambda loaded=loaded: loaded
   return Listing(examples())
+
+
+def _tfds_builder(tfds, name: str, data_dir: str | None, file_format: str):
+  """The builder of `name` in the format it was prepared in (either), or, not prepared yet, in `file_format`."""
+  for fmt in dict.fromkeys((file_format, "tfrecord", "array_record")):
+    try:
+      builder = tfds.builder(name, data_dir=data_dir, file_format=fmt)
+    except ValueError:  # prepared in another format
+      continue
+    if builder.is_prepared():
+      return builder
+  return tfds.builder(name, data_dir=data_dir, file_format=file_format)
+
+
+def _tfds_rows(tfds, builder, split: str) -> Iterable[dict]:
+  """A prepared split's examples as numpy, in the order tfds stored them: ArrayRecord through
+  `as_data_source` (no TensorFlow), TFRecord through tf.data (TensorFlow)."""
+  if str(getattr(builder.info.file_format, "value", "")) == "array_record":
+    source = builder.as_data_source(split=split)
+    return (source[i] for i in range(len(source)))
+  try:
+    tf = extras.require("tensorflow", f"tfds dataset {builder.name}, prepared as TFRecord in {builder.data_dir},",
+                        "tensorflow")
+  except extras.MissingDependency as e:
+    raise DatasetError(f"{e}; or prepare it anew, read without TensorFlow: --config.data.tfds_file_format="
+                       "array_record and another --config.data.data_dir.") from None
+  tf.config.set_visible_devices([], "GPU")  # TF only reads data: keep it off the accelerator JAX uses
+  return tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))
 
 
 def tfds_keys(config: ml_collections.ConfigDict) -> tuple[str, str]:
