@@ -149,22 +149,20 @@ def untrained_checkpoint(config, workdir: str, epoch: int = 1) -> None:
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from jaxseg import data  # pylint: disable=g-import-not-at-top
-  from jaxseg.train import checkpoints, state  # pylint: disable=g-import-not-at-top
+  from jaxseg.train import checkpoints  # pylint: disable=g-import-not-at-top
   from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
   run = Run(config, workdir)
   h, w = data.model_size(run.config)
-  variables = random_variables(run.model, np.zeros((1, h, w, 3), np.float32), train=False)
-  tx = state.make_optimizer(run.config, variables["params"], 0)
-  fresh = state.create_state(variables["params"], variables["batch_stats"], tx,
-                             ema=run.config.get("ema_decay", 0.0) > 0)
+  fresh, _ = run.state_from(random_variables(run.model, np.zeros((1, h, w, 3), np.float32), train=False))
   checkpoints.save(run.mngr, epoch, fresh.to_dict(), checkpoints.make_meta(run.config, epoch, []))
 
 
 def random_variables(module, *args, seed: int = 0, **kwargs):
-  """Variables of `module.init(key, *args, **kwargs)`'s shapes drawn with numpy: kernels LeCun-normal (std
-  1/sqrt(fan-in)), scales and variances 1, everything else (biases, means) 0. For tests that need some weights
-  of the right shapes: `module.init` draws each parameter with its own threefry hash, seconds of XLA work for a
-  backbone compiled whole and longer op by op."""
+  """Variables of `module.init(key, *args, **kwargs)`'s shapes drawn with numpy: kernels and embeddings
+  LeCun-normal (std 1/sqrt(fan-in)), biases and means 0, every other per-channel term (scales, variances,
+  DINOv2's layer scale) 1, so that no block is switched off. For tests that need some weights of the right
+  shapes: `module.init` draws each parameter with its own threefry hash, seconds of XLA work for a backbone
+  compiled whole and longer op by op."""
   import functools  # pylint: disable=g-import-not-at-top
 
   import jax  # pylint: disable=g-import-not-at-top
@@ -173,10 +171,9 @@ def random_variables(module, *args, seed: int = 0, **kwargs):
   rng = np.random.default_rng(seed)
 
   def draw(path, leaf):
-    if str(getattr(path[-1], "key", path[-1])) in ("scale", "var"):
-      return np.ones(leaf.shape, leaf.dtype)
     if len(leaf.shape) >= 2:
       return (rng.standard_normal(leaf.shape) / np.sqrt(int(np.prod(leaf.shape[:-1])))).astype(leaf.dtype)
-    return np.zeros(leaf.shape, leaf.dtype)
+    name = str(getattr(path[-1], "key", path[-1]))
+    return (np.zeros if name.endswith("bias") or name == "mean" else np.ones)(leaf.shape, leaf.dtype)
 
   return jax.tree_util.tree_map_with_path(draw, shapes)

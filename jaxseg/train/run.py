@@ -49,6 +49,10 @@ class Run:
         variables = keras_port.merge_encoder(variables, encoder)
     elif load_encoder:
       variables = self._with_backbone_weights(variables)
+    return self.state_from(variables, total_steps)
+
+  def state_from(self, variables: dict[str, Any], total_steps: int = 0) -> tuple[TrainState, Any]:
+    """A new state of `variables` (`{"params", "batch_stats"}`) and its optimizer, on the devices."""
     tx = make_optimizer(self.config, variables["params"], total_steps)
     self._total_steps = total_steps
     state = create_state(variables["params"], variables["batch_stats"], tx,
