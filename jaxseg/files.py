@@ -17,7 +17,7 @@ def atomic_path(path: str) -> Iterator[str]:
   """Yields a temporary path beside `path`; on success it replaces `path`, on failure it is removed.
 
   The temporary name keeps the target's extension, so writers that pick a format from it (PIL,
-  matplotlib, numpy) write the right one.
+  numpy) write the right one.
 
   Args:
     path: the file to (re)write; its directory is created if missing.

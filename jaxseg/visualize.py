@@ -1,30 +1,59 @@
 """Pictures a person looks at: sample panels, overlays, training curves.
 
-Everything is written headless (matplotlib Agg) as PNG files, atomically: a kill mid-write never leaves a
-broken picture behind, and an earlier one stays intact.
+Everything is drawn with PIL and written as PNG files, atomically: a kill mid-write never leaves a broken
+picture behind, and an earlier one stays intact.
 """
 
 import os
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-from matplotlib.patches import Patch  # pylint: disable=g-import-not-at-top,wrong-import-position
-from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxseg import charts, files
+from jaxseg.data.images import row_bands
+from jaxseg.data.labels import Classes
+from jaxseg.ops.common import ceil_div
 
-from jaxseg import files  # pylint: disable=wrong-import-position
-from jaxseg.data.images import row_bands  # pylint: disable=wrong-import-position
-from jaxseg.data.labels import Classes  # pylint: disable=wrong-import-position
-from jaxseg.ops.common import ceil_div  # pylint: disable=wrong-import-position
+CELL = 224  # each picture of a panel fits a CELL x CELL square, its aspect ratio kept
+GAP = 8
+
+
+def _fit(pic: np.ndarray, classes: Classes) -> Image.Image:
+  """A panel picture at most CELL on its longer side: photos resampled smoothly, masks by nearest class."""
+  img = Image.fromarray(pic if pic.ndim == 3 else classes.colorize(pic))
+  h, w = pic.shape[:2]
+  scale = CELL / max(h, w)
+  size = (max(1, round(w * scale)), max(1, round(h * scale)))
+  return img.resize(size, Image.BILINEAR if pic.ndim == 3 else Image.NEAREST)
+
+
+def _legend(width: int, classes: Classes) -> Image.Image:
+  """Colour swatches and class names in rows of up to six, centred in `width`."""
+  text = charts.font(13)
+  draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+  entries = [22 + int(draw.textlength(name, font=text)) + 18 for name in classes.names]
+  per_row = min(len(classes), 6)
+  rows = ceil_div(len(classes), per_row)
+  img = Image.new("RGB", (width, 10 + 22 * rows), (255, 255, 255))
+  draw = ImageDraw.Draw(img)
+  for r in range(rows):
+    idx = range(r * per_row, min((r + 1) * per_row, len(classes)))
+    x = max(4, (width - sum(entries[i] for i in idx)) // 2)
+    y = 6 + 22 * r
+    for i in idx:
+      draw.rectangle([(x, y + 2), (x + 16, y + 16)], fill=tuple(int(c) for c in classes.colors[i]),
+                     outline=(80, 80, 80))
+      draw.text((x + 22, y + 9), classes.names[i], fill=(0, 0, 0), font=text, anchor="lm")
+      x += entries[i]
+  return img
 
 
 def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.ndarray]],
                classes: Classes, title: str = "") -> None:
-  """A grid like the tutorial's `display`: one row per example, one titled column per picture.
+  """A grid like the tutorial's `display`: one row per example, one titled column per picture, the classes'
+  colours as a legend below.
 
   Args:
     path: PNG to write (parent directories are created).
@@ -33,31 +62,30 @@ def save_panel(path: str, columns: Sequence[str], rows: Sequence[Sequence[np.nda
     classes: the dataset's class names and colours (the legend; ignored pixels in their own colour).
     title: figure title.
   """
-  fig, axes = plt.subplots(len(rows), len(columns), figsize=(3 * len(columns), 3 * len(rows) + 0.6),
-                           squeeze=False)
-  for r, row in enumerate(rows):
-    for c, pic in enumerate(row):
-      ax = axes[r][c]
-      ax.imshow(pic if pic.ndim == 3 else classes.colorize(pic), interpolation="nearest")
-      ax.set_axis_off()
-      if r == 0:
-        ax.set_title(columns[c])
+  pictures = [[_fit(pic, classes) for pic in row] for row in rows]
+  row_h = [max(p.height for p in row) for row in pictures]
+  width = len(columns) * (CELL + GAP) + GAP
+  head = (30 if title else 0) + 26
+  legend = _legend(width, classes)
+  img = Image.new("RGB", (width, head + sum(h + GAP for h in row_h) + legend.height), (255, 255, 255))
+  draw = ImageDraw.Draw(img)
   if title:
-    fig.suptitle(title)
-  fig.legend(handles=[Patch(color=classes.colors[i] / 255, label=name) for i, name in enumerate(classes.names)],
-             loc="lower center", ncol=min(len(classes), 6), fontsize=9)
-  # Leave room for the legend below and the title above the column titles.
-  height = fig.get_figheight()
-  fig.tight_layout(rect=(0, 0.6 / height, 1, 1 - (0.45 if title else 0.1) / height))
-  _save_figure(fig, path)
+    draw.text((width // 2, 8), title, fill=(0, 0, 0), font=charts.font(17), anchor="mt")
+  for c, name in enumerate(columns):
+    draw.text((GAP + c * (CELL + GAP) + CELL // 2, head - 9), name, fill=(0, 0, 0), font=charts.font(14),
+              anchor="ms")
+  y = head
+  for row, h in zip(pictures, row_h):
+    for c, pic in enumerate(row):
+      img.paste(pic, (GAP + c * (CELL + GAP) + (CELL - pic.width) // 2, y + (h - pic.height) // 2))
+    y += h + GAP
+  img.paste(legend, (0, y))
+  _save_figure(img, path)
 
 
-def _save_figure(fig, path: str) -> None:
-  try:
-    with files.atomic_path(path) as tmp:
-      fig.savefig(tmp, dpi=80)
-  finally:
-    plt.close(fig)
+def _save_figure(img: Image.Image, path: str) -> None:
+  with files.atomic_path(path) as tmp:
+    img.save(tmp)
 
 
 class SampleSet:
@@ -129,19 +157,25 @@ def save_curves(path: str, history: list[dict[str, Any]]) -> None:
 def save_curve_overlay(path: str, runs: dict[str, list[dict[str, Any]]]) -> None:
   """Curves of several runs in one figure (solid train, dashed: the split each scored), e.g. runs at 128 and
   224 px."""
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-  for r, (name, history) in enumerate(runs.items()):
-    epochs = [h["epoch"] for h in history]
-    color = plt.cm.tab10(r)
-    for ax, key, label in zip(axes, ("loss", "accuracy", "mean_iou"), ("loss", "pixel accuracy", "mean IoU")):
-      ax.plot(epochs, [h["train"][key] for h in history], "-o", color=color, ms=3,
-              label=f"{name} train".strip())
-      split = history[-1].get("eval_split", "val")
-      ax.plot(epochs, [h["val"][key] for h in history], "--s", color=color, ms=3, label=f"{name} {split}".strip())
-      ax.set_xlabel("epoch")
-      ax.set_title(label)
-      ax.grid(alpha=0.3)
-  axes[0].legend(fontsize=8)
-  fig.tight_layout()
-  _save_figure(fig, path)
+  panel_w, panel_h = 400, 300
+  img = Image.new("RGB", (3 * panel_w, panel_h), (255, 255, 255))
+  for p, (key, label) in enumerate((("loss", "loss"), ("accuracy", "pixel accuracy"), ("mean_iou", "mean IoU"))):
+    series = []
+    for r, (name, history) in enumerate(runs.items()):
+      epochs = [h["epoch"] for h in history]
+      color = charts.TAB10[r % len(charts.TAB10)]
+      split = history[-1].get("eval_split", "val") if history else "val"
+      series.append(charts.Series(epochs, [_number(h["train"].get(key)) for h in history],
+                                  f"{name} train".strip(), color))
+      series.append(charts.Series(epochs, [_number(h["val"].get(key)) for h in history],
+                                  f"{name} {split}".strip(), color, dashed=True))
+    charts.draw_panel(img, (p * panel_w, 0, (p + 1) * panel_w, panel_h), label, "epoch", series, legend=p == 0)
+  _save_figure(img, path)
 
+
+def _number(value: Any) -> float:
+  """A metric as a float (NaN where a record lacks it)."""
+  try:
+    return float(value)
+  except (TypeError, ValueError):
+    return float("nan")
