@@ -47,8 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.mask_key = "segmentation_mask"  # ... and its mask feature (e.g. Oxford-IIIT Pet's trimaps).
   config.data.data_dir = ""  # tfds data_dir ("" = tfds default, ~/tensorflow_datasets).
   config.data.download = True  # Let tfds download and prepare the dataset if it is not there yet.
-  config.data.tfds_file_format = "tfrecord"  # How tfds prepares a dataset it downloads: "tfrecord" (read through
-  #   TensorFlow) or "array_record" (read without it). A prepared dataset is read in the format it has.
+  config.data.tfds_file_format = "array_record"  # How tfds prepares a dataset it downloads: "array_record" (read
+  #   without TensorFlow, and at random by the stream pipeline) or "tfrecord" (read through TensorFlow, the
+  #   `jaxseg[tf]` extra). A dataset already prepared is read in the format it has.
   config.data.root = ""  # For source="folder": the dataset directory (see data.layout).
   config.data.layout = "auto"  # Folder layout: "lists" (<split>.txt of 'image mask' lines), "dirs" (image and
   #   mask directories searched recursively, paired by file name), "voc" (ImageSets/Segmentation/<split>.txt

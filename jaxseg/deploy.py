@@ -189,7 +189,7 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
   if fmt not in FORMATS:
     raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)} (--format).")
   if fmt != "stablehlo":
-    extras.check("tensorflow", f"--format {fmt}", "jaxseg[export]")
+    extras.check("tensorflow", f"--format {fmt}", "jaxseg[tf]")
   output = os.path.abspath(output or os.path.join(workdir, "export", fmt))
   _check_output(output)
   config = config or predict.config_from_checkpoint(workdir, step)

@@ -38,7 +38,7 @@ def require(module: str, feature: str, install: str) -> ModuleType:
   Args:
     module: the module to import, e.g. "tensorflow".
     feature: what needs it, for the message (e.g. "--format saved_model").
-    install: what to pip-install, e.g. "jaxseg[export]".
+    install: what to pip-install, e.g. "jaxseg[tf]".
 
   Returns:
     The imported module.

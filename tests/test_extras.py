@@ -25,14 +25,14 @@ def test_export_without_tensorflow_is_refused_before_writing(learned, tmp_path, 
   _, workdir = learned
   monkeypatch.setitem(sys.modules, "tensorflow", None)
   out = tmp_path / "exported"
-  with pytest.raises(extras.MissingDependency, match=r"--format saved_model needs .* pip install 'jaxseg\[export\]'"):
+  with pytest.raises(extras.MissingDependency, match=r"--format saved_model needs .* pip install 'jaxseg\[tf\]'"):
     jaxseg.export(str(workdir), "saved_model", output=str(out))
   assert not out.exists()
 
 
-def test_a_weights_file_without_h5py_names_the_keras_extra(tmp_path, monkeypatch):
+def test_a_weights_file_without_h5py_names_the_install(tmp_path, monkeypatch):
   path = tmp_path / keras_port.keras_weights_filename(0.35, 96)
   path.write_bytes(b"\x89HDF\r\n\x1a\n")
   monkeypatch.setitem(sys.modules, "h5py", None)
-  with pytest.raises(extras.MissingDependency, match=r"pip install 'jaxseg\[keras\]'"):
+  with pytest.raises(extras.MissingDependency, match=r"pip install 'jaxseg'$"):
     keras_port.from_keras_mobilenet_v2(str(path), alpha=0.35)

@@ -13,35 +13,20 @@ import sys
 import numpy as np
 import pytest
 import tiny
-from PIL import Image
 
-from jaxseg.data import sources
+from jaxseg.data import pipeline, sources
+from jaxseg.errors import DatasetError
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-NAMES = {"trainval.txt": ["Abyssinian_1", "beagle_2", "Bengal_3", "pug_4"], "test.txt": ["Birman_5", "boxer_6"]}
-
-
-def _fake_archives(root):
-  """images/*.jpg and annotations/{trainval,test}.txt, trimaps/*.png (values 1-3) as the site's archives hold."""
-  rng = np.random.default_rng(0)
-  (root / "images").mkdir(parents=True)
-  (root / "annotations" / "trimaps").mkdir(parents=True)
-  for listing, names in NAMES.items():
-    lines = []
-    for i, name in enumerate(names):
-      h, w = 24 + 4 * i, 30 + 2 * i
-      Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "images" / f"{name}.jpg")
-      Image.fromarray(rng.integers(1, 4, (h, w), dtype=np.uint8)).save(root / "annotations" / "trimaps" / f"{name}.png")
-      lines.append(f"{name} {i + 1} {i % 2 + 1} 1\n")
-    (root / "annotations" / listing).write_text("".join(lines))
+NAMES = tiny.PET_NAMES
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
   """{file format: data_dir} of the fake pets prepared by jaxseg's tfds source in each format."""
   root = tmp_path_factory.mktemp("pets_archives")
-  _fake_archives(root)
+  tiny.fake_pet_archives(root)
   dirs = {}
   with pytest.MonkeyPatch.context() as m:
     m.setattr(tfds.download.DownloadManager, "download_and_extract", lambda self, urls: {k: str(root) for k in urls})
@@ -75,27 +60,14 @@ def test_both_formats_read_the_same_examples_in_the_same_order(prepared):
 
 
 _WITHOUT_TF = """
-import importlib.abc
 import sys
 
+import hidden_packages
 
-class NoTensorFlow(importlib.abc.MetaPathFinder):  # as if TensorFlow were not installed: found by no finder
-  def __init__(self, finders):
-    self.finders = finders
-
-  def find_spec(self, name, path, target=None):
-    if name == "tensorflow" or name.startswith("tensorflow."):
-      return None
-    for finder in self.finders:
-      spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
-      if spec is not None:
-        return spec
-    return None
-
-
-sys.meta_path[:] = [NoTensorFlow(list(sys.meta_path))]
+hidden_packages.hide(["tensorflow"])
 import tiny
-from jaxseg.data import sources
+from jaxseg.data import pipeline, sources
+from jaxseg.errors import DatasetError
 from jaxseg.errors import DatasetError
 config = tiny.tiny_config(**{"data.source": "tfds", "data.data_dir": sys.argv[1], "data.download": False})
 print(len([load() for _, load in sources.tfds_examples(config, "train").examples]))
@@ -116,5 +88,25 @@ def test_array_record_reads_without_tensorflow_and_tfrecord_says_what_to_do(prep
   assert proc.returncode == 0, proc.stderr[-2000:]
   count, message = proc.stdout.strip().splitlines()[-2:]
   assert count == str(len(NAMES["trainval.txt"]))
-  assert "prepared as TFRecord" in message and "pip install 'tensorflow'" in message
+  assert "prepared as TFRecord" in message and "pip install 'jaxseg[tf]'" in message
   assert "--config.data.tfds_file_format=array_record" in message
+
+
+def test_the_stream_pipeline_gives_the_in_memory_batches_and_refuses_tfrecord_in_one_line(prepared):
+  batches = {}
+  for choice in ("memory", "stream"):
+    config = tiny.tiny_config(**{"data.source": "tfds", "data.data_dir": prepared["array_record"],
+                                 "data.download": False, "data.pipeline": choice, "data.workers": 0})
+    split = pipeline.open_split(config, "train")
+    assert isinstance(split, pipeline.Streaming) == (choice == "stream")
+    batches[choice] = [b for b, _ in split.train_batches(2, seed=3, epoch=2)]
+    split.close()
+  assert len(batches["stream"]) == len(NAMES["trainval.txt"]) // 2
+  for got, want in zip(batches["stream"], batches["memory"], strict=True):
+    assert set(got) == set(want)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+  config = tiny.tiny_config(**{"data.source": "tfds", "data.data_dir": prepared["tfrecord"], "data.download": False,
+                               "data.pipeline": "stream", "data.workers": 0})
+  with pytest.raises(DatasetError, match=r"prepared as TFRecord .* cannot be streamed .*--config.data.pipeline=memory"):
+    pipeline.open_split(config, "train")

@@ -2,6 +2,7 @@
 checkpoints to read, folder datasets to write, and weights of any module's shapes without compiling its init."""
 
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -56,9 +57,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
   out, err = io.StringIO(), io.StringIO()
   with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     config = config_files.load_config(path, overrides)
-    code = cli.run(config, options.get("mode", "train"), options.get("workdir"), images, options.get("output"),
-                   int(options["step"]) if "step" in options else None, options.get("format", "saved_model"),
-                   max_pixels=int(options.get("max-pixels", 0)))
+    try:
+      code = cli.run(config, options.get("mode", "train"), options.get("workdir"), images, options.get("output"),
+                     int(options["step"]) if "step" in options else None, options.get("format", "saved_model"),
+                     max_pixels=int(options.get("max-pixels", 0)))
+    finally:  # --max-pixels lasts for its process: here, for this call only
+      from jaxseg.data import images as image_files  # pylint: disable=g-import-not-at-top
+      image_files.set_max_pixels(0)
   return subprocess.CompletedProcess(["jaxseg.cli.run", *args], code, out.getvalue(), err.getvalue())
 
 
@@ -141,6 +146,47 @@ def folder_config(root, **overrides):
               "data.class_names": ("road", "car", "sky"), "image_height": H, "image_width": W,
               "data.class_colors": ((128, 64, 128), (64, 0, 128), (128, 128, 128))}
   return tiny_config(**{**settings, **overrides})
+
+
+def tensorboard_scalars(logdir) -> dict:
+  """{tag: [(step, value), ...]} of the TensorBoard event files in `logdir`, read here from the record framing
+  (length, its CRC, the Event proto, its CRC) rather than by the writer's own reader."""
+  import struct  # pylint: disable=g-import-not-at-top
+
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  scalars = {}
+  for path in sorted(pathlib.Path(logdir).glob("events.out.tfevents.*")):
+    data, at = path.read_bytes(), 0
+    while at < len(data):
+      (length,) = struct.unpack("<Q", data[at:at + 8])
+      event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+      at += 12 + length + 4
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+  return scalars
+
+
+# Oxford-IIIT Pet names by list file, for `fake_pet_archives`.
+PET_NAMES = {"trainval.txt": ["Abyssinian_1", "beagle_2", "Bengal_3", "pug_4"], "test.txt": ["Birman_5", "boxer_6"]}
+
+
+def fake_pet_archives(root, names=None):
+  """Writes what Oxford-IIIT Pet's two archives hold, extracted, for a few random pictures: images/*.jpg and
+  annotations/{trainval,test}.txt, annotations/trimaps/*.png (values 1-3), for tfds' own builder to prepare
+  (with `DownloadManager.download_and_extract` pointed at `root`)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  (root / "images").mkdir(parents=True)
+  (root / "annotations" / "trimaps").mkdir(parents=True)
+  for listing, pets in (names or PET_NAMES).items():
+    lines = []
+    for i, name in enumerate(pets):
+      h, w = 24 + 4 * i, 30 + 2 * i
+      Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "images" / f"{name}.jpg")
+      Image.fromarray(rng.integers(1, 4, (h, w), dtype=np.uint8)).save(root / "annotations" / "trimaps" / f"{name}.png")
+      lines.append(f"{name} {i + 1} {i % 2 + 1} 1\n")
+    (root / "annotations" / listing).write_text("".join(lines))
 
 
 def untrained_checkpoint(config, workdir: str, epoch: int = 1) -> None:

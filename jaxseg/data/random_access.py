@@ -11,7 +11,6 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-from jaxseg import extras
 from jaxseg.data import geometry, sources
 from jaxseg.data import labels as label_io
 from jaxseg.data.synthetic import synthetic_arrays
@@ -59,11 +58,12 @@ class SyntheticSource:
 
 
 class TfdsSource:
-  """A tfds dataset prepared as ArrayRecord (`tfds.data_source`), by its image and mask feature keys."""
+  """A tfds dataset prepared as ArrayRecord, read at random through `builder.as_data_source` (no TensorFlow),
+  by its image and mask feature keys."""
 
   def __init__(self, config: ml_collections.ConfigDict, split: str):
     d = config.data
-    self.name_, self.split, self.data_dir = d.tfds_name, split, d.data_dir or None
+    self.data, self.name_, self.split = d, d.tfds_name, split
     self.image_key, self.mask_key = sources.tfds_keys(config)
     self.label_map = label_io.label_map_from_config(config)
     self._source = None
@@ -71,14 +71,17 @@ class TfdsSource:
 
   def _open(self):
     if self._source is None:
-      tfds = extras.require("tensorflow_datasets", "config.data.source='tfds'", "jaxseg")
+      builder = sources.tfds_builder(self.data)  # prepared first where it is not yet
+      if not sources.is_array_record(builder):
+        raise DatasetError(f"tfds dataset {self.name_} is prepared as TFRecord in {builder.data_dir}, which cannot "
+                           "be streamed (read at random): set --config.data.pipeline=memory, or prepare it anew as "
+                           "ArrayRecord with --config.data.tfds_file_format=array_record and another "
+                           "--config.data.data_dir.")
       try:
-        self._source = tfds.data_source(self.name_, split=self.split, data_dir=self.data_dir)
-      except Exception as e:  # pylint: disable=broad-except
-        raise DatasetError(f"tfds dataset {self.name_} split {self.split!r} cannot be read as a random-access "
-                           f"source ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); "
-                           "prepare it with file_format='array_record', or set "
-                           "--config.data.pipeline=memory.") from None
+        self._source = builder.as_data_source(split=self.split)
+      except (KeyError, ValueError) as e:
+        raise DatasetError(f"tfds dataset {self.name_} has no split {self.split!r} ({e}); it has "
+                           f"{sorted(builder.info.splits)}.") from None
     return self._source
 
   def __getstate__(self):  # workers open their own reader

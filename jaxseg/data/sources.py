@@ -30,30 +30,65 @@ class Listing:
   problems: list[str] = dataclasses.field(default_factory=list)
 
 
-def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
-  """Examples of the tfds dataset `data.tfds_name` (default Oxford-IIIT Pet 4.x) by its feature keys
-  `data.image_key` and `data.mask_key`, downloading and preparing it first when allowed.
+def tfds_builder(data: ml_collections.ConfigDict):
+  """The tfds builder of `data.tfds_name` (default Oxford-IIIT Pet 4.x), prepared: downloaded and prepared
+  first, in `data.tfds_file_format`, where it is not yet and `data.download` allows.
 
   Raises:
     DatasetError: the data is not prepared and cannot be downloaded, with what to do instead.
   """
   tfds = extras.require("tensorflow_datasets", "config.data.source='tfds'", "jaxseg")
-  d = config.data
-  builder = _tfds_builder(tfds, d.tfds_name, d.data_dir or None, d.get("tfds_file_format", "tfrecord"))
+  builder = _tfds_builder(tfds, data.tfds_name, data.data_dir or None, data.get("tfds_file_format", "tfrecord"))
   if not builder.is_prepared():
     hint = ("Either run once on a machine with internet (tfds downloads images.tar.gz, 792 MB, and "
             "annotations.tar.gz, 19 MB, into ~/tensorflow_datasets; copy that folder here and set "
             "--config.data.data_dir), or extract both archives from the Oxford-IIIT Pet site into one "
             "directory and use --config.data.source=folder --config.data.root=DIR, or try the offline "
             "demo: --config=configs/demo.py.")
-    if not d.download:
-      raise DatasetError(f"tfds dataset {d.tfds_name} is not prepared in {builder.data_dir} and "
+    if not data.download:
+      raise DatasetError(f"tfds dataset {data.tfds_name} is not prepared in {builder.data_dir} and "
                          f"config.data.download is False. {hint}")
     try:
       builder.download_and_prepare()
     except Exception as e:  # pylint: disable=broad-except
-      raise DatasetError(f"could not download tfds dataset {d.tfds_name} ({type(e).__name__}: "
+      if _needs_tensorflow(e):
+        pets = data.tfds_name.startswith("oxford_iiit_pet")
+        calls = " (its builder re-encodes 12 of the pictures with tf.image.decode_image and tf.io.encode_jpeg)"
+        raise DatasetError(
+            f"preparing tfds dataset {data.tfds_name} runs TensorFlow, which is not installed{calls if pets else ''}"
+            ": prepare it once with pip install 'jaxseg[tf]' (reading it afterwards needs no TensorFlow), or "
+            + ("extract both archives from the Oxford-IIIT Pet site into one directory and use "
+               "--config.data.source=folder --config.data.root=DIR." if pets else
+               "copy a dataset prepared elsewhere and set --config.data.data_dir.")) from None
+      raise DatasetError(f"could not download tfds dataset {data.tfds_name} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:160] if str(e) else ''}). {hint}") from e
+  return builder
+
+
+def _needs_tensorflow(error: BaseException | None) -> bool:
+  """Whether `error` (or an exception it was raised from) is TensorFlow missing."""
+  while error is not None:
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == "tensorflow":
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def is_array_record(builder) -> bool:
+  """Whether a tfds builder's data is (to be) stored as ArrayRecord, read without TensorFlow."""
+  return str(getattr(builder.info.file_format, "value", "")) == "array_record"
+
+
+def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
+  """Examples of the tfds dataset `data.tfds_name` (`tfds_builder`) by its feature keys `data.image_key` and
+  `data.mask_key`, in the order tfds stored them.
+
+  Raises:
+    DatasetError: the data is not prepared and cannot be downloaded, or has no such split.
+  """
+  tfds = extras.require("tensorflow_datasets", "config.data.source='tfds'", "jaxseg")
+  d = config.data
+  builder = tfds_builder(d)
   try:
     rows = _tfds_rows(tfds, builder, split)
   except (KeyError, ValueError) as e:
@@ -86,12 +121,12 @@ def _tfds_builder(tfds, name: str, data_dir: str | None, file_format: str):
 def _tfds_rows(tfds, builder, split: str) -> Iterable[dict]:
   """A prepared split's examples as numpy, in the order tfds stored them: ArrayRecord through
   `as_data_source` (no TensorFlow), TFRecord through tf.data (TensorFlow)."""
-  if str(getattr(builder.info.file_format, "value", "")) == "array_record":
+  if is_array_record(builder):
     source = builder.as_data_source(split=split)
     return (source[i] for i in range(len(source)))
   try:
     tf = extras.require("tensorflow", f"tfds dataset {builder.name}, prepared as TFRecord in {builder.data_dir},",
-                        "tensorflow")
+                        "jaxseg[tf]")
   except extras.MissingDependency as e:
     raise DatasetError(f"{e}; or prepare it anew, read without TensorFlow: --config.data.tfds_file_format="
                        "array_record and another --config.data.data_dir.") from None

@@ -2,18 +2,21 @@
 
 Keras and jaxseg share layer names, and conv kernels share the HWIO layout, so the port is a rename of
 BatchNorm variables (gamma/beta/moving_mean/moving_variance -> scale/bias/mean/var) plus checks. Files are
-read without network access: legacy Keras 2 `.h5` files (those `keras.applications` downloads) directly
-with h5py, Keras 3 `.weights.h5` / `.keras` files through Keras itself.
+read with h5py alone for legacy Keras 2 `.h5` files (those `keras.applications` downloads, which
+`imagenet_weights_file` fetches the same way without Keras), through Keras itself for Keras 3 `.weights.h5` /
+`.keras` files.
 """
 
 import os
 import re
+import shutil
+import urllib.request
 import warnings
 from typing import Any
 
 import numpy as np
 
-from jaxseg import extras
+from jaxseg import extras, files
 from jaxseg.errors import UserError
 from jaxseg.models.mobilenet_v2 import ALPHAS, make_divisible
 
@@ -74,7 +77,7 @@ def layers_from_keras_model(model) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _layers_from_legacy_h5(path: str) -> dict[str, dict[str, np.ndarray]]:
-  h5py = extras.require("h5py", f"reading the Keras weights file {path}", "jaxseg[keras]")
+  h5py = extras.require("h5py", f"reading the Keras weights file {path}", "jaxseg")
   out = {}
   with h5py.File(path, "r") as f:
     group = f.get("model_weights", f)
@@ -201,24 +204,39 @@ def merge_encoder(variables: Variables, encoder: Variables) -> Variables:
   return out
 
 
-def imagenet_keras_model(alpha: float, input_size: int):
-  """`keras.applications.MobileNetV2(weights="imagenet")`: downloads once into ~/.keras/models.
+# Where keras.applications downloads MobileNetV2's ImageNet weights from.
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+
+
+def keras_models_dir() -> str:
+  """Keras's download cache, `$KERAS_HOME/models` (default ~/.keras/models): a file Keras downloaded is reused."""
+  return os.path.join(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"), "models")
+
+
+def imagenet_weights_file(alpha: float, input_size: int) -> str:
+  """The Keras ImageNet MobileNetV2 weights file (no top) for `alpha` and `input_size`, downloaded once into
+  `keras_models_dir()` (the file and place `keras.applications.MobileNetV2(weights="imagenet")` uses), without
+  Keras.
 
   Raises:
-    WeightsError: with the file name Keras wants and how to pass a local copy, when it cannot be fetched.
+    WeightsError: with the file name and how to pass a local copy, when it cannot be fetched.
   """
-  keras = extras.require("keras", "backbone_weights='imagenet' (the Keras download)", "jaxseg[keras]")
   fname = keras_weights_filename(alpha, input_size)
+  path = os.path.join(keras_models_dir(), fname)
+  if os.path.isfile(path):
+    return path
   try:
-    return keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), alpha=alpha,
-                                          include_top=False, weights="imagenet")
-  except Exception as e:  # pylint: disable=broad-except
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with urllib.request.urlopen(KERAS_WEIGHTS_URL + fname, timeout=60) as response, \
+        files.atomic_path(path) as tmp, open(tmp, "wb") as f:
+      shutil.copyfileobj(response, f, 1 << 20)
+  except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
     raise WeightsError(
-        f"could not get the Keras ImageNet weights {fname} ({type(e).__name__}: {str(e)[:200]}). "
-        f"On a machine without network, copy that file from a connected one (it lands in ~/.keras/models/ "
-        f"after keras.applications.MobileNetV2(weights='imagenet', include_top=False, alpha={alpha}, "
-        f"input_shape=({input_size}, {input_size}, 3))) and pass --config.model.backbone_weights=/path/to/{fname}, "
-        "or use --config.model.backbone_weights=none to train from scratch.") from e
+        f"could not download the Keras ImageNet weights {fname} from {KERAS_WEIGHTS_URL} ({type(e).__name__}: "
+        f"{str(e)[:160]}). On a machine without network, copy that file from a connected one into {path}, or "
+        f"pass --config.model.backbone_weights=/path/to/{fname}, or train from scratch with "
+        "--config.model.backbone_weights=none.") from None
+  return path
 
 
 def encoder_variables(spec: str, alpha: float, input_size: int) -> Variables | None:
@@ -226,5 +244,5 @@ def encoder_variables(spec: str, alpha: float, input_size: int) -> Variables | N
   if spec is None or str(spec).lower() == "none":
     return None
   if spec == "imagenet":
-    return from_keras_mobilenet_v2(imagenet_keras_model(alpha, input_size), alpha=alpha)
+    return from_keras_mobilenet_v2(imagenet_weights_file(alpha, input_size), alpha=alpha, input_size=input_size)
   return from_keras_mobilenet_v2(os.path.expanduser(spec), alpha=alpha, input_size=input_size)

@@ -1,14 +1,13 @@
 """The per-epoch metrics record: `metrics.jsonl` (one JSON object per epoch) and TensorBoard scalars.
 
 metrics.jsonl is rewritten whole from the checkpointed history after every epoch, so after a resume it
-holds exactly the epochs of the checkpoint the run continued from. TensorBoard events are written as
-tensorboard's record format to a plain file: tensorboard's own EventFileWriter would import TensorFlow
-(seconds, and its log lines) just to create a directory.
+holds exactly the epochs of the checkpoint the run continued from. TensorBoard event files are written by
+tensorboardX, which needs neither TensorFlow nor the TensorBoard server.
 """
 
 import json
 import os
-import socket
+import sys
 import time
 from typing import Any
 
@@ -27,17 +26,11 @@ class MetricsWriter:
     self.enabled = enabled
     if not enabled:
       return
-    from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
-    from tensorboard.summary.writer.record_writer import RecordWriter  # pylint: disable=g-import-not-at-top
     self.workdir = workdir
     logdir = os.path.join(workdir, "tensorboard")
     os.makedirs(logdir, exist_ok=True)
-    now = time.time()
-    name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.0"
-    # The writer owns the file from here on and closes it in `close`.
-    self._events = RecordWriter(open(os.path.join(logdir, name), "wb"))  # noqa: SIM115
-    self._events.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
-    self._events.flush()
+    # flush_secs: events are flushed after every epoch anyway; the writer's thread need not wake up for them.
+    self._events = _summary_writer_class()(logdir, flush_secs=3600, filename_suffix=f".{os.getpid()}")
 
   def write(self, history: list[dict[str, Any]]) -> None:
     """Records the newest epoch of `history` (TensorBoard) and rewrites metrics.jsonl from all of it."""
@@ -48,21 +41,33 @@ class MetricsWriter:
     self._scalars(history[-1])
 
   def _scalars(self, record: dict[str, Any]) -> None:
-    from tensorboard.compat.proto import event_pb2, summary_pb2  # pylint: disable=g-import-not-at-top
     tags = {"train": "train", "val": record.get("eval_split", "val")}  # the scored split by its name
     values = {f"{tags[part]}/{k}": v for part in ("train", "val") for k, v in record[part].items()
               if isinstance(v, float) and np.isfinite(v)}
     values["images_per_s"] = record["images_per_s"]
-    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=t, simple_value=float(v))
-                                         for t, v in values.items()])
-    event = event_pb2.Event(wall_time=time.time(), step=record["epoch"], summary=summary)
-    self._events.write(event.SerializeToString())
+    now = time.time()
+    for tag, value in values.items():
+      self._events.add_scalar(tag, float(value), global_step=record["epoch"], walltime=now)
     self._events.flush()
 
   def close(self) -> None:
     """Flushes and closes the TensorBoard event file."""
     if self.enabled:
       self._events.close()
+
+
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter. tensorboardX imports PyTorch at import time where it is installed (for
+  tensors it is never given here): hidden for that import, it costs no second of startup."""
+  hide = "torch" not in sys.modules
+  if hide:
+    sys.modules["torch"] = None  # importing PyTorch raises ImportError while this is set
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  finally:
+    if hide:
+      del sys.modules["torch"]
+  return SummaryWriter
 
 
 def read_history(workdir: str) -> list[dict[str, Any]]:
