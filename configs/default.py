@@ -88,9 +88,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 64  # Global train batch size (split over all devices).
   config.eval_batch_size = 64  # Global eval batch size.
   config.num_epochs = 20  # Epochs to train.
-  config.learning_rate = 1e-3  # Adam learning rate (the Keras default).
+  config.optimizer = "adam"  # "adam" (the Keras default), "adamw" (decoupled weight decay) or "sgd".
+  config.learning_rate = 1e-3  # Peak learning rate (1e-3: the Keras default for Adam).
+  config.momentum = 0.9  # optimizer="sgd": momentum (0 = none).
+  config.nesterov = False  # optimizer="sgd": Nesterov momentum.
+  config.weight_decay = 0.0  # On kernels only: adamw decoupled (times the learning rate), adam and sgd as L2.
   config.encoder_lr_scale = 1.0  # With freeze_encoder=False: the encoder's learning rate is this times it.
-  config.lr_schedule = "constant"  # "constant", or "cosine" (decays to 0 over num_epochs).
+  config.lr_schedule = "constant"  # "constant", "cosine" or "poly" ((1 - t/T)^lr_power): to 0 over num_epochs.
+  config.lr_power = 0.9  # lr_schedule="poly": the power.
+  config.warmup_epochs = 0.0  # Linear warm-up from 0 over these epochs (may be fractional) before the schedule.
   config.random_flip = True  # Random horizontal flips of image and mask together.
   config.augment = ml_collections.ConfigDict()  # More augmentations (each off by default), keyed by step.
   config.augment.scale_min = 1.0  # Random scale range (log-uniform), e.g. 0.5-2.0; with a random crop.

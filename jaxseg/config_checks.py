@@ -16,6 +16,7 @@ from jaxseg.errors import UserError
 from jaxseg.models import ALPHAS, CONV_IMPLS, LEGACY_NAMES, MODELS, backbones, canonical_name, model_class
 from jaxseg.precision import DTYPE_NAMES
 from jaxseg.train.losses import LOSSES
+from jaxseg.train.optimizers import OPTIMIZERS, SCHEDULES
 
 MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave room for two
 
@@ -102,14 +103,30 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"config.data.{field}={d[field]!r} must be one of {allowed}.")
   if d.get("tfds_file_format", "tfrecord") not in ("tfrecord", "array_record"):
     raise ConfigError(f"config.data.tfds_file_format={d.tfds_file_format!r} must be 'tfrecord' or 'array_record'.")
-  if config.lr_schedule not in ("constant", "cosine"):
-    raise ConfigError(f"config.lr_schedule={config.lr_schedule!r} must be 'constant' or 'cosine'.")
+  _check_optimizer(config)
   if config.loss.name not in LOSSES:
     raise ConfigError(f"config.loss.name={config.loss.name!r} must be one of {LOSSES}.")
   if not 0.0 < config.loss.get("ohem_threshold", 0.7) <= 1.0 or config.loss.get("ohem_min_kept", 1) < 0:
     raise ConfigError("config.loss.ohem_threshold must be in (0, 1] and config.loss.ohem_min_kept at least 0.")
   if not 0.0 <= config.get("ema_decay", 0.0) < 1.0:
     raise ConfigError(f"config.ema_decay={config.ema_decay} must be in [0, 1) (e.g. 0.999; 0 = off).")
+
+
+def _check_optimizer(config: ml_collections.ConfigDict) -> None:
+  """The optimizer and schedule fields (`jaxseg.train.optimizers`); configs of earlier versions lack some."""
+  if config.get("optimizer", "adam") not in OPTIMIZERS:
+    raise ConfigError(f"config.optimizer={config.optimizer!r} must be one of {OPTIMIZERS}.")
+  if config.lr_schedule not in SCHEDULES:
+    raise ConfigError(f"config.lr_schedule={config.lr_schedule!r} must be one of {SCHEDULES}.")
+  if config.get("weight_decay", 0.0) < 0:
+    raise ConfigError(f"config.weight_decay={config.weight_decay} must be at least 0 (e.g. 5e-4; 0 = none).")
+  if not 0.0 <= config.get("momentum", 0.9) < 1.0:
+    raise ConfigError(f"config.momentum={config.momentum} must be in [0, 1) (e.g. 0.9; 0 = none).")
+  if config.get("lr_power", 0.9) <= 0:
+    raise ConfigError(f"config.lr_power={config.lr_power} must be above 0 (e.g. 0.9).")
+  if not 0.0 <= config.get("warmup_epochs", 0.0) < max(config.num_epochs, 1):
+    raise ConfigError(f"config.warmup_epochs={config.warmup_epochs} must be in [0, num_epochs) "
+                      f"(num_epochs={config.num_epochs}).")
 
 
 def check_workdir(workdir: str) -> None:

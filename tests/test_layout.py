@@ -20,9 +20,10 @@ ORDER = ["allocator", "errors", "faults", "extras", "files", "precision", "distr
          "models.keras_port", "models.keras_models", "models",
          "data.labels", "data.geometry", "data.images", "data.synthetic", "data.resize_crop", "data.transforms",
          "data.layouts", "data.sources", "data.random_access", "data.streaming",
-         "data.dataset_checks", "data.splits", "data.batching", "data.pipeline", "data", "train.losses", "parallel",
+         "data.dataset_checks", "data.splits", "data.batching", "data.pipeline", "data", "train.losses",
+         "train.state", "train.optimizers", "parallel",
          "inference",
-         "config_checks", "config_files", "charts", "visualize", "train.metrics", "train.state", "train.steps",
+         "config_checks", "config_files", "charts", "visualize", "train.metrics", "train.steps",
          "train.checkpoints", "train.intact", "train.workdir_lock", "train.mid_epoch", "train.preemption",
          "train.metrics_writer", "train.startup", "train.tiled_eval", "train.run", "train.loop", "train",
          "predict", "deploy", "compare", "cli", ""]

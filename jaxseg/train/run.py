@@ -14,7 +14,8 @@ from jaxseg import config_checks, data, inference, models, parallel
 from jaxseg.models import backbones, keras_port, segformer_port
 from jaxseg.models.backbones import keras_hub_port
 from jaxseg.train import checkpoints, intact, metrics, steps, tiled_eval
-from jaxseg.train.state import TrainState, create_state, inference_variables, make_optimizer
+from jaxseg.train.optimizers import make_optimizer
+from jaxseg.train.state import TrainState, create_state, inference_variables
 
 
 class Run:

@@ -1,4 +1,4 @@
-"""The train state (plain pytrees) and the optimizer that keeps a frozen encoder frozen."""
+"""The train state (plain pytrees), its weight average and the variables evaluation applies."""
 
 import functools
 from typing import Any
@@ -32,38 +32,6 @@ class TrainState:
     """The state from `to_dict`'s dict."""
     return cls(step=d["step"], params=d["params"], batch_stats=d["batch_stats"], opt_state=d["opt_state"],
                ema=d.get("ema"))
-
-
-def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> float | optax.Schedule:
-  """`config.learning_rate`, constant or (`lr_schedule="cosine"`) decayed to 0 over `total_steps`."""
-  if config.lr_schedule == "cosine" and total_steps > 0:
-    return optax.cosine_decay_schedule(config.learning_rate, total_steps)
-  return config.learning_rate
-
-
-def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: int = 0
-                   ) -> optax.GradientTransformation:
-  """Adam on the decoder; the encoder gets `set_to_zero` when frozen, or Adam at `encoder_lr_scale` times
-  the learning rate when fine-tuned with a scale other than 1.
-
-  `optax.masked` would not do: it passes masked-out updates through unchanged, i.e. the raw gradient.
-
-  Args:
-    config: the experiment config.
-    params: the parameter tree (for the frozen/trainable labels).
-    total_steps: the run's optimizer steps, for a decaying learning-rate schedule.
-  """
-  lr = learning_rate(config, total_steps)
-  adam = optax.adam(lr)
-  scale = config.get("encoder_lr_scale", 1.0)
-  if not config.freeze_encoder and scale == 1.0:
-    return adam
-  if config.freeze_encoder:  # (label "frozen": the optimizer state's key in existing checkpoints)
-    name, encoder = "frozen", optax.set_to_zero()
-  else:  # a pretrained encoder fine-tuned more gently than the freshly initialised head
-    name, encoder = "encoder", optax.adam((lambda step: scale * lr(step)) if callable(lr) else scale * lr)
-  labels = {k: jax.tree.map(lambda _, k=k: name if k == ENCODER else "train", v) for k, v in params.items()}
-  return optax.multi_transform({"train": adam, name: encoder}, labels)
 
 
 def create_state(params: Any, batch_stats: Any, tx: optax.GradientTransformation, ema: bool = False

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 
 from jaxseg.data import geometry, transforms
-from jaxseg.train import losses, metrics
+from jaxseg.train import losses, metrics, optimizers
 from jaxseg.train.state import ENCODER, TrainState, ema_decay, inference_variables, split_encoder, update_ema
 
 
@@ -26,7 +26,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     batch: {"image": (B, h, w, 3) uint8, "mask": (B, h, w) uint8} at the stored size.
     rng: the run's base key; the step's key is `fold_in(rng, step)`, so a resumed run augments alike.
     model: the UNet.
-    tx: the optimizer from `state.make_optimizer`.
+    tx: the optimizer from `optimizers.make_optimizer`.
     config: the experiment config.
     class_weights: (C,) loss weights per class, or None.
 
@@ -146,7 +146,7 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
 
   Args:
     model: the Flax model.
-    tx: the optimizer from `state.make_optimizer`.
+    tx: the optimizer from `optimizers.make_optimizer`.
     config: the experiment config.
     rng: the run's base key (per-step keys are folded in from it).
     state_sharding: sharding of the state and accumulators (replicated).
@@ -206,7 +206,7 @@ def program_key(config: ml_collections.ConfigDict, total_steps: int) -> str:
     d.pop(field, None)
   for field in _HOST_ONLY_DATA:
     d.get("data", {}).pop(field, None)
-  d["total_steps"] = total_steps if config.get("lr_schedule", "constant") != "constant" else 0
+  d["total_steps"] = total_steps if optimizers.decays(config) else 0
   return json.dumps(d, sort_keys=True, default=repr)
 
 

@@ -1,0 +1,94 @@
+"""The optimizer and learning-rate schedule a config asks for, with the encoder frozen or at its own rate.
+
+- `optimizer`: "adam" (the Keras default and jaxseg's), "adamw" (decoupled weight decay) or "sgd" (with
+  `momentum`, Nesterov with `nesterov`), the published CamVid and Cityscapes recipes' choice.
+- `weight_decay` acts on kernels only (parameters of two or more dimensions; not biases, norm scales or
+  embeddings' 1-D terms), as big_vision and timm decay: AdamW subtracts `lr * weight_decay * w` from its
+  update (decoupled); Adam and SGD add `weight_decay * w` to the gradient (L2), as PyTorch's and PaddleSeg's
+  SGD do.
+- `lr_schedule`: "constant", "cosine" (to 0) or "poly" (`(1 - t / T) ** lr_power` to 0) over the run, after a
+  linear warm-up from 0 over `warmup_epochs`.
+
+The encoder gets `optax.set_to_zero` when frozen (`optax.masked` would pass its raw gradient through), or the
+same optimizer at `encoder_lr_scale` times the learning rate; labels by `optax.multi_transform`.
+"""
+
+from typing import Any
+
+import jax
+import ml_collections
+import optax
+
+from jaxseg.train.state import ENCODER
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "poly")
+
+
+def decays(config: ml_collections.ConfigDict) -> bool:
+  """Whether the learning rate changes over the run (so the optimizer depends on the run's length)."""
+  return config.get("lr_schedule", "constant") != "constant" or config.get("warmup_epochs", 0.0) > 0
+
+
+def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> float | optax.Schedule:
+  """`config.learning_rate` under `lr_schedule` and `warmup_epochs` for a run of `total_steps` steps.
+
+  A constant rate stays a float (the optimizer then keeps no step count, as checkpoints of constant-rate runs
+  expect); "cosine" without warm-up is `optax.cosine_decay_schedule` itself, as earlier versions built it.
+  """
+  lr, name = config.learning_rate, config.get("lr_schedule", "constant")
+  if not decays(config) or total_steps <= 0:
+    return lr
+  warmup = min(round(config.get("warmup_epochs", 0.0) / max(config.num_epochs, 1) * total_steps), total_steps - 1)
+  rest = total_steps - warmup
+  if name == "cosine":
+    main = optax.cosine_decay_schedule(lr, rest)
+  elif name == "poly":
+    main = optax.polynomial_schedule(lr, 0.0, config.get("lr_power", 0.9), rest)
+  else:
+    main = optax.constant_schedule(lr)
+  if warmup <= 0:
+    return main
+  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def _kernels(params: Any) -> Any:
+  """True for the parameters weight decay acts on: those of two or more dimensions."""
+  return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def base_optimizer(config: ml_collections.ConfigDict, lr: float | optax.Schedule) -> optax.GradientTransformation:
+  """`config.optimizer` at learning rate `lr`, with `config.weight_decay` on kernels."""
+  name, decay = config.get("optimizer", "adam"), config.get("weight_decay", 0.0)
+  if name == "adamw":
+    return optax.adamw(lr, weight_decay=decay, mask=_kernels)
+  if name == "sgd":
+    tx = optax.sgd(lr, momentum=config.get("momentum", 0.9) or None, nesterov=config.get("nesterov", False))
+  else:
+    tx = optax.adam(lr)
+  if decay > 0:  # L2: the decay joins the gradient before the optimizer's own scaling
+    tx = optax.chain(optax.masked(optax.add_decayed_weights(decay), _kernels), tx)
+  return tx
+
+
+def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: int = 0
+                   ) -> optax.GradientTransformation:
+  """The whole model's optimizer: `base_optimizer` on the decoder; on the encoder `set_to_zero` when frozen, or
+  `base_optimizer` at `encoder_lr_scale` times the learning rate when fine-tuned with a scale other than 1.
+
+  Args:
+    config: the experiment config.
+    params: the parameter tree (for the frozen/trainable labels).
+    total_steps: the run's optimizer steps, for a schedule that changes over the run.
+  """
+  lr = learning_rate(config, total_steps)
+  decoder = base_optimizer(config, lr)
+  scale = config.get("encoder_lr_scale", 1.0)
+  if not config.freeze_encoder and scale == 1.0:
+    return decoder
+  if config.freeze_encoder:  # (label "frozen": the optimizer state's key in existing checkpoints)
+    name, encoder = "frozen", optax.set_to_zero()
+  else:  # a pretrained encoder fine-tuned more gently than the freshly initialised head
+    name, encoder = "encoder", base_optimizer(config, (lambda step: scale * lr(step)) if callable(lr) else scale * lr)
+  labels = {k: jax.tree.map(lambda _, k=k: name if k == ENCODER else "train", v) for k, v in params.items()}
+  return optax.multi_transform({"train": decoder, name: encoder}, labels)
