@@ -70,6 +70,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.eval_resolution = "original"  # Metrics at each label's own resolution, or "model" (stored size).
   config.data.train_split = "train"  # Split to train on ("train" = Oxford trainval, 3,680 images).
   config.data.eval_split = "test"  # Split to evaluate on ("test", 3,669 images).
+  config.data.holdout = ""  # source="folder": a file-name pattern (e.g. "0006R0_*") of training examples held
+  #   out for model selection: training skips them, eval_split="holdout" scores them.
   config.data.max_train_examples = 0  # Use only the first N training examples (0 = all).
   config.data.max_eval_examples = 0  # Use only the first N eval examples (0 = all).
   config.data.synthetic_train_size = 512  # Examples in the synthetic train split.

@@ -101,6 +101,9 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
   for field, allowed in choices.items():
     if d[field] not in allowed:
       raise ConfigError(f"config.data.{field}={d[field]!r} must be one of {allowed}.")
+  if d.get("holdout", "") and d.source != "folder":
+    raise ConfigError(f"config.data.holdout={d.holdout!r} picks training files by name, which needs "
+                      f"config.data.source='folder' (it is {d.source!r}).")
   if d.get("tfds_file_format", "tfrecord") not in ("tfrecord", "array_record"):
     raise ConfigError(f"config.data.tfds_file_format={d.tfds_file_format!r} must be 'tfrecord' or 'array_record'.")
   _check_optimizer(config)

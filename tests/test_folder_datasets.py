@@ -1,13 +1,16 @@
 """Folder datasets described in the config: list files and paired directories, index, palette and
 colour-coded masks, class maps with merging and ignore, bad input, and `--mode inspect`."""
 
+import re
+
 import numpy as np
 import pytest
 import tiny
 from PIL import Image
 
-from jaxseg import cli, data
-from jaxseg.data import splits
+from jaxseg import cli, config_checks, data
+from jaxseg.config_checks import ConfigError
+from jaxseg.data import sources, splits
 from jaxseg.errors import DatasetError
 from jaxseg.train import loop
 
@@ -129,3 +132,22 @@ def test_original_labels_survive_the_disk_cache_and_batch_into_small_canvases(tm
   assert [b["label"].shape for b in batches] == [(2, 64, 64)] * 2  # 20x30 rounded up to the canvas step
   assert (batches[1]["label"][0, H:] == 255).all() and batches[1]["weight"].tolist() == [1.0, 0.0]
   np.testing.assert_array_equal(batches[1]["label"][0, :H, :W], second.labels[2])
+
+
+def test_a_holdout_pattern_moves_training_files_to_their_own_split(tmp_path):
+  tiny.make_folder_dataset(tmp_path / "data", n_train=6, n_val=2)
+  config = tiny.folder_config(tmp_path / "data", **{"data.holdout": "ftrain_[24]*"})
+  train, _ = sources.list_pairs(config, "train")
+  held, _ = sources.list_pairs(config, "holdout")
+  assert [n for n, _, _ in train] == [f"train/ftrain_{i}.png" for i in (0, 1, 3, 5)]
+  assert [n for n, _, _ in held] == ["train/ftrain_2.png", "train/ftrain_4.png"]
+  assert len(sources.list_pairs(config, "val")[0]) == 2  # other splits as they are
+  for choice in ("memory", "stream"):  # both pipelines read the split
+    config.data.pipeline, config.data.workers = choice, 0
+    assert len(data.open_split(config, "holdout")) == 2 and len(data.open_split(config, "train")) == 4
+  for pattern, what in (("0006R0_*", "matches none of the 6"), ("ftrain_*", "matches all of the 6")):
+    config.data.holdout = pattern
+    with pytest.raises(DatasetError, match=f"holdout='{re.escape(pattern)}' {what} examples.*'ftrain_0.png'"):
+      sources.list_pairs(config, "holdout")
+  with pytest.raises(ConfigError, match=r"config\.data\.holdout='x' picks training files by name, which needs"):
+    config_checks.check_config(tiny.tiny_config(**{"data.holdout": "x"}))

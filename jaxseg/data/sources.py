@@ -7,6 +7,7 @@ own size, or raises DatasetError naming the file; `splits` resizes, checks and c
 """
 
 import dataclasses
+import fnmatch
 import os
 from collections.abc import Callable, Iterable
 
@@ -155,13 +156,31 @@ def folder_root(config: ml_collections.ConfigDict) -> str:
   return os.path.expanduser(config.data.root)
 
 
+# The split `data.holdout` takes out of the training split: examples chosen by file name, for model selection.
+HOLDOUT_SPLIT = "holdout"
+
+
 def list_pairs(config: ml_collections.ConfigDict, split: str) -> tuple[list[tuple[str, str, str]], list[str]]:
   """(name, image path, mask path) of a folder split, and the listing's problems (`jaxseg.data.layouts`).
 
+  With `data.holdout` (a file-name pattern, e.g. CamVid's sequence "0006R0_*"), the training split loses the
+  examples whose file names match it and split "holdout" is those examples, in the training list's order.
+
   Raises:
-    DatasetError: the root, list file or directories do not exist.
+    DatasetError: the root, list file or directories do not exist, or the pattern matches none (or all).
   """
-  return layouts.list_pairs(folder_root(config), config, split)
+  d, root = config.data, folder_root(config)
+  pattern = d.get("holdout", "")
+  if not pattern or split not in (HOLDOUT_SPLIT, d.train_split):
+    return layouts.list_pairs(root, config, split)
+  pairs, problems = layouts.list_pairs(root, config, d.train_split)
+  held = [fnmatch.fnmatchcase(os.path.basename(name), pattern) for name, _, _ in pairs]
+  if not any(held) or all(held):
+    example = os.path.basename(pairs[0][0]) if pairs else "none listed"
+    raise DatasetError(f"config.data.holdout={pattern!r} matches {'none' if not any(held) else 'all'} of the "
+                       f"{len(pairs)} examples of split {d.train_split!r}; it is matched against file names "
+                       f"(e.g. {example!r}).")
+  return [p for p, h in zip(pairs, held) if h == (split == HOLDOUT_SPLIT)], problems
 
 
 def load_pair(image_path: str, mask_path: str, label_map: label_io.LabelMap) -> Loaded:

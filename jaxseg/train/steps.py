@@ -194,7 +194,7 @@ _HOST_ONLY = ("name", "num_epochs", "keep_checkpoints", "checkpoint_every_steps"
 _HOST_ONLY_DATA = ("source", "tfds_name", "data_dir", "download", "root", "layout", "image_dir", "mask_dir",
                    "image_suffix", "mask_suffix", "color_table", "train_split", "eval_split", "max_train_examples",
                    "max_eval_examples", "synthetic_train_size", "synthetic_eval_size", "skip_bad", "cache_dir",
-                   "pipeline", "workers", "prefetch")
+                   "pipeline", "workers", "prefetch", "holdout")
 _COMPILED: collections.OrderedDict = collections.OrderedDict()
 _KEEP = 4  # compiled step sets a process keeps (the least recently used goes first)
 
