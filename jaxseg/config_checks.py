@@ -12,17 +12,13 @@ from jaxseg.data.labels import IGNORE
 from jaxseg.data.layouts import LAYOUTS
 from jaxseg.data.pipeline import PIPELINES
 from jaxseg.data.sources import SOURCES
-from jaxseg.errors import UserError
+from jaxseg.errors import ConfigError
 from jaxseg.models import ALPHAS, CONV_IMPLS, LEGACY_NAMES, MODELS, backbones, canonical_name, model_class
 from jaxseg.precision import DTYPE_NAMES
 from jaxseg.train.losses import LOSSES
 from jaxseg.train.optimizers import OPTIMIZERS, SCHEDULES
 
 MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave room for two
-
-
-class ConfigError(UserError):
-  """A config value or workdir that cannot work."""
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

@@ -4,19 +4,29 @@
 import ast
 import importlib.util
 import os
+import sys
 from typing import Any
 
 import ml_collections
 
-from jaxseg.config_checks import ConfigError
+from jaxseg.errors import ConfigError
+
+
+def importable_configs(path: str | None) -> None:
+  """Puts the folder above a `configs` package holding `path` on sys.path, so that a recipe's
+  `from configs import default` works whatever the working directory."""
+  folder = os.path.dirname(os.path.abspath(path)) if path else ""
+  if path and os.path.isfile(os.path.join(folder, "__init__.py")) and os.path.basename(folder) == "configs":
+    root = os.path.dirname(folder)
+    if root not in sys.path:
+      sys.path.insert(0, root)
 
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
   """`get_config()` of the config file at `path`, with `overrides` ({"data.source": "folder", ...}) applied.
 
   Args:
-    path: a config file such as configs/r224.py (variants import `configs.default`, so the repository root
-      must be importable: run from it).
+    path: a config file such as configs/r224.py (a recipe of a `configs` folder may import its siblings).
     overrides: dotted field names -> values; each field must exist in the config.
 
   Raises:
@@ -24,21 +34,22 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> ml_collec
   """
   if not os.path.isfile(path):
     raise ConfigError(f"config file {path} not found (the configs are in configs/, e.g. configs/r224.py).")
+  importable_configs(path)
   spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
     config = module.get_config()
   except (ImportError, AttributeError, SyntaxError) as e:
-    raise ConfigError(f"cannot load config file {path}: {type(e).__name__}: {e}. Run from the repository root "
-                      "(configs import configs.default) and give the file a get_config().") from None
+    raise ConfigError(f"cannot load config file {path}: {type(e).__name__}: {e}. A config file defines "
+                      "get_config() and imports what it builds on (e.g. from configs import camvid).") from None
   for key, value in (overrides or {}).items():
     *parents, leaf = key.split(".")
     node = config
     for part in parents:
       node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-      raise ConfigError(f"config override {key!r}: no such field in {path} (see configs/default.py).")
+      raise ConfigError(f"config override {key!r}: no such field in {path} (see jaxseg/default_config.py).")
     try:
       node[leaf] = value
     except (TypeError, ValueError) as e:

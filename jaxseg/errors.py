@@ -10,5 +10,9 @@ class UserError(ValueError):
   exit_code = 2
 
 
+class ConfigError(UserError):
+  """A config value, config file or workdir that cannot work."""
+
+
 class DatasetError(UserError):
   """Data that cannot be used, with the file or option to fix."""

@@ -56,7 +56,7 @@ class Predictor:
     """
     Args:
       workdir: the run's --workdir (holds checkpoints/); where predictions go by default.
-      config: the config (default: the one saved with the checkpoint, or for a preset configs/default.py).
+      config: the config (default: the one saved with the checkpoint, or for a preset the package's default).
       step: checkpoint step; the newest if None.
       preset: a keras-hub SegFormer segmenter preset (name or save_to_preset directory) to predict with
         instead of a checkpoint.
@@ -210,17 +210,13 @@ def _untrained_preset(config: ml_collections.ConfigDict, workdir: str) -> str | 
 
 
 def preset_model(source: str, config: ml_collections.ConfigDict | None) -> tuple[ml_collections.ConfigDict, Any]:
-  """(config, variables) of a keras-hub SegFormer segmenter preset: `config` (default configs/default.py)
+  """(config, variables) of a keras-hub SegFormer segmenter preset: `config` (default: the package's default config)
   with the preset's model, class count, input size and normalisation."""
   segmenter = segformer_port.load_segmenter(source)
   found = segformer_port.describe(segmenter)
   if config is None:
-    try:
-      from configs import default  # pylint: disable=g-import-not-at-top
-    except ImportError:
-      raise PredictError("predicting with a preset outside the repository needs a config: pass "
-                         "config=jaxseg.load_config('configs/default.py').") from None
-    config = default.get_config()
+    from jaxseg import default_config  # pylint: disable=g-import-not-at-top
+    config = default_config.get_config()
   config = config.copy_and_resolve_references()
   m = config.model
   m.name, m.backbone, m.decoder_dim, m.backbone_weights = "segformer", found["backbone"], found["decoder_dim"], source

@@ -7,7 +7,7 @@ from conftest import REPO
 
 # Bottom to top. A module may import only modules listed before it (a package's __init__ counts as the
 # package name, e.g. "models").
-ORDER = ["allocator", "errors", "faults", "extras", "files", "precision", "distributed",
+ORDER = ["allocator", "errors", "default_config", "faults", "extras", "files", "precision", "distributed",
          "ops.common", "ops.pointwise", "ops.dense3x3", "ops.depthwise", "ops.winograd", "ops.winograd_transpose",
          "ops.conv_transpose", "ops.pool", "ops.resize", "ops.norm", "ops.softmax", "ops.strided", "ops.dispatch",
          "ops",
@@ -26,7 +26,7 @@ ORDER = ["allocator", "errors", "faults", "extras", "files", "precision", "distr
          "config_checks", "config_files", "charts", "visualize", "train.metrics", "train.steps",
          "train.checkpoints", "train.intact", "train.workdir_lock", "train.mid_epoch", "train.preemption",
          "train.metrics_writer", "train.startup", "train.tiled_eval", "train.run", "train.loop", "train",
-         "predict", "deploy", "compare", "cli", ""]
+         "predict", "deploy", "compare", "cli", "command_line", ""]
 PACKAGE = REPO / "jaxseg"
 
 

@@ -48,7 +48,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """Trains (resuming from the newest checkpoint in `workdir`), evaluating and checkpointing every epoch.
 
   Args:
-    config: the experiment config (see configs/default.py).
+    config: the experiment config (see jaxseg/default_config.py).
     workdir: where checkpoints, metrics.jsonl, TensorBoard events, samples/ and curves.png go.
     on_epoch: called after each epoch's checkpoint with its history entry plus "samples" (the path of the
       epoch's sample panel, or None), e.g. to show progress in a notebook.
