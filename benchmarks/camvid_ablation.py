@@ -5,12 +5,17 @@ another, resumable, and the table of their effects on the val split.
       > runs/ablation.log 2>&1 &                          # trains what is missing; rerun it to resume
   python -m benchmarks.camvid_ablation ... --only ohem,lovasz                 # just these runs, in this order
   python -m benchmarks.camvid_ablation --out runs/ablation --table          # the markdown table so far
+  python -m benchmarks.camvid_ablation ... --holdout '0006R0_*' --out runs/select   # choose on a held-out street
 
 Every run is `python main.py` in a child process with its own workdir under --out (so it resumes like any
 training: SIGTERM to this harness is passed on, the child saves where it is, and the next invocation goes on
 from there). Runs are trained in `ORDER`, the most telling first; finished ones are skipped. Each run of
 `TTA_RUNS` is evaluated with test-time augmentation as soon as it has finished. `status.json` under --out records
 each run's training seconds and the machines it ran on (runs may span machines).
+
+With --holdout PATTERN every run trains without the training frames whose names match (CamVid's sequence
+0006R0: a street no run trains on), scores them every epoch (`data.eval_split=holdout`), and once finished is
+evaluated on val too; the table then gives both: the held-out figures to choose by, val's beside them.
 """
 
 import argparse
@@ -42,10 +47,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "long": ("configs/camvid_long.py", {}, "configs/camvid_long.py: 80 epochs, square-root weights, averaged"),
     "deeplab_os16": ("configs/camvid_deeplab.py", {}, "DeepLabV3+, output stride 16"),
     "deeplab_os8": ("configs/camvid_deeplab_os8.py", {}, "DeepLabV3+, output stride 8"),
+    "combined": ("configs/camvid_combined.py", {}, "configs/camvid_combined.py: cross-entropy (square-root "
+                 "weights) + Lovasz, whole frames, 80 epochs, averaged"),
+    "combined_deeplab": ("configs/camvid_deeplab_combined.py", {}, "configs/camvid_deeplab_combined.py: "
+                         "the same with DeepLabV3+ at output stride 16"),
 }
 # The order runs are trained in: the recipe first, then the baseline, then single levers from cheap to dear.
 ORDER = ("long", "baseline", "plain_ce", "sqrt_frequency", "ema", "ohem", "lovasz", "whole_frames", "epochs_20",
-         "epochs_80", "deeplab_os16", "deeplab_os8")
+         "epochs_80", "deeplab_os16", "deeplab_os8", "combined", "combined_deeplab")
 # Test-time augmentation, evaluated on finished runs: name -> eval overrides.
 TTA = {"flip": {"eval.flip": True}, "flip_scales": {"eval.flip": True, "eval.scales": (0.75, 1.0, 1.25)}}
 TTA_RUNS = ("baseline", "long")
@@ -56,12 +65,23 @@ def _flags(overrides: dict[str, Any]) -> list[str]:
 
 
 def command(name: str, root: str, weights: str, out: str, mode: str = "train",
-            extra: dict[str, Any] | None = None) -> list[str]:
-  """The main.py command line of variant `name` (`extra`: more overrides, e.g. test-time augmentation)."""
+            extra: dict[str, Any] | None = None, holdout: str = "") -> list[str]:
+  """The main.py command line of variant `name` (`extra`: more overrides, e.g. test-time augmentation;
+  `holdout`: the file-name pattern of the training frames held out and scored instead of val)."""
   config, overrides, _ = VARIANTS[name]
+  held = {"data.holdout": holdout, "data.eval_split": "holdout"} if holdout else {}
   return [sys.executable, "main.py", "--config", config, "--workdir", os.path.join(out, name), "--mode", mode,
           f"--config.data.root={root}", f"--config.model.backbone_weights={weights}",
-          *_flags({**overrides, **(extra or {})})]
+          *_flags({**overrides, **held, **(extra or {})})]
+
+
+def holdout_of(out: str) -> str:
+  """The --holdout pattern the runs under `out` were trained with ("" for none)."""
+  path = os.path.join(out, "settings.json")
+  if not os.path.isfile(path):
+    return ""
+  with open(path) as f:
+    return json.load(f).get("holdout", "")
 
 
 def epochs_of(name: str) -> int:
@@ -104,15 +124,19 @@ class Status:
     files.write_text(self.path, json.dumps(self.data, indent=1))
 
 
-def _test_time_rows(name: str, root: str, weights: str, out: str) -> int:
-  """Evaluates finished run `name` with each `TTA` setting not yet recorded (`tta_<setting>.json` in its
-  workdir); returns 0 or the failing evaluation's exit code."""
+def _evaluations(name: str, root: str, weights: str, out: str, holdout: str = "") -> int:
+  """Evaluates finished run `name` with each setting not yet recorded in its workdir: with `holdout`, on val
+  (`split_val.json`); for `TTA_RUNS`, each `TTA` setting (`tta_<setting>.json`). Returns 0 or the failing
+  evaluation's exit code."""
   from jaxseg import files  # pylint: disable=g-import-not-at-top
-  for tta, extra in TTA.items():
-    path = os.path.join(out, name, f"tta_{tta}.json")
+  todo = {"split_val": {"data.eval_split": "val"}} if holdout else {}
+  if name in TTA_RUNS:
+    todo.update({f"tta_{tta}": extra for tta, extra in TTA.items()})
+  for tta, extra in todo.items():
+    path = os.path.join(out, name, f"{tta}.json")
     if os.path.isfile(path):
       continue
-    proc = subprocess.run(command(name, root, weights, out, "eval", extra), capture_output=True, text=True)
+    proc = subprocess.run(command(name, root, weights, out, "eval", extra, holdout), capture_output=True, text=True)
     if proc.returncode != 0:
       print(f"{name} {tta}: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
       return proc.returncode
@@ -121,12 +145,18 @@ def _test_time_rows(name: str, root: str, weights: str, out: str) -> int:
   return 0
 
 
-def run_all(root: str, weights: str, out: str, only: tuple[str, ...] = ()) -> int:
-  """Trains every unfinished variant in `ORDER` (or those of `only`, in its order), each of `TTA_RUNS` followed
-  by its test-time augmentation evaluations (so the table fills run by run); returns 0, or the exit code of a
-  child that failed or was stopped."""
+def run_all(root: str, weights: str, out: str, only: tuple[str, ...] = (), holdout: str = "") -> int:
+  """Trains every unfinished variant in `ORDER` (or those of `only`, in its order), each followed by its
+  evaluations (`_evaluations`, so the table fills run by run); returns 0, or the exit code of a child that
+  failed or was stopped, or 2 where `holdout` differs from the one the runs under `out` were trained with."""
   from benchmarks.harness import machine  # pylint: disable=g-import-not-at-top
+  from jaxseg import files  # pylint: disable=g-import-not-at-top
   os.makedirs(out, exist_ok=True)
+  if os.path.isfile(os.path.join(out, "settings.json")) and holdout_of(out) != holdout:
+    print(f"{out} holds runs trained with --holdout {holdout_of(out)!r}, not {holdout!r}: use another --out.",
+          flush=True)
+    return 2
+  files.write_text(os.path.join(out, "settings.json"), json.dumps({"holdout": holdout}))
   status, here = Status(out), machine()
   child: list[subprocess.Popen] = []
   signal.signal(signal.SIGTERM, lambda *_: child and child[-1].send_signal(signal.SIGTERM))
@@ -135,13 +165,14 @@ def run_all(root: str, weights: str, out: str, only: tuple[str, ...] = ()) -> in
       print(f"[{time.strftime('%H:%M:%S')}] training {name}: {VARIANTS[name][2]}", flush=True)
       start = time.time()
       with open(os.path.join(out, f"{name}.log"), "a") as log:
-        child.append(subprocess.Popen(command(name, root, weights, out), stdout=log, stderr=subprocess.STDOUT))
+        child.append(subprocess.Popen(command(name, root, weights, out, holdout=holdout), stdout=log,
+                                      stderr=subprocess.STDOUT))
         code = child[-1].wait()
       status.add(name, time.time() - start, here)
       if code != 0 or not finished(out, name):
         print(f"{name} stopped (exit code {code}); see {out}/{name}.log; rerun to resume.", flush=True)
         return code or 1
-    if name in TTA_RUNS and (code := _test_time_rows(name, root, weights, out)):
+    if code := _evaluations(name, root, weights, out, holdout):
       return code
   return 0
 
@@ -150,10 +181,21 @@ SCORES = ("mean_iou", "accuracy", "class_accuracy")  # val mIoU, pixel accuracy,
 
 
 def _row(label: str, change: str, epochs: str, m: dict[str, Any], against: dict[str, Any] | None,
-         extra: str = "") -> str:
+         extra: str = "", val: str | None = None) -> str:
   effect = " / ".join(f"{m[k] - against[k]:+.3f}" for k in SCORES) if against is not None else ""
-  return (f"| {label} | {change} | {epochs} | {m['mean_iou']:.3f}{extra} | {m['accuracy']:.3f} | "
+  also = "" if val is None else f" {val} |"
+  return (f"| {label} | {change} | {epochs} | {m['mean_iou']:.3f}{extra} |{also} {m['accuracy']:.3f} | "
           f"{m['class_accuracy']:.3f} | {effect} |")
+
+
+def _record(out: str, name: str, what: str) -> dict[str, Any] | None:
+  """An evaluation's figures recorded for run `name` (`what`: "split_val", "tta_flip", ...), or None."""
+  path = os.path.join(out, name, f"{what}.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    record = json.load(f)
+  return record[record.get("split", "val")]
 
 
 def _tta_change(overrides: dict[str, Any]) -> str:
@@ -163,11 +205,14 @@ def _tta_change(overrides: dict[str, Any]) -> str:
 
 
 def table(out: str) -> str:
-  """The markdown table of every run so far: last epoch's val figures (best mIoU and its epoch beside them)
-  and each one's effect on the three scores: a training run's against "baseline" (once that has finished),
-  a test-time augmentation row's against the same checkpoint without it."""
-  lines = ["| run | change | epochs | val mIoU (best, epoch) | pixel acc | class-avg acc | effect: mIoU / pixel / "
-           "class-avg |", "|---|---|---|---|---|---|---|"]
+  """The markdown table of every run so far: last epoch's figures on the scored split (val, or with --holdout
+  the held-out frames, val's mIoU beside them) with the best mIoU and its epoch, and each one's effect on the
+  three scores: a training run's against "baseline" (once that has finished), a test-time augmentation row's
+  against the same checkpoint without it."""
+  held = bool(holdout_of(out))
+  scored = "held-out" if held else "val"
+  lines = [f"| run | change | epochs | {scored} mIoU (best, epoch) |{' val mIoU |' if held else ''} pixel acc | "
+           "class-avg acc | effect: mIoU / pixel / class-avg |", "|---|---|---|---|" + "---|" * (3 + held)]
   base = history(out, "baseline")[-1]["val"] if finished(out, "baseline") else None
   for name, (_, _, change) in VARIANTS.items():
     h = history(out, name)
@@ -175,15 +220,14 @@ def table(out: str) -> str:
       continue
     best = max(h, key=lambda r: r["val"]["mean_iou"])
     epochs = f"{len(h)}/{epochs_of(name)}"
+    val = _record(out, name, "split_val")
     lines.append(_row(name, change, epochs, h[-1]["val"], base if name != "baseline" else None,
-                      f" ({best['val']['mean_iou']:.3f}, {best['epoch']})"))
+                      f" ({best['val']['mean_iou']:.3f}, {best['epoch']})",
+                      (f"{val['mean_iou']:.3f}" if val else "") if held else None))
     for tta in TTA:
-      path = os.path.join(out, name, f"tta_{tta}.json")
-      if os.path.isfile(path):
-        with open(path) as f:
-          record = json.load(f)
-        lines.append(_row(f"{name} + {tta.replace('_', ' ')}", _tta_change(TTA[tta]), "", record[
-            record.get("split", "val")], h[-1]["val"]))
+      if (record := _record(out, name, f"tta_{tta}")) is not None:
+        lines.append(_row(f"{name} + {tta.replace('_', ' ')}", _tta_change(TTA[tta]), "", record, h[-1]["val"],
+                          val="" if held else None))
   return "\n".join(lines)
 
 
@@ -194,6 +238,8 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default="runs/ablation", help="one workdir per run under here")
   parser.add_argument("--table", action="store_true", help="print the table of the runs so far and exit")
   parser.add_argument("--only", default="", help="comma-separated runs to train, in this order (default: all)")
+  parser.add_argument("--holdout", default="", help="file-name pattern of training frames held out and scored "
+                      "instead of val (val is scored once a run has finished), e.g. '0006R0_*'")
   args = parser.parse_args(argv)
   only = tuple(n for n in args.only.split(",") if n)
   if unknown := [n for n in only if n not in VARIANTS]:
@@ -201,7 +247,7 @@ def main(argv=None) -> int:
   if args.table:
     print(table(args.out))
     return 0
-  return run_all(args.root, args.weights, args.out, only)
+  return run_all(args.root, args.weights, args.out, only, args.holdout)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import tiny
 from conftest import REPO
 
 from benchmarks import gpu as bench_gpu
@@ -190,3 +191,33 @@ def test_camvid_ablation_trains_each_variant_once_and_tabulates_it(tmp_path, mon
   before = (tmp_path / "ablation" / "status.json").read_text()
   assert ablation.main(["--root", "unused", "--weights", "none", "--out", out]) == 0
   assert (tmp_path / "ablation" / "status.json").read_text() == before
+
+
+def test_camvid_ablation_with_a_holdout_scores_the_held_frames_each_epoch_and_val_at_the_end(tmp_path, monkeypatch,
+                                                                                           capsys):
+  from benchmarks import camvid_ablation as ablation
+  monkeypatch.chdir(REPO)
+  values = tiny.make_folder_dataset(tmp_path / "data", n_train=4, n_val=2)
+  config = tmp_path / "folder_config.py"  # the tiny folder dataset as a config file main.py can load
+  config.write_text(f"import sys\nsys.path.insert(0, {str(REPO / 'tests')!r})\nimport tiny\n\n\n"
+                    f"def get_config():\n  return tiny.folder_config({str(tmp_path / 'data')!r})\n")
+  monkeypatch.setattr(ablation, "VARIANTS", {"baseline": (str(config), {}, "the tiny folder config")})
+  monkeypatch.setattr(ablation, "ORDER", ("baseline",))
+  monkeypatch.setattr(ablation, "TTA_RUNS", ())
+  monkeypatch.setenv("PYTHONPATH", str(REPO))
+  out = str(tmp_path / "select")
+  args = ["--root", str(tmp_path / "data"), "--weights", "none", "--out", out]
+  assert ablation.main([*args, "--holdout", "ftrain_[01]*"]) == 0
+  [record] = ablation.history(out, "baseline")
+  labelled = lambda names: sum(int((values[n] != 9).sum()) for n in names)  # stored 9: ignored
+  assert record["eval_split"] == "holdout" and record["step"] == 1  # 2 of 4 frames trained on, batch 2
+  assert np.array(record["val"]["confusion"]).sum() == labelled(["ftrain_0", "ftrain_1"])
+  val = json.loads((tmp_path / "select" / "baseline" / "split_val.json").read_text())["val"]
+  assert np.array(val["confusion"]).sum() == labelled(["fval_0", "fval_1"])
+  header, _, row = ablation.table(out).splitlines()
+  assert "| held-out mIoU (best, epoch) | val mIoU | pixel acc |" in header
+  assert row.startswith(f"| baseline | the tiny folder config | 1/1 | {record['val']['mean_iou']:.3f} (") and \
+      f" | {val['mean_iou']:.3f} | {record['val']['accuracy']:.3f} |" in row
+  capsys.readouterr()
+  assert ablation.main(args) == 2  # runs of another holdout are not mixed in
+  assert "holds runs trained with --holdout 'ftrain_[01]*', not ''" in capsys.readouterr().out

@@ -1,0 +1,25 @@
+"""CamVid at 480x360, U-Net over the ImageNet MobileNetV2: the levers the ablation measured one by one, together.
+Cross-entropy with square-root median-frequency weights plus Lovasz-softmax, whole frames (no crops or random
+scale), 80 epochs, a moving average of the weights; otherwise `configs/camvid_long.py`.
+
+  python main.py --config configs/camvid_combined.py --workdir runs/camvid_combined \
+      --config.model.backbone_weights=mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+
+To choose between recipes on a street no run trains on, hold CamVid's sequence 0006R0 out of training and score
+it (docs/datasets.md): `--config.data.holdout='0006R0_*' --config.data.eval_split=holdout`, or all recipes at
+once with `python -m benchmarks.camvid_ablation --holdout '0006R0_*' --only combined,combined_deeplab,long`.
+
+Result and time: not measured yet (each lever's effect alone: README.md's ablation table; whole frames take
+about twice the pixels of the 256x352 crops a step).
+"""
+
+from configs import camvid_long
+
+
+def get_config():
+  config = camvid_long.get_config()
+  config.name = "camvid_combined"
+  config.loss.name = "cross_entropy+lovasz"  # the weights apply to the cross-entropy term
+  config.augment.crop_height, config.augment.crop_width = 0, 0  # whole frames
+  config.augment.scale_min, config.augment.scale_max = 1.0, 1.0
+  return config
