@@ -152,7 +152,9 @@ def run_all(root: str, weights: str, out: str, only: tuple[str, ...] = (), holdo
   from benchmarks.harness import machine  # pylint: disable=g-import-not-at-top
   from jaxseg import files  # pylint: disable=g-import-not-at-top
   os.makedirs(out, exist_ok=True)
-  if os.path.isfile(os.path.join(out, "settings.json")) and holdout_of(out) != holdout:
+  trained = os.path.isfile(os.path.join(out, "settings.json")) or any(
+      os.path.isfile(os.path.join(out, name, "metrics.jsonl")) for name in VARIANTS)  # (older folders: no holdout)
+  if trained and holdout_of(out) != holdout:
     print(f"{out} holds runs trained with --holdout {holdout_of(out)!r}, not {holdout!r}: use another --out.",
           flush=True)
     return 2

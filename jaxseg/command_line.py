@@ -15,6 +15,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxseg import allocator, config_files, default_config
+from jaxseg.errors import ConfigError
 
 MODES = ("train", "eval", "predict", "export", "summary", "inspect")
 FLAGS = flags.FLAGS
@@ -51,16 +52,16 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues = FLAGS) -> list[
   path = _config_path(argv)
   if path is None:
     argv = [argv[0], f"--config={default_config.__file__}", *argv[1:]]
-  config_files.importable_configs(path)
+  try:  # the file alone first, so that its own problems are named as such, not as an override's
+    config_files.load_config(path or default_config.__file__)
+  except ConfigError as e:
+    sys.exit(f"error: {e}")
   try:
     argv = flag_values(argv)
     flag_values.config.get("name")  # the config file loads lazily: fail here, not mid-run
     return argv
   except OSError as e:
     sys.exit(f"error: cannot load --config: {str(e).splitlines()[-1].strip()}")
-  except (ImportError, SyntaxError) as e:  # a config file that imports what is not there, or is not Python
-    sys.exit(f"error: cannot load --config {path or default_config.__file__}: {type(e).__name__}: {e}. A config "
-             "file defines get_config() and imports what it builds on (e.g. from configs import camvid).")
   except flags.Error as e:
     sys.exit(f"error: {e} (run with --help for the flags; configs are in configs/).")
   except (AttributeError, KeyError, TypeError, ValueError) as e:

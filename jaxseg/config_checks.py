@@ -97,6 +97,9 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
   for field, allowed in choices.items():
     if d[field] not in allowed:
       raise ConfigError(f"config.data.{field}={d[field]!r} must be one of {allowed}.")
+  if "holdout" in (d.train_split, d.eval_split) and not d.get("holdout", ""):
+    raise ConfigError("config.data.eval_split='holdout' scores the training files config.data.holdout picks; set "
+                      "it too, e.g. --config.data.holdout='0006R0_*'.")
   if d.get("holdout", "") and d.source != "folder":
     raise ConfigError(f"config.data.holdout={d.holdout!r} picks training files by name, which needs "
                       f"config.data.source='folder' (it is {d.source!r}).")
@@ -121,6 +124,9 @@ def _check_optimizer(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.weight_decay={config.weight_decay} must be at least 0 (e.g. 5e-4; 0 = none).")
   if not 0.0 <= config.get("momentum", 0.9) < 1.0:
     raise ConfigError(f"config.momentum={config.momentum} must be in [0, 1) (e.g. 0.9; 0 = none).")
+  if config.get("nesterov", False) and (config.get("optimizer", "adam") != "sgd" or not config.get("momentum", 0.9)):
+    raise ConfigError(f"config.nesterov=True needs config.optimizer='sgd' with config.momentum above 0 (they are "
+                      f"{config.get('optimizer', 'adam')!r}, {config.get('momentum', 0.9)}).")
   if config.get("lr_power", 0.9) <= 0:
     raise ConfigError(f"config.lr_power={config.lr_power} must be above 0 (e.g. 0.9).")
   if not 0.0 <= config.get("warmup_epochs", 0.0) < max(config.num_epochs, 1):

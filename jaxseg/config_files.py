@@ -40,9 +40,10 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> ml_collec
   try:
     spec.loader.exec_module(module)
     config = module.get_config()
-  except (ImportError, AttributeError, SyntaxError) as e:
-    raise ConfigError(f"cannot load config file {path}: {type(e).__name__}: {e}. A config file defines "
-                      "get_config() and imports what it builds on (e.g. from configs import camvid).") from None
+  except Exception as e:  # pylint: disable=broad-except  # any failure of the user's file, named in one line
+    raise ConfigError(f"cannot load config file {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                      ". A config file defines get_config() and imports what it builds on (e.g. from configs import "
+                      "camvid).") from None
   for key, value in (overrides or {}).items():
     *parents, leaf = key.split(".")
     node = config

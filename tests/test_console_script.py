@@ -30,10 +30,14 @@ def test_the_default_config_and_a_recipe_from_another_directory(tmp_path):
 def test_a_missing_mode_a_bad_field_or_a_broken_config_file_is_one_line(tmp_path):
   bad = tmp_path / "broken.py"
   bad.write_text("from configs import no_such_recipe\n")
+  empty = tmp_path / "no_get_config.py"
+  empty.write_text("name = 'not a config'\n")
   for args, message in (((), "usage: jaxseg {train,eval,predict,export,summary,inspect}"),
                         (("fit",), "usage: jaxseg"),
                         (("summary", "--config.bogus=1"), "error: bad config override among ['--config.bogus']"),
-                        (("summary", "--config", str(bad)), f"error: cannot load --config {bad}: ModuleNotFoundError")):
+                        (("summary", "--config", str(bad)), f"error: cannot load config file {bad}: ModuleNotFound"),
+                        (("summary", "--config", str(empty), "--config.batch_size=2"),
+                         f"error: cannot load config file {empty}: AttributeError")):
     proc = _jaxseg(*args, cwd=tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith(message), (args, proc.stderr[-2000:])

@@ -151,3 +151,5 @@ def test_a_holdout_pattern_moves_training_files_to_their_own_split(tmp_path):
       sources.list_pairs(config, "holdout")
   with pytest.raises(ConfigError, match=r"config\.data\.holdout='x' picks training files by name, which needs"):
     config_checks.check_config(tiny.tiny_config(**{"data.holdout": "x"}))
+  with pytest.raises(ConfigError, match=r"eval_split='holdout' scores the training files config\.data\.holdout"):
+    config_checks.check_config(tiny.folder_config(tmp_path / "data", **{"data.eval_split": "holdout"}))

@@ -34,13 +34,25 @@ def _write_keras_h5(path, variables):
       g.attrs["weight_names"] = names
 
 
+class Truncating(http.server.SimpleHTTPRequestHandler):
+  """Serves files, but with `cut` set sends only that many bytes of one under its full Content-Length."""
+  cut = 0
+
+  def copyfile(self, source, outputfile):
+    if not Truncating.cut:
+      return super().copyfile(source, outputfile)
+    outputfile.write(source.read(Truncating.cut))
+    self.close_connection = True
+    return None
+
+
 @pytest.fixture
 def server(tmp_path, monkeypatch):
   """(served directory, request log): an HTTP server on 127.0.0.1 standing in for Keras's download address."""
   served, requests = tmp_path / "served", []
   served.mkdir()
 
-  class Handler(http.server.SimpleHTTPRequestHandler):
+  class Handler(Truncating):
     def log_message(self, *args):
       requests.append(self.path)
 
@@ -50,6 +62,7 @@ def server(tmp_path, monkeypatch):
   monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
   yield served, requests
   httpd.shutdown()
+  Truncating.cut = 0
 
 
 def test_imagenet_weights_download_once_into_keras_cache_and_port_without_keras(server, tmp_path):
@@ -69,12 +82,23 @@ def test_imagenet_weights_download_once_into_keras_cache_and_port_without_keras(
   assert len(requests) == 1
 
 
-def test_a_failed_download_is_one_line_and_leaves_no_file(server, tmp_path):
-  _, requests = server
+@pytest.mark.parametrize("how", ["missing", "cut short", "not HDF5"])
+def test_a_failed_download_is_one_line_and_leaves_no_file(server, tmp_path, how):
+  served, requests = server
+  (served / "mobilenet_v2").mkdir()
+  name = port.keras_weights_filename(0.5, 128)
+  if how == "cut short":  # the server announces more than it sends, then closes the connection
+    served_file = served / "mobilenet_v2" / name
+    _write_keras_h5(served_file, tiny.random_variables(MobileNetV2(alpha=0.5), np.zeros((1, 128, 128, 3),
+                                                                                       np.float32)))
+    Truncating.cut = served_file.stat().st_size // 3
+  elif how == "not HDF5":
+    (served / "mobilenet_v2" / name).write_bytes(b"<html>a captive portal's page</html>")
   with pytest.raises(port.WeightsError) as e:
-    port.encoder_variables("imagenet", 0.5, 128)  # not served: 404
+    port.encoder_variables("imagenet", 0.5, 128)
   message = str(e.value)
-  assert requests and "\n" not in message and port.keras_weights_filename(0.5, 128) in message
-  assert "HTTPError" in message and "--config.model.backbone_weights=none" in message
+  assert requests and "\n" not in message and name in message and "--config.model.backbone_weights=none" in message
+  why = {"missing": "HTTPError", "cut short": "stopped after", "not HDF5": "not a readable weights file"}
+  assert why[how] in message
   models = tmp_path / "keras_home" / "models"
   assert not models.exists() or not list(models.iterdir())

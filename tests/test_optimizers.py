@@ -34,7 +34,7 @@ def _run(config, steps=5, total=10):
 
 def _lr(name, t, lr=0.1, total=10, warmup=0, power=0.9):
   if t < warmup:
-    return lr * t / warmup
+    return lr * (t + 1) / (warmup + 1)
   frac = (t - warmup) / (total - warmup)
   return {"constant": lr, "cosine": lr * 0.5 * (1 + math.cos(math.pi * frac)), "poly": lr * (1 - frac) ** power}[name]
 
@@ -107,7 +107,8 @@ def test_cosine_without_warmup_is_the_schedule_earlier_versions_built():
     ("weight_decay", -0.1, "config.weight_decay=-0.1 must be at least 0"),
     ("momentum", 1.0, "config.momentum=1.0 must be in [0, 1)"),
     ("lr_power", 0.0, "config.lr_power=0.0 must be above 0"),
-    ("warmup_epochs", 1.0, "config.warmup_epochs=1.0 must be in [0, num_epochs)")])
+    ("warmup_epochs", 1.0, "config.warmup_epochs=1.0 must be in [0, num_epochs)"),
+    ("nesterov", True, "config.nesterov=True needs config.optimizer='sgd' with config.momentum above 0")])
 def test_bad_optimizer_fields_are_one_line(field, value, message):
   with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
     config_checks.check_config(tiny.tiny_config(**{field: value}))

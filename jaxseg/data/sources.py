@@ -68,9 +68,11 @@ def tfds_builder(data: ml_collections.ConfigDict):
 
 def _needs_tensorflow(error: BaseException | None) -> bool:
   """Whether `error` (or an exception it was raised from) is TensorFlow missing."""
-  while error is not None:
+  seen = set()
+  while error is not None and id(error) not in seen:
     if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == "tensorflow":
       return True
+    seen.add(id(error))
     error = error.__cause__ or error.__context__
   return False
 

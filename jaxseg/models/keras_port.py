@@ -7,6 +7,7 @@ read with h5py alone for legacy Keras 2 `.h5` files (those `keras.applications` 
 `.keras` files.
 """
 
+import http.client
 import os
 import re
 import shutil
@@ -227,10 +228,19 @@ def imagenet_weights_file(alpha: float, input_size: int) -> str:
     return path
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with urllib.request.urlopen(KERAS_WEIGHTS_URL + fname, timeout=60) as response, \
-        files.atomic_path(path) as tmp, open(tmp, "wb") as f:
-      shutil.copyfileobj(response, f, 1 << 20)
-  except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
+    with urllib.request.urlopen(KERAS_WEIGHTS_URL + fname, timeout=60) as response, files.atomic_path(path) as tmp:
+      with open(tmp, "wb") as f:
+        shutil.copyfileobj(response, f, 1 << 20)
+      # A connection closed early ends the copy without an error: only a whole, readable file is kept (Keras
+      # reads the same cache).
+      expected, got = response.headers.get("Content-Length"), os.path.getsize(tmp)
+      if expected is not None and int(expected) != got:
+        raise ValueError(f"the download stopped after {got:,} of {int(expected):,} bytes")
+      try:
+        _layers_from_legacy_h5(tmp)
+      except Exception as e:  # pylint: disable=broad-except  # whatever h5py makes of a damaged file
+        raise ValueError(f"what arrived is not a readable weights file ({type(e).__name__})") from None
+  except (OSError, ValueError, http.client.HTTPException) as e:  # URLError and HTTPError are OSErrors
     raise WeightsError(
         f"could not download the Keras ImageNet weights {fname} from {KERAS_WEIGHTS_URL} ({type(e).__name__}: "
         f"{str(e)[:160]}). On a machine without network, copy that file from a connected one into {path}, or "

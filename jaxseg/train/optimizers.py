@@ -7,7 +7,7 @@
   update (decoupled); Adam and SGD add `weight_decay * w` to the gradient (L2), as PyTorch's and PaddleSeg's
   SGD do.
 - `lr_schedule`: "constant", "cosine" (to 0) or "poly" (`(1 - t / T) ** lr_power` to 0) over the run, after a
-  linear warm-up from 0 over `warmup_epochs`.
+  linear warm-up over `warmup_epochs` (`lr * (t + 1) / (W + 1)` at step t of W).
 
 The encoder gets `optax.set_to_zero` when frozen (`optax.masked` would pass its raw gradient through), or the
 same optimizer at `encoder_lr_scale` times the learning rate; labels by `optax.multi_transform`.
@@ -49,7 +49,8 @@ def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> float 
     main = optax.constant_schedule(lr)
   if warmup <= 0:
     return main
-  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+  # lr (t + 1) / (warmup + 1) for t < warmup: the first step already moves, the last warm-up step is near lr.
+  return optax.join_schedules([optax.linear_schedule(lr / (warmup + 1), lr, warmup), main], [warmup])
 
 
 def _kernels(params: Any) -> Any:
