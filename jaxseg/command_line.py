@@ -48,23 +48,26 @@ def _config_path(argv: list[str]) -> str | None:
 
 
 def parse_flags(argv: list[str], flag_values: flags.FlagValues = FLAGS) -> list[str]:
-  """absl's parser, but an unknown or ill-typed --config.field is one line, not a traceback."""
+  """absl's parser, but a config file that fails to load, or an unknown or ill-typed --config.field, is one
+  line, not a traceback."""
   path = _config_path(argv)
   if path is None:
-    argv = [argv[0], f"--config={default_config.__file__}", *argv[1:]]
-  try:  # the file alone first, so that its own problems are named as such, not as an override's
-    config_files.load_config(path or default_config.__file__)
-  except ConfigError as e:
-    sys.exit(f"error: {e}")
+    path = default_config.__file__
+    argv = [argv[0], f"--config={path}", *argv[1:]]
+  config_files.importable_configs(path)
   try:
     argv = flag_values(argv)
     flag_values.config.get("name")  # the config file loads lazily: fail here, not mid-run
     return argv
-  except OSError as e:
-    sys.exit(f"error: cannot load --config: {str(e).splitlines()[-1].strip()}")
   except flags.Error as e:
     sys.exit(f"error: {e} (run with --help for the flags; configs are in configs/).")
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
+  except Exception as e:  # pylint: disable=broad-except  # the file's own problem, or an override's?
+    try:
+      config_files.load_config(path)  # the file alone: its problems are named as such
+    except ConfigError as file_error:
+      sys.exit(f"error: {file_error}")
+    if not isinstance(e, (AttributeError, KeyError, TypeError, ValueError)):
+      raise
     bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
     sys.exit(f"error: bad config override among {bad}: {str(e).strip(chr(34) + chr(39))}. Every "
              "--config.FIELD must exist in the config file (see jaxseg/default_config.py).")

@@ -99,7 +99,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.encoder_lr_scale = 1.0  # With freeze_encoder=False: the encoder's learning rate is this times it.
   config.lr_schedule = "constant"  # "constant", "cosine" or "poly" ((1 - t/T)^lr_power): to 0 over num_epochs.
   config.lr_power = 0.9  # lr_schedule="poly": the power.
-  config.warmup_epochs = 0.0  # Linear warm-up from 0 over these epochs (may be fractional) before the schedule.
+  config.warmup_epochs = 0.0  # Linear warm-up to learning_rate over these epochs (may be fractional) first.
   config.random_flip = True  # Random horizontal flips of image and mask together.
   config.augment = ml_collections.ConfigDict()  # More augmentations (each off by default), keyed by step.
   config.augment.scale_min = 1.0  # Random scale range (log-uniform), e.g. 0.5-2.0; with a random crop.

@@ -29,23 +29,31 @@ def _fit(pic: np.ndarray, classes: Classes) -> Image.Image:
   return img.resize(size, Image.BILINEAR if pic.ndim == 3 else Image.NEAREST)
 
 
-def _legend(width: int, classes: Classes) -> Image.Image:
-  """Colour swatches and class names in rows of up to six, centred in `width`."""
-  text = charts.font(13)
-  draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-  entries = [22 + int(draw.textlength(name, font=text)) + 18 for name in classes.names]
+def _legend(width: int, classes: Classes, row_h: int = 22) -> Image.Image:
+  """Colour swatches and class names in rows of up to six, centred in `width`, `row_h` pixels a row (the
+  swatches and the text scale with it, so that the legend under a large photo stays legible)."""
   per_row = min(len(classes), 6)
   rows = ceil_div(len(classes), per_row)
-  img = Image.new("RGB", (width, 10 + 22 * rows), (255, 255, 255))
+  draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+  k = row_h / 22
+  for _ in range(3):  # smaller where a row of six would not fit the width
+    text = charts.font(max(8, round(13 * k)))
+    entries = [round(22 * k) + int(draw.textlength(name, font=text)) + round(18 * k) for name in classes.names]
+    widest = max(sum(entries[r * per_row:(r + 1) * per_row]) for r in range(rows))
+    if widest <= width - 8 or k <= 8 / 13:
+      break
+    k *= (width - 8) / widest
+  row_h = round(22 * k)
+  img = Image.new("RGB", (width, round(10 * k) + row_h * rows), (255, 255, 255))
   draw = ImageDraw.Draw(img)
   for r in range(rows):
     idx = range(r * per_row, min((r + 1) * per_row, len(classes)))
     x = max(4, (width - sum(entries[i] for i in idx)) // 2)
-    y = 6 + 22 * r
+    y = round(6 * k) + row_h * r
     for i in idx:
-      draw.rectangle([(x, y + 2), (x + 16, y + 16)], fill=tuple(int(c) for c in classes.colors[i]),
-                     outline=(80, 80, 80))
-      draw.text((x + 22, y + 9), classes.names[i], fill=(0, 0, 0), font=text, anchor="lm")
+      draw.rectangle([(x, y + round(2 * k)), (x + round(16 * k), y + round(16 * k))],
+                     fill=tuple(int(c) for c in classes.colors[i]), outline=(80, 80, 80))
+      draw.text((x + round(22 * k), y + round(9 * k)), classes.names[i], fill=(0, 0, 0), font=text, anchor="lm")
       x += entries[i]
   return img
 
@@ -121,32 +129,15 @@ def overlay(image: np.ndarray, mask: np.ndarray, classes: Classes, alpha: float 
 
 
 def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, classes: Classes) -> None:
-  """The overlay at the photo's own resolution with a legend strip below it (two rows beyond 6 classes)."""
+  """The overlay at the photo's own resolution with the panels' legend below it (two rows beyond 6 classes)."""
   h, w = mask.shape
-  per_row = min(len(classes), 6)
-  rows = ceil_div(len(classes), per_row)
-  strip_h = max(18, h // 16)
-  legend = np.full((strip_h * rows, w, 3), 255, np.uint8)
-  step = w // per_row
-  sw = max(4, strip_h - 6)
-  for c in range(len(classes)):  # colour swatches labelled in the figure-free strip
-    top, left = (c // per_row) * strip_h, (c % per_row) * step
-    legend[top + 3:top + strip_h - 3, left + 3:left + 3 + sw] = classes.colors[c]
+  legend = _legend(w, classes, max(22, h // 16))
   # The picture is blended and filled a band of rows at a time: a photo of any size is never held twice more.
-  img = Image.new("RGB", (w, h + legend.shape[0]))
+  img = Image.new("RGB", (w, h + legend.height))
   for band in row_bands(h, w, 2**20):
     img.paste(Image.fromarray(overlay(image[band], mask[band], classes)), (0, band.start))
-  img.paste(Image.fromarray(legend), (0, h))
-  try:
-    from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
-    draw = ImageDraw.Draw(img)
-    for c, name in enumerate(classes.names):
-      top, left = h + (c // per_row) * strip_h, (c % per_row) * step
-      draw.text((left + sw + 6, top + strip_h // 2 - 5), name, fill=(0, 0, 0))
-  except Exception:  # pylint: disable=broad-except  # text is a nicety; the swatches still tell
-    pass
-  with files.atomic_path(path) as tmp:
-    img.save(tmp)
+  img.paste(legend, (0, h))
+  _save_figure(img, path)
 
 
 def save_curves(path: str, history: list[dict[str, Any]]) -> None:

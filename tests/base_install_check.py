@@ -14,9 +14,7 @@ same where they are installed:
 """
 # pylint: disable=g-import-not-at-top  # jaxseg and its dependencies are imported once the extras are hidden
 
-import contextlib
 import importlib
-import io
 import json
 import pathlib
 import pkgutil
@@ -25,24 +23,15 @@ import sys
 import hidden_packages
 
 
-def run(config, mode, workdir, **kwargs):
-  """`jaxseg.cli.run` (main.py's body) with its output captured: (exit code, stdout, stderr)."""
-  from jaxseg import cli
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = cli.run(config, mode, str(workdir), **kwargs)
-  return code, out.getvalue(), err.getvalue()
-
-
-def ok(code_out_err, what):
-  code, out, err = code_out_err
+def ok(proc, what):
+  code, out, err = proc.returncode, proc.stdout, proc.stderr
   assert code == 0, f"{what}: exit code {code}\n{out[-2000:]}\n{err[-2000:]}"
   print(f"ok: {what}")
   return out
 
 
-def refused(code_out_err, install, what, *also):
-  code, _, err = code_out_err
+def refused(proc, install, what, *also):
+  code, err = proc.returncode, proc.stderr
   lines = [line for line in err.splitlines() if line.startswith("error:")]  # (tfds prints progress bars too)
   assert code != 0 and len(lines) == 1 and f"pip install '{install}'" in lines[0], (what, code, err[-2000:])
   assert err.strip().splitlines()[-1] == lines[0], err[-2000:]  # nothing after it: the message is one line
@@ -70,6 +59,7 @@ def main(scratch: pathlib.Path):
   from PIL import Image
 
   import jaxseg
+  run = tiny.run_config  # jaxseg.cli.run (main.py's body), its output captured
   names = [m.name for m in pkgutil.walk_packages(jaxseg.__path__, "jaxseg.")]
   for name in names:
     importlib.import_module(name)

@@ -36,9 +36,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
   for tests of what a mode does rather than of the process around it. Takes --config FILE, --config.FIELD=VALUE,
   --workdir, --mode, --images (and paths after it), --output, --step, --format, --max-pixels."""
   import contextlib  # pylint: disable=g-import-not-at-top
-  import io  # pylint: disable=g-import-not-at-top
 
-  from jaxseg import cli, config_files  # pylint: disable=g-import-not-at-top
+  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
   path, overrides, options, images = "tests/tiny_config.py", {}, {}, []
   rest = list(args)
   while rest:
@@ -54,17 +53,30 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
       images.extend(value.split(",") if name == "--images" else [arg])
     else:
       options[name[2:]] = value
+  with contextlib.chdir(REPO):
+    config = config_files.load_config(path, overrides)
+  proc = run_config(config, options.get("mode", "train"), options.get("workdir"), images=images,
+                    output=options.get("output"), step=int(options["step"]) if "step" in options else None,
+                    export_format=options.get("format", "saved_model"), max_pixels=int(options.get("max-pixels", 0)))
+  proc.args = ["jaxseg.cli.run", *args]
+  return proc
+
+
+def run_config(config, mode: str = "train", workdir=None, **kwargs) -> subprocess.CompletedProcess:
+  """`jaxseg.cli.run(config, mode, workdir, **kwargs)` in this process, from the repository root, its output
+  captured; `max_pixels` (--max-pixels) lasts for this call only, as it would for its process."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+
+  from jaxseg import cli  # pylint: disable=g-import-not-at-top
+  from jaxseg.data import images as image_files  # pylint: disable=g-import-not-at-top
   out, err = io.StringIO(), io.StringIO()
   with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    config = config_files.load_config(path, overrides)
     try:
-      code = cli.run(config, options.get("mode", "train"), options.get("workdir"), images, options.get("output"),
-                     int(options["step"]) if "step" in options else None, options.get("format", "saved_model"),
-                     max_pixels=int(options.get("max-pixels", 0)))
-    finally:  # --max-pixels lasts for its process: here, for this call only
-      from jaxseg.data import images as image_files  # pylint: disable=g-import-not-at-top
+      code = cli.run(config, mode, None if workdir is None else str(workdir), **kwargs)
+    finally:
       image_files.set_max_pixels(0)
-  return subprocess.CompletedProcess(["jaxseg.cli.run", *args], code, out.getvalue(), err.getvalue())
+  return subprocess.CompletedProcess(["jaxseg.cli.run", mode], code, out.getvalue(), err.getvalue())
 
 
 # The tiny config's overrides that make it learn (also passed to main.py as --config.KEY=VALUE).

@@ -80,8 +80,7 @@ class TfdsSource:
       try:
         self._source = builder.as_data_source(split=self.split)
       except (KeyError, ValueError) as e:
-        raise DatasetError(f"tfds dataset {self.name_} has no split {self.split!r} ({e}); it has "
-                           f"{sorted(builder.info.splits)}.") from None
+        raise sources.no_split(builder, self.name_, self.split, e) from None
     return self._source
 
   def __getstate__(self):  # workers open their own reader

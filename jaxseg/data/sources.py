@@ -77,6 +77,11 @@ def _needs_tensorflow(error: BaseException | None) -> bool:
   return False
 
 
+def no_split(builder, name: str, split: str, error: Exception) -> DatasetError:
+  """The error for a split the prepared tfds dataset `name` does not have, naming those it has."""
+  return DatasetError(f"tfds dataset {name} has no split {split!r} ({error}); it has {sorted(builder.info.splits)}.")
+
+
 def is_array_record(builder) -> bool:
   """Whether a tfds builder's data is (to be) stored as ArrayRecord, read without TensorFlow."""
   return str(getattr(builder.info.file_format, "value", "")) == "array_record"
@@ -95,8 +100,7 @@ def tfds_examples(config: ml_collections.ConfigDict, split: str) -> Listing:
   try:
     rows = _tfds_rows(tfds, builder, split)
   except (KeyError, ValueError) as e:
-    raise DatasetError(f"tfds dataset {d.tfds_name} has no split {split!r} ({e}); it has "
-                       f"{sorted(builder.info.splits)}.") from None
+    raise no_split(builder, d.tfds_name, split, e) from None
   label_map = label_io.label_map_from_config(config)
 
   def examples():
