@@ -9,7 +9,7 @@ To choose between recipes on a street no run trains on, hold CamVid's sequence 0
 it (docs/datasets.md): `--config.data.holdout='0006R0_*' --config.data.eval_split=holdout`, or all recipes at
 once with `python -m benchmarks.camvid_ablation --holdout '0006R0_*' --only combined,combined_deeplab,long`.
 
-Result: not measured yet (each lever's effect alone: README.md's ablation table). Time: 13.5 s a step of 8
+Result: not measured yet (each lever's effect alone: docs/results.md's ablation table). Time: 13.5 s a step of 8
 whole frames on 2 AMD EPYC Zen 3 cores (about 7.5 min an epoch, 10 hours for the 80; `configs/camvid_long.py`'s
 crops: 2.6 s a step there), most of it the Lovasz term, which sorts every pixel's error per class (its loss and
 gradient take 45 times the cross-entropy's at this size on that CPU): a run for a GPU.

@@ -9,7 +9,7 @@ Expected: 0.719 val mIoU, pixel accuracy 0.934 (0.731 with `--mode eval --config
 cores (65 s an epoch, float32). The first step ends 56 s after the command with nothing compiled yet, 23 s on a
 rerun (2 AMD EPYC Zen 3 cores, frames decoded anew each time).
 
-Why each change (README.md's ablation table has the measured effect of each):
+Why each change (the ablation table in docs/results.md has the measured effect of each):
 - 80 epochs: the 40-epoch schedule was still improving when its cosine schedule ended.
 - square-root median-frequency class weights: full median-frequency weights make the thin classes (pole,
   fence, sign) over-predicted, which costs IoU on frames from other sequences.
