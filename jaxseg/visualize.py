@@ -36,13 +36,15 @@ def _legend(width: int, classes: Classes, row_h: int = 22) -> Image.Image:
   rows = ceil_div(len(classes), per_row)
   draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
   k = row_h / 22
-  for _ in range(3):  # smaller where a row of six would not fit the width
+  for _ in range(3):  # smaller where a row of six would not fit the width, down to 8-pixel text
     text = charts.font(max(8, round(13 * k)))
     entries = [round(22 * k) + int(draw.textlength(name, font=text)) + round(18 * k) for name in classes.names]
     widest = max(sum(entries[r * per_row:(r + 1) * per_row]) for r in range(rows))
     if widest <= width - 8 or k <= 8 / 13:
       break
-    k *= (width - 8) / widest
+    k = max(8 / 13, k * (width - 8) / widest)
+  # Under a picture narrower than the smallest legend, the legend is wider than the picture.
+  width = max(width, widest + 8)
   row_h = round(22 * k)
   img = Image.new("RGB", (width, round(10 * k) + row_h * rows), (255, 255, 255))
   draw = ImageDraw.Draw(img)
@@ -129,11 +131,12 @@ def overlay(image: np.ndarray, mask: np.ndarray, classes: Classes, alpha: float 
 
 
 def save_overlay(path: str, image: np.ndarray, mask: np.ndarray, classes: Classes) -> None:
-  """The overlay at the photo's own resolution with the panels' legend below it (two rows beyond 6 classes)."""
+  """The overlay at the photo's own resolution with the panels' legend below it (two rows beyond 6 classes; a
+  photo narrower than the legend sits at the left of a white canvas as wide as the legend)."""
   h, w = mask.shape
   legend = _legend(w, classes, max(22, h // 16))
   # The picture is blended and filled a band of rows at a time: a photo of any size is never held twice more.
-  img = Image.new("RGB", (w, h + legend.height))
+  img = Image.new("RGB", (legend.width, h + legend.height), (255, 255, 255))
   for band in row_bands(h, w, 2**20):
     img.paste(Image.fromarray(overlay(image[band], mask[band], classes)), (0, band.start))
   img.paste(legend, (0, h))

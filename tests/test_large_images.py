@@ -42,6 +42,20 @@ def test_the_banded_overlay_equals_the_whole_one(tmp_path):
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "overlay.png"))[:25], whole)
 
 
+@pytest.mark.parametrize("width", [1, 30])
+def test_a_photo_narrower_than_the_legend_keeps_its_pixels_beside_a_white_margin(tmp_path, width):
+  rng = np.random.default_rng(width)
+  image = rng.integers(0, 255, (4, width, 3), dtype=np.uint8)
+  mask = rng.integers(0, 3, (4, width)).astype(np.uint8)
+  classes = Classes(("cat", "dog", "background"), ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
+  visualize.save_overlay(str(tmp_path / "overlay.png"), image, mask, classes)
+  got = np.asarray(Image.open(tmp_path / "overlay.png"))
+  assert got.shape[1] > width + 50 and got.shape[0] > 4 + 10  # the three names legible below
+  np.testing.assert_array_equal(got[:4, :width], (image * 0.55 + classes.colorize(mask) * 0.45).astype(np.uint8))
+  assert (got[:4, width:] == 255).all()
+  assert (got[4:] != 255).any(axis=-1).sum() > 50  # swatches and text were drawn
+
+
 def test_an_image_above_the_pixel_limit_is_refused_in_one_line_unless_allowed(tmp_path):
   path = tmp_path / "big.png"
   Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(path)
