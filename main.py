@@ -12,12 +12,12 @@ Kept short on purpose: the logic lives in the jaxseg package, importable from no
 
 import sys
 
-from jaxseg import allocator
+from jaxseg.runtime import allocator
 
 if __name__ == "__main__":
   allocator.reexec_tuned(sys.argv)  # before anything allocates: glibc reads its tunables at start-up
 
-from jaxseg.command_line import parse_flags, run  # pylint: disable=wrong-import-position
+from jaxseg.cli.main import parse_flags, run  # pylint: disable=wrong-import-position
 
 __all__ = ["parse_flags"]
 

@@ -10,7 +10,7 @@ Two parts:
   DINOv2: of its output tokens); SegFormer whole, against keras-hub's SegFormerImageSegmenter (cross-entropy
   on 19 classes).
   The two sides take turns in fresh processes; medians over the turns. Each runs as its users run it: jaxseg
-  with the allocator setting every jaxseg entry point starts with (`jaxseg.allocator`; without it XLA:CPU
+  with the allocator setting every jaxseg entry point starts with (`jaxseg.runtime.allocator`; without it XLA:CPU
   re-faults its per-step scratch memory, a third of MiT-B0's train step), Keras-TF without it.
 """
 
@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from benchmarks.harness import fresh_process, machine, timed
-from jaxseg import allocator
+from jaxseg.runtime import allocator
 
 ENCODERS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "mit_b0", "dinov2_small")
 TABLE = (("unet", "mobilenet_v2"), ("deeplabv3plus", "mobilenet_v2"), ("unet", "resnet50"),

@@ -22,12 +22,12 @@ import jax
 import numpy as np
 
 from benchmarks.harness import KERAS_TWINS, cpu_flags, fresh_process, machine, median_of, run_keras, timed, turns
-from jaxseg import allocator
+from jaxseg.runtime import allocator
 
 
 def _config(path: str, root: str, fields: list[str]):
   """The config at `path` reading `root`, with `fields` ("batch_size=4", ...) set."""
-  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  from jaxseg.config import files as config_files  # pylint: disable=g-import-not-at-top
   overrides = config_files.parse_overrides(fields, "--set")
   # backbone_weights: speed does not depend on the weights' values
   return config_files.load_config(path, {**overrides, "data.root": root, "model.backbone_weights": "none"})
@@ -35,8 +35,9 @@ def _config(path: str, root: str, fields: list[str]):
 
 def bench(config, steps: int) -> dict:
   """jaxseg on the real frames: train step (with the config's augmentations), eval, input pipeline."""
-  from jaxseg import data, parallel  # pylint: disable=g-import-not-at-top
-  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  from jaxseg import data  # pylint: disable=g-import-not-at-top
+  from jaxseg.runtime import parallel
+  from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
 
   t = time.perf_counter()
   train, val = data.load_split(config, config.data.train_split), data.load_split(config, config.data.eval_split)

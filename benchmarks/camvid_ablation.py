@@ -86,7 +86,7 @@ def holdout_of(out: str) -> str:
 
 def epochs_of(name: str) -> int:
   """The epochs variant `name` trains for."""
-  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  from jaxseg.config import files as config_files  # pylint: disable=g-import-not-at-top
   config, overrides, _ = VARIANTS[name]
   return int(config_files.load_config(config, overrides).num_epochs)
 
@@ -120,7 +120,7 @@ class Status:
     entry["seconds"] += seconds
     if machine not in entry["machines"]:
       entry["machines"].append(machine)
-    from jaxseg import files  # pylint: disable=g-import-not-at-top
+    from jaxseg.runtime import files  # pylint: disable=g-import-not-at-top
     files.write_text(self.path, json.dumps(self.data, indent=1))
 
 
@@ -128,7 +128,7 @@ def _evaluations(name: str, root: str, weights: str, out: str, holdout: str = ""
   """Evaluates finished run `name` with each setting not yet recorded in its workdir: with `holdout`, on val
   (`split_val.json`); for `TTA_RUNS`, each `TTA` setting (`tta_<setting>.json`). Returns 0 or the failing
   evaluation's exit code."""
-  from jaxseg import files  # pylint: disable=g-import-not-at-top
+  from jaxseg.runtime import files  # pylint: disable=g-import-not-at-top
   todo = {"split_val": {"data.eval_split": "val"}} if holdout else {}
   if name in TTA_RUNS:
     todo.update({f"tta_{tta}": extra for tta, extra in TTA.items()})
@@ -150,7 +150,7 @@ def run_all(root: str, weights: str, out: str, only: tuple[str, ...] = (), holdo
   evaluations (`_evaluations`, so the table fills run by run); returns 0, or the exit code of a child that
   failed or was stopped, or 2 where `holdout` differs from the one the runs under `out` were trained with."""
   from benchmarks.harness import machine  # pylint: disable=g-import-not-at-top
-  from jaxseg import files  # pylint: disable=g-import-not-at-top
+  from jaxseg.runtime import files  # pylint: disable=g-import-not-at-top
   os.makedirs(out, exist_ok=True)
   trained = os.path.isfile(os.path.join(out, "settings.json")) or any(
       os.path.isfile(os.path.join(out, name, "metrics.jsonl")) for name in VARIANTS)  # (older folders: no holdout)

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from benchmarks.harness import cpu_flags, fresh_process, machine, median_of, prepare, run_keras, timed, turns
-from jaxseg import allocator
+from jaxseg.runtime import allocator
 
 
 def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32",
@@ -28,7 +28,8 @@ def bench_jaxseg(resolution: int, batch: int, steps: int, dtype: str = "float32"
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  from jaxseg import data, parallel  # pylint: disable=g-import-not-at-top
+  from jaxseg import data  # pylint: disable=g-import-not-at-top
+  from jaxseg.runtime import parallel
 
   p = prepare(resolution, batch, dtype, model=model)
   run, tx, host, batch_dev, compiled = p["run"], p["tx"], p["host"], p["batch"], p["compiled"]
@@ -81,7 +82,7 @@ def _breakdown(run, state, tx, host, steps) -> dict[str, float]:
   import jax  # pylint: disable=g-import-not-at-top
 
   from jaxseg import data  # pylint: disable=g-import-not-at-top
-  from jaxseg.train import metrics  # pylint: disable=g-import-not-at-top
+  from jaxseg.training import metrics  # pylint: disable=g-import-not-at-top
 
   x = data.normalize(jax.numpy.asarray(host["image"]))
   labels = jax.numpy.asarray(host["mask"], jax.numpy.int32)
@@ -136,7 +137,7 @@ def matmul_peak(steps: int = 3, n: int = 4096) -> dict[str, float]:
 def jaxseg_process(resolution: int, batch: int, steps: int, dtype: str, model: str, breakdown: bool,
                    allocator_on: bool = True) -> dict[str, Any]:
   """`bench_jaxseg` in a fresh process of its own (a long-lived process ran the 224 px step up to 9% slower
-  than a fresh one). allocator_on=False: started without the allocator setting (see jaxseg.allocator)."""
+  than a fresh one). allocator_on=False: started without the allocator setting (see jaxseg.runtime.allocator)."""
   args = ["--in-process", "--resolution", str(resolution), "--batch", str(batch), "--steps", str(steps),
           "--dtypes", dtype, "--skip-keras", "--skip-peak", "--skip-allocator-off", "--model", model]
   env = dict(os.environ)

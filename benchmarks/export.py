@@ -19,11 +19,11 @@ import jax
 import numpy as np
 
 from benchmarks.harness import cpu_flags, machine, timed
-from jaxseg import allocator
+from jaxseg.runtime import allocator
 
 
 def _config(path: str):
-  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  from jaxseg.config import files as config_files  # pylint: disable=g-import-not-at-top
   config = config_files.load_config(path)
   config.model.backbone_weights = "none"
   config.dtype = "float32"
@@ -32,8 +32,8 @@ def _config(path: str):
 
 def _checkpoint(config, workdir: str) -> None:
   """A step-1 checkpoint of a freshly initialised model (what `export` restores)."""
-  from jaxseg.train import checkpoints  # pylint: disable=g-import-not-at-top
-  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  from jaxseg.training import checkpoints  # pylint: disable=g-import-not-at-top
+  from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
   run = Run(config, workdir)
   state, _ = run.fresh_state(load_encoder=False)
   checkpoints.save(run.mngr, 1, jax.device_get(state.to_dict()), checkpoints.make_meta(config, 1, []))
@@ -41,7 +41,9 @@ def _checkpoint(config, workdir: str) -> None:
 
 
 def main(argv=None) -> int:
-  from jaxseg import data, deploy, predict  # pylint: disable=g-import-not-at-top
+  from jaxseg import data  # pylint: disable=g-import-not-at-top
+  from jaxseg.inference import export as deploy
+  from jaxseg.inference import predict
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="configs/r224.py")
   parser.add_argument("--formats", nargs="+", default=list(deploy.FORMATS))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxseg import precision
+from jaxseg.runtime import precision
 
 
 def timed(fn: Callable[[], Any], steps: int, warmup: int = 1) -> dict[str, float]:
@@ -59,8 +59,8 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
      same with weights), "eval_acc", "compiled" (the train step), "compile_s"}.
   """
   from configs import default  # pylint: disable=g-import-not-at-top
-  from jaxseg import parallel  # pylint: disable=g-import-not-at-top
-  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  from jaxseg.runtime import parallel  # pylint: disable=g-import-not-at-top
+  from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
 
   config = default.get_config()
   config.image_size, config.batch_size, config.eval_batch_size = resolution, batch, batch
@@ -162,5 +162,5 @@ def machine() -> str:
 
 
 def cpu_flags() -> list[str]:
-  """Which of `jaxseg.precision.CPU_FLAGS` this CPU has; recorded with every CPU result."""
+  """Which of `jaxseg.runtime.precision.CPU_FLAGS` this CPU has; recorded with every CPU result."""
   return list(precision.cpu_flags())

@@ -117,8 +117,8 @@ def train_step_rate(crop, batch: int, steps: int = 3) -> float:
   """Images/s of the DeepLabV3+ train step (encoder fine-tuned, fp32) on `crop`-sized batches."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  from jaxseg import parallel  # pylint: disable=g-import-not-at-top
-  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  from jaxseg.runtime import parallel  # pylint: disable=g-import-not-at-top
+  from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
   config = _config("", "memory", 0, batch, crop, (0, 0), crop)
   config.data.source, config.dtype = "synthetic", "float32"
   run = Run(config, tempfile.mkdtemp(prefix="jaxseg_input_bench_"))

@@ -13,7 +13,7 @@ def load(workdir: str, step: int | None = None, config=None):
     step: checkpoint step (epoch); the newest if None.
     config: override the config saved in the checkpoint.
   """
-  from jaxseg import predict  # pylint: disable=g-import-not-at-top  # keep `import jaxseg` light
+  from jaxseg.inference import predict  # pylint: disable=g-import-not-at-top  # keep `import jaxseg` light
   return predict.load(workdir, step, config)
 
 
@@ -21,14 +21,15 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
            probabilities: bool = False):
   """Exports a trained run for serving ("saved_model", "tflite" or "stablehlo") and checks it against jaxseg.
 
-  `jaxseg.export("runs/r224", "tflite")` writes runs/r224/export/tflite/model.tflite; see `jaxseg.deploy.export`.
+  `jaxseg.export("runs/r224", "tflite")` writes runs/r224/export/tflite/model.tflite; see
+  `jaxseg.inference.export.export`.
   """
-  from jaxseg import deploy  # pylint: disable=g-import-not-at-top
+  from jaxseg.inference import export as deploy  # pylint: disable=g-import-not-at-top
   return deploy.export(workdir, fmt, output, step, config, probabilities)
 
 
 def load_config(path: str, overrides: dict | None = None):
   """The config of a config file (`get_config()` of e.g. configs/r224.py), with `overrides` applied:
   `jaxseg.load_config("configs/r224.py", {"num_epochs": 5, "data.source": "folder"})`."""
-  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  from jaxseg.config import files as config_files  # pylint: disable=g-import-not-at-top
   return config_files.load_config(path, overrides)

@@ -59,7 +59,7 @@ def main(scratch: pathlib.Path):
   from PIL import Image
 
   import jaxseg
-  run = tiny.run_config  # jaxseg.cli.run (main.py's body), its output captured
+  run = tiny.run_config  # jaxseg.cli.modes.run (main.py's body), its output captured
   names = [m.name for m in pkgutil.walk_packages(jaxseg.__path__, "jaxseg.")]
   for name in names:
     importlib.import_module(name)

@@ -57,7 +57,7 @@ def learned(tmp_path_factory):
   """(config, workdir) of a tiny run trained until its predictions depend on the input (10 checkpoints)."""
   import tiny  # pylint: disable=g-import-not-at-top
 
-  from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
+  from jaxseg.training import loop  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("learned")
   config = tiny.learning_config(keep_checkpoints=2)
   loop.train_and_evaluate(config, str(workdir))

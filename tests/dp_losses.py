@@ -15,10 +15,10 @@ import jax
 import numpy as np
 import tiny_config
 
-from jaxseg import parallel
 from jaxseg.data import pipeline, splits
-from jaxseg.train import checkpoints
-from jaxseg.train.run import Run
+from jaxseg.runtime import parallel
+from jaxseg.training import checkpoints
+from jaxseg.training.run import Run
 
 
 def _step(run, train_fn, state, batch):

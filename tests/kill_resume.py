@@ -2,7 +2,7 @@
 
   python tests/kill_resume.py [--workdir DIR]
 
-Each run kills itself where the code gets to (`JAXSEG_FAULT`, jaxseg/faults.py), never after a sleep, so a
+Each run kills itself where the code gets to (`JAXSEG_FAULT`, jaxseg/runtime/faults.py), never after a sleep, so a
 busy machine changes nothing: every kill lands where it is meant to. The next run must resume from the newest
 complete checkpoint (never the cut-short one), and the finished run must end with the metrics of an
 uninterrupted run with the same seed. The run reads a folder dataset of pictures of several sizes through the

@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import REPO
 
-from jaxseg import allocator
+from jaxseg.runtime import allocator
 
 
 def test_tuned_environ_adds_the_tunable_once_and_respects_the_user():

@@ -9,10 +9,11 @@ import pytest
 import tiny
 from keras_hub_reference import keras_hub_backbone
 
-from jaxseg import config_checks, models
+from jaxseg import models
+from jaxseg.config import checks as config_checks
 from jaxseg.models import backbones
-from jaxseg.train import checkpoints, loop
-from jaxseg.train.run import Run
+from jaxseg.training import checkpoints, loop
+from jaxseg.training.run import Run
 
 keras_hub = pytest.importorskip("keras_hub")
 

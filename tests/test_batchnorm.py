@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import tiny
 
-from jaxseg import parallel
 from jaxseg.data import sources
-from jaxseg.train.run import Run
-from jaxseg.train.state import debias_batch_stats, inference_variables
+from jaxseg.runtime import parallel
+from jaxseg.training.run import Run
+from jaxseg.training.state import debias_batch_stats, inference_variables
 
 
 def test_debiasing_recovers_the_weighted_average_of_the_batch_statistics():

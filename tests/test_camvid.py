@@ -5,8 +5,9 @@ from PIL import Image
 
 from configs import camvid as camvid_config
 from configs import camvid_driving
-from jaxseg import cli, data
-from jaxseg.train import loop
+from jaxseg import data
+from jaxseg.cli import modes as cli
+from jaxseg.training import loop
 
 
 def _small(config, root):

@@ -17,7 +17,7 @@ from conftest import REPO
 
 import jaxseg
 from jaxseg import data
-from jaxseg.train import loop
+from jaxseg.training import loop
 
 EARLIER = "15e7f49"  # the last commit of the earlier layout
 
@@ -31,7 +31,7 @@ import numpy as np
 import jaxseg
 import tiny_config
 from jaxseg import data
-from jaxseg.train import loop
+from jaxseg.training import loop
 root, images = sys.argv[1], np.load(sys.argv[2])
 for name, output_stride in (("unet_mobilenet_v2", 16), ("deeplabv3plus_mobilenet_v2", 8)):
   config = tiny_config.get_config()

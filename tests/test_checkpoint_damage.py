@@ -12,9 +12,9 @@ import pytest
 import tiny
 
 import jaxseg
-from jaxseg.train import checkpoints, intact, loop
-from jaxseg.train.mid_epoch import MidEpoch
-from jaxseg.train.run import Run
+from jaxseg.training import checkpoints, intact, loop
+from jaxseg.training.mid_epoch import MidEpoch
+from jaxseg.training.run import Run
 
 # A checkpoint step's files (relative to checkpoints/<step>/); "ARRAYS": the largest array data file (what it
 # holds varies: inference may not read it), "ALL_ARRAYS": every array data file.
@@ -194,7 +194,7 @@ def test_cli_readers_name_the_damaged_step_in_one_line(trained, tmp_path, mode):
 
 
 def test_load_and_export_use_the_newest_intact_checkpoint(trained, tmp_path, capfd):
-  from jaxseg import deploy  # pylint: disable=g-import-not-at-top
+  from jaxseg.inference import export as deploy  # pylint: disable=g-import-not-at-top
   workdir = _copy(trained, tmp_path)
   _damage(workdir, 2, "state/_METADATA", "truncate")
   assert jaxseg.load(workdir).step == 1

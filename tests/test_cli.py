@@ -8,7 +8,8 @@ import tiny
 from conftest import REPO
 from PIL import Image
 
-from jaxseg import cli, config_files
+from jaxseg.cli import modes as cli
+from jaxseg.config import files as config_files
 
 
 @pytest.mark.parametrize("config", ["configs/r128.py", "configs/r224.py"])

@@ -4,8 +4,8 @@ import pytest
 from conftest import REPO
 
 import jaxseg
-from jaxseg import config_checks
-from jaxseg.config_checks import ConfigError
+from jaxseg.config import checks as config_checks
+from jaxseg.config.checks import ConfigError
 
 
 def test_a_config_file_with_overrides():
@@ -16,7 +16,7 @@ def test_a_config_file_with_overrides():
 
 
 def test_field_value_strings_parse_as_literals_or_stay_strings():
-  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  from jaxseg.config import files as config_files  # pylint: disable=g-import-not-at-top
   got = config_files.parse_overrides(["batch_size=4", "augment.crop=(64, 96)", "data.root=/a=b", "flip=True"])
   assert got == {"batch_size": 4, "augment.crop": (64, 96), "data.root": "/a=b", "flip": True}
   with pytest.raises(ConfigError, match="--set batch_size: give FIELD=VALUE"):

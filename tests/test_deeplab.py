@@ -39,7 +39,7 @@ def test_logits_match_the_keras_twin(output_stride, separable, impl):
 
 
 def test_deeplab_trains_on_a_non_square_size_and_its_checkpoint_is_its_own(tmp_path):
-  from jaxseg.train import checkpoints, loop  # pylint: disable=g-import-not-at-top
+  from jaxseg.training import checkpoints, loop  # pylint: disable=g-import-not-at-top
   config = tiny.tiny_config(image_height=40, image_width=72, **{"model.name": "deeplabv3plus_mobilenet_v2"})
   history = loop.train_and_evaluate(config, str(tmp_path))
   assert np.array(history[0]["val"]["confusion"]).sum() == 5 * 40 * 72

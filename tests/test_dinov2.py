@@ -9,11 +9,12 @@ import pytest
 import tiny
 from keras_hub_reference import randomize_neutral_terms
 
-from jaxseg import config_checks, models
+from jaxseg import models
+from jaxseg.config import checks as config_checks
 from jaxseg.models import backbones
 from jaxseg.models.backbones import dinov2, keras_hub_port
-from jaxseg.train import loop
-from jaxseg.train.run import Run
+from jaxseg.training import loop
+from jaxseg.training.run import Run
 
 keras_hub = pytest.importorskip("keras_hub")
 import keras  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position

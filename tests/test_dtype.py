@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tiny
 
-from jaxseg import parallel, precision
 from jaxseg.data import sources
-from jaxseg.train.run import Run
+from jaxseg.runtime import parallel, precision
+from jaxseg.training.run import Run
 
 
 def _train(config, workdir):

@@ -7,9 +7,9 @@ import pytest
 import tiny
 
 from jaxseg import data
-from jaxseg.config_checks import ConfigError, check_config
-from jaxseg.train import checkpoints, loop
-from jaxseg.train.run import Run
+from jaxseg.config.checks import ConfigError, check_config
+from jaxseg.training import checkpoints, loop
+from jaxseg.training.run import Run
 
 
 def test_the_average_follows_its_recurrence_step_by_step(tmp_path):

@@ -11,8 +11,9 @@ import pytest
 import tiny
 
 import jaxseg
-from jaxseg import deploy, models
+from jaxseg import models
 from jaxseg.errors import UserError
+from jaxseg.inference import export as deploy
 
 # Every registered model, and every backbone family under one of them.
 MODELS_AND_BACKBONES = [("unet", "mobilenet_v2"), ("deeplabv3plus", "mobilenet_v2"), ("deeplabv3plus", "resnet18"),

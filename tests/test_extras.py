@@ -5,8 +5,8 @@ import sys
 import pytest
 
 import jaxseg
-from jaxseg import extras
 from jaxseg.models import keras_port
+from jaxseg.runtime import extras
 
 
 def test_require_names_the_feature_and_the_install_command(monkeypatch):

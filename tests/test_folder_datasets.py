@@ -8,11 +8,13 @@ import pytest
 import tiny
 from PIL import Image
 
-from jaxseg import cli, config_checks, data
-from jaxseg.config_checks import ConfigError
+from jaxseg import data
+from jaxseg.cli import modes as cli
+from jaxseg.config import checks as config_checks
+from jaxseg.config.checks import ConfigError
 from jaxseg.data import sources, splits
 from jaxseg.errors import DatasetError
-from jaxseg.train import loop
+from jaxseg.training import loop
 
 CLASS_MAP, TABLE, H, W = tiny.CLASS_MAP, tiny.TABLE, tiny.H, tiny.W
 WANT = np.array([0, 0, 1, 2] + [255] * 5 + [255], np.uint8)  # expected class of stored values 0..9

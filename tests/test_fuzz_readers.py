@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from ml_collections import config_flags
 from PIL import Image
 
-from jaxseg import config_checks, data
+from jaxseg import data
+from jaxseg.config import checks as config_checks
 from jaxseg.data import images, labels, layouts, splits
 from jaxseg.errors import DatasetError, UserError
 

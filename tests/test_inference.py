@@ -8,9 +8,10 @@ import tiny
 from PIL import Image
 
 import jaxseg
-from jaxseg import data, inference
-from jaxseg.config_checks import ConfigError, check_config
-from jaxseg.train import loop, tiled_eval
+from jaxseg import data
+from jaxseg.config.checks import ConfigError, check_config
+from jaxseg.inference import logits as inference
+from jaxseg.training import loop, tiled_eval
 
 
 def test_window_starts_cover_the_axis_and_end_at_its_edge():

@@ -6,10 +6,11 @@ import pytest
 import tiny
 from PIL import Image
 
-from jaxseg import inference, visualize
 from jaxseg.data import images
 from jaxseg.data.labels import Classes
 from jaxseg.errors import DatasetError
+from jaxseg.inference import logits as inference
+from jaxseg.viz import figures as visualize
 
 
 def _pil_mask(logits, h, w):

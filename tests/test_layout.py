@@ -7,7 +7,8 @@ from conftest import REPO
 
 # Bottom to top. A module may import only modules listed before it (a package's __init__ counts as the
 # package name, e.g. "models").
-ORDER = ["allocator", "errors", "default_config", "faults", "extras", "files", "precision", "distributed",
+ORDER = ["runtime.allocator", "errors", "config.defaults", "runtime.faults", "runtime.extras", "runtime.files",
+         "runtime.precision", "runtime.distributed",
          "ops.common", "ops.pointwise", "ops.dense3x3", "ops.depthwise", "ops.winograd", "ops.winograd_transpose",
          "ops.conv_transpose", "ops.pool", "ops.resize", "ops.norm", "ops.softmax", "ops.strided", "ops.dispatch",
          "ops",
@@ -20,13 +21,16 @@ ORDER = ["allocator", "errors", "default_config", "faults", "extras", "files", "
          "models.keras_port", "models.keras_models", "models",
          "data.labels", "data.geometry", "data.images", "data.synthetic", "data.resize_crop", "data.transforms",
          "data.layouts", "data.sources", "data.random_access", "data.streaming",
-         "data.dataset_checks", "data.splits", "data.batching", "data.pipeline", "data", "train.losses",
-         "train.state", "train.optimizers", "parallel",
-         "inference",
-         "config_checks", "config_files", "charts", "visualize", "train.metrics", "train.steps",
-         "train.checkpoints", "train.intact", "train.workdir_lock", "train.mid_epoch", "train.preemption",
-         "train.metrics_writer", "train.startup", "train.tiled_eval", "train.run", "train.loop", "train",
-         "predict", "deploy", "compare", "cli", "command_line", ""]
+         "data.dataset_checks", "data.splits", "data.batching", "data.pipeline", "data", "training.losses",
+         "training.state", "training.optimizers", "runtime.parallel",
+         "inference.logits",
+         "config.checks", "config.files", "viz.charts", "viz.figures", "training.metrics", "training.steps",
+         "training.checkpoints", "training.intact", "training.workdir_lock", "training.mid_epoch",
+         "training.preemption", "training.metrics_writer", "training.startup", "training.tiled_eval",
+         "training.run", "training.loop", "training",
+         "inference.predict", "inference.export", "cli.compare", "cli.modes", "cli.main",
+         # The role packages' own __init__ modules import nothing.
+         "runtime", "config", "viz", "inference", "cli", ""]
 PACKAGE = REPO / "jaxseg"
 
 
@@ -71,6 +75,11 @@ def test_every_module_is_placed_and_imports_only_lower_layers():
 def test_the_package_holds_no_benchmark_or_other_framework():
   text = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
   assert "import torch" not in text and "benchmarks" not in text.replace("benchmarks/README.md", "")
+
+
+def test_the_package_is_grouped_by_role_with_at_most_five_loose_modules():
+  loose = sorted(p.name for p in PACKAGE.glob("*.py"))
+  assert len(loose) <= 5, loose
 
 
 def test_no_module_of_the_package_is_over_300_lines():

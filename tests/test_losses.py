@@ -8,8 +8,8 @@ import pytest
 import tiny
 
 from jaxseg import data
-from jaxseg.config_checks import ConfigError
-from jaxseg.train import loop, losses
+from jaxseg.config.checks import ConfigError
+from jaxseg.training import loop, losses
 
 
 def _log_softmax(x):

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg.train import metrics, steps
+from jaxseg.training import metrics, steps
 
 
 def _numpy_reference(logits, labels, weights, c):

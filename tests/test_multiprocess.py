@@ -22,8 +22,8 @@ import tiny
 import two_processes
 from conftest import REPO, TEST_XLA_FLAGS
 
-from jaxseg import distributed
-from jaxseg.train import loop
+from jaxseg.runtime import distributed
+from jaxseg.training import loop
 
 
 def _free_port() -> int:
@@ -49,7 +49,7 @@ def _finish(proc, out, err):
 
 @pytest.mark.slow
 def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpoint(tmp_path):
-  """Each process trains in memory, then streaming (tests/two_processes.py, through `jaxseg.cli.run`); the
+  """Each process trains in memory, then streaming (tests/two_processes.py, through `jaxseg.cli.modes.run`); the
   reference process, started after them, trains both too, with two devices of its own."""
   port = _free_port()
   env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "XLA_FLAGS": TEST_XLA_FLAGS}

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tiny
 
-from jaxseg import config_checks
-from jaxseg.config_checks import ConfigError
-from jaxseg.train import optimizers
+from jaxseg.config import checks as config_checks
+from jaxseg.config.checks import ConfigError
+from jaxseg.training import optimizers
 
 PARAMS = {"encoder": {"kernel": np.full((2, 3), 0.5, np.float32), "bias": np.ones(3, np.float32)},
           "up_0": {"kernel": np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3), "bias": np.ones(3, np.float32)}}

@@ -12,8 +12,9 @@ from PIL import Image
 
 import jaxseg
 import jaxseg.data
-from jaxseg import compare, models
-from jaxseg.train.run import Run
+from jaxseg import models
+from jaxseg.cli import compare
+from jaxseg.training.run import Run
 
 
 def _pattern(h, w):

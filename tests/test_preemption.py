@@ -11,8 +11,8 @@ import pytest
 import tiny
 from conftest import REPO
 
-from jaxseg.train import loop, mid_epoch
-from jaxseg.train.preemption import StopRequest
+from jaxseg.training import loop, mid_epoch
+from jaxseg.training.preemption import StopRequest
 
 EPOCHS = 3  # 8 steps an epoch (64 examples, batch 8)
 

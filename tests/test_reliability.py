@@ -12,10 +12,14 @@ import tiny
 from PIL import Image
 
 import jaxseg
-from jaxseg import cli, config_checks, data, files, visualize
+from jaxseg import data
+from jaxseg.cli import modes as cli
+from jaxseg.config import checks as config_checks
 from jaxseg.data import splits
 from jaxseg.errors import DatasetError
-from jaxseg.train import checkpoints, loop
+from jaxseg.runtime import files
+from jaxseg.training import checkpoints, loop
+from jaxseg.viz import figures as visualize
 
 
 @pytest.fixture(scope="module")

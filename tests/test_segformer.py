@@ -112,7 +112,7 @@ def test_a_segmenter_preset_predicts_without_training(preset):
 
 
 def test_predict_mode_uses_the_preset_where_the_workdir_has_no_checkpoint(preset, tmp_path):
-  from jaxseg import predict  # pylint: disable=g-import-not-at-top
+  from jaxseg.inference import predict  # pylint: disable=g-import-not-at-top
   path, _ = preset
   photo = tmp_path / "photo.png"
   from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -125,7 +125,7 @@ def test_predict_mode_uses_the_preset_where_the_workdir_has_no_checkpoint(preset
 
 
 def test_fine_tuning_on_another_class_count_replaces_only_the_classifier(preset, capsys):
-  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
   path, segmenter = preset
   config = tiny.tiny_config(**{"model.name": "segformer", "model.backbone": "mit_b0", "model.backbone_weights": path,
                                "image_size": 64})
@@ -141,8 +141,8 @@ def test_fine_tuning_on_another_class_count_replaces_only_the_classifier(preset,
 
 
 def test_a_preset_of_another_size_is_refused_in_one_line(preset):
-  from jaxseg.config_checks import ConfigError  # pylint: disable=g-import-not-at-top
-  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  from jaxseg.config.checks import ConfigError  # pylint: disable=g-import-not-at-top
+  from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
   path, _ = preset
   config = tiny.tiny_config(**{"model.name": "segformer", "model.backbone": "mit_b1", "model.backbone_weights": path})
   with pytest.raises(ConfigError, match=re.escape("set --config.model.backbone=mit_b0 --config.model.decoder_dim=256")):

@@ -64,7 +64,7 @@ def test_cityscapes_label_ids_become_the_19_train_ids(tmp_path):
 
 
 def test_cityscapes_config_trains_on_the_fixture(tmp_path):
-  from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
+  from jaxseg.training import loop  # pylint: disable=g-import-not-at-top
   _write_cityscapes(tmp_path / "data", np.random.default_rng(1))
   config = cityscapes.get_config()
   overrides = tiny.tiny_config()

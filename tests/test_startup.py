@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tiny
 
-from jaxseg import faults, models
+from jaxseg import models
 from jaxseg.errors import UserError
-from jaxseg.train import loop, startup, steps
-from jaxseg.train.run import Run
+from jaxseg.runtime import faults
+from jaxseg.training import loop, startup, steps
+from jaxseg.training.run import Run
 
 
 @pytest.fixture

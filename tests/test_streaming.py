@@ -7,11 +7,11 @@ import pytest
 import tiny
 from PIL import Image
 
-from jaxseg import config_checks
+from jaxseg.config import checks as config_checks
 from jaxseg.data import IGNORE, pipeline, resize_crop
 from jaxseg.data.images import resize_pair
 from jaxseg.errors import DatasetError
-from jaxseg.train import loop
+from jaxseg.training import loop
 
 SIZES = ((20, 30), (25, 17), (40, 40))
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tiny
 
-from jaxseg import data, parallel
+from jaxseg import data
 from jaxseg.data import sources
 from jaxseg.models import UNet
-from jaxseg.train.run import Run
+from jaxseg.runtime import parallel
+from jaxseg.training.run import Run
 
 torch = pytest.importorskip("torch")  # only PyTorch itself is optional: an error in the twin must fail
 from benchmarks import torch_unet  # noqa: E402 (after the importorskip above)

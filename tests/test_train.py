@@ -11,12 +11,13 @@ import tiny
 from PIL import Image
 from test_keras_port import _save_legacy_h5
 
-from jaxseg import data, visualize
+from jaxseg import data
 from jaxseg.data import sources, splits
 from jaxseg.errors import DatasetError
 from jaxseg.models import keras_port as port
-from jaxseg.train import checkpoints, loop
-from jaxseg.train.run import Run
+from jaxseg.training import checkpoints, loop
+from jaxseg.training.run import Run
+from jaxseg.viz import figures as visualize
 
 
 def _restore_newest(config, workdir):

@@ -9,7 +9,7 @@ import tiny
 
 from jaxseg import data
 from jaxseg.data import transforms
-from jaxseg.train import steps
+from jaxseg.training import steps
 
 
 def _coordinate_pictures(h, w, b=6):

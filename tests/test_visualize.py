@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxseg import charts, visualize
 from jaxseg.data import labels
+from jaxseg.viz import charts
+from jaxseg.viz import figures as visualize
 
 
 @pytest.mark.parametrize("low,high", [(0.12, 0.87), (1, 20), (0.5, 0.5), (-3.2, 7.9), (1e-4, 3e-4), (90, 91.5)])

@@ -13,7 +13,7 @@ import pytest
 import tiny
 from conftest import REPO
 
-from jaxseg.train import loop, workdir_lock
+from jaxseg.training import loop, workdir_lock
 
 
 def _wait_for(predicate, timeout: float, proc=None) -> None:

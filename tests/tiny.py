@@ -32,12 +32,12 @@ def main_py(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-  """What `main_py(*args)` does, in this process (`jaxseg.cli.run`, main.py's body once its flags are parsed):
+  """What `main_py(*args)` does, in this process (`jaxseg.cli.modes.run`, main.py's body once its flags are parsed):
   for tests of what a mode does rather than of the process around it. Takes --config FILE, --config.FIELD=VALUE,
   --workdir, --mode, --images (and paths after it), --output, --step, --format, --max-pixels."""
   import contextlib  # pylint: disable=g-import-not-at-top
 
-  from jaxseg import config_files  # pylint: disable=g-import-not-at-top
+  from jaxseg.config import files as config_files  # pylint: disable=g-import-not-at-top
   path, overrides, options, images = "tests/tiny_config.py", {}, {}, []
   rest = list(args)
   while rest:
@@ -58,17 +58,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
   proc = run_config(config, options.get("mode", "train"), options.get("workdir"), images=images,
                     output=options.get("output"), step=int(options["step"]) if "step" in options else None,
                     export_format=options.get("format", "saved_model"), max_pixels=int(options.get("max-pixels", 0)))
-  proc.args = ["jaxseg.cli.run", *args]
+  proc.args = ["jaxseg.cli.modes.run", *args]
   return proc
 
 
 def run_config(config, mode: str = "train", workdir=None, **kwargs) -> subprocess.CompletedProcess:
-  """`jaxseg.cli.run(config, mode, workdir, **kwargs)` in this process, from the repository root, its output
+  """`jaxseg.cli.modes.run(config, mode, workdir, **kwargs)` in this process, from the repository root, its output
   captured; `max_pixels` (--max-pixels) lasts for this call only, as it would for its process."""
   import contextlib  # pylint: disable=g-import-not-at-top
   import io  # pylint: disable=g-import-not-at-top
 
-  from jaxseg import cli  # pylint: disable=g-import-not-at-top
+  from jaxseg.cli import modes as cli  # pylint: disable=g-import-not-at-top
   from jaxseg.data import images as image_files  # pylint: disable=g-import-not-at-top
   out, err = io.StringIO(), io.StringIO()
   with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -76,7 +76,7 @@ def run_config(config, mode: str = "train", workdir=None, **kwargs) -> subproces
       code = cli.run(config, mode, None if workdir is None else str(workdir), **kwargs)
     finally:
       image_files.set_max_pixels(0)
-  return subprocess.CompletedProcess(["jaxseg.cli.run", mode], code, out.getvalue(), err.getvalue())
+  return subprocess.CompletedProcess(["jaxseg.cli.modes.run", mode], code, out.getvalue(), err.getvalue())
 
 
 # The tiny config's overrides that make it learn (also passed to main.py as --config.KEY=VALUE).
@@ -207,8 +207,8 @@ def untrained_checkpoint(config, workdir: str, epoch: int = 1) -> None:
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from jaxseg import data  # pylint: disable=g-import-not-at-top
-  from jaxseg.train import checkpoints  # pylint: disable=g-import-not-at-top
-  from jaxseg.train.run import Run  # pylint: disable=g-import-not-at-top
+  from jaxseg.training import checkpoints  # pylint: disable=g-import-not-at-top
+  from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
   run = Run(config, workdir)
   h, w = data.model_size(run.config)
   fresh, _ = run.state_from(random_variables(run.model, np.zeros((1, h, w, 3), np.float32), train=False))

@@ -1,5 +1,5 @@
 """Run by test_multiprocess.py: trains the tiny learning config in WORKDIR/memory and then WORKDIR/stream (the
-two input pipelines) through `jaxseg.cli.run`, main.py's body, in this one process.
+two input pipelines) through `jaxseg.cli.modes.run`, main.py's body, in this one process.
 
   python tests/two_processes.py WORKDIR [COORDINATOR PROCESS_ID]
 
@@ -13,7 +13,7 @@ import sys
 
 import tiny
 
-from jaxseg import cli
+from jaxseg.cli import modes as cli
 
 EPOCHS = 2
 PIPELINES = ("memory", "stream")

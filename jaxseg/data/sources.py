@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable
 import ml_collections
 import numpy as np
 
-from jaxseg import extras
 from jaxseg.data import geometry, layouts
 from jaxseg.data import labels as label_io
 from jaxseg.data.images import read_rgb
 from jaxseg.data.synthetic import synthetic_arrays
 from jaxseg.errors import DatasetError
+from jaxseg.runtime import extras
 
 Loaded = tuple[np.ndarray, np.ndarray]
 

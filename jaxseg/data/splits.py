@@ -14,11 +14,11 @@ import os
 import ml_collections
 import numpy as np
 
-from jaxseg import files
 from jaxseg.data import geometry
 from jaxseg.data import images as image_io
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import DatasetError
+from jaxseg.runtime import files
 
 
 @dataclasses.dataclass

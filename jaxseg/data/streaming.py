@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from jaxseg import faults
 from jaxseg.data import resize_crop
 from jaxseg.data.images import resize_pair
 from jaxseg.data.labels import IGNORE, label_canvas
 from jaxseg.errors import DatasetError
+from jaxseg.runtime import faults
 
 
 def worker_count(config) -> int:

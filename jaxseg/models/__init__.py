@@ -70,7 +70,7 @@ def create_model(config: ml_collections.ConfigDict) -> SegmentationModel:
 
   Args:
     config: the experiment config (uses `model.*`, `num_classes`, `dtype`), as checked by
-      `jaxseg.config_checks.check_config`.
+      `jaxseg.config.checks.check_config`.
 
   Returns:
     An unbound Flax module.

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxseg import precision
 from jaxseg.models import backbones
 from jaxseg.models.layers import LayerSpec
 from jaxseg.models.mobilenet_v2 import MobileNetV2
+from jaxseg.runtime import precision
 
 
 def single_stride_refusal(name: str, model: str) -> str:
@@ -44,7 +44,7 @@ class SegmentationModel(nn.Module):
   encoder_bn_momentum: float = 0.999
   input_transform: tuple[tuple[float, ...], tuple[float, ...]] = backbones.IMAGENET_TRANSFORM
 
-  # Config fields besides the shared ones (`jaxseg.train.checkpoints`) that identify this architecture in a
+  # Config fields besides the shared ones (`jaxseg.training.checkpoints`) that identify this architecture in a
   # checkpoint, as {meta key: config field}.
   IDENTITY_FIELDS: ClassVar[dict[str, str]] = {}
   # MobileNetV2's layers the head reads, by stride; the encoder ends at the last.

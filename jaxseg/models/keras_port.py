@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxseg import extras, files
 from jaxseg.errors import UserError
 from jaxseg.models.mobilenet_v2 import ALPHAS, make_divisible
+from jaxseg.runtime import extras, files
 
 Variables = dict[str, dict[str, Any]]
 

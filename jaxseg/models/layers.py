@@ -25,7 +25,7 @@ class LayerSpec:
   Attributes:
     dtype: compute dtype (float32 or bfloat16); parameters stay float32.
     gemm_dtype: the dtype GEMM inputs are cast to, accumulated in float32 (None: `dtype`; see
-      `jaxseg.precision`).
+      `jaxseg.runtime.precision`).
     conv_impl: "auto", "gemm", "xla" or "lite": how convolutions are formulated (`jaxseg.ops.dispatch`).
     bn_momentum: BatchNorm moving-average momentum (Keras default 0.99; MobileNetV2's encoder 0.999).
     bn_epsilon: BatchNorm epsilon (Keras: 1e-3).

@@ -10,8 +10,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxseg import extras
 from jaxseg.errors import UserError
+from jaxseg.runtime import extras
 
 
 class PortError(UserError):

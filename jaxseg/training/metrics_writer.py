@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxseg import files
+from jaxseg.runtime import files
 
 METRICS_FILE = "metrics.jsonl"
 

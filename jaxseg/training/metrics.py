@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxseg.data.labels import IGNORE
-from jaxseg.train.losses import cross_entropy
+from jaxseg.training.losses import cross_entropy
 
 
 def confusion_matrix(labels: jax.Array, preds: jax.Array, weights: jax.Array | None,

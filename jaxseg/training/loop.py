@@ -13,14 +13,18 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxseg import config_checks, data, faults, files, inference, parallel, precision, visualize
+from jaxseg import data
+from jaxseg.config import checks as config_checks
 from jaxseg.errors import UserError
-from jaxseg.train import checkpoints, metrics, startup, workdir_lock
-from jaxseg.train.metrics_writer import MetricsWriter
-from jaxseg.train.mid_epoch import MidEpoch
-from jaxseg.train.preemption import StopRequest
-from jaxseg.train.run import Run
-from jaxseg.train.state import TrainState
+from jaxseg.inference import logits as inference
+from jaxseg.runtime import faults, files, parallel, precision
+from jaxseg.training import checkpoints, metrics, startup, workdir_lock
+from jaxseg.training.metrics_writer import MetricsWriter
+from jaxseg.training.mid_epoch import MidEpoch
+from jaxseg.training.preemption import StopRequest
+from jaxseg.training.run import Run
+from jaxseg.training.state import TrainState
+from jaxseg.viz import figures as visualize
 
 
 class TrainingError(UserError):
@@ -48,7 +52,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """Trains (resuming from the newest checkpoint in `workdir`), evaluating and checkpointing every epoch.
 
   Args:
-    config: the experiment config (see jaxseg/default_config.py).
+    config: the experiment config (see jaxseg/config/defaults.py).
     workdir: where checkpoints, metrics.jsonl, TensorBoard events, samples/ and curves.png go.
     on_epoch: called after each epoch's checkpoint with its history entry plus "samples" (the path of the
       epoch's sample panel, or None), e.g. to show progress in a notebook.

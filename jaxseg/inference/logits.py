@@ -1,7 +1,7 @@
 """How one photo is turned into logits: the whole photo at the model's size, or windows slid over it, at one
 or several scales, optionally with its mirror image too (test-time augmentation).
 
-Every variant gives logit maps at some size; `jaxseg.predict` upsamples each to the photo's own size a band
+Every variant gives logit maps at some size; `jaxseg.inference.predict` upsamples each to the photo's own size a band
 of rows at a time, sums them and takes the argmax (`maps_to_mask`), so that only the class ids are held at
 full size.
 """

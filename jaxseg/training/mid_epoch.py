@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxseg.train import checkpoints, intact
+from jaxseg.training import checkpoints, intact
 
 DIRECTORY = "checkpoints_mid_epoch"
 

@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import optax
 
-from jaxseg.train.state import ENCODER
+from jaxseg.training.state import ENCODER
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "poly")

@@ -7,16 +7,17 @@ import tempfile
 
 import ml_collections
 
-from jaxseg import inference, parallel
 from jaxseg.data.labels import IGNORE
 from jaxseg.data.layouts import LAYOUTS
 from jaxseg.data.pipeline import PIPELINES
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import ConfigError
+from jaxseg.inference import logits as inference
 from jaxseg.models import ALPHAS, CONV_IMPLS, LEGACY_NAMES, MODELS, backbones, canonical_name, model_class
-from jaxseg.precision import DTYPE_NAMES
-from jaxseg.train.losses import LOSSES
-from jaxseg.train.optimizers import OPTIMIZERS, SCHEDULES
+from jaxseg.runtime import parallel
+from jaxseg.runtime.precision import DTYPE_NAMES
+from jaxseg.training.losses import LOSSES
+from jaxseg.training.optimizers import OPTIMIZERS, SCHEDULES
 
 MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave room for two
 
@@ -115,7 +116,7 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_optimizer(config: ml_collections.ConfigDict) -> None:
-  """The optimizer and schedule fields (`jaxseg.train.optimizers`); configs of earlier versions lack some."""
+  """The optimizer and schedule fields (`jaxseg.training.optimizers`); configs of earlier versions lack some."""
   if config.get("optimizer", "adam") not in OPTIMIZERS:
     raise ConfigError(f"config.optimizer={config.optimizer!r} must be one of {OPTIMIZERS}.")
   if config.lr_schedule not in SCHEDULES:

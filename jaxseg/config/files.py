@@ -50,7 +50,7 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> ml_collec
     for part in parents:
       node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-      raise ConfigError(f"config override {key!r}: no such field in {path} (see jaxseg/default_config.py).")
+      raise ConfigError(f"config override {key!r}: no such field in {path} (see jaxseg/config/defaults.py).")
     try:
       node[leaf] = value
     except (TypeError, ValueError) as e:

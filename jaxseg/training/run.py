@@ -10,12 +10,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxseg import config_checks, data, inference, models, parallel
+from jaxseg import data, models
+from jaxseg.config import checks as config_checks
+from jaxseg.inference import logits as inference
 from jaxseg.models import backbones, keras_port, segformer_port
 from jaxseg.models.backbones import keras_hub_port
-from jaxseg.train import checkpoints, intact, metrics, steps, tiled_eval
-from jaxseg.train.optimizers import make_optimizer
-from jaxseg.train.state import TrainState, create_state, inference_variables
+from jaxseg.runtime import parallel
+from jaxseg.training import checkpoints, intact, metrics, steps, tiled_eval
+from jaxseg.training.optimizers import make_optimizer
+from jaxseg.training.state import TrainState, create_state, inference_variables
 
 
 class Run:

@@ -30,9 +30,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxseg import data, extras, models
+from jaxseg import data, models
 from jaxseg.errors import UserError
-from jaxseg.train import steps
+from jaxseg.runtime import extras
+from jaxseg.training import steps
 
 FORMATS = ("saved_model", "tflite", "stablehlo")
 PLATFORMS = ("cpu", "cuda", "tpu")  # SavedModel and StableHLO run on any of these, wherever they were exported
@@ -185,7 +186,7 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
   Raises:
     ExportError: bad format, an output that exists and is not empty, or a failed parity check.
   """
-  from jaxseg import predict  # pylint: disable=g-import-not-at-top
+  from jaxseg.inference import predict  # pylint: disable=g-import-not-at-top
   if fmt not in FORMATS:
     raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)} (--format).")
   if fmt != "stablehlo":

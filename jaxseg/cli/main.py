@@ -1,10 +1,10 @@
 """The command line: `jaxseg MODE [--config FILE] [flags]` (the console script) and `python main.py --mode MODE
-...`, one set of flags for both; the modes themselves are `jaxseg.cli.run`.
+...`, one set of flags for both; the modes themselves are `jaxseg.cli.modes.run`.
 
   jaxseg train   [--config configs/r224.py] [--workdir DIR] [--config.FIELD=VALUE ...]
   jaxseg eval | predict --images FILE_OR_DIR ... | export --format FMT | summary | inspect   (same flags)
 
-Without --config the package's default config runs (`jaxseg.default_config`: Oxford-IIIT Pet at 128 px). A
+Without --config the package's default config runs (`jaxseg.config.defaults`: Oxford-IIIT Pet at 128 px). A
 config file of a `configs` folder may import its siblings (`from configs import camvid`) from any directory.
 """
 
@@ -14,8 +14,10 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxseg import allocator, config_files, default_config
+from jaxseg.config import defaults as default_config
+from jaxseg.config import files as config_files
 from jaxseg.errors import ConfigError
+from jaxseg.runtime import allocator
 
 MODES = ("train", "eval", "predict", "export", "summary", "inspect")
 FLAGS = flags.FLAGS
@@ -23,7 +25,7 @@ FLAGS = flags.FLAGS
 # (No default here: ml_collections would apply the command line's --config.FIELD overrides to a default while
 # defining the flag, outside `parse_flags`; `parse_flags` names the default file instead.)
 config_flags.DEFINE_config_file("config", None, "A config file, e.g. configs/r224.py (default: the package's "
-                                "default config, jaxseg/default_config.py).", lock_config=True)
+                                "default config, jaxseg/config/defaults.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Checkpoints, metrics and pictures go here (default runs/<config name>).")
 flags.DEFINE_enum("mode", "train", list(MODES),
                   "What to do (inspect: check and describe the dataset; export: write a model for serving).")
@@ -70,11 +72,11 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues = FLAGS) -> list[
       raise
     bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
     sys.exit(f"error: bad config override among {bad}: {str(e).strip(chr(34) + chr(39))}. Every "
-             "--config.FIELD must exist in the config file (see jaxseg/default_config.py).")
+             "--config.FIELD must exist in the config file (see jaxseg/config/defaults.py).")
 
 
 def _main(argv: list[str]) -> None:
-  from jaxseg import cli  # pylint: disable=g-import-not-at-top  # imports JAX: after flag parsing
+  from jaxseg.cli import modes as cli  # pylint: disable=g-import-not-at-top  # imports JAX: after flag parsing
   sys.exit(cli.run(FLAGS.config, FLAGS.mode, FLAGS.workdir, FLAGS.images + argv[1:], FLAGS.output,
                    FLAGS.step, FLAGS.format, FLAGS.probabilities, FLAGS["max-pixels"].value))
 

@@ -1,6 +1,6 @@
 """Compare finished runs, e.g. the tutorial's model trained at 128 px and at 224 px.
 
-  python -m jaxseg.compare runs/r128 runs/r224 [--output compare.png]
+  python -m jaxseg.cli.compare runs/r128 runs/r224 [--output compare.png]
 
 Prints one table row per run from its metrics.jsonl and writes one figure overlaying their curves.
 """
@@ -10,8 +10,8 @@ import os
 import sys
 from typing import Any
 
-from jaxseg import visualize
-from jaxseg.train.metrics_writer import read_history
+from jaxseg.training.metrics_writer import read_history
+from jaxseg.viz import figures as visualize
 
 COLUMNS = ("run", "epochs", "split", "best acc", "(epoch)", "last acc", "last class-acc", "last mIoU")
 TAIL = ("train gap", "img/s")
@@ -48,7 +48,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
   """Prints the comparison of the runs named on the command line and writes the plot; returns the exit code."""
-  parser = argparse.ArgumentParser(prog="python -m jaxseg.compare", description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(prog="python -m jaxseg.cli.compare", description=__doc__.splitlines()[0])
   parser.add_argument("workdirs", nargs="+", help="run directories holding metrics.jsonl")
   parser.add_argument("--output", default="compare.png", help="figure to write (default compare.png)")
   args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ Orbax writes each step into a temporary directory and renames it when complete, 
 mid-save leaves no checkpoint that `latest_step` would pick up. Readers (eval, predict) open the manager
 read-only: they never write, delete or clean up anything under the checkpoint directory. Each record carries
 a CRC-32 of itself and of each part of the state, checked on every restore, so that bytes changed on disk
-that still decode are found too (`jaxseg.train.intact` decides what to do about a damaged step).
+that still decode are found too (`jaxseg.training.intact` decides what to do about a damaged step).
 """
 
 import errno
@@ -20,9 +20,9 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxseg import faults
 from jaxseg.errors import UserError
 from jaxseg.models import canonical_name, model_class
+from jaxseg.runtime import faults
 
 
 class _ReadOnlyNotices(logging.Filter):
@@ -52,7 +52,7 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 class _RenameWithFaultPoint(ocp.path.atomicity.AtomicRenameTemporaryPath):
-  """Orbax's write-then-rename, with the fault point "save" (`jaxseg.faults`) between the two: where a
+  """Orbax's write-then-rename, with the fault point "save" (`jaxseg.runtime.faults`) between the two: where a
   process killed mid-save leaves a complete temporary directory and no checkpoint."""
 
   point = "save"

@@ -39,7 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_width = 0  # Non-square stored size: width (0 = image_size), e.g. CamVid's 480.
   config.freeze_encoder = True  # Train the decoder only (the tutorial); False fine-tunes the encoder too.
   config.encoder_bn_train = False  # Encoder BatchNorm uses batch statistics (only with freeze_encoder=False).
-  config.dtype = "auto"  # "float32", "bfloat16", "mixed_bfloat16" (bf16 GEMM inputs) or "auto" (jaxseg.precision).
+  # "float32", "bfloat16", "mixed_bfloat16" (bf16 GEMM inputs) or "auto" (see jaxseg.runtime.precision).
+  config.dtype = "auto"
 
   config.data = ml_collections.ConfigDict()
   config.data.source = "tfds"  # "tfds" (oxford_iiit_pet), "folder" (extracted dataset) or "synthetic".

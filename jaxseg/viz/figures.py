@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxseg import charts, files
 from jaxseg.data.images import row_bands
 from jaxseg.data.labels import Classes
 from jaxseg.ops.common import ceil_div
+from jaxseg.runtime import files
+from jaxseg.viz import charts
 
 CELL = 224  # each picture of a panel fits a CELL x CELL square, its aspect ratio kept
 GAP = 8

@@ -30,20 +30,22 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
   except OSError as e:
     if e.errno is None:
       raise
-    from jaxseg import files  # pylint: disable=g-import-not-at-top
+    from jaxseg.runtime import files  # pylint: disable=g-import-not-at-top
     print(f"error: {files.describe_os_error(e, e.filename or workdir)}", file=sys.stderr)
     return 2
 
 
 def _run(config, mode, workdir, images, output, step, export_format, probabilities, max_pixels) -> int:
-  from jaxseg import distributed  # pylint: disable=g-import-not-at-top
+  from jaxseg.runtime import distributed  # pylint: disable=g-import-not-at-top
   distributed.initialize(config)
-  from jaxseg.train import startup  # pylint: disable=g-import-not-at-top
+  from jaxseg.training import startup  # pylint: disable=g-import-not-at-top
   startup.enable_compilation_cache(config)  # before anything compiles
   from jaxseg.data import images as image_files  # pylint: disable=g-import-not-at-top
   image_files.set_max_pixels(max_pixels)
-  from jaxseg import config_checks, models, predict  # pylint: disable=g-import-not-at-top
-  from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
+  from jaxseg import models  # pylint: disable=g-import-not-at-top
+  from jaxseg.config import checks as config_checks
+  from jaxseg.inference import predict
+  from jaxseg.training import loop  # pylint: disable=g-import-not-at-top
   if mode == "summary":
     config_checks.check_config(config)
     from jaxseg import data  # pylint: disable=g-import-not-at-top
@@ -62,7 +64,7 @@ def _run(config, mode, workdir, images, output, step, export_format, probabiliti
     loop.evaluate(config, workdir, step)
     return 0
   if mode == "export":
-    from jaxseg import deploy  # pylint: disable=g-import-not-at-top
+    from jaxseg.inference import export as deploy  # pylint: disable=g-import-not-at-top
     config_checks.check_config(config)
     print(deploy.describe(deploy.export(workdir, export_format, output, step, config, probabilities)))
     return 0

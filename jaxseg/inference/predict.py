@@ -19,13 +19,16 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from jaxseg import data, files, inference, models, visualize
+from jaxseg import data, models
 from jaxseg.errors import DatasetError, UserError
+from jaxseg.inference import logits as inference
 from jaxseg.models import segformer_port
 from jaxseg.models.backbones import keras_hub_port
-from jaxseg.train import checkpoints, intact
-from jaxseg.train.run import Run
-from jaxseg.train.state import inference_variables
+from jaxseg.runtime import files
+from jaxseg.training import checkpoints, intact
+from jaxseg.training.run import Run
+from jaxseg.training.state import inference_variables
+from jaxseg.viz import figures as visualize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -215,7 +218,7 @@ def preset_model(source: str, config: ml_collections.ConfigDict | None) -> tuple
   segmenter = segformer_port.load_segmenter(source)
   found = segformer_port.describe(segmenter)
   if config is None:
-    from jaxseg import default_config  # pylint: disable=g-import-not-at-top
+    from jaxseg.config import defaults as default_config  # pylint: disable=g-import-not-at-top
     config = default_config.get_config()
   config = config.copy_and_resolve_references()
   m = config.model

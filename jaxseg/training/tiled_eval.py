@@ -1,4 +1,4 @@
-"""Evaluation one example at a time, as prediction sees photos (`jaxseg.inference`): sliding windows,
+"""Evaluation one example at a time, as prediction sees photos (`jaxseg.inference.logits`): sliding windows,
 test-time scales and flips, or examples rescaled to fit `data.scale` keeping their aspect ratio.
 
 Every example is read at its own size; its logit maps are summed while upsampled to its labels' size, a band
@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from jaxseg import inference
 from jaxseg.data import geometry, splits
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import DatasetError
-from jaxseg.train import metrics
-from jaxseg.train.state import TrainState, inference_variables
+from jaxseg.inference import logits as inference
+from jaxseg.training import metrics
+from jaxseg.training.state import TrainState, inference_variables
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:

@@ -12,8 +12,8 @@ import numpy as np
 import optax
 
 from jaxseg.data import geometry, transforms
-from jaxseg.train import losses, metrics, optimizers
-from jaxseg.train.state import ENCODER, TrainState, ema_decay, inference_variables, split_encoder, update_ema
+from jaxseg.training import losses, metrics, optimizers
+from jaxseg.training.state import ENCODER, TrainState, ema_decay, inference_variables, split_encoder, update_ema
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *, model,

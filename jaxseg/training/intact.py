@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import jax
 
 from jaxseg.errors import UserError
-from jaxseg.train import checkpoints
+from jaxseg.training import checkpoints
 
 T = TypeVar("T")
 

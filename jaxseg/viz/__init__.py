@@ -1,0 +1,1 @@
+"""Pictures a person looks at: sample panels, prediction overlays and training curves, drawn with PIL."""
