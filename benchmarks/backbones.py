@@ -1,4 +1,5 @@
-"""Backbones and models against keras-hub: `python -m benchmarks.backbones [--repeats 3] [--json FILE]`.
+"""Backbones and models against keras-hub: `python -m benchmarks.backbones [--repeats 3] [--json FILE]`;
+`--dtype float32,mixed_bfloat16 --skip-keras` compares jaxseg's precision policies instead.
 
 Two parts:
 - the models table: every decoder over one backbone of each family (parameters, GFLOPs of one 512x512
@@ -73,23 +74,29 @@ def _deepest(y):
   return y["output"] if "output" in y else y[32]
 
 
-def jaxseg_side(steps: int, names: tuple[str, ...]) -> dict:
-  """Eval forward of one frame and a fine-tuning train step, per encoder and for SegFormer-B0."""
+def jaxseg_side(steps: int, names: tuple[str, ...], dtype: str = "float32") -> dict:
+  """Eval forward of one frame and a fine-tuning train step, per encoder and for SegFormer-B0, under the
+  precision policy `dtype` (`jaxseg.runtime.precision`)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
 
   from jaxseg import models  # pylint: disable=g-import-not-at-top
   from jaxseg.models import backbones  # pylint: disable=g-import-not-at-top
+  from jaxseg.runtime import precision  # pylint: disable=g-import-not-at-top
+  policy = precision.precision(dtype)
+  spec = models.LayerSpec(dtype=policy.compute, gemm_dtype=policy.gemm)
   rng, out = np.random.default_rng(0), {}
   for name in names:
     x = jnp.asarray(rng.uniform(-1, 1, (BATCH, *_size(name), 3)), jnp.float32)
     labels = jnp.asarray(rng.integers(0, CLASSES, (BATCH, *_size(name))))
     if name == "segformer_b0":
-      module = models.create_model(_config("segformer", "mit_b0", _size(name)))
+      config = _config("segformer", "mit_b0", _size(name))
+      config.dtype = dtype
+      module = models.create_model(config)
       loss_of = lambda y: -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(y), labels[..., None], -1))
     else:
-      module = backbones.create(name)
+      module = backbones.create(name, spec=spec)
       loss_of = lambda y: jnp.mean(jnp.square(_deepest(y)))
     variables = module.init(jax.random.key(0), x[:1])
     tx = optax.adam(1e-4)
@@ -154,15 +161,18 @@ def main(argv=None) -> int:
   parser.add_argument("--skip-keras", action="store_true")
   parser.add_argument("--only", default="", help="comma-separated encoders (and segformer_b0) to compare; "
                       "default all")
+  parser.add_argument("--dtype", default="float32", help="jaxseg's precision policy; several, comma-separated "
+                      "(e.g. float32,mixed_bfloat16), take turns and are compared with the first")
   parser.add_argument("--json", help="write the results here")
   args = parser.parse_args(argv)
+  dtypes = [d for d in args.dtype.split(",") if d]
   names = tuple(n for n in args.only.split(",") if n) or (*ENCODERS, "segformer_b0")
   unknown = set(names) - {*ENCODERS, "segformer_b0"}
   if unknown:
     parser.error(f"--only: unknown {', '.join(sorted(unknown))}; choose from {', '.join((*ENCODERS, 'segformer_b0'))}")
   if args.side:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    sides = {"jaxseg": lambda n: jaxseg_side(n, names), "keras": lambda n: keras_side(n, names),
+    sides = {"jaxseg": lambda n: jaxseg_side(n, names, dtypes[0]), "keras": lambda n: keras_side(n, names),
              "table": jaxseg_table}
     result = sides[args.side](args.steps)
     with open(args.json, "w") as f:
@@ -175,11 +185,13 @@ def main(argv=None) -> int:
   only = ["--only", args.only] if args.only else []
   table = [] if args.only else fresh_process("benchmarks.backbones", ["--side", "table", "--steps", str(args.steps)],
                                             env)
-  runs = {"jaxseg": [], "keras": []}
+  turns = [("jaxseg" if i == 0 else f"jaxseg {d}", "jaxseg", d) for i, d in enumerate(dtypes)]
+  turns += [] if args.skip_keras else [("keras", "keras", "float32")]
+  runs = {key: [] for key, _, _ in turns}
   for _ in range(args.repeats):
-    for side in ("jaxseg",) if args.skip_keras else ("jaxseg", "keras"):
-      runs[side].append(fresh_process("benchmarks.backbones", ["--side", side, "--steps", str(args.steps), *only],
-                                      envs[side]))
+    for key, side, dtype in turns:
+      runs[key].append(fresh_process("benchmarks.backbones", ["--side", side, "--steps", str(args.steps),
+                                                              "--dtype", dtype, *only], envs[side]))
   med = {side: _median(r) for side, r in runs.items() if r}
   print(f"{machine()}; models at 512x512, batch 1")
   for row in table if isinstance(table, list) else []:
@@ -187,9 +199,16 @@ def main(argv=None) -> int:
           f"{row['gflops']:7.1f} GFLOPs  {1e3 * row['latency_512_s']:8.1f} ms")
   print(f"against keras-hub (Keras-TF) at {SIZE[1]}x{SIZE[0]} (MiT: {SQUARE[1]}x{SQUARE[0]}, DINOv2: "
         f"{PATCHES[1]}x{PATCHES[0]}): train step batch {BATCH} / eval one frame")
+  print(f"jaxseg under {dtypes[0]}" + "".join(f"; under {d} (ratio to {dtypes[0]})" for d in dtypes[1:]))
   for name in names:
     mine, theirs = med.get("jaxseg", {}).get(name, {}), med.get("keras", {}).get(name, {})
     line = f"  {name:<20} jaxseg {mine.get('train_step_s', float('nan')):.3f} / {mine.get('eval_frame_s', 0):.3f} s"
+    for d in dtypes[1:]:
+      other = med.get(f"jaxseg {d}", {}).get(name)
+      if other and mine:
+        line += (f"  {d} {other['train_step_s']:.3f} / {other['eval_frame_s']:.3f} s "
+                 f"({other['train_step_s'] / mine['train_step_s']:.2f}x / "
+                 f"{other['eval_frame_s'] / mine['eval_frame_s']:.2f}x)")
     if theirs:
       ratio = [mine[k] / theirs[k] for k in ("train_step_s", "eval_frame_s")]
       line += (f"  keras-hub {theirs['train_step_s']:.3f} / {theirs['eval_frame_s']:.3f} s  ratio "
@@ -198,7 +217,7 @@ def main(argv=None) -> int:
   if args.json:
     with open(args.json, "w") as f:
       allocators = {side: e.get("GLIBC_TUNABLES", "default") for side, e in envs.items()}
-      json.dump({"machine": machine(), "allocator": allocators, "table": table,
+      json.dump({"machine": machine(), "allocator": allocators, "dtypes": dtypes, "table": table,
                  "runs": runs, "median": med,
                  "wall_s": time.time() - started}, f, indent=1)
   return 0

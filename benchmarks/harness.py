@@ -50,7 +50,7 @@ MODEL_NAMES = {"unet": "unet", "deeplab": "deeplabv3plus"}
 KERAS_TWINS = {name: twin for twin, name in MODEL_NAMES.items()}
 
 
-def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str = "auto",
+def prepare(resolution: int, batch: int, dtype: str = "float32", kernels: str = "auto",
             alpha: float = 1.0, model: str = "unet") -> dict[str, Any]:
   """A synthetic-data Run, its fresh state, a random device batch and the train step compiled for it.
 
@@ -64,7 +64,7 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", conv_impl: str 
 
   config = default.get_config()
   config.image_size, config.batch_size, config.eval_batch_size = resolution, batch, batch
-  config.model.backbone_weights, config.dtype, config.model.conv_impl = "none", dtype, conv_impl
+  config.model.backbone_weights, config.dtype, config.model.kernels = "none", dtype, kernels
   config.model.alpha, config.model.name = alpha, MODEL_NAMES[model]
   config.data.source, config.data.synthetic_train_size = "synthetic", max(4 * batch, 256)
   run = Run(config, tempfile.mkdtemp(prefix="jaxseg_bench_"))

@@ -1,5 +1,6 @@
-"""jaxseg: pure-JAX semantic segmentation (a U-Net or DeepLabV3+ over an ImageNet MobileNetV2), its trainer
-and its exporter."""
+"""jaxseg: pure-JAX semantic segmentation (U-Net, DeepLabV3+, SegFormer and a linear head over ImageNet
+backbones ported from Keras), its trainer and its exporter: `jaxseg.train`, `jaxseg.load`, `jaxseg.export`,
+`jaxseg.load_config`."""
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,24 @@ def load(workdir: str, step: int | None = None, config=None):
   """
   from jaxseg.inference import predict  # pylint: disable=g-import-not-at-top  # keep `import jaxseg` light
   return predict.load(workdir, step, config)
+
+
+def train(config, workdir: str, *, optimizer=None, on_epoch=None) -> list[dict]:
+  """Trains `config` in `workdir` (resuming from its newest checkpoint), evaluating and checkpointing every
+  epoch, as `jaxseg train` does; returns the metrics history (one dict per epoch).
+
+  `jaxseg.train(jaxseg.load_config("configs/r224.py"), "runs/r224")`. A model class registered in
+  `jaxseg.models.MODELS` trains by its name (`config.model.name`); `optimizer`, an optax optimizer, replaces the
+  config's (the encoder is still frozen or scaled as configured). See docs/examples/custom_model.py.
+
+  Args:
+    config: the experiment config (`jaxseg.load_config`, or `jaxseg.config.defaults.get_config()` changed).
+    workdir: where checkpoints, metrics.jsonl, TensorBoard events and pictures go.
+    optimizer: an `optax.GradientTransformation` (schedule included), or None for `config.optimizer`.
+    on_epoch: called with each epoch's history entry once its checkpoint is written.
+  """
+  from jaxseg.training import loop  # pylint: disable=g-import-not-at-top
+  return loop.train_and_evaluate(config, workdir, on_epoch, optimizer)
 
 
 def export(workdir: str, fmt: str, output: str | None = None, step: int | None = None, config=None,

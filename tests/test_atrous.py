@@ -22,7 +22,7 @@ def test_dilated_depthwise_matches_lax(dilation):
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                       precision=jax.lax.Precision.HIGHEST)
   for impl in ("gemm", "xla"):
-    got = ops.depthwise_conv3x3(x, kernel, dilation=dilation, conv_impl=impl)
+    got = ops.depthwise_conv3x3(x, kernel, dilation=dilation, kernels=impl)
     np.testing.assert_allclose(got, want, atol=1e-5, err_msg=impl)
 
 
@@ -41,7 +41,7 @@ def test_dense_conv3x3_values_and_gradients_match_lax(dilation, size):
 
   want, want_vjp = jax.vjp(lax_conv, x, kernel)
   for impl in ("gemm", "xla"):
-    got, got_vjp = jax.vjp(lambda x, k: ops.conv3x3(x, k, dilation=dilation, conv_impl=impl), x, kernel)
+    got, got_vjp = jax.vjp(lambda x, k: ops.conv3x3(x, k, dilation=dilation, kernels=impl), x, kernel)
     np.testing.assert_allclose(got, want, atol=1e-4, err_msg=impl)
     for g, w, name in zip(got_vjp(cot), want_vjp(cot), ("input", "kernel")):
       np.testing.assert_allclose(g, w, atol=1e-3, rtol=1e-4, err_msg=f"{impl} {name} gradient")
@@ -64,8 +64,8 @@ def test_atrous_features_equal_the_lax_formulation_with_the_same_weights(output_
   plain = MobileNetV2(alpha=0.35, last_layer="block_16_project")
   variables = plain.init(jax.random.key(1), x)
   atrous = MobileNetV2(alpha=0.35, last_layer="block_16_project", output_stride=output_stride,
-                       spec=LayerSpec(bn_momentum=0.999, conv_impl="gemm"))
-  reference = atrous.clone(spec=atrous.spec.replace(conv_impl="xla"))
+                       spec=LayerSpec(bn_momentum=0.999, kernels="gemm"))
+  reference = atrous.clone(spec=atrous.spec.replace(kernels="xla"))
   # Same parameter tree: ImageNet weights port unchanged.
   shapes = lambda v: jax.tree.map(lambda a: a.shape, v)
   assert shapes(atrous.init(jax.random.key(2), x)) == shapes(variables)

@@ -117,8 +117,8 @@ def test_a_checkpoint_written_before_backbones_had_names_is_mobilenet_v2s():
   with pytest.raises(checkpoints.CheckpointError, match="backbone: checkpoint has 'mobilenet_v2'"):
     checkpoints.check_compatible(meta, _config(), "here")
   saved = {"encoder_weights": "imagenet", "model": {"name": "unet_mobilenet_v2"}}
-  upgraded = checkpoints.upgraded_config(saved)
-  assert upgraded["model"]["backbone"] == "mobilenet_v2" and upgraded["model"]["backbone_weights"] == "imagenet"
+  upgraded = checkpoints.saved_config({"config": json.dumps(saved)})
+  assert upgraded.model.backbone == "mobilenet_v2" and upgraded.model.backbone_weights == "imagenet"
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "mit_b0"])

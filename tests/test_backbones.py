@@ -185,14 +185,15 @@ def test_mit_takes_maps_of_any_shape():
   assert [got[s].shape[1:3] for s in (4, 8, 16, 32)] == [(16, 24), (8, 12), (4, 6), (2, 3)]
 
 
-@pytest.mark.parametrize("conv_impl", ["gemm", "xla"])
+@pytest.mark.parametrize("kernels", ["gemm", "xla"])
 @pytest.mark.parametrize("shape", [(2, 5, 3, 8), (7, 8)])
-def test_the_dense_layer_is_flaxs_dense_in_values_and_gradients(conv_impl, shape):
+def test_the_dense_layer_is_flaxs_dense_in_values_and_gradients(kernels, shape):
   from flax import linen as nn  # pylint: disable=g-import-not-at-top
 
   from jaxseg.models.backbones import layers  # pylint: disable=g-import-not-at-top
+  from jaxseg.models.layers import LayerSpec  # pylint: disable=g-import-not-at-top
   x = jax.numpy.asarray(np.random.default_rng(0).normal(0, 1, shape), jax.numpy.float32)
-  ours, reference = layers.Dense(6, conv_impl=conv_impl), nn.Dense(6)
+  ours, reference = layers.Dense(6, spec=LayerSpec(kernels=kernels)), nn.Dense(6)
   params = reference.init(jax.random.key(0), x)["params"]
   params = {**params, "bias": jax.numpy.linspace(-1, 1, 6)}  # not the neutral zeros
   assert jax.tree.map(np.shape, ours.init(jax.random.key(0), x)["params"]) == jax.tree.map(np.shape, params)

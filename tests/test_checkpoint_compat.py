@@ -31,7 +31,7 @@ import numpy as np
 import jaxseg
 import tiny_config
 from jaxseg import data
-from jaxseg.training import loop
+from jaxseg.train import loop  # the earlier layout's name of jaxseg.training
 root, images = sys.argv[1], np.load(sys.argv[2])
 for name, output_stride in (("unet_mobilenet_v2", 16), ("deeplabv3plus_mobilenet_v2", 8)):
   config = tiny_config.get_config()

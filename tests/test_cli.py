@@ -33,7 +33,8 @@ def test_unknown_config_field_is_an_error():
 @pytest.mark.parametrize("field,value,message", [
     ("augment.crop_height", 100, "config.augment.crop_height=100 must be a multiple of 32"),
     ("model.alpha", 0.6, "config.model.alpha=0.6 is unsupported"),
-    ("model.conv_impl", "cudnn", "config.model.conv_impl='cudnn' must be one of"),
+    ("model.kernels", "cudnn", "config.model.kernels='cudnn' must be one of"),
+    ("model.conv_impl", "xla", "config.model.conv_impl is now config.model.kernels"),
     ("batch_size", 0, "config.batch_size=0 must be a positive multiple of the device count"),
     ("data.tfds_file_format", "parquet", "config.data.tfds_file_format='parquet' must be 'tfrecord' or"),
 ])

@@ -26,7 +26,7 @@ def test_logits_match_the_keras_twin(output_stride, separable, impl):
   x = np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
   want = twin.predict(x, verbose=0)
   model = models.DeepLabV3Plus(num_classes=c, alpha=0.35, output_stride=output_stride, separable=separable,
-                               spec=models.LayerSpec(conv_impl=impl))
+                               spec=models.LayerSpec(kernels=impl))
   variables = keras_models.from_keras_deeplab(twin)
   shapes = lambda v: jax.tree.map(lambda a: a.shape, v)
   assert shapes(variables) == shapes(jax.eval_shape(lambda: models.init_variables(model, (h, w))))

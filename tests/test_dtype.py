@@ -54,16 +54,23 @@ def test_bfloat16_logits_stay_close_to_float32():
   assert float(jnp.abs(bf16 - f32).max()) > 0  # it did compute in another precision
 
 
-def _dot_flops_by_dtype(fn, *args) -> dict[str, float]:
-  """Multiply-add FLOPs of the dot_generals in fn's jaxpr (custom VJPs included), by operand dtype."""
+def _dot_flops_by_dtype(fn, *args, convolutions: bool = False) -> dict[str, float]:
+  """Multiply-add FLOPs of the dot_generals in fn's jaxpr (custom VJPs included), by operand dtype; with
+  `convolutions`, of its dense (ungrouped) convolutions too."""
   flops: dict[str, float] = {}
 
   def walk(jaxpr):
     for eqn in jaxpr.eqns:
+      n = 0
       if eqn.primitive.name == "dot_general":
         (contract, _), _ = eqn.params["dimension_numbers"]
         lhs = eqn.invars[0].aval
         n = 2 * np.prod(eqn.outvars[0].aval.shape) * np.prod([lhs.shape[d] for d in contract])
+      elif (convolutions and eqn.primitive.name == "conv_general_dilated"
+            and eqn.params["feature_group_count"] == eqn.params["batch_group_count"] == 1):
+        rhs, spec = eqn.invars[1].aval, eqn.params["dimension_numbers"].rhs_spec
+        n = 2 * np.prod(eqn.outvars[0].aval.shape) * np.prod(rhs.shape) / rhs.shape[spec[0]]
+      if n:
         key = "/".join(sorted({str(v.aval.dtype) for v in eqn.invars}))
         flops[key] = flops.get(key, 0) + float(n)
       for sub in jax.core.jaxprs_in_params(eqn.params):
@@ -104,6 +111,25 @@ def test_mixed_bfloat16_feeds_every_gemm_bf16_and_keeps_the_rest_float32(name):
       assert cos > 0.9, (jax.tree_util.keystr(path), cos)
   a, b = (np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)]) for g in (g32, gmix))
   assert float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) > 0.97
+
+
+@pytest.mark.parametrize("name,backbone", [("deeplabv3plus", "resnet18"), ("segformer", "mit_b0")])
+def test_mixed_bfloat16_reaches_the_keras_hub_backbones(name, backbone):
+  # The GEMMs of a ResNet and a MiT train step (convolutions, dense layers, attention products; forward and
+  # backward) take bf16 inputs; what stays float32 is resampling and the sums of layer norms and softmaxes.
+  from jaxseg.models import MODELS, LayerSpec  # pylint: disable=g-import-not-at-top
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
+  f32_model = MODELS[name](backbone=backbone, num_classes=5)
+  mixed = f32_model.clone(spec=LayerSpec(gemm_dtype=jnp.bfloat16))
+  variables = tiny.random_variables(f32_model, x)
+  loss = lambda m: lambda p: jnp.mean(m.apply({**variables, "params": p}, x, train=True, encoder_train=True,
+                                              mutable=["batch_stats"])[0] ** 2)
+  assert set(_dot_flops_by_dtype(jax.grad(loss(f32_model)), variables["params"], convolutions=True)) == {"float32"}
+  flops = _dot_flops_by_dtype(jax.grad(loss(mixed)), variables["params"], convolutions=True)
+  assert flops.get("float32", 0) < 0.03 * flops["bfloat16"], flops
+  f32, got = jax.jit(f32_model.apply)(variables, x), jax.jit(mixed.apply)(variables, x)
+  assert got.dtype == jnp.float32
+  assert 0 < float(jnp.abs(got - f32).max()) < 0.05 * float(jnp.abs(f32).max())
 
 
 def test_auto_is_mixed_only_on_a_cpu_with_native_bf16(monkeypatch):

@@ -7,8 +7,8 @@ from conftest import REPO
 
 # Bottom to top. A module may import only modules listed before it (a package's __init__ counts as the
 # package name, e.g. "models").
-ORDER = ["runtime.allocator", "errors", "config.defaults", "runtime.faults", "runtime.extras", "runtime.files",
-         "runtime.precision", "runtime.distributed",
+ORDER = ["runtime.allocator", "errors", "config.defaults", "config.upgrade", "runtime.faults", "runtime.extras",
+         "runtime.files", "runtime.precision", "runtime.distributed",
          "ops.common", "ops.pointwise", "ops.dense3x3", "ops.depthwise", "ops.winograd", "ops.winograd_transpose",
          "ops.conv_transpose", "ops.pool", "ops.resize", "ops.norm", "ops.softmax", "ops.strided", "ops.dispatch",
          "ops",

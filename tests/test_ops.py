@@ -30,7 +30,7 @@ def test_conv_transpose_matches_lax(n, m, sizes, cout):
   kernel = _rand(rng, 3, 3, sum(sizes), cout)
   ref = lambda xs, k: conv_transpose.conv_transpose3x3_s2_reference(jnp.concatenate(xs, -1), k)
   _assert_close(conv_transpose.conv_transpose3x3_s2_gemm(xs, kernel), ref(xs, kernel))
-  _assert_close(ops.conv_transpose3x3_s2(xs, kernel, conv_impl="lite"), ref(xs, kernel))  # the four-phase form
+  _assert_close(ops.conv_transpose3x3_s2(xs, kernel, kernels="lite"), ref(xs, kernel))  # the four-phase form
   cot = _rand(rng, 2, 2 * n, 2 * m, cout)
   grads = lambda f: jax.grad(lambda xs, k: jnp.sum(f(xs, k) * cot), argnums=(0, 1))(xs, kernel)
   _assert_close(jax.jit(lambda: grads(conv_transpose.conv_transpose3x3_s2_gemm))(), grads(ref))
@@ -89,9 +89,9 @@ def test_strided_conv_matches_lax(kernel, stride, padding, size, cin):
   rng = np.random.default_rng(kernel * 10 + stride)
   x, k = _rand(rng, 2, *size, cin), _rand(rng, kernel, kernel, cin, 4)
   ref = lambda x, k: strided.strided_conv_reference(x, k, stride=stride, padding=padding)
-  mine = lambda x, k: ops.strided_conv(x, k, stride=stride, padding=padding, conv_impl="gemm")
+  mine = lambda x, k: ops.strided_conv(x, k, stride=stride, padding=padding, kernels="gemm")
   _assert_close(mine(x, k), ref(x, k))
-  _assert_close(ops.strided_conv(x, k, stride=stride, padding=padding, conv_impl="xla"), ref(x, k))
+  _assert_close(ops.strided_conv(x, k, stride=stride, padding=padding, kernels="xla"), ref(x, k))
   cot = _rand(rng, *ref(x, k).shape)
   grads = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * cot), argnums=(0, 1))(x, k)
   _assert_close(jax.jit(lambda: grads(mine))(), grads(ref))
@@ -99,23 +99,23 @@ def test_strided_conv_matches_lax(kernel, stride, padding, size, cin):
 
 @pytest.mark.parametrize("stride,impl", [(1, "xla"), (2, "xla"), (1, "lite"), (2, "lite")])
 def test_lax_formulations_compute_the_same_maths(stride, impl):
-  """conv_impl="xla" (what "auto" picks on TPU) and "lite" (LiteRT export) against the GEMM formulations,
+  """kernels="xla" (what "auto" picks on TPU) and "lite" (LiteRT export) against the GEMM formulations,
   every layer kind."""
   rng = np.random.default_rng(stride)
   x = _rand(rng, 2, 8, 6, 4)
   dk, sk, pk = _rand(rng, 3, 3, 4, 1), _rand(rng, 3, 3, 4, 5), _rand(rng, 1, 1, 4, 3)
-  gemm = {"conv_impl": "gemm"}
-  _assert_close(ops.depthwise_conv3x3(x, dk, stride=stride, conv_impl=impl),
+  gemm = {"kernels": "gemm"}
+  _assert_close(ops.depthwise_conv3x3(x, dk, stride=stride, kernels=impl),
                 ops.depthwise_conv3x3(x, dk, stride=stride, **gemm))
-  _assert_close(ops.stem_conv3x3(x, sk, stride=stride, conv_impl=impl), ops.stem_conv3x3(x, sk, stride=stride, **gemm))
-  _assert_close(ops.pointwise_conv(x, pk, conv_impl=impl), ops.pointwise_conv(x, pk, **gemm))
+  _assert_close(ops.stem_conv3x3(x, sk, stride=stride, kernels=impl), ops.stem_conv3x3(x, sk, stride=stride, **gemm))
+  _assert_close(ops.pointwise_conv(x, pk, kernels=impl), ops.pointwise_conv(x, pk, **gemm))
   ck = _rand(rng, 3, 3, 4, 6)
-  _assert_close(ops.conv3x3(x, ck, dilation=stride, conv_impl=impl), ops.conv3x3(x, ck, dilation=stride, **gemm))
+  _assert_close(ops.conv3x3(x, ck, dilation=stride, kernels=impl), ops.conv3x3(x, ck, dilation=stride, **gemm))
   xs, tk = (x, _rand(rng, 2, 8, 6, 3)), _rand(rng, 3, 3, 7, 2)
-  _assert_close(ops.conv_transpose3x3_s2(xs, tk, conv_impl=impl), ops.conv_transpose3x3_s2(xs, tk, **gemm))
-  assert ops.resolve_conv_impl("auto") == ("xla" if jax.default_backend() == "tpu" else "gemm")
-  with pytest.raises(ValueError, match="conv_impl must be one of"):
-    ops.resolve_conv_impl("cudnn")
+  _assert_close(ops.conv_transpose3x3_s2(xs, tk, kernels=impl), ops.conv_transpose3x3_s2(xs, tk, **gemm))
+  assert ops.resolve_kernels("auto") == ("xla" if jax.default_backend() == "tpu" else "gemm")
+  with pytest.raises(ValueError, match="kernels must be one of"):
+    ops.resolve_kernels("cudnn")
 
 
 def test_same_padding_is_tensorflows():
@@ -137,7 +137,7 @@ def test_layer_norm_matches_its_reference_and_numpy(shape, dtype):
   expected = centred / np.sqrt((centred**2).mean(-1, keepdims=True) + 1e-5) * np.asarray(scale) + np.asarray(bias)
   tol = 1e-4 if dtype == jnp.float32 else 2e-2
   ref = norm.layer_norm_reference(x, scale, bias, 1e-5)
-  fast = jax.jit(lambda *a: ops.layer_norm(*a, epsilon=1e-5, conv_impl="gemm"))(x, scale, bias)
+  fast = jax.jit(lambda *a: ops.layer_norm(*a, epsilon=1e-5, kernels="gemm"))(x, scale, bias)
   assert ref.dtype == fast.dtype == dtype
   _assert_close(ref.astype(jnp.float32), jnp.asarray(expected, jnp.float32), tol)
   _assert_close(fast.astype(jnp.float32), ref.astype(jnp.float32), tol)
@@ -156,12 +156,12 @@ def test_softmax_matches_its_reference_and_numpy(shape):
   x64 = np.asarray(x, np.float64)
   expected = np.exp(x64 - x64.max(-1, keepdims=True))
   expected /= expected.sum(-1, keepdims=True)
-  fast = jax.jit(lambda x: ops.softmax_last(x, conv_impl="gemm"))(x)
+  fast = jax.jit(lambda x: ops.softmax_last(x, kernels="gemm"))(x)
   _assert_close(softmax.softmax_reference(x), jnp.asarray(expected, jnp.float32), 1e-5)
   _assert_close(fast, jnp.asarray(expected, jnp.float32), 1e-5)
   cot = _rand(rng, *shape)
   grads = lambda f: jax.grad(lambda x: jnp.sum(f(x) * cot))(x)
-  _assert_close(jax.jit(lambda: grads(lambda x: ops.softmax_last(x, conv_impl="gemm")))(),
+  _assert_close(jax.jit(lambda: grads(lambda x: ops.softmax_last(x, kernels="gemm")))(),
                 grads(softmax.softmax_reference), 1e-5)
   for fast_form in (softmax.softmax, softmax.softmax_long):  # both, whichever the size rule picks here
     _assert_close(jax.jit(lambda f=fast_form: grads(f))(), grads(softmax.softmax_reference), 1e-5)

@@ -40,13 +40,13 @@ def test_logits_match_the_keras_tutorial_model(size):
   assert np.abs(want).max() > 0.1  # the comparison is not between two near-zero tensors
 
 
-def test_conv_impls_agree_on_logits_and_decoder_gradients():
+def test_kernelss_agree_on_logits_and_decoder_gradients():
   x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
   labels = jnp.asarray(np.random.default_rng(2).integers(0, 3, (2, 64, 64)))
   variables = UNet(alpha=0.35).init(jax.random.key(0), x)
 
   def loss_and_grads(impl):
-    model = UNet(alpha=0.35, spec=LayerSpec(conv_impl=impl))
+    model = UNet(alpha=0.35, spec=LayerSpec(kernels=impl))
     def loss(params):
       logits, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
       return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], -1)), logits

@@ -48,12 +48,12 @@ def test_the_cpu_float32_dispatch_uses_it_from_enough_tiles_and_mixed_precision_
   x = jnp.ones((4, 32, 32, 4), jnp.float32)  # 256 tiles
   k = jnp.ones((3, 3, 4, 4), jnp.float32)
   prims = lambda f: str(jax.make_jaxpr(f)(x, k))
-  fp32 = prims(lambda x, k: ops.conv3x3(x, k, conv_impl="gemm"))
-  mixed = prims(lambda x, k: ops.conv3x3(x, k, gemm_dtype=jnp.bfloat16, conv_impl="gemm"))
-  dilated = prims(lambda x, k: ops.conv3x3(x, k, dilation=2, conv_impl="gemm"))
+  fp32 = prims(lambda x, k: ops.conv3x3(x, k, kernels="gemm"))
+  mixed = prims(lambda x, k: ops.conv3x3(x, k, gemm_dtype=jnp.bfloat16, kernels="gemm"))
+  dilated = prims(lambda x, k: ops.conv3x3(x, k, dilation=2, kernels="gemm"))
   assert jax.default_backend() == "cpu"
   assert "conv_general_dilated" not in fp32 and fp32.count("dot_general") >= 36  # 36 tile GEMMs
   assert "bf16" in mixed and mixed.count("dot_general") < 36
   assert "conv_general_dilated" in dilated  # atrous rates keep the lax forward
-  small = prims(lambda x, k: ops.conv3x3(x[:1], k, conv_impl="gemm"))
+  small = prims(lambda x, k: ops.conv3x3(x[:1], k, kernels="gemm"))
   assert "conv_general_dilated" in small  # too few tiles to pay

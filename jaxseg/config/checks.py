@@ -7,13 +7,14 @@ import tempfile
 
 import ml_collections
 
+from jaxseg.config import upgrade
 from jaxseg.data.labels import IGNORE
 from jaxseg.data.layouts import LAYOUTS
 from jaxseg.data.pipeline import PIPELINES
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import ConfigError
 from jaxseg.inference import logits as inference
-from jaxseg.models import ALPHAS, CONV_IMPLS, LEGACY_NAMES, MODELS, backbones, canonical_name, model_class
+from jaxseg.models import ALPHAS, KERNELS, LEGACY_NAMES, MODELS, backbones, canonical_name, model_class
 from jaxseg.runtime import parallel
 from jaxseg.runtime.precision import DTYPE_NAMES
 from jaxseg.training.losses import LOSSES
@@ -23,7 +24,12 @@ MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave 
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """Validates the fields that would otherwise fail deep inside JAX or Orbax."""
+  """Validates the fields that would otherwise fail deep inside JAX or Orbax; every field of the default config
+  must be there (no module keeps a default of its own)."""
+  missing = upgrade.missing_field(config)
+  if missing:
+    raise ConfigError(f"config.{missing} is missing: build configs from jaxseg.config.defaults.get_config() "
+                      "(config files: from configs/default.py) and change fields of it.")
   if config.image_size <= 0 or config.image_height < 0 or config.image_width < 0:
     raise ConfigError("config.image_size must be positive, image_height and image_width >= 0 (0 = image_size).")
   for field in ("crop_height", "crop_width"):
@@ -45,18 +51,21 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(problem)
   if config.model.alpha not in ALPHAS:
     raise ConfigError(f"config.model.alpha={config.model.alpha} is unsupported; choose one of {ALPHAS}.")
-  if config.model.conv_impl not in CONV_IMPLS:
-    raise ConfigError(f"config.model.conv_impl={config.model.conv_impl!r} must be one of {CONV_IMPLS}.")
+  if "conv_impl" in config.model:
+    raise ConfigError("config.model.conv_impl is now config.model.kernels (it picks the layer norm and softmax "
+                      "forms too); rename it in the config file.")
+  if config.model.kernels not in KERNELS:
+    raise ConfigError(f"config.model.kernels={config.model.kernels!r} must be one of {KERNELS}.")
   if not 2 <= config.num_classes < IGNORE:
     raise ConfigError(f"config.num_classes={config.num_classes} must be in 2..{IGNORE - 1}.")
   if config.dtype not in DTYPE_NAMES:
     raise ConfigError(f"config.dtype={config.dtype!r} must be one of {', '.join(DTYPE_NAMES)}.")
   if config.num_epochs < 0 or config.keep_checkpoints < 1 or config.log_every_steps < 1:
     raise ConfigError("config.num_epochs must be >= 0, keep_checkpoints and log_every_steps >= 1.")
-  if config.get("checkpoint_every_steps", 0) < 0:
+  if config.checkpoint_every_steps < 0:
     raise ConfigError(f"config.checkpoint_every_steps={config.checkpoint_every_steps} must be >= 0 (0 = only at "
                       "the end of each epoch).")
-  if not config.get("encoder_lr_scale", 1.0) > 0:
+  if not config.encoder_lr_scale > 0:
     raise ConfigError(f"config.encoder_lr_scale={config.encoder_lr_scale} must be > 0 (to keep the encoder fixed, "
                       "set config.freeze_encoder=True).")
   if not 0.0 <= config.target_accuracy <= 1.0:
@@ -73,16 +82,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 def _check_pipeline(config: ml_collections.ConfigDict) -> None:
   d = config.data
-  if d.get("pipeline", "memory") not in PIPELINES:
+  if d.pipeline not in PIPELINES:
     raise ConfigError(f"config.data.pipeline={d.pipeline!r} must be one of {PIPELINES}.")
-  if d.get("workers", -1) < -1 or d.get("prefetch", 2) < 1:
+  if d.workers < -1 or d.prefetch < 1:
     raise ConfigError(f"config.data.workers={d.workers} must be >= -1 (-1 = the cores available, 0 = in-process) "
                       f"and config.data.prefetch={d.prefetch} >= 1.")
-  scale = tuple(d.get("scale", (0, 0)) or (0, 0))
+  scale = tuple(d.scale or (0, 0))
   if len(scale) != 2 or min(scale) < 0 or (min(scale) == 0 and max(scale) > 0):
     raise ConfigError(f"config.data.scale={scale} must be two positive sides (long, short), e.g. (2048, 1024), "
                       "or (0, 0) to resize every example to the stored size.")
-  if min(scale) > 0 and d.get("pipeline", "memory") == "memory":
+  if min(scale) > 0 and d.pipeline == "memory":
     raise ConfigError("config.data.scale keeps every example at its own size, which only "
                       "config.data.pipeline='stream' (or 'auto') reads.")
 
@@ -98,39 +107,39 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
   for field, allowed in choices.items():
     if d[field] not in allowed:
       raise ConfigError(f"config.data.{field}={d[field]!r} must be one of {allowed}.")
-  if "holdout" in (d.train_split, d.eval_split) and not d.get("holdout", ""):
+  if "holdout" in (d.train_split, d.eval_split) and not d.holdout:
     raise ConfigError("config.data.eval_split='holdout' scores the training files config.data.holdout picks; set "
                       "it too, e.g. --config.data.holdout='0006R0_*'.")
-  if d.get("holdout", "") and d.source != "folder":
+  if d.holdout and d.source != "folder":
     raise ConfigError(f"config.data.holdout={d.holdout!r} picks training files by name, which needs "
                       f"config.data.source='folder' (it is {d.source!r}).")
-  if d.get("tfds_file_format", "tfrecord") not in ("tfrecord", "array_record"):
+  if d.tfds_file_format not in ("tfrecord", "array_record"):
     raise ConfigError(f"config.data.tfds_file_format={d.tfds_file_format!r} must be 'tfrecord' or 'array_record'.")
   _check_optimizer(config)
   if config.loss.name not in LOSSES:
     raise ConfigError(f"config.loss.name={config.loss.name!r} must be one of {LOSSES}.")
-  if not 0.0 < config.loss.get("ohem_threshold", 0.7) <= 1.0 or config.loss.get("ohem_min_kept", 1) < 0:
+  if not 0.0 < config.loss.ohem_threshold <= 1.0 or config.loss.ohem_min_kept < 0:
     raise ConfigError("config.loss.ohem_threshold must be in (0, 1] and config.loss.ohem_min_kept at least 0.")
-  if not 0.0 <= config.get("ema_decay", 0.0) < 1.0:
+  if not 0.0 <= config.ema_decay < 1.0:
     raise ConfigError(f"config.ema_decay={config.ema_decay} must be in [0, 1) (e.g. 0.999; 0 = off).")
 
 
 def _check_optimizer(config: ml_collections.ConfigDict) -> None:
   """The optimizer and schedule fields (`jaxseg.training.optimizers`); configs of earlier versions lack some."""
-  if config.get("optimizer", "adam") not in OPTIMIZERS:
+  if config.optimizer not in OPTIMIZERS:
     raise ConfigError(f"config.optimizer={config.optimizer!r} must be one of {OPTIMIZERS}.")
   if config.lr_schedule not in SCHEDULES:
     raise ConfigError(f"config.lr_schedule={config.lr_schedule!r} must be one of {SCHEDULES}.")
-  if config.get("weight_decay", 0.0) < 0:
+  if config.weight_decay < 0:
     raise ConfigError(f"config.weight_decay={config.weight_decay} must be at least 0 (e.g. 5e-4; 0 = none).")
-  if not 0.0 <= config.get("momentum", 0.9) < 1.0:
+  if not 0.0 <= config.momentum < 1.0:
     raise ConfigError(f"config.momentum={config.momentum} must be in [0, 1) (e.g. 0.9; 0 = none).")
-  if config.get("nesterov", False) and (config.get("optimizer", "adam") != "sgd" or not config.get("momentum", 0.9)):
+  if config.nesterov and (config.optimizer != "sgd" or not config.momentum):
     raise ConfigError(f"config.nesterov=True needs config.optimizer='sgd' with config.momentum above 0 (they are "
-                      f"{config.get('optimizer', 'adam')!r}, {config.get('momentum', 0.9)}).")
-  if config.get("lr_power", 0.9) <= 0:
+                      f"{config.optimizer!r}, {config.momentum}).")
+  if config.lr_power <= 0:
     raise ConfigError(f"config.lr_power={config.lr_power} must be above 0 (e.g. 0.9).")
-  if not 0.0 <= config.get("warmup_epochs", 0.0) < max(config.num_epochs, 1):
+  if not 0.0 <= config.warmup_epochs < max(config.num_epochs, 1):
     raise ConfigError(f"config.warmup_epochs={config.warmup_epochs} must be in [0, num_epochs) "
                       f"(num_epochs={config.num_epochs}).")
 

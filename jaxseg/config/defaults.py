@@ -31,8 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.encoder_bn_momentum = 0.999  # Encoder BatchNorm momentum (Keras MobileNetV2's).
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).
   config.model.decoder_bn_debias = True  # Eval/predict with bias-corrected decoder BN averages (short runs).
-  config.model.conv_impl = "auto"  # Conv formulation: "gemm", "xla" (lax convs), "lite" (for LiteRT export),
-  #   "auto" (gemm; xla on TPU).
+  # Which forms of the convolutions, layer norms and softmaxes run (the same maths): "gemm" (the fast forms),
+  #   "xla" (plain lax), "lite" (for LiteRT export), "auto" (gemm; xla on TPU). Was `conv_impl`.
+  config.model.kernels = "auto"
   config.num_classes = 3  # Output classes (= len(data.class_names)): pet, background, boundary.
   config.image_size = 128  # Examples are resized to this square size (any size; padded to multiples of 32).
   config.image_height = 0  # Non-square stored size: height (0 = image_size), e.g. CamVid's 360.

@@ -88,7 +88,7 @@ def _pairs_from_dirs(root: str, d: ml_collections.ConfigDict, split: str) -> Pai
     if not os.path.isdir(folder):
       raise DatasetError(f"{folder} is not a directory (config.data.{option}, relative to config.data.root); "
                          "a folder dataset needs <split>.txt list files or image and mask directories.")
-  images, masks = _by_key(image_dir, d.get("image_suffix", "")), _by_key(mask_dir, d.mask_suffix)
+  images, masks = _by_key(image_dir, d.image_suffix), _by_key(mask_dir, d.mask_suffix)
   pairs, problems = [], []
   for key, img in images.items():
     mask = masks.pop(key, None)

@@ -84,7 +84,7 @@ class Streaming:
     if not self.size:
       raise splits.DatasetError(f"{splits.describe(config, split)} has no examples.")
     self.keep_labels = split == d.eval_split and d.eval_resolution == "original"
-    self.workers, self.prefetch = streaming.worker_count(config), max(1, d.get("prefetch", 2))
+    self.workers, self.prefetch = streaming.worker_count(config), max(1, d.prefetch)
     aug = config.augment
     self.prepare = streaming.Prepare(self.source, geometry.stored_size(config), resize_crop.base_scale(config),
                                      (aug.scale_min, aug.scale_max), geometry.train_size(config), d.skip_bad)
@@ -177,7 +177,7 @@ def _choice(config: ml_collections.ConfigDict) -> str:
   """Which pipeline `data.pipeline` asks for: memory, stream, or "size" where "auto" decides by the size of
   the listed folder split."""
   d = config.data
-  choice = d.get("pipeline", "memory")
+  choice = d.pipeline
   if choice != "auto":
     return choice
   if resize_crop.base_scale(config) is not None:

@@ -20,7 +20,7 @@ from jaxseg.data.labels import IGNORE
 
 def base_scale(config: ml_collections.ConfigDict) -> tuple[int, int] | None:
   """`data.scale` as (long side, short side), or None when examples are resized to the stored size."""
-  scale = tuple(config.data.get("scale", (0, 0)) or (0, 0))
+  scale = tuple(config.data.scale or (0, 0))
   return (max(scale), min(scale)) if len(scale) == 2 and min(scale) > 0 else None
 
 

@@ -39,7 +39,7 @@ def tfds_builder(data: ml_collections.ConfigDict):
     DatasetError: the data is not prepared and cannot be downloaded, with what to do instead.
   """
   tfds = extras.require("tensorflow_datasets", "config.data.source='tfds'", "jaxseg")
-  builder = _tfds_builder(tfds, data.tfds_name, data.data_dir or None, data.get("tfds_file_format", "tfrecord"))
+  builder = _tfds_builder(tfds, data.tfds_name, data.data_dir or None, data.tfds_file_format)
   if not builder.is_prepared():
     hint = ("Either run once on a machine with internet (tfds downloads images.tar.gz, 792 MB, and "
             "annotations.tar.gz, 19 MB, into ~/tensorflow_datasets; copy that folder here and set "
@@ -143,7 +143,7 @@ def _tfds_rows(tfds, builder, split: str) -> Iterable[dict]:
 
 def tfds_keys(config: ml_collections.ConfigDict) -> tuple[str, str]:
   """The tfds image and mask feature keys (configs saved by earlier versions have none: Oxford-IIIT Pet's)."""
-  return config.data.get("image_key", "image"), config.data.get("mask_key", "segmentation_mask")
+  return config.data.image_key, config.data.mask_key
 
 
 def tfds_pair(image: np.ndarray, mask: np.ndarray, label_map: label_io.LabelMap, name: str) -> Loaded:
@@ -176,7 +176,7 @@ def list_pairs(config: ml_collections.ConfigDict, split: str) -> tuple[list[tupl
     DatasetError: the root, list file or directories do not exist, or the pattern matches none (or all).
   """
   d, root = config.data, folder_root(config)
-  pattern = d.get("holdout", "")
+  pattern = d.holdout
   if not pattern or split not in (HOLDOUT_SPLIT, d.train_split):
     return layouts.list_pairs(root, config, split)
   pairs, problems = layouts.list_pairs(root, config, d.train_split)

@@ -29,7 +29,7 @@ from jaxseg.runtime import faults
 
 def worker_count(config) -> int:
   """`data.workers`, -1 meaning the cores this process may use."""
-  n = config.data.get("workers", -1)
+  n = config.data.workers
   if n >= 0:
     return n
   return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

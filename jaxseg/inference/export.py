@@ -7,7 +7,7 @@ back to a photo's own size before the argmax, as `jaxseg.load` does) and, if ask
 
   SavedModel: `jax2tf` (the model as one StableHLO call, lowered for CPU, CUDA and TPU), signature
     "serving_default".
-  LiteRT: a SavedModel lowered for the CPU, of the model built with conv_impl="lite" (plain `lax`
+  LiteRT: a SavedModel lowered for the CPU, of the model built with kernels="lite" (plain `lax`
     convolutions), through TensorFlow's converter into TFLite builtin ops (its own conv kernels).
   StableHLO: `jax.export` (lowered for CPU, CUDA and TPU), reloaded with
     `jax.export.deserialize(...).call(images)`.
@@ -90,7 +90,7 @@ def _export_config(config: ml_collections.ConfigDict, fmt: str) -> ml_collection
   config = config.copy_and_resolve_references()
   config.dtype = "float32"
   if fmt == "tflite":
-    config.model.conv_impl = "lite"
+    config.model.kernels = "lite"
   return config
 
 

@@ -96,10 +96,9 @@ def logit_maps(image: np.ndarray, config: ml_collections.ConfigDict, logits_fn: 
 
 
 def eval_settings(config: ml_collections.ConfigDict) -> dict:
-  """`config.eval` as a dict, with defaults for configs saved before it existed."""
-  e = config.get("eval") or {}
-  return {"mode": e.get("mode", "whole"), "scales": tuple(e.get("scales", (1.0,))),
-          "flip": bool(e.get("flip", False)), "stride": tuple(e.get("stride", (0, 0)))}
+  """`config.eval` as a dict."""
+  e = config.eval
+  return {"mode": e.mode, "scales": tuple(e.scales), "flip": bool(e.flip), "stride": tuple(e.stride)}
 
 
 def settings_tag(config: ml_collections.ConfigDict) -> str:

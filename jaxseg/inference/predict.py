@@ -6,7 +6,6 @@ lines up with the photo at full resolution. Masks are written as palette PNGs: p
 in the dataset's class colours by any image viewer.
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -42,7 +41,7 @@ def config_from_checkpoint(workdir: str, step: int | None = None) -> ml_collecti
   mngr = checkpoints.manager(workdir, read_only=True)
   # Quietly: restoring the state next names any damaged step.
   _, meta = intact.restore_newest(mngr, lambda s: checkpoints.read_meta(mngr, s)[1], step, say=None)
-  return ml_collections.ConfigDict(checkpoints.upgraded_config(json.loads(meta["config"])))
+  return checkpoints.saved_config(meta)
 
 
 class Predictor:

@@ -23,11 +23,11 @@ from jaxseg.models.mobilenet_v2 import ALPHAS, OUTPUT_STRIDES, UNET_TAPS, Mobile
 from jaxseg.models.segformer import SegFormer
 from jaxseg.models.summary import count_params, format_summary
 from jaxseg.models.unet import UNet
-from jaxseg.ops import CONV_IMPLS
+from jaxseg.ops import KERNELS
 
 __all__ = [
   "ALPHAS",
-  "CONV_IMPLS",
+  "KERNELS",
   "LEGACY_NAMES",
   "MODELS",
   "OUTPUT_STRIDES",

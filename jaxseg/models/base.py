@@ -55,7 +55,7 @@ class SegmentationModel(nn.Module):
     """The model `config` describes (`model.*`, `num_classes`, `dtype`)."""
     m = config.model
     policy = precision.precision(config.dtype)
-    spec = LayerSpec(dtype=policy.compute, gemm_dtype=policy.gemm, conv_impl=m.conv_impl,
+    spec = LayerSpec(dtype=policy.compute, gemm_dtype=policy.gemm, kernels=m.kernels,
                      bn_momentum=m.decoder_bn_momentum)
     transform = backbones.IMAGENET_TRANSFORM
     if len(m.input_scale) and len(m.input_offset):
@@ -92,8 +92,8 @@ class SegmentationModel(nn.Module):
       return MobileNetV2(alpha=self.alpha, last_layer=list(self.MOBILENET_TAPS.values())[-1],
                          output_stride=self.encoder_output_stride(),
                          spec=self.spec.replace(bn_momentum=self.encoder_bn_momentum), name="encoder", **kwargs)
-    return backbones.create(self.backbone, self.encoder_output_stride(), self.spec.dtype, name="encoder",
-                            conv_impl=self.spec.conv_impl, **kwargs)
+    # keras-hub's BatchNorm settings stay the backbone's own: the spec gives dtypes and kernel forms.
+    return backbones.create(self.backbone, self.encoder_output_stride(), self.spec, name="encoder", **kwargs)
 
   def backbone_input(self, images: jax.Array) -> jax.Array:
     """Images in [-1, 1] as a (non-MobileNetV2) backbone's weights expect them: [0, 255] pixels through

@@ -36,18 +36,18 @@ class ConvBN(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """The block on x (B, H, W, Cin); `train`: BatchNorm uses and updates batch statistics."""
     batch_norm = self.spec.batch_norm(train)
-    pointwise = partial(ops.pointwise_conv, gemm_dtype=self.spec.gemm_dtype, conv_impl=self.spec.conv_impl)
+    pointwise = partial(ops.pointwise_conv, gemm_dtype=self.spec.gemm_dtype, kernels=self.spec.kernels)
     x = x.astype(self.spec.dtype)
     init = nn.initializers.he_normal()
     if self.kernel_size == 3 and self.separable:
       dw = self.param("depthwise", init, (3, 3, x.shape[-1], 1))
-      x = ops.depthwise_conv3x3(x, dw, dilation=self.dilation, conv_impl=self.spec.conv_impl)
+      x = ops.depthwise_conv3x3(x, dw, dilation=self.dilation, kernels=self.spec.kernels)
       x = nn.relu(batch_norm(name="depthwise_bn")(x))
       x = pointwise(x, self.param("kernel", init, (1, 1, x.shape[-1], self.features)))
     elif self.kernel_size == 3:
       kernel = self.param("kernel", init, (3, 3, x.shape[-1], self.features))
       x = ops.conv3x3(x, kernel, dilation=self.dilation, gemm_dtype=self.spec.gemm_dtype,
-                      conv_impl=self.spec.conv_impl)
+                      kernels=self.spec.kernels)
     else:
       x = pointwise(x, self.param("kernel", init, (1, 1, x.shape[-1], self.features)))
     return nn.relu(batch_norm(name="bn")(x))
@@ -121,7 +121,7 @@ class DeepLabV3Plus(SegmentationModel):
     x = conv("decoder_1", self.aspp_filters, 3)(x, train)
     kernel = self.param("logits_kernel", nn.initializers.glorot_uniform(), (1, 1, x.shape[-1], self.num_classes))
     bias = self.param("logits_bias", nn.initializers.zeros, (self.num_classes,))
-    logits = ops.pointwise_conv(x, kernel, gemm_dtype=self.spec.gemm_dtype, conv_impl=self.spec.conv_impl)
+    logits = ops.pointwise_conv(x, kernel, gemm_dtype=self.spec.gemm_dtype, kernels=self.spec.kernels)
     logits = logits + bias.astype(x.dtype)
     return upsample_bilinear(logits.astype(jnp.float32), images.shape[1:3])
 

@@ -1,7 +1,7 @@
 """The layer spec every model passes down once, and the Keras-equivalent layers built from it.
 
 A `LayerSpec` holds what every convolution and BatchNorm of a model shares (compute dtype, GEMM input dtype,
-the `conv_impl` formulation, BatchNorm momentum and epsilon); modules take it as one field and build their
+the `kernels` formulation, BatchNorm momentum and epsilon); modules take it as one field and build their
 layers from it (`spec.batch_norm(train)`, `partial(Conv, spec=spec)`), instead of threading each setting
 through every constructor.
 """
@@ -26,13 +26,13 @@ class LayerSpec:
     dtype: compute dtype (float32 or bfloat16); parameters stay float32.
     gemm_dtype: the dtype GEMM inputs are cast to, accumulated in float32 (None: `dtype`; see
       `jaxseg.runtime.precision`).
-    conv_impl: "auto", "gemm", "xla" or "lite": how convolutions are formulated (`jaxseg.ops.dispatch`).
+    kernels: "auto", "gemm", "xla" or "lite": how convolutions are formulated (`jaxseg.ops.dispatch`).
     bn_momentum: BatchNorm moving-average momentum (Keras default 0.99; MobileNetV2's encoder 0.999).
     bn_epsilon: BatchNorm epsilon (Keras: 1e-3).
   """
   dtype: Any = jnp.float32
   gemm_dtype: Any = None
-  conv_impl: str = "auto"
+  kernels: str = "auto"
   bn_momentum: float = 0.99
   bn_epsilon: float = 1e-3
 
@@ -72,8 +72,8 @@ class Conv(nn.Module):
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (k, k, x.shape[-1], self.features))
     x = x.astype(self.spec.dtype)
     if k == 1 and self.strides == 1:
-      return ops.pointwise_conv(x, kernel, gemm_dtype=self.spec.gemm_dtype, conv_impl=self.spec.conv_impl)
-    return ops.stem_conv3x3(x, kernel, stride=self.strides, conv_impl=self.spec.conv_impl)
+      return ops.pointwise_conv(x, kernel, gemm_dtype=self.spec.gemm_dtype, kernels=self.spec.kernels)
+    return ops.stem_conv3x3(x, kernel, stride=self.strides, kernels=self.spec.kernels)
 
 
 class DepthwiseConv(nn.Module):
@@ -87,7 +87,7 @@ class DepthwiseConv(nn.Module):
     """The depthwise convolution of x (B, H, W, C), in the spec's dtype."""
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (3, 3, x.shape[-1], 1))
     return ops.depthwise_conv3x3(x.astype(self.spec.dtype), kernel, stride=self.strides, dilation=self.dilation,
-                                 conv_impl=self.spec.conv_impl)
+                                 kernels=self.spec.kernels)
 
 
 class ConvTranspose3x3S2(nn.Module):
@@ -107,7 +107,7 @@ class ConvTranspose3x3S2(nn.Module):
     cin = sum(x.shape[-1] for x in inputs)
     kernel = self.param("kernel", self.kernel_init, (3, 3, cin, self.features))
     y = ops.conv_transpose3x3_s2([x.astype(self.spec.dtype) for x in inputs], kernel,
-                                 gemm_dtype=self.spec.gemm_dtype, conv_impl=self.spec.conv_impl)
+                                 gemm_dtype=self.spec.gemm_dtype, kernels=self.spec.kernels)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.spec.dtype)
     return y

@@ -54,8 +54,8 @@ class LinearHead(SegmentationModel):
 
   def encoder_module(self, **kwargs: Any) -> nn.Module:
     """The DINOv2 encoder, its layers' outputs normalized by its final LayerNorm."""
-    return backbones.create(self.backbone, self.encoder_output_stride(), self.spec.dtype, name="encoder",
-                            conv_impl=self.spec.conv_impl, apply_layernorm=True, **kwargs)
+    return backbones.create(self.backbone, self.encoder_output_stride(), self.spec, name="encoder",
+                            apply_layernorm=True, **kwargs)
 
   def encoder_description(self) -> str:
     """The encoder in a summary row."""
@@ -79,7 +79,7 @@ class LinearHead(SegmentationModel):
     dtype = self.spec.dtype
     x = nn.BatchNorm(use_running_average=not train, momentum=self.spec.bn_momentum, epsilon=1e-5, dtype=dtype,
                      name="bn")(jnp.concatenate(feats, axis=-1))
-    logits = layers.Conv(self.num_classes, 1, bias=True, dtype=dtype, conv_impl=self.spec.conv_impl,
+    logits = layers.Conv(self.num_classes, 1, bias=True, spec=self.spec,
                          name="logits")(x)
     logits = upsample_bilinear(logits.astype(jnp.float32), (x.shape[1] * patch, x.shape[2] * patch))
     logits = jax.lax.slice_in_dim(logits, pads[0][0], pads[0][0] + h, axis=1)  # lax slices: see dinov2.patch_maps

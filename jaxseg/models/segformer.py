@@ -15,6 +15,7 @@ from jaxseg.models import backbones
 from jaxseg.models.backbones import layers
 from jaxseg.models.base import SegmentationModel
 from jaxseg.models.deeplab import upsample_bilinear
+from jaxseg.models.layers import LayerSpec
 from jaxseg.models.mobilenet_v2 import check_input_size
 
 
@@ -34,12 +35,10 @@ class FuseProjections(nn.Module):
 
   Attributes:
     features: output channels.
-    dtype: computation dtype.
-    conv_impl: `jaxseg.ops` formulation.
+    spec: compute dtype, GEMM input dtype and `jaxseg.ops` kernel forms.
   """
   features: int
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()
 
   @nn.compact
   def __call__(self, inputs: list[jax.Array], size: tuple[int, int]) -> jax.Array:
@@ -48,8 +47,9 @@ class FuseProjections(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (1, 1, sum(widths), self.features))
     out, start = None, 0
     for x, width in zip(inputs, widths):
-      block = kernel[:, :, start:start + width].astype(self.dtype)
-      y = upsample_bilinear(ops.pointwise_conv(x.astype(self.dtype), block, conv_impl=self.conv_impl), size)
+      block = kernel[:, :, start:start + width].astype(self.spec.dtype)
+      y = upsample_bilinear(ops.pointwise_conv(x.astype(self.spec.dtype), block, gemm_dtype=self.spec.gemm_dtype,
+                                               kernels=self.spec.kernels), size)
       out, start = y if out is None else out + y, start + width
     return out
 
@@ -90,13 +90,13 @@ class SegFormer(SegmentationModel):
     check_input_size(images)
     feats = self.encode(images, encoder_train)
     dtype, size = self.spec.dtype, feats[4].shape[1:3]
-    projected = [layers.Dense(self.width(), dtype, self.spec.conv_impl, name=f"linear_{i}")(feats[s])
+    projected = [layers.Dense(self.width(), spec=self.spec, name=f"linear_{i}")(feats[s])
                  for i, s in enumerate((4, 8, 16, 32))]
-    x = FuseProjections(self.width(), dtype, self.spec.conv_impl, name="linear_fuse")(projected[::-1], size)
+    x = FuseProjections(self.width(), self.spec, name="linear_fuse")(projected[::-1], size)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.spec.bn_momentum, epsilon=1e-5, dtype=dtype,
                      name="linear_fuse_bn")(x)
     # layers.Conv: a 1x1 convolution as a GEMM (XLA:CPU's convolution form took 20x as long to train).
-    logits = layers.Conv(self.num_classes, 1, bias=True, dtype=dtype, conv_impl=self.spec.conv_impl,
+    logits = layers.Conv(self.num_classes, 1, bias=True, spec=self.spec,
                          name="logits")(nn.relu(x))
     return upsample_bilinear(logits.astype(jnp.float32), images.shape[1:3])
 

@@ -27,7 +27,7 @@ def settings(config: ml_collections.ConfigDict) -> dict | None:
 
   Configs saved by earlier versions hold a bool (`distributed=True`: the cluster's auto-detection).
   """
-  d = config.get("distributed", False)
+  d = config.distributed
   if isinstance(d, bool):
     return {} if d else None
   coordinator = d.coordinator or os.environ.get(ENV["coordinator"], "")

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxseg.config import upgrade
 from jaxseg.errors import UserError
 from jaxseg.models import canonical_name, model_class
 from jaxseg.runtime import faults
@@ -176,17 +177,13 @@ def make_meta(config: ml_collections.ConfigDict, epoch: int, history: list[dict[
   """The JSON record saved beside each state: epoch, metrics history, why training stopped, the config, and
   the model's identity (what `check_compatible` compares)."""
   return {"epoch": epoch, "history": history, "stop_reason": stop_reason, "config": config.to_json_best_effort(),
+          "config_format": upgrade.FORMAT,
           "model": {key: _field(config, field) for key, field in _identity(config).items()}}
 
 
-def upgraded_config(saved: dict[str, Any]) -> dict[str, Any]:
-  """A config saved by an earlier release in today's fields: the encoder was MobileNetV2, its weights the
-  top-level `encoder_weights`."""
-  saved = {**saved, "model": dict(saved["model"])}
-  if "backbone" not in saved["model"]:
-    saved["model"].update(backbone="mobilenet_v2", backbone_weights=saved.pop("encoder_weights", "none"),
-                          input_scale=(), input_offset=())
-  return saved
+def saved_config(meta: dict[str, Any]) -> ml_collections.ConfigDict:
+  """The config a checkpoint was written with, in today's fields (`jaxseg.config.upgrade`)."""
+  return ml_collections.ConfigDict(upgrade.upgraded(json.loads(meta["config"]), meta.get("config_format", 1)))
 
 
 def checked_steps(mngr: ocp.CheckpointManager, step: int | None = None) -> list[int]:

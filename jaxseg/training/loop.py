@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import ml_collections
 import numpy as np
+import optax
 from tqdm.auto import tqdm
 
 from jaxseg import data
@@ -48,7 +49,8 @@ def _stop_reason(config, history) -> str:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                       on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                       optimizer: optax.GradientTransformation | None = None) -> list[dict[str, Any]]:
   """Trains (resuming from the newest checkpoint in `workdir`), evaluating and checkpointing every epoch.
 
   Args:
@@ -56,6 +58,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     workdir: where checkpoints, metrics.jsonl, TensorBoard events, samples/ and curves.png go.
     on_epoch: called after each epoch's checkpoint with its history entry plus "samples" (the path of the
       epoch's sample panel, or None), e.g. to show progress in a notebook.
+    optimizer: an optax optimizer (schedule included) in place of `config.optimizer` and its learning rate
+      settings; the encoder is still frozen (`freeze_encoder`) or scaled (`encoder_lr_scale`) as configured.
+      Resuming needs the same optimizer again (its state is in the checkpoints).
 
   Returns:
     The metrics history: one dict per epoch with "epoch", "train", "val", "images_per_s".
@@ -67,12 +72,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   config_checks.check_workdir(workdir)
   startup.enable_compilation_cache(config)
   with workdir_lock.training_lock(workdir, print if jax.process_index() == 0 else (lambda line: None)):
-    return _train_and_evaluate(config, workdir, on_epoch)
+    return _train_and_evaluate(config, workdir, on_epoch, optimizer)
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                        on_epoch: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
-  run = Run(config, workdir)
+                        on_epoch: Callable[[dict[str, Any]], None] | None,
+                        optimizer: optax.GradientTransformation | None) -> list[dict[str, Any]]:
+  run = Run(config, workdir, optimizer=optimizer)
   primary = jax.process_index() == 0  # every process trains; the first one writes the logs and pictures
   say = print if primary else (lambda *args, **kwargs: None)
   train_data = data.open_split(config, config.data.train_split)
@@ -204,7 +210,7 @@ def _mid_epoch_saver(run: Run, mid_epoch: MidEpoch, history: list[dict[str, Any]
   """A function called after every train step that saves a mid-epoch checkpoint when one is due (every
   `checkpoint_every_steps`, or when asked to stop) and returns True when training must stop (`say`: this
   process's printer)."""
-  every = run.config.get("checkpoint_every_steps", 0)  # absent from configs saved by earlier versions
+  every = run.config.checkpoint_every_steps
 
   def after_step(position: Position, batch: int, state, sums, input_state) -> bool:
     step = position.first_step + batch

@@ -27,7 +27,7 @@ SCHEDULES = ("constant", "cosine", "poly")
 
 def decays(config: ml_collections.ConfigDict) -> bool:
   """Whether the learning rate changes over the run (so the optimizer depends on the run's length)."""
-  return config.get("lr_schedule", "constant") != "constant" or config.get("warmup_epochs", 0.0) > 0
+  return config.lr_schedule != "constant" or config.warmup_epochs > 0
 
 
 def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> float | optax.Schedule:
@@ -36,15 +36,15 @@ def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> float 
   A constant rate stays a float (the optimizer then keeps no step count, as checkpoints of constant-rate runs
   expect); "cosine" without warm-up is `optax.cosine_decay_schedule` itself, as earlier versions built it.
   """
-  lr, name = config.learning_rate, config.get("lr_schedule", "constant")
+  lr, name = config.learning_rate, config.lr_schedule
   if not decays(config) or total_steps <= 0:
     return lr
-  warmup = min(round(config.get("warmup_epochs", 0.0) / max(config.num_epochs, 1) * total_steps), total_steps - 1)
+  warmup = min(round(config.warmup_epochs / max(config.num_epochs, 1) * total_steps), total_steps - 1)
   rest = total_steps - warmup
   if name == "cosine":
     main = optax.cosine_decay_schedule(lr, rest)
   elif name == "poly":
-    main = optax.polynomial_schedule(lr, 0.0, config.get("lr_power", 0.9), rest)
+    main = optax.polynomial_schedule(lr, 0.0, config.lr_power, rest)
   else:
     main = optax.constant_schedule(lr)
   if warmup <= 0:
@@ -60,20 +60,18 @@ def _kernels(params: Any) -> Any:
 
 def base_optimizer(config: ml_collections.ConfigDict, lr: float | optax.Schedule) -> optax.GradientTransformation:
   """`config.optimizer` at learning rate `lr`, with `config.weight_decay` on kernels."""
-  name, decay = config.get("optimizer", "adam"), config.get("weight_decay", 0.0)
+  name, decay = config.optimizer, config.weight_decay
   if name == "adamw":
     return optax.adamw(lr, weight_decay=decay, mask=_kernels)
-  if name == "sgd":
-    tx = optax.sgd(lr, momentum=config.get("momentum", 0.9) or None, nesterov=config.get("nesterov", False))
-  else:
-    tx = optax.adam(lr)
+  sgd = name == "sgd"
+  tx = optax.sgd(lr, momentum=config.momentum or None, nesterov=config.nesterov) if sgd else optax.adam(lr)
   if decay > 0:  # L2: the decay joins the gradient before the optimizer's own scaling
     tx = optax.chain(optax.masked(optax.add_decayed_weights(decay), _kernels), tx)
   return tx
 
 
-def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: int = 0
-                   ) -> optax.GradientTransformation:
+def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: int = 0,
+                   base: optax.GradientTransformation | None = None) -> optax.GradientTransformation:
   """The whole model's optimizer: `base_optimizer` on the decoder; on the encoder `set_to_zero` when frozen, or
   `base_optimizer` at `encoder_lr_scale` times the learning rate when fine-tuned with a scale other than 1.
 
@@ -81,14 +79,18 @@ def make_optimizer(config: ml_collections.ConfigDict, params: Any, total_steps: 
     config: the experiment config.
     params: the parameter tree (for the frozen/trainable labels).
     total_steps: the run's optimizer steps, for a schedule that changes over the run.
+    base: the user's own optimizer (schedule included), in place of `config.optimizer` and its learning rate
+      settings; the encoder is still frozen or scaled as the config says.
   """
-  lr = learning_rate(config, total_steps)
-  decoder = base_optimizer(config, lr)
-  scale = config.get("encoder_lr_scale", 1.0)
+  lr = None if base is not None else learning_rate(config, total_steps)
+  decoder = base if base is not None else base_optimizer(config, lr)
+  scale = config.encoder_lr_scale
   if not config.freeze_encoder and scale == 1.0:
     return decoder
   if config.freeze_encoder:  # (label "frozen": the optimizer state's key in existing checkpoints)
     name, encoder = "frozen", optax.set_to_zero()
+  elif base is not None:  # the user's updates, scaled
+    name, encoder = "encoder", optax.chain(base, optax.scale(scale))
   else:  # a pretrained encoder fine-tuned more gently than the freshly initialised head
     name, encoder = "encoder", base_optimizer(config, (lambda step: scale * lr(step)) if callable(lr) else scale * lr)
   labels = {k: jax.tree.map(lambda _, k=k: name if k == ENCODER else "train", v) for k, v in params.items()}

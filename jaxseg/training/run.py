@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+import optax
 
 from jaxseg import data, models
 from jaxseg.config import checks as config_checks
@@ -24,15 +25,17 @@ from jaxseg.training.state import TrainState, create_state, inference_variables
 class Run:
   """One config and workdir, checked before anything else happens."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, read_only: bool = False):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, read_only: bool = False,
+               optimizer: optax.GradientTransformation | None = None):
     """
     Args:
       config: the experiment config; checked here (`config_checks.check_config`).
       workdir: holds `checkpoints/`.
       read_only: open the checkpoints for reading only (eval, predict): nothing is written or cleaned up.
+      optimizer: the user's optimizer in place of the config's (`make_optimizer`'s `base`).
     """
     config_checks.check_config(config)
-    self.config, self.workdir, self.read_only = config, workdir, read_only
+    self.config, self.workdir, self.read_only, self.optimizer = config, workdir, read_only, optimizer
     self.mesh = parallel.make_mesh()
     self.rep, self.batch_sharding = parallel.replicated(self.mesh), parallel.data_sharding(self.mesh)
     self.model = models.create_model(config)
@@ -57,10 +60,10 @@ class Run:
 
   def state_from(self, variables: dict[str, Any], total_steps: int = 0) -> tuple[TrainState, Any]:
     """A new state of `variables` (`{"params", "batch_stats"}`) and its optimizer, on the devices."""
-    tx = make_optimizer(self.config, variables["params"], total_steps)
+    tx = make_optimizer(self.config, variables["params"], total_steps, self.optimizer)
     self._total_steps = total_steps
     state = create_state(variables["params"], variables["batch_stats"], tx,
-                         ema=self.config.get("ema_decay", 0.0) > 0)
+                         ema=self.config.ema_decay > 0)
     return jax.device_put(state, self.rep), tx
 
   def _with_backbone_weights(self, variables: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +173,7 @@ class Run:
     """The jitted steps (`tx`: the optimizer, None where only eval and predict are used; `class_weights`:
     per-class loss weights or None)."""
     return steps.shared_jit_steps(self.model, tx, self.config, self._total_steps, self.rng, self.rep,
-                                  self.batch_sharding, class_weights)
+                                  self.batch_sharding, class_weights, self.optimizer)
 
   def zero_sums(self) -> dict[str, jax.Array]:
     """A fresh metric accumulator on the devices."""

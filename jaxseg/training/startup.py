@@ -27,7 +27,7 @@ def enable_compilation_cache(config: ml_collections.ConfigDict) -> str | None:
   in use, or None. Takes effect for what the process has not compiled yet."""
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     return os.environ["JAX_COMPILATION_CACHE_DIR"]
-  chosen = str(config.get("compilation_cache", ""))
+  chosen = str(config.compilation_cache)
   if chosen.lower() == "none":
     jax.config.update("jax_enable_compilation_cache", False)
     return None

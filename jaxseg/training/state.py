@@ -90,6 +90,6 @@ def inference_variables(state: TrainState, config: ml_collections.ConfigDict) ->
   own (moving averages already), the decoder's bias-corrected when `config.model.decoder_bn_debias`.
   """
   stats = state.batch_stats
-  if config.model.get("decoder_bn_debias", False):
+  if config.model.decoder_bn_debias:
     stats = debias_batch_stats(stats, state.step, config.model.decoder_bn_momentum)
   return {"params": state.params if state.ema is None else state.ema, "batch_stats": stats}

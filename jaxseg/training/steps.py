@@ -42,7 +42,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     logits, new_vars = model.apply(variables, x, train=True, encoder_train=config.encoder_bn_train,
                                    mutable=["batch_stats"])
     loss = losses.segmentation_loss(logits, labels, config.loss.name, class_weights,
-                                    config.loss.get("ohem_threshold", 0.7), config.loss.get("ohem_min_kept", 100000))
+                                    config.loss.ohem_threshold, config.loss.ohem_min_kept)
     return loss, (logits, new_vars["batch_stats"])
 
   trainable, encoder = split_encoder(state.params)
@@ -205,21 +205,24 @@ def program_key(config: ml_collections.ConfigDict, total_steps: int) -> str:
   for field in _HOST_ONLY:
     d.pop(field, None)
   for field in _HOST_ONLY_DATA:
-    d.get("data", {}).pop(field, None)
+    d["data"].pop(field, None)
   d["total_steps"] = total_steps if optimizers.decays(config) else 0
   return json.dumps(d, sort_keys=True, default=repr)
 
 
 def shared_jit_steps(model, tx: optax.GradientTransformation | None, config: ml_collections.ConfigDict,
                      total_steps: int, rng: jax.Array, state_sharding, data_sharding,
-                     class_weights: np.ndarray | None = None) -> Steps:
+                     class_weights: np.ndarray | None = None,
+                     base: optax.GradientTransformation | None = None) -> Steps:
   """`jit_steps`, shared by the runs of one process whose programs are the same (the same model, the same
-  config but for `_HOST_ONLY` fields, the same key, devices and class weights): a second training, the
-  evaluation after it, a notebook's rerun trace and compile nothing again. `tx` must be the optimizer
-  `make_optimizer` builds for `config` and `total_steps` (None: evaluation and prediction only)."""
+  config but for `_HOST_ONLY` fields, the same optimizer, key, devices and class weights): a second training,
+  the evaluation after it, a notebook's rerun trace and compile nothing again. `tx` must be the optimizer
+  `make_optimizer` builds for `config`, `total_steps` and the user's `base` optimizer, if any (None:
+  evaluation and prediction only)."""
   weights = None if class_weights is None else np.asarray(class_weights).tobytes()
-  key = (model, program_key(config, total_steps), tx is None, state_sharding, data_sharding,
-         np.asarray(jax.random.key_data(rng)).tobytes(), weights)
+  # A user's optimizer is told apart by identity (its functions hold its settings where no config can see).
+  key = (model, program_key(config, total_steps), tx is None, None if tx is None else base, state_sharding,
+         data_sharding, np.asarray(jax.random.key_data(rng)).tobytes(), weights)
   found = _COMPILED.pop(key, None)
   if found is None:
     found = jit_steps(model, tx, config, rng, state_sharding, data_sharding, class_weights)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jaxseg.models.backbones import dinov2, efficientnet, keras_hub_port, mit, mobilenet_v3, resnet
 from jaxseg.models.backbones.keras_hub_port import PortError
+from jaxseg.models.layers import LayerSpec
 
 # Plain-dict registry: backbone name -> (module class, architecture arguments, family).
 BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any], str]] = {
@@ -51,12 +52,13 @@ def members(fam: str) -> list[str]:
   return sorted(n for n in BACKBONES if BACKBONES[n][2] == fam)
 
 
-def create(backbone: str, output_stride: int = 32, dtype: Any = jnp.float32, **kwargs: Any) -> nn.Module:
-  """The backbone named `backbone` (a key of `BACKBONES`) at `output_stride`, computing in `dtype` (`kwargs`:
-  Flax module arguments such as `name`)."""
+def create(backbone: str, output_stride: int = 32, spec: LayerSpec | None = None, **kwargs: Any) -> nn.Module:
+  """The backbone named `backbone` (a key of `BACKBONES`) at `output_stride`, computing as `spec` says (None:
+  float32; its dtype, GEMM input dtype and kernel forms; keras-hub's BatchNorm settings stay the backbone's); `kwargs`:
+  Flax module arguments such as `name`."""
   module, arch, fam = BACKBONES[backbone]
   extra = {"output_stride": output_stride} if fam in DILATES else {}
-  return module(**arch, **extra, dtype=dtype, **kwargs)
+  return module(**arch, **extra, spec=spec or LayerSpec(), **kwargs)
 
 
 def weights_source(name: str, weights: str) -> str | None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxseg import ops
 from jaxseg.models.backbones import layers
+from jaxseg.models.layers import LayerSpec
 
 TABLE = 1024  # TensorFlow's bicubic coefficient table steps
 
@@ -74,21 +75,20 @@ class Attention(nn.Module):
   """keras `MultiHeadAttention` over the tokens (queries, keys and values from the same sequence)."""
   dim: int
   num_heads: int
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x (B, T, C) -> (B, T, C)."""
     b, t, c = x.shape
-    dense = lambda name: layers.Dense(self.dim, self.dtype, self.conv_impl, name=name)
+    dense = lambda name: layers.Dense(self.dim, spec=self.spec, name=name)
     # Heads-major (B, heads, T, d) before the products: XLA:CPU's batched dot over a (B, T, heads, d) operand
     # took 5 against 1.9 ms for the weighted sum of DINOv2-S's values at 420 px.
     heads = lambda y: y.reshape(b, t, self.num_heads, c // self.num_heads).transpose(0, 2, 1, 3)
     q, k, v = heads(dense("query")(x)), heads(dense("key")(x)), heads(dense("value")(x))
-    logits = jnp.einsum("bhqd,bhkd->bhqk", q * (c // self.num_heads) ** -0.5, k)
-    attn = ops.softmax_last(logits.astype(jnp.float32), conv_impl=self.conv_impl).astype(v.dtype)
-    out = jnp.einsum("bhqk,bhkd->bhqd", attn, v).transpose(0, 2, 1, 3)
+    logits = ops.gemm("bhqd,bhkd->bhqk", q * (c // self.num_heads) ** -0.5, k, self.spec.gemm_dtype)
+    attn = ops.softmax_last(logits.astype(jnp.float32), kernels=self.spec.kernels).astype(v.dtype)
+    out = ops.gemm("bhqk,bhkd->bhqd", attn, v, self.spec.gemm_dtype).astype(v.dtype).transpose(0, 2, 1, 3)
     return dense("output")(out.reshape(b, t, c))
 
 
@@ -110,15 +110,14 @@ class Block(nn.Module):
   intermediate_dim: int
   layer_scale: float = 1.0
   swiglu: bool = False
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x (B, T, C) -> (B, T, C)."""
-    dense = lambda width, name: layers.Dense(width, self.dtype, self.conv_impl, name=name)
-    norm = lambda name: layers.LayerNorm(1e-6, self.dtype, self.conv_impl, name=name)
-    y = Attention(self.dim, self.num_heads, self.dtype, self.conv_impl, name="attention")(norm("norm1")(x))
+    dense = lambda width, name: layers.Dense(width, spec=self.spec, name=name)
+    norm = lambda name: layers.LayerNorm(1e-6, spec=self.spec, name=name)
+    y = Attention(self.dim, self.num_heads, self.spec, name="attention")(norm("norm1")(x))
     x = x + LayerScale(self.layer_scale, name="layer_scale1")(y)
     y = norm("norm2")(x)
     if self.swiglu:  # keras-hub's width rule: 2/3 of intermediate_dim, rounded up to a multiple of 8
@@ -144,8 +143,7 @@ class DINOv2(nn.Module):
   use_swiglu_ffn: bool = False
   position_grid: int = 37
   apply_layernorm: bool = False  # also normalize "stem" and every "stageN" with the final LayerNorm
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
@@ -155,26 +153,26 @@ class DINOv2(nn.Module):
     p, c, b = self.patch_size, self.hidden_dim, x.shape[0]
     grid = (x.shape[1] // p, x.shape[2] // p)
     x = jax.lax.slice(x, (0, 0, 0, 0), (b, grid[0] * p, grid[1] * p, x.shape[3]))  # whole patches only
-    x = layers.conv(x.astype(self.dtype), c, p, p, bias=True, dtype=self.dtype, name="patch_embeddings",
-                    conv_impl=self.conv_impl).reshape(b, -1, c)
+    x = layers.conv(x.astype(self.spec.dtype), c, p, p, bias=True, spec=self.spec,
+                    name="patch_embeddings").reshape(b, -1, c)
     init = nn.initializers.truncated_normal(0.02)
     cls = self.param("cls_token", init, (1, 1, c))
     if self.use_mask_token:  # used by DINOv2's masked pre-training only; kept so that presets port whole
       self.param("mask_token", nn.initializers.zeros, (1, c))
     table = self.param("position_embeddings", init, (1, self.position_grid ** 2 + 1, c))
-    x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, c)).astype(self.dtype), x], axis=1)
-    x = x + interpolate_positions(table, grid).astype(self.dtype)
+    x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, c)).astype(self.spec.dtype), x], axis=1)
+    x = x + interpolate_positions(table, grid).astype(self.spec.dtype)
     if self.num_register_tokens:
       registers = self.param("register_tokens", nn.initializers.zeros, (1, self.num_register_tokens, c))
       split = lambda lo, hi: jax.lax.slice_in_dim(x, lo, hi, axis=1)
-      x = jnp.concatenate([split(0, 1), jnp.broadcast_to(registers, (b, *registers.shape[1:])).astype(self.dtype),
+      x = jnp.concatenate([split(0, 1), jnp.broadcast_to(registers, (b, *registers.shape[1:])).astype(self.spec.dtype),
                            split(1, x.shape[1])], axis=1)
-    final_norm = layers.LayerNorm(1e-6, self.dtype, self.conv_impl, name="layernorm")
+    final_norm = layers.LayerNorm(1e-6, spec=self.spec, name="layernorm")
     keep = final_norm if self.apply_layernorm else (lambda y: y)
     out = {"stem": keep(x)}
     for i in range(self.num_layers):
       x = Block(c, self.num_heads, self.intermediate_dim, self.layer_scale_init_value, self.use_swiglu_ffn,
-                self.dtype, self.conv_impl, name=f"layers_{i}")(x)
+                self.spec, name=f"layers_{i}")(x)
       out[f"stage{i + 1}"] = keep(x)
     out["output"] = final_norm(x)
     return out

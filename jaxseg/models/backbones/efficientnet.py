@@ -13,7 +13,6 @@ dilate (`strides.Strides`), with the same parameters.
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 
 from jaxseg.models.backbones import layers
 from jaxseg.models.backbones.strides import Strides
+from jaxseg.models.layers import LayerSpec
 
 ACTIVATIONS = {"swish": nn.swish, "relu6": nn.relu6, "relu": nn.relu}
 
@@ -48,11 +48,10 @@ class EfficientNet(layers.ConvMixin, nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   output_stride: int = 32
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"  # jaxseg.ops formulation of the convolutions it has a fast form for
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   def _bn(self, x: jax.Array, name: str, train: bool, momentum: float = 0.99) -> jax.Array:
-    return layers.batch_norm(x, train, momentum=momentum, epsilon=self.bn_epsilon, dtype=self.dtype, name=name)
+    return layers.batch_norm(x, train, momentum=momentum, epsilon=self.bn_epsilon, dtype=self.spec.dtype, name=name)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[int, jax.Array]:
@@ -61,7 +60,7 @@ class EfficientNet(layers.ConvMixin, nn.Module):
     act = ACTIVATIONS[self.activation]
     strides = Strides(self.output_stride)
     strides.step(2)
-    x = self._conv(x.astype(self.dtype), round_filters(self.input_filters[0], self.width_coefficient), 3, 2, 1,
+    x = self._conv(x.astype(self.spec.dtype), round_filters(self.input_filters[0], self.width_coefficient), 3, 2, 1,
                    name="stem_conv")
     x = act(self._bn(x, "stem_bn", train, self.bn_momentum))
     features = {2: x}

@@ -1,7 +1,7 @@
 """The convolution and BatchNorm that keras-hub's convolutional backbones are built of, as Flax layers named
 after keras-hub's: explicit zero padding then "valid" (as keras-hub pads), float32 parameters.
 
-Every convolution runs through a `jaxseg.ops` form under `conv_impl`: 1x1 at any stride, stride-1 3x3 dense with
+Every convolution runs through a `jaxseg.ops` form under `kernels`: 1x1 at any stride, stride-1 3x3 dense with
 "same" padding at any dilation, depthwise of any size, stride and dilation, and strided dense kxk (stems,
 ResNet's strided 3x3s, MiT's patch embeddings and sequence reduction, DINOv2's patch embedding). The rest (a
 dense kxk at stride 1 other than a 'same' 3x3, or strided and dilated at once) is a plain `lax` convolution.
@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg import ops
+from jaxseg.models.layers import LayerSpec
 
 
 class Conv(nn.Module):
@@ -25,61 +26,65 @@ class Conv(nn.Module):
   rate: int = 1
   groups: int = 1
   bias: bool = False
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    """The convolution of x (B, H, W, Cin)."""
+    """The convolution of x (B, H, W, Cin), in the spec's dtype; a dense one on its GEMM input dtype."""
     c_in = x.shape[-1]
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (self.kernel, self.kernel, c_in // self.groups, self.features))
-    x, k = x.astype(self.dtype), kernel.astype(self.dtype)
+    dtype, gemm_dtype, kernels = self.spec.dtype, self.spec.gemm_dtype, self.spec.kernels
+    x, k = x.astype(dtype), kernel.astype(dtype)
     same = self.stride == 1 and self.pad == self.rate * (self.kernel // 2)
-    fast = ops.resolve_conv_impl(self.conv_impl) == "gemm"
+    fast = ops.resolve_kernels(kernels) == "gemm"
     if self.kernel == 1 and self.pad == 0 and self.groups == 1 and (self.stride == 1 or fast):
       # A strided 1x1 reads every stride-th pixel; XLA:CPU's own weight gradient of it took 15x the forward.
       for axis in (1, 2) if self.stride > 1 else ():
         x = jax.lax.slice_in_dim(x, 0, x.shape[axis], stride=self.stride, axis=axis)
-      y = ops.pointwise_conv(x, k, conv_impl=self.conv_impl)
+      y = ops.pointwise_conv(x, k, gemm_dtype=gemm_dtype, kernels=kernels)
     elif self.kernel == 3 and same and self.groups == 1:
-      y = ops.conv3x3(x, k, dilation=self.rate, conv_impl=self.conv_impl)
+      y = ops.conv3x3(x, k, dilation=self.rate, gemm_dtype=gemm_dtype, kernels=kernels).astype(dtype)
     elif self.groups == c_in == self.features:
       y = ops.depthwise_conv(x, k.reshape(self.kernel, self.kernel, c_in, 1), stride=self.stride,
-                             dilation=self.rate, padding=((self.pad, self.pad),) * 2, conv_impl=self.conv_impl)
+                             dilation=self.rate, padding=((self.pad, self.pad),) * 2, kernels=kernels)
     elif self.stride > 1 and self.rate == 1 and self.groups == 1:
-      y = ops.strided_conv(x, k, stride=self.stride, padding=((self.pad, self.pad),) * 2, conv_impl=self.conv_impl)
+      y = ops.strided_conv(x, k, stride=self.stride, padding=((self.pad, self.pad),) * 2, gemm_dtype=gemm_dtype,
+                           kernels=kernels)
     else:
-      y = jax.lax.conv_general_dilated(x, k, (self.stride, self.stride), [(self.pad, self.pad)] * 2,
-                                       rhs_dilation=(self.rate, self.rate), feature_group_count=self.groups,
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      g = gemm_dtype or dtype
+      y = jax.lax.conv_general_dilated(x.astype(g), k.astype(g), (self.stride, self.stride),
+                                       [(self.pad, self.pad)] * 2, rhs_dilation=(self.rate, self.rate),
+                                       feature_group_count=self.groups, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       preferred_element_type=jnp.float32).astype(dtype)
     if self.bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(dtype)
     return y
 
 
 class Dense(nn.Module):
   """`nn.Dense`'s parameters ("kernel" (Cin, Cout), "bias") over the last axis, computed as a 1x1 convolution
-  through `ops.pointwise_conv` under `conv_impl`: its weight gradient keeps the pixel-major layout of the
+  through `ops.pointwise_conv` under `kernels`: its weight gradient keeps the pixel-major layout of the
   output gradient (XLA:CPU's own dot had the transposed copy of it fused into the producing loop, the
   depthwise convolution's input gradient in MiT's Mix-FFN, which then ran several times slower)."""
   features: int
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    """x (..., Cin) -> (..., features)."""
+    """x (..., Cin) -> (..., features) in the spec's dtype, on its GEMM input dtype."""
     c_in = x.shape[-1]
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (c_in, self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    rows = x.astype(self.dtype).reshape(-1, 1, 1, c_in)  # every position a pixel: any leading shape
-    y = ops.pointwise_conv(rows, kernel.astype(self.dtype)[None, None], conv_impl=self.conv_impl)
-    return y.reshape(*x.shape[:-1], self.features) + bias.astype(self.dtype)
+    dtype = self.spec.dtype
+    rows = x.astype(dtype).reshape(-1, 1, 1, c_in)  # every position a pixel: any leading shape
+    y = ops.pointwise_conv(rows, kernel.astype(dtype)[None, None], gemm_dtype=self.spec.gemm_dtype,
+                           kernels=self.spec.kernels)
+    return y.reshape(*x.shape[:-1], self.features) + bias.astype(dtype)
 
 
 def conv(x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
-         groups: int = 1, bias: bool = False, *, dtype: Any, name: str, conv_impl: str = "auto") -> jax.Array:
+         groups: int = 1, bias: bool = False, *, spec: LayerSpec, name: str) -> jax.Array:
   """A `kernel` x `kernel` convolution of x padded by `pad` on every side (call from a compact method).
 
   Args:
@@ -91,20 +96,18 @@ def conv(x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int
     rate: dilation.
     groups: feature groups (= channels for a depthwise convolution).
     bias: add a bias.
-    dtype: computation dtype.
+    spec: compute dtype, GEMM input dtype and the `jaxseg.ops` kernel forms.
     name: the Keras layer's name.
-    conv_impl: `jaxseg.ops` formulation where one applies.
   """
-  return Conv(features, kernel, stride, pad, rate, groups, bias, dtype, conv_impl, name=name)(x)
+  return Conv(features, kernel, stride, pad, rate, groups, bias, spec, name=name)(x)
 
 
 class ConvMixin:
-  """`_conv` for a backbone module with `dtype` and `conv_impl` fields: `conv` in them."""
+  """`_conv` for a backbone module with a `spec` field: `conv` under it."""
 
   def _conv(self, x: jax.Array, features: int, kernel: int = 1, stride: int = 1, pad: int = 0, rate: int = 1,
             groups: int = 1, bias: bool = False, name: str = "") -> jax.Array:
-    return conv(x, features, kernel, stride, pad, rate, groups, bias, dtype=self.dtype, name=name,
-                conv_impl=self.conv_impl)
+    return conv(x, features, kernel, stride, pad, rate, groups, bias, spec=self.spec, name=name)
 
 
 def batch_norm(x: jax.Array, train: bool, *, momentum: float, epsilon: float, dtype: Any, name: str) -> jax.Array:
@@ -114,10 +117,9 @@ def batch_norm(x: jax.Array, train: bool, *, momentum: float, epsilon: float, dt
 
 class LayerNorm(nn.Module):
   """`nn.LayerNorm`'s parameters ("scale", "bias") over the last axis, through `ops.layer_norm` under
-  `conv_impl` (statistics in float32, the result in `dtype`)."""
+  the spec's `kernels` (statistics in float32, the result in the spec's dtype)."""
   epsilon: float = 1e-6
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -125,4 +127,4 @@ class LayerNorm(nn.Module):
     c = x.shape[-1]
     scale = self.param("scale", nn.initializers.ones, (c,))
     bias = self.param("bias", nn.initializers.zeros, (c,))
-    return ops.layer_norm(x, scale, bias, epsilon=self.epsilon, conv_impl=self.conv_impl).astype(self.dtype)
+    return ops.layer_norm(x, scale, bias, epsilon=self.epsilon, kernels=self.spec.kernels).astype(self.spec.dtype)

@@ -22,6 +22,7 @@ import numpy as np
 
 from jaxseg import ops
 from jaxseg.models.backbones import layers
+from jaxseg.models.layers import LayerSpec
 
 
 class Attention(nn.Module):
@@ -30,42 +31,39 @@ class Attention(nn.Module):
   dim: int
   num_heads: int
   sr_ratio: int
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Attention over x (B, H, W, C), returned in the same shape."""
     b, h, w, c = x.shape
-    dense = lambda name: layers.Dense(self.dim, self.dtype, self.conv_impl, name=name)
+    dense = lambda name: layers.Dense(self.dim, spec=self.spec, name=name)
     heads = lambda t: t.reshape(b, -1, self.num_heads, c // self.num_heads)
     q = heads(dense("q")(x.reshape(b, h * w, c)))
     kv = x
     if self.sr_ratio > 1:
-      kv = layers.conv(x, self.dim, self.sr_ratio, self.sr_ratio, bias=True, dtype=self.dtype, name="sr",
-                       conv_impl=self.conv_impl)
-      kv = layers.LayerNorm(1e-5, self.dtype, self.conv_impl, name="norm")(kv)
+      kv = layers.conv(x, self.dim, self.sr_ratio, self.sr_ratio, bias=True, spec=self.spec, name="sr")
+      kv = layers.LayerNorm(1e-5, spec=self.spec, name="norm")(kv)
     kv = kv.reshape(b, -1, c)
     k, v = heads(dense("k")(kv)), heads(dense("v")(kv))
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (c // self.num_heads) ** -0.5
-    attn = ops.softmax_last(logits.astype(jnp.float32), conv_impl=self.conv_impl).astype(v.dtype)
-    out = jnp.einsum("bhqk,bkhd->bqhd", attn, v).reshape(b, h, w, c)
+    logits = ops.gemm("bqhd,bkhd->bhqk", q, k, self.spec.gemm_dtype) * (c // self.num_heads) ** -0.5
+    attn = ops.softmax_last(logits.astype(jnp.float32), kernels=self.spec.kernels).astype(v.dtype)
+    out = ops.gemm("bhqk,bkhd->bqhd", attn, v, self.spec.gemm_dtype).astype(v.dtype).reshape(b, h, w, c)
     return dense("proj")(out)
 
 
 class MixFFN(nn.Module):
   """keras-hub's `MixFFN`: dense to 4x, depthwise 3x3, GELU, dense back."""
   dim: int
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """The block on x (B, H, W, C)."""
-    x = layers.Dense(4 * self.dim, self.dtype, self.conv_impl, name="fc1")(x)
-    x = layers.conv(x, x.shape[-1], 3, 1, 1, groups=x.shape[-1], bias=True, dtype=self.dtype, name="dwconv",
-                    conv_impl=self.conv_impl)
-    return layers.Dense(self.dim, self.dtype, self.conv_impl, name="fc2")(nn.gelu(x, approximate=True))
+    x = layers.Dense(4 * self.dim, spec=self.spec, name="fc1")(x)
+    x = layers.conv(x, x.shape[-1], 3, 1, 1, groups=x.shape[-1], bias=True, spec=self.spec,
+                    name="dwconv")
+    return layers.Dense(self.dim, spec=self.spec, name="fc2")(nn.gelu(x, approximate=True))
 
 
 class MiT(nn.Module):
@@ -76,26 +74,25 @@ class MiT(nn.Module):
   layerwise_sr_ratios: Sequence[int] = (8, 4, 2, 1)
   layerwise_patch_sizes: Sequence[int] = (7, 3, 3, 3)
   layerwise_strides: Sequence[int] = (4, 2, 2, 2)
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"  # jaxseg.ops formulation of the Mix-FFN's depthwise 3x3
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[int, jax.Array]:
     """Feature maps {stride: (B, H / stride, W / stride, C)} of images x (B, H, W, 3), preprocessed as the
     weights expect (`train` is unused: there is no BatchNorm, and no dropout here)."""
     del train
-    features, stride, x = {}, 1, x.astype(self.dtype)
-    norm = partial(layers.LayerNorm, dtype=self.dtype, conv_impl=self.conv_impl)
+    features, stride, x = {}, 1, x.astype(self.spec.dtype)
+    norm = partial(layers.LayerNorm, spec=self.spec)
     for i, dim in enumerate(self.hidden_dims):
       patch, step = self.layerwise_patch_sizes[i], self.layerwise_strides[i]
-      x = layers.conv(x, dim, patch, step, patch // 2, bias=True, dtype=self.dtype, name=f"patch_and_embed_{i}_proj",
-                      conv_impl=self.conv_impl)
+      x = layers.conv(x, dim, patch, step, patch // 2, bias=True, spec=self.spec,
+                      name=f"patch_and_embed_{i}_proj")
       x = norm(1e-5, name=f"patch_and_embed_{i}_norm")(x)
       for k in range(self.layerwise_depths[i]):
         name = f"hierarchical_encoder_{i}_{k}"
-        x = x + Attention(dim, self.layerwise_num_heads[i], self.layerwise_sr_ratios[i], self.dtype, self.conv_impl,
+        x = x + Attention(dim, self.layerwise_num_heads[i], self.layerwise_sr_ratios[i], self.spec,
                           name=f"{name}_attn")(norm(1e-6, name=f"{name}_norm1")(x))
-        x = x + MixFFN(dim, self.dtype, self.conv_impl, name=f"{name}_mlp")(norm(1e-6, name=f"{name}_norm2")(x))
+        x = x + MixFFN(dim, self.spec, name=f"{name}_mlp")(norm(1e-6, name=f"{name}_norm2")(x))
       x = norm(1e-5, name=f"norm_{i}")(x)
       stride *= step
       features[stride] = x

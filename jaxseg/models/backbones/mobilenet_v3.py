@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from jaxseg.models.backbones import layers
 from jaxseg.models.backbones.strides import Strides
+from jaxseg.models.layers import LayerSpec
 
 BN_EPSILON, BN_MOMENTUM = 1e-5, 0.9  # keras-hub's MobileNet BatchNorm settings
 ACTIVATIONS = {"relu": nn.relu, "relu6": nn.relu6, "hard_swish": nn.hard_swish}
@@ -48,11 +49,10 @@ class MobileNetV3(layers.ConvMixin, nn.Module):
   input_activation: str = "hard_swish"
   input_num_filters: int = 16
   output_stride: int = 32
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"  # jaxseg.ops formulation of the convolutions it has a fast form for
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   def _bn(self, x: jax.Array, name: str, train: bool) -> jax.Array:
-    return layers.batch_norm(x, train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.dtype, name=name)
+    return layers.batch_norm(x, train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.spec.dtype, name=name)
 
   def _squeeze_excite(self, x: jax.Array, ratio: float, name: str) -> jax.Array:
     se = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(x.dtype)
@@ -66,7 +66,7 @@ class MobileNetV3(layers.ConvMixin, nn.Module):
     strides = Strides(self.output_stride)
     stride, _ = strides.step(2)
     c_in = adjust_channels(self.input_num_filters)
-    x = self._conv(x.astype(self.dtype), c_in, 3, stride, 1, name="input_conv")
+    x = self._conv(x.astype(self.spec.dtype), c_in, 3, stride, 1, name="input_conv")
     x = ACTIVATIONS[self.input_activation](self._bn(x, "input_batch_norm", train))
     features = {strides.nominal: x}
     # block_0: depthwise 3x3 (+ squeeze-excite), pointwise 1x1

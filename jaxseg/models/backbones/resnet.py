@@ -14,7 +14,6 @@ the dense output sampled every 2 (4) positions is the strided network's output.
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 
 from jaxseg import ops
 from jaxseg.models.backbones import layers
+from jaxseg.models.layers import LayerSpec
 
 BLOCK_TYPES = ("basic_block", "bottleneck_block", "basic_block_vd", "bottleneck_block_vd")
 BN_EPSILON, BN_MOMENTUM = 1e-5, 0.9  # keras-hub's ResNet BatchNorm settings
@@ -53,8 +53,8 @@ class ResNet(nn.Module):
     block_type: one of `BLOCK_TYPES`.
     use_pre_activation: ResNet v2.
     output_stride: 32, 16 or 8 (dilated last stacks).
-    dtype: the computation dtype (parameters stay float32).
-    conv_impl: `jaxseg.ops` formulation of its 1x1 and stride-1 3x3 convolutions.
+    spec: compute dtype, GEMM input dtype and `jaxseg.ops` kernel forms (parameters stay float32; BatchNorm
+      keeps keras-hub's momentum and epsilon).
   """
   input_conv_filters: Sequence[int]
   input_conv_kernel_sizes: Sequence[int]
@@ -64,24 +64,23 @@ class ResNet(nn.Module):
   block_type: str
   use_pre_activation: bool = False
   output_stride: int = 32
-  dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  spec: LayerSpec = LayerSpec()  # dtype, GEMM input dtype, kernel forms (BatchNorm keeps its own settings)
 
   def _bn(self, name: str, train: bool) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.dtype,
+    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=self.spec.dtype,
                         name=name)
 
   def _conv(self, features: int, kernel: int, stride: int = 1, pad: int | None = None, dilation: int = 1,
             name: str = "") -> layers.Conv:
     pad = dilation * (kernel // 2) if pad is None else pad  # None: "same" (stride 1)
-    return layers.Conv(features, kernel, stride, pad, dilation, dtype=self.dtype, conv_impl=self.conv_impl, name=name)
+    return layers.Conv(features, kernel, stride, pad, dilation, spec=self.spec, name=name)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[int, jax.Array]:
     """Feature maps {stride: (B, H / stride, W / stride, C)} of images x (B, H, W, 3), preprocessed as the
     weights expect."""
     k0 = self.input_conv_kernel_sizes[0]
-    x = self._conv(self.input_conv_filters[0], k0, 2, (k0 - 1) // 2, name="conv1_conv")(x.astype(self.dtype))
+    x = self._conv(self.input_conv_filters[0], k0, 2, (k0 - 1) // 2, name="conv1_conv")(x.astype(self.spec.dtype))
     for i in range(1, len(self.input_conv_filters)):
       x = nn.relu(self._bn(f"conv{i}_bn", train)(x))
       k = self.input_conv_kernel_sizes[i]
@@ -91,7 +90,7 @@ class ResNet(nn.Module):
     features = {2: x}
     # v1's input is non-negative (after ReLU), so its zero padding equals v2's -inf padding.
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf if self.use_pre_activation else 0)
-    x = ops.max_pool(x, 3, 2, conv_impl=self.conv_impl)
+    x = ops.max_pool(x, 3, 2, kernels=self.spec.kernels)
     current, rate = 4, 1
     for s, (filters, blocks, stride) in enumerate(zip(self.stackwise_num_filters, self.stackwise_num_blocks,
                                                       self.stackwise_num_strides)):

@@ -1,0 +1,67 @@
+"""Configs saved with checkpoints by earlier releases, in today's fields and with today's defaults.
+
+A checkpoint records its config as JSON and, since format 2, the format it was written in (`FORMAT`, the
+meta's "config_format"). A saved config is brought forward once, here, when it is read back; every other
+module reads today's fields with no default of its own (the defaults live in `jaxseg.config.defaults` only).
+"""
+
+import copy
+from typing import Any
+
+from jaxseg.config import defaults
+
+# The config format this release writes. 1: configs of earlier releases (no "config_format" in the meta).
+FORMAT = 2
+
+# What a release without these fields did, where today's default differs: a saved config that lacks one
+# keeps that behaviour rather than taking today's default.
+EARLIER_BEHAVIOUR = {("data", "pipeline"): "memory", ("data", "tfds_file_format"): "tfrecord",
+                     ("model", "decoder_bn_debias"): False}
+
+
+def _merged(base: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+  """`base` with `saved`'s values over it, nested dicts merged (a saved non-dict replaces a default dict, e.g.
+  `distributed=False`); fields only `saved` has are kept."""
+  out = copy.deepcopy(base)
+  for key, value in saved.items():
+    if isinstance(value, dict) and isinstance(out.get(key), dict):
+      out[key] = _merged(out[key], value)
+    else:
+      out[key] = value
+  return out
+
+
+def upgraded(saved: dict[str, Any], fmt: int = 1) -> dict[str, Any]:
+  """The config dict `saved` (written in format `fmt`) in today's fields, missing ones at today's defaults.
+
+  Format 1 -> 2: the encoder of a config without `model.backbone` was the Keras MobileNetV2, its weights the
+  top-level `encoder_weights`; `model.kernels` was `model.conv_impl`; fields in `EARLIER_BEHAVIOUR` it lacks
+  keep what that release did.
+  """
+  saved = {**saved, "model": dict(saved.get("model", {})), "data": dict(saved.get("data", {}))}
+  if fmt < 2:
+    model = saved["model"]
+    if "backbone" not in model:
+      model.update(backbone="mobilenet_v2", backbone_weights=saved.pop("encoder_weights", "none"),
+                   input_scale=(), input_offset=())
+    if "conv_impl" in model:
+      model["kernels"] = model.pop("conv_impl")
+    for (group, field), value in EARLIER_BEHAVIOUR.items():
+      saved[group].setdefault(field, value)
+  return _merged(defaults.get_config().to_dict(), saved)
+
+
+def missing_field(config: Any) -> str:
+  """The first field of the default config that `config` (a ConfigDict) lacks, dotted, or ""."""
+
+  def walk(want: dict[str, Any], have: Any, prefix: str) -> str:
+    for key, value in want.items():
+      if key not in have:
+        return prefix + key
+      if isinstance(value, dict) and hasattr(have[key], "keys"):
+        found = walk(value, have[key], f"{prefix}{key}.")
+        if found:
+          return found
+    return ""
+
+  return walk(defaults.get_config().to_dict(), config, "")
