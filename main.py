@@ -2,7 +2,7 @@
 
   python main.py --config configs/r224.py [--workdir DIR] [--mode train|eval|predict|export|summary|inspect]
                  [--config.field=value ...]
-  python main.py --config configs/r224.py --mode export --format saved_model|tflite|stablehlo [--step N]
+  python main.py --config configs/r224.py --mode export --format saved_model|tflite|stablehlo [--epoch N]
                  [--output DIR]
   python main.py --config configs/r224.py --mode predict --images FILE_OR_DIR ... [--max-pixels N]
 

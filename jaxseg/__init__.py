@@ -5,17 +5,17 @@ backbones ported from Keras), its trainer and its exporter: `jaxseg.train`, `jax
 __version__ = "0.1.0"
 
 
-def load(workdir: str, step: int | None = None, config=None):
+def load(workdir: str, epoch: int | None = None, config=None):
   """A predictor for a trained run: `jaxseg.load("runs/r224")(image)` -> (H, W) class mask; or for a pretrained
   keras-hub SegFormer: `jaxseg.load("segformer_b0_ade20k_512")` (a preset name or save_to_preset directory).
 
   Args:
     workdir: the run's --workdir (holds checkpoints/), or a keras-hub SegFormer segmenter preset.
-    step: checkpoint step (epoch); the newest if None.
+    epoch: the checkpoint of this epoch; the newest if None.
     config: override the config saved in the checkpoint.
   """
   from jaxseg.inference import predict  # pylint: disable=g-import-not-at-top  # keep `import jaxseg` light
-  return predict.load(workdir, step, config)
+  return predict.load(workdir, epoch, config)
 
 
 def train(config, workdir: str, *, optimizer=None, on_epoch=None) -> list[dict]:
@@ -36,7 +36,7 @@ def train(config, workdir: str, *, optimizer=None, on_epoch=None) -> list[dict]:
   return loop.train_and_evaluate(config, workdir, on_epoch, optimizer)
 
 
-def export(workdir: str, fmt: str, output: str | None = None, step: int | None = None, config=None,
+def export(workdir: str, fmt: str, output: str | None = None, epoch: int | None = None, config=None,
            probabilities: bool = False):
   """Exports a trained run for serving ("saved_model", "tflite" or "stablehlo") and checks it against jaxseg.
 
@@ -44,7 +44,7 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
   `jaxseg.inference.export.export`.
   """
   from jaxseg.inference import export as deploy  # pylint: disable=g-import-not-at-top
-  return deploy.export(workdir, fmt, output, step, config, probabilities)
+  return deploy.export(workdir, fmt, output, epoch, config, probabilities)
 
 
 def load_config(path: str, overrides: dict | None = None):

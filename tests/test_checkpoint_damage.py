@@ -93,7 +93,7 @@ def test_readers_use_the_newest_intact_checkpoint_and_say_so(trained, tmp_path, 
   else:
     assert step == 1
     lines = out.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("Checkpoint step 2 in ") and "is damaged (" in lines[0], out
+    assert len(lines) == 2 and lines[0].startswith("The checkpoint of epoch 2 in ") and "is damaged (" in lines[0], out
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before  # readers change nothing
 
 
@@ -106,7 +106,7 @@ def test_training_moves_the_damaged_step_aside_and_resumes(trained, tmp_path, ca
   history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=3), workdir)
   out, err = capfd.readouterr()
   assert "Traceback" not in out + err
-  assert f"Checkpoint step 2 in {os.path.join(workdir, 'checkpoints')} is damaged (" in out
+  assert f"The checkpoint of epoch 2 in {os.path.join(workdir, 'checkpoints')} is damaged (" in out
   assert "moved aside to " in out and "Resuming from" in out
   assert [h["epoch"] for h in history] == [1, 2, 3]  # epoch 2 trained again
   assert checkpoints.manager(workdir, read_only=True).all_steps() == [1, 2, 3]
@@ -118,7 +118,7 @@ def test_training_moves_the_damaged_step_aside_and_resumes(trained, tmp_path, ca
 def test_a_damaged_step_asked_for_is_named_with_the_steps_that_restore(trained, tmp_path):
   workdir = _copy(trained, tmp_path)
   _damage(workdir, 2, "ALL_ARRAYS", "truncate")
-  with pytest.raises(intact.DamagedCheckpoint, match=r"checkpoint step 2 in .* is damaged \(.*\); steps that "
+  with pytest.raises(intact.DamagedCheckpoint, match=r"the checkpoint of epoch 2 in .* is damaged \(.*\); epochs that "
                      r"restore: 1\.$"):
     Run(tiny.tiny_config(), workdir, read_only=True).restore_for_inference(2)
   assert Run(tiny.tiny_config(), workdir, read_only=True).restore_for_inference(1)[1] == 1
@@ -128,7 +128,7 @@ def test_when_every_step_is_damaged_readers_refuse_and_training_starts_afresh(tr
   workdir = _copy(trained, tmp_path)
   for step in (1, 2):
     _damage(workdir, step, "meta/metadata", "empty")
-  with pytest.raises(intact.DamagedCheckpoint, match=r"no checkpoint in .* restores \(steps 2, 1 are damaged\)"):
+  with pytest.raises(intact.DamagedCheckpoint, match=r"no checkpoint in .* restores \(epochs 2, 1 are damaged\)"):
     jaxseg.load(workdir)
   capfd.readouterr()
   loop.train_and_evaluate(tiny.tiny_config(num_epochs=1), workdir)
@@ -168,7 +168,7 @@ def test_a_damaged_mid_epoch_checkpoint_is_moved_aside_and_the_epoch_restarts(tr
   capfd.readouterr()
   said = []
   assert mid.resume(config, 2, state.to_dict(), run.zero_sums(), said.append) is None
-  assert len(said) == 2 and said[0].startswith("Checkpoint step 9 in ") and "moved aside" in said[0], said
+  assert len(said) == 2 and said[0].startswith("The checkpoint of step 9 in ") and "moved aside" in said[0], said
   assert os.listdir(mid.directory) == ["9.damaged"]
   assert capfd.readouterr().err == ""
 
@@ -186,20 +186,20 @@ def test_cli_readers_name_the_damaged_step_in_one_line(trained, tmp_path, mode):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "Traceback" not in proc.stdout + proc.stderr and "Event loop" not in proc.stderr
   damaged = [line for line in (proc.stdout + proc.stderr).splitlines() if "damaged" in line]
-  assert len(damaged) == 1 and damaged[0].startswith("Checkpoint step 2 in "), damaged
-  assert "Using checkpoint step 1, the newest that restores." in proc.stdout
-  proc = tiny.run_cli("--workdir", workdir, "--mode", "eval", "--step", "2")
+  assert len(damaged) == 1 and damaged[0].startswith("The checkpoint of epoch 2 in "), damaged
+  assert "Using the checkpoint of epoch 1, the newest that restores." in proc.stdout
+  proc = tiny.run_cli("--workdir", workdir, "--mode", "eval", "--epoch", "2")
   assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
-  assert "steps that restore: 1." in proc.stdout + proc.stderr
+  assert "epochs that restore: 1." in proc.stdout + proc.stderr
 
 
 def test_load_and_export_use_the_newest_intact_checkpoint(trained, tmp_path, capfd):
   from jaxseg.inference import export as deploy  # pylint: disable=g-import-not-at-top
   workdir = _copy(trained, tmp_path)
   _damage(workdir, 2, "state/_METADATA", "truncate")
-  assert jaxseg.load(workdir).step == 1
+  assert jaxseg.load(workdir).epoch == 1
   exported = deploy.export(workdir, "stablehlo", output=str(tmp_path / "exported"), check_images=1)
-  assert exported.step == 1
+  assert exported.epoch == 1
   out, err = capfd.readouterr()
   assert "Traceback" not in out + err
-  assert out.count("Checkpoint step 2 in ") == 2  # once for each: load, export
+  assert out.count("The checkpoint of epoch 2 in ") == 2  # once for each: load, export

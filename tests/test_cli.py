@@ -30,6 +30,13 @@ def test_unknown_config_field_is_an_error():
   assert "no_such_field" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_the_renamed_step_flag_names_its_new_name():
+  proc = tiny.main_py("--mode", "eval", "--step", "2")
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip() == ("error: --step is now --epoch (checkpoints are numbered by the epoch that wrote "
+                                 "them): --epoch=2.")
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("augment.crop_height", 100, "config.augment.crop_height=100 must be a multiple of 32"),
     ("model.alpha", 0.6, "config.model.alpha=0.6 is unsupported"),
@@ -48,7 +55,7 @@ def test_bad_config_values_get_one_line(tmp_path, capsys, field, value, message)
 
 # Everything train, eval and predict may print: jaxseg's own lines and its progress bars.
 _OWN_LINE = re.compile(r"^(Starting a new run|Resuming from|Precision: |First step done |epoch |Final \w+ pixel|"
-                       r"checkpoint \d+: \w+ loss|\{\"step\"|"
+                       r"epoch \d+ checkpoint: \w+ loss|\{\"epoch\"|"
                        r"Predicted \d+ image|predict:|class +IoU +prec +recall +labelled +predicted$|"
                        r"\w+ +(\d\.\d{4}|nan) +(\d\.\d{4}|nan) +(\d\.\d{4}|nan) +\d+ +\d+$|\s*$)")
 

@@ -49,6 +49,16 @@ def test_a_current_config_reads_back_as_written():
   assert checkpoints.saved_config({**meta, "config": json.dumps(saved)}).data.pipeline == "auto"
 
 
+def test_a_saved_class_map_is_taken_whole():
+  # The class map is the dataset's own mapping, not a group of fields: nothing of the default's is merged in.
+  config = tiny.tiny_config(**{"data.class_map": {"7": 0, "9": "ignore"}})
+  meta = checkpoints.make_meta(config, 1, [])
+  assert checkpoints.saved_config(meta).data.class_map.to_dict() == {"7": 0, "9": "ignore"}
+  checks.check_config(config)  # and a config with its own class map is complete
+  saved = json.loads(meta["config"])
+  assert checkpoints.saved_config({"config": json.dumps(saved)}).data.class_map.to_dict() == {"7": 0, "9": "ignore"}
+
+
 def test_a_config_missing_a_field_is_one_line_naming_it():
   config = tiny.tiny_config()
   del config.loss["ohem_min_kept"]

@@ -114,9 +114,9 @@ def test_command_line_export_and_its_errors(trained, tmp_path):
   _, workdir = trained
   out = tmp_path / "hlo"
   ok = tiny.main_py("--workdir", workdir, "--mode", "export", "--format", "stablehlo", "--output", str(out),
-                    "--step", "1")
+                    "--epoch", "1")
   assert ok.returncode == 0, ok.stderr
-  assert "Exported stablehlo (step 1)" in ok.stdout and ": OK." in ok.stdout
+  assert "Exported stablehlo (epoch 1)" in ok.stdout and ": OK." in ok.stdout
   assert (out / "model.stablehlo").is_file()
   again = tiny.run_cli("--workdir", workdir, "--mode", "export", "--format", "stablehlo", "--output", str(out))
   bad = tiny.run_cli("--workdir", workdir, "--mode", "export", "--format", "onnx", "--output",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tiny
 
-from jaxseg import data
+from jaxseg import data, ops
 from jaxseg.config.checks import ConfigError
 from jaxseg.training import loop, losses
 
@@ -158,6 +158,30 @@ def test_lovasz_softmax_is_the_lovasz_extension_of_the_jaccard_loss():
   np.testing.assert_allclose(losses.lovasz_softmax(jnp.asarray(moved), jnp.asarray(labels)), got, rtol=1e-6)
   grad = jax.grad(losses.lovasz_softmax)(jnp.asarray(logits), jnp.asarray(labels))
   assert np.isfinite(grad).all() and np.abs(grad[valid]).sum() > 0 and not np.asarray(grad)[~valid].any()
+
+
+@pytest.mark.parametrize("levels", [0, 8])  # 0: distinct errors; 8: errors on 9 values, many tied
+def test_the_sorted_key_lovasz_extension_is_the_two_operand_sorts(levels):
+  rng = np.random.default_rng(levels)
+  errors = rng.uniform(0, 1, (5, 4000)).astype(np.float32)
+  if levels:
+    errors = np.round(errors * levels) / levels
+  errors[:, :300] = 0.0  # as unlabelled pixels are
+  fg = rng.uniform(size=errors.shape) < np.array([[0.0], [0.01], [0.3], [0.7], [1.0]])  # absent to everywhere
+  fg[:, :300] = False
+  g = jnp.asarray(rng.normal(size=5), jnp.float32)
+  fast = lambda e: jnp.sum(g * ops.lovasz_extension(e, jnp.asarray(fg), kernels="gemm"))
+  plain = lambda e: jnp.sum(g * ops.lovasz_extension(e, jnp.asarray(fg), kernels="xla"))
+  np.testing.assert_allclose(jax.jit(fast)(errors), plain(errors), rtol=2e-6, atol=1e-7)
+  got, want = np.asarray(jax.jit(jax.grad(fast))(errors)), np.asarray(jax.grad(plain)(errors))
+  if not levels:  # every pixel its own rank: the same gradient
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+  # Tied errors share their run's steps in another order: per error value, the same total.
+  for c in range(5):
+    for value in np.unique(errors[c]):
+      at = errors[c] == value
+      np.testing.assert_allclose(got[c][at].sum(), want[c][at].sum(), rtol=1e-4, atol=1e-7)
+  assert np.abs(got).sum() > 0
 
 
 def test_combined_losses_add_their_terms():

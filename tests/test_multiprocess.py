@@ -77,7 +77,7 @@ def test_two_processes_train_as_one_and_a_single_process_evaluates_their_checkpo
     # This process (one device) evaluates the checkpoint the two wrote.
     config = two_processes.config(pipeline)
     scores = loop.evaluate(config, str(workdir))
-    assert json.loads((workdir / "eval" / "step_2_test.json").read_text())["step"] == two_processes.EPOCHS
+    assert json.loads((workdir / "eval" / "epoch_2_test.json").read_text())["epoch"] == two_processes.EPOCHS
     np.testing.assert_allclose(scores["loss"], two[-1]["val"]["loss"], rtol=1e-5)
 
 

@@ -43,7 +43,7 @@ def test_the_colab_notebook_runs_end_to_end_on_cpu(tmp_path):
   # Two epochs' sample panels, the curves and the prediction overlay, each a real picture.
   assert len(pictures) == 4 and all(min(p.size) >= 32 for p in pictures)
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["1", "2"]
-  meta = json.loads((workdir / "export" / "stablehlo_step2" / "jaxseg_export.json").read_text())
-  assert meta["check"]["ok"] and meta["step"] == 2
+  meta = json.loads((workdir / "export" / "stablehlo_epoch2" / "jaxseg_export.json").read_text())
+  assert meta["check"]["ok"] and meta["epoch"] == 2
   text = "".join(out.get("text", "") for c in nb.cells for out in c.get("outputs", []))
-  assert "restored checkpoint step 2" in text and "Exported stablehlo (step 2)" in text
+  assert "restored the checkpoint of epoch 2" in text and "Exported stablehlo (epoch 2)" in text

@@ -70,7 +70,7 @@ def _model_masks(config, workdir, images: np.ndarray, out_hw=None) -> np.ndarray
 def test_predicted_masks_equal_the_restored_model(learned, tmp_path):
   config, workdir = learned
   predictor = jaxseg.load(str(workdir))
-  assert predictor.step == config.num_epochs
+  assert predictor.epoch == config.num_epochs
   at_size = tiny.synthetic_photos(3, 32, 32)
   want = _model_masks(config, workdir, at_size)
   assert len(np.unique(want)) == 3  # the model tells classes apart, so a wrong input scaling would show
@@ -117,7 +117,7 @@ def test_every_image_layout_is_read_as_the_same_picture(learned, tmp_path):
   Image.fromarray((gray // 2).astype(np.uint16)).save(tmp_path / "dark16.png")  # 16-bit samples <= 127
   assert jaxseg.data.read_rgb(str(tmp_path / "dark16.png")).max() <= 1  # near black, not an 8-bit picture
   config = learned[0]
-  assert jaxseg.load(str(workdir), step=config.num_epochs - 1).step == config.num_epochs - 1
+  assert jaxseg.load(str(workdir), epoch=config.num_epochs - 1).epoch == config.num_epochs - 1
 
 
 def _exif_rotated_jpeg(path, pixels):

@@ -133,31 +133,31 @@ def test_eval_mode_in_a_fresh_process_reproduces_the_epoch_metrics(tmp_path):
   history = loop.train_and_evaluate(tiny.tiny_config(num_epochs=2), str(tmp_path))  # scored on its "test" split
   assert all(h["eval_split"] == "test" for h in history)
   for step, run in ((1, tiny.main_py), (2, tiny.run_cli)):  # a fresh process, then this one
-    proc = run("--workdir", str(tmp_path), "--mode", "eval", "--step", str(step))
+    proc = run("--workdir", str(tmp_path), "--mode", "eval", "--epoch", str(step))
     assert proc.returncode == 0, proc.stderr[-2000:]
     printed = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert printed["step"] == step and printed["split"] == "test"
+    assert printed["epoch"] == step and printed["split"] == "test"
     assert printed["test"] == history[step - 1]["val"]
-    assert json.loads((tmp_path / "eval" / f"step_{step}_test.json").read_text()) == printed
-  assert (tmp_path / "eval" / "step_2_test_samples.png").is_file()
+    assert json.loads((tmp_path / "eval" / f"epoch_{step}_test.json").read_text()) == printed
+  assert (tmp_path / "eval" / "epoch_2_test_samples.png").is_file()
   # Another split is named as itself in the printout, the record and the files.
   proc = tiny.run_cli("--workdir", str(tmp_path), "--mode", "eval", "--config.data.eval_split=val")
   assert proc.returncode == 0, proc.stderr[-2000:]
   printed = json.loads(proc.stdout.strip().splitlines()[-1])
   assert printed["split"] == "val" and "test" not in printed and set(printed["val"]) >= {"iou_pet", "recall_pet"}
-  assert "checkpoint 2: val loss" in proc.stdout and "test" not in proc.stdout
-  assert (tmp_path / "eval" / "step_2_val.json").is_file() and (tmp_path / "eval" / "step_2_val_samples.png").is_file()
+  assert "epoch 2 checkpoint: val loss" in proc.stdout and "test" not in proc.stdout
+  assert all((tmp_path / "eval" / name).is_file() for name in ("epoch_2_val.json", "epoch_2_val_samples.png"))
   # Test-time flips and scales go to files of their own: the plain record of the checkpoint is kept.
-  plain = (tmp_path / "eval" / "step_2_val.json").read_text()
+  plain = (tmp_path / "eval" / "epoch_2_val.json").read_text()
   config = tiny.tiny_config(num_epochs=2)
   config.data.eval_split, config.eval.flip, config.eval.scales = "val", True, (0.5, 1.0)
   scores = loop.evaluate(config, str(tmp_path))
-  assert (tmp_path / "eval" / "step_2_val.json").read_text() == plain
-  record = json.loads((tmp_path / "eval" / "step_2_val_s0.5-1_flip.json").read_text())
+  assert (tmp_path / "eval" / "epoch_2_val.json").read_text() == plain
+  record = json.loads((tmp_path / "eval" / "epoch_2_val_s0.5-1_flip.json").read_text())
   without_loss = lambda d: {k: v for k, v in d.items() if k != "loss"}  # (no loss with test-time flips: nan)
   assert without_loss(record["val"]) == without_loss(scores) and scores["mean_iou"] > 0
   assert record["eval"]["flip"] and record["eval"]["scales"] == [0.5, 1.0]
-  assert (tmp_path / "eval" / "step_2_val_s0.5-1_flip_samples.png").is_file()
+  assert (tmp_path / "eval" / "epoch_2_val_s0.5-1_flip_samples.png").is_file()
 
 
 def test_sample_panels_name_their_split_once(monkeypatch):
@@ -165,9 +165,9 @@ def test_sample_panels_name_their_split_once(monkeypatch):
   monkeypatch.setattr(visualize, "save_panel", lambda path, cols, rows, classes, title: titles.append(title))
   samples = visualize.SampleSet.__new__(visualize.SampleSet)
   samples.images, samples.masks, samples.split = np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2)), "val"
-  for name in ("step_80_val_samples.png", "step_80_val_flip_samples.png", "epoch_3.png", "interval_samples.png"):
+  for name in ("epoch_80_val_samples.png", "epoch_80_val_flip_samples.png", "epoch_3.png", "interval_samples.png"):
     samples.save(name, np.zeros((1, 2, 2)), None)
-  assert titles == ["step 80 val samples", "step 80 val flip samples", "epoch 3 (val split)",
+  assert titles == ["epoch 80 val samples", "epoch 80 val flip samples", "epoch 3 (val split)",
                     "interval samples (val split)"]
 
 

@@ -41,7 +41,7 @@ def test_a_second_training_is_refused_while_the_first_runs_and_readers_are_not(t
     assert "Traceback" not in second.stdout + second.stderr
     message = [line for line in (second.stdout + second.stderr).splitlines() if "in use by a training" in line]
     assert len(message) == 1 and f"(PID {first.pid})" in message[0] and holder["started"] in message[0], message
-    reader = tiny.run_cli("--workdir", workdir, "--mode", "eval", "--step", "1")
+    reader = tiny.run_cli("--workdir", workdir, "--mode", "eval", "--epoch", "1")
     assert reader.returncode == 0, reader.stderr[-3000:]
     assert first.poll() is None
   finally:

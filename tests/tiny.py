@@ -34,7 +34,7 @@ def main_py(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 def run_cli(*args: str) -> subprocess.CompletedProcess:
   """What `main_py(*args)` does, in this process (`jaxseg.cli.modes.run`, main.py's body once its flags are parsed):
   for tests of what a mode does rather than of the process around it. Takes --config FILE, --config.FIELD=VALUE,
-  --workdir, --mode, --images (and paths after it), --output, --step, --format, --max-pixels."""
+  --workdir, --mode, --images (and paths after it), --output, --epoch, --format, --max-pixels."""
   import contextlib  # pylint: disable=g-import-not-at-top
 
   from jaxseg.config import files as config_files  # pylint: disable=g-import-not-at-top
@@ -43,7 +43,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
   while rest:
     arg = rest.pop(0)
     name, has_value, value = arg.partition("=")
-    if name in ("--config", "--workdir", "--mode", "--output", "--step", "--format", "--max-pixels", "--images"):
+    if name in ("--config", "--workdir", "--mode", "--output", "--epoch", "--format", "--max-pixels", "--images"):
       value = value if has_value else rest.pop(0)
     if name == "--config":
       path = value
@@ -56,7 +56,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
   with contextlib.chdir(REPO):
     config = config_files.load_config(path, overrides)
   proc = run_config(config, options.get("mode", "train"), options.get("workdir"), images=images,
-                    output=options.get("output"), step=int(options["step"]) if "step" in options else None,
+                    output=options.get("output"), epoch=int(options["epoch"]) if "epoch" in options else None,
                     export_format=options.get("format", "saved_model"), max_pixels=int(options.get("max-pixels", 0)))
   proc.args = ["jaxseg.cli.modes.run", *args]
   return proc

@@ -32,7 +32,8 @@ flags.DEFINE_enum("mode", "train", list(MODES),
 flags.DEFINE_list("images", [], "predict: image files or directories (more may follow as plain arguments).")
 flags.DEFINE_string("output", None, "predict: output directory (default <workdir>/predictions); export: a new "
                     "directory (default <workdir>/export/<format>).")
-flags.DEFINE_integer("step", None, "eval/predict/export: checkpoint step (epoch) to restore; default the newest.")
+flags.DEFINE_integer("epoch", None, "eval/predict/export: restore the checkpoint of this epoch; default the newest.")
+flags.DEFINE_integer("step", None, "Renamed --epoch (checkpoints are numbered by epoch; a step is a train step).")
 flags.DEFINE_string("format", "saved_model", "export: saved_model, tflite or stablehlo.")
 flags.DEFINE_bool("probabilities", False, "export: also output softmax probabilities.")
 flags.DEFINE_integer("max-pixels", 0, "Read images of up to this many pixels (0: PIL's limit, 178,956,970; "
@@ -76,9 +77,12 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues = FLAGS) -> list[
 
 
 def _main(argv: list[str]) -> None:
+  if FLAGS.step is not None:
+    sys.exit(f"error: --step is now --epoch (checkpoints are numbered by the epoch that wrote them): "
+             f"--epoch={FLAGS.step}.")
   from jaxseg.cli import modes as cli  # pylint: disable=g-import-not-at-top  # imports JAX: after flag parsing
   sys.exit(cli.run(FLAGS.config, FLAGS.mode, FLAGS.workdir, FLAGS.images + argv[1:], FLAGS.output,
-                   FLAGS.step, FLAGS.format, FLAGS.probabilities, FLAGS["max-pixels"].value))
+                   FLAGS.epoch, FLAGS.format, FLAGS.probabilities, FLAGS["max-pixels"].value))
 
 
 def run(argv: list[str]) -> None:

@@ -14,7 +14,7 @@ def default_workdir(config: ml_collections.ConfigDict) -> str:
 
 
 def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None,
-        images: list[str] | None = None, output: str | None = None, step: int | None = None,
+        images: list[str] | None = None, output: str | None = None, epoch: int | None = None,
         export_format: str = "saved_model", probabilities: bool = False, max_pixels: int = 0) -> int:
   """Runs one mode; returns the process exit code (0 ok, 1 some predictions failed, training stopped or the
   dataset has problems, 2 a usage or input error)."""
@@ -23,7 +23,7 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
     print(f"error: unexpected arguments {images}: only --mode=predict takes images.", file=sys.stderr)
     return 2
   try:
-    return _run(config, mode, workdir, images or [], output, step, export_format, probabilities, max_pixels)
+    return _run(config, mode, workdir, images or [], output, epoch, export_format, probabilities, max_pixels)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code
@@ -35,7 +35,7 @@ def run(config: ml_collections.ConfigDict, mode: str, workdir: str | None = None
     return 2
 
 
-def _run(config, mode, workdir, images, output, step, export_format, probabilities, max_pixels) -> int:
+def _run(config, mode, workdir, images, output, epoch, export_format, probabilities, max_pixels) -> int:
   from jaxseg.runtime import distributed  # pylint: disable=g-import-not-at-top
   distributed.initialize(config)
   from jaxseg.training import startup  # pylint: disable=g-import-not-at-top
@@ -61,14 +61,14 @@ def _run(config, mode, workdir, images, output, step, export_format, probabiliti
     loop.train_and_evaluate(config, workdir)
     return 0
   if mode == "eval":
-    loop.evaluate(config, workdir, step)
+    loop.evaluate(config, workdir, epoch)
     return 0
   if mode == "export":
     from jaxseg.inference import export as deploy  # pylint: disable=g-import-not-at-top
     config_checks.check_config(config)
-    print(deploy.describe(deploy.export(workdir, export_format, output, step, config, probabilities)))
+    print(deploy.describe(deploy.export(workdir, export_format, output, epoch, config, probabilities)))
     return 0
   if mode == "predict":
-    failures = predict.predict_files(config, workdir, images, output, step)
+    failures = predict.predict_files(config, workdir, images, output, epoch)
     return 1 if failures else 0
   raise ValueError(f"unknown mode {mode}")

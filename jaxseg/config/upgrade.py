@@ -13,21 +13,24 @@ from jaxseg.config import defaults
 # The config format this release writes. 1: configs of earlier releases (no "config_format" in the meta).
 FORMAT = 2
 
+# Fields whose value is a mapping of the user's own keys (not a group of fields): taken whole, never merged.
+MAPPINGS = {"data.class_map"}
+
 # What a release without these fields did, where today's default differs: a saved config that lacks one
 # keeps that behaviour rather than taking today's default.
 EARLIER_BEHAVIOUR = {("data", "pipeline"): "memory", ("data", "tfds_file_format"): "tfrecord",
                      ("model", "decoder_bn_debias"): False}
 
 
-def _merged(base: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
-  """`base` with `saved`'s values over it, nested dicts merged (a saved non-dict replaces a default dict, e.g.
-  `distributed=False`); fields only `saved` has are kept."""
+def _merged(base: dict[str, Any], saved: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  """`base` with `saved`'s values over it, groups of fields merged (a saved non-dict replaces a default group,
+  e.g. `distributed=False`; a `MAPPINGS` value replaces the default whole); fields only `saved` has are kept."""
   out = copy.deepcopy(base)
   for key, value in saved.items():
-    if isinstance(value, dict) and isinstance(out.get(key), dict):
-      out[key] = _merged(out[key], value)
+    if isinstance(value, dict) and isinstance(out.get(key), dict) and prefix + key not in MAPPINGS:
+      out[key] = _merged(out[key], value, f"{prefix}{key}.")
     else:
-      out[key] = value
+      out[key] = copy.deepcopy(value)
   return out
 
 
@@ -58,7 +61,7 @@ def missing_field(config: Any) -> str:
     for key, value in want.items():
       if key not in have:
         return prefix + key
-      if isinstance(value, dict) and hasattr(have[key], "keys"):
+      if isinstance(value, dict) and hasattr(have[key], "keys") and prefix + key not in MAPPINGS:
         found = walk(value, have[key], f"{prefix}{key}.")
         if found:
           return found

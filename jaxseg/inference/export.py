@@ -49,12 +49,12 @@ class ExportError(UserError):
 @dataclasses.dataclass
 class Exported:
   """What `export` wrote: the output directory, the model file (or SavedModel directory), its size in bytes,
-  and the parity check's figures."""
+  the epoch of the checkpoint exported, and the parity check's figures."""
   format: str
   output: str
   path: str
   size_bytes: int
-  step: int
+  epoch: int
   check: dict[str, Any]
 
 
@@ -169,16 +169,16 @@ def _check_images(size: tuple[int, int], n: int, seed: int = 0) -> np.ndarray:
   return np.stack(images).astype(np.uint8)
 
 
-def export(workdir: str, fmt: str, output: str | None = None, step: int | None = None,
+def export(workdir: str, fmt: str, output: str | None = None, epoch: int | None = None,
            config: ml_collections.ConfigDict | None = None, probabilities: bool = False,
            check_images: int = 3) -> Exported:
-  """Exports checkpoint `step` (the newest if None) of the run in `workdir` and checks it.
+  """Exports the checkpoint of `epoch` (the newest if None) of the run in `workdir` and checks it.
 
   Args:
     workdir: the trained run's workdir.
     fmt: "saved_model", "tflite" or "stablehlo".
     output: a new (or empty) directory to write; default `<workdir>/export/<fmt>`.
-    step: checkpoint step; the newest if None.
+    epoch: the checkpoint of this epoch; the newest if None.
     config: the run's config (default: the one saved in the checkpoint).
     probabilities: also return softmax probabilities.
     check_images: how many images the parity check runs (a batch of them, so the batch size is not 1).
@@ -193,8 +193,8 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
     extras.check("tensorflow", f"--format {fmt}", "jaxseg[tf]")
   output = os.path.abspath(output or os.path.join(workdir, "export", fmt))
   _check_output(output)
-  config = config or predict.config_from_checkpoint(workdir, step)
-  predictor = predict.Predictor(workdir, _export_config(config, fmt), step)
+  config = config or predict.config_from_checkpoint(workdir, epoch)
+  predictor = predict.Predictor(workdir, _export_config(config, fmt), epoch)
   size = data.stored_size(predictor.config)
   fn = serving_function(predictor.run.model, predictor.variables, probabilities)
   images = _check_images(size, check_images)
@@ -215,7 +215,7 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
                         f"max |diff| {check['logits_max_abs_diff']:.2e}, class ids identical on "
                         f"{100 * check['class_agreement']:.2f}% of pixels); nothing was written.")
     outputs = ["classes", "logits"] + (["probabilities"] if probabilities else [])
-    meta = {"format": fmt, "file": FILES[fmt], "step": predictor.step, "model": config.model.name,
+    meta = {"format": fmt, "file": FILES[fmt], "epoch": predictor.epoch, "model": config.model.name,
             "input": {"name": "images", "shape": [None, *size, 3], "dtype": "uint8"}, "outputs": outputs,
             "class_names": list(predictor.classes.names), "check": check}
     with open(os.path.join(tmp, "jaxseg_export.json"), "w") as f:
@@ -231,12 +231,12 @@ def export(workdir: str, fmt: str, output: str | None = None, step: int | None =
   path = os.path.join(output, FILES[fmt]) if FILES[fmt] else output
   size_bytes = (os.path.getsize(path) if os.path.isfile(path) else
                 sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs))
-  return Exported(fmt, output, path, size_bytes, predictor.step, check)
+  return Exported(fmt, output, path, size_bytes, predictor.epoch, check)
 
 
 def describe(result: Exported) -> str:
   """The line `--mode export` prints."""
   c = result.check
-  return (f"Exported {result.format} (step {result.step}) to {result.path} ({result.size_bytes / 2**20:.1f} MiB). "
+  return (f"Exported {result.format} (epoch {result.epoch}) to {result.path} ({result.size_bytes / 2**20:.1f} MiB). "
           f"Check on {c['images']} images: logits max |diff| {c['logits_max_abs_diff']:.1e} "
           f"(scale {c['logits_scale']:.1f}), class ids identical on {100 * c['class_agreement']:.2f}% of pixels: OK.")

@@ -36,11 +36,11 @@ class PredictError(UserError):
   """An input that cannot be predicted."""
 
 
-def config_from_checkpoint(workdir: str, step: int | None = None) -> ml_collections.ConfigDict:
-  """The config saved with checkpoint `step` (the newest if None) of the run in `workdir`."""
+def config_from_checkpoint(workdir: str, epoch: int | None = None) -> ml_collections.ConfigDict:
+  """The config saved with the checkpoint of `epoch` (the newest if None) of the run in `workdir`."""
   mngr = checkpoints.manager(workdir, read_only=True)
   # Quietly: restoring the state next names any damaged step.
-  _, meta = intact.restore_newest(mngr, lambda s: checkpoints.read_meta(mngr, s)[1], step, say=None)
+  _, meta = intact.restore_newest(mngr, lambda s: checkpoints.read_meta(mngr, s)[1], epoch, say=None)
   return checkpoints.saved_config(meta)
 
 
@@ -53,24 +53,24 @@ class Predictor:
     predictor.classes.names[mask[0, 0]]            # e.g. "pet"
   """
 
-  def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, step: int | None = None,
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict | None = None, epoch: int | None = None,
                preset: str | None = None):
     """
     Args:
       workdir: the run's --workdir (holds checkpoints/); where predictions go by default.
       config: the config (default: the one saved with the checkpoint, or for a preset the package's default).
-      step: checkpoint step; the newest if None.
+      epoch: the checkpoint of this epoch; the newest if None (`self.epoch` says which was restored).
       preset: a keras-hub SegFormer segmenter preset (name or save_to_preset directory) to predict with
         instead of a checkpoint.
     """
     if preset is not None:
       config, variables = preset_model(preset, config)
-      self.run, self.step = Run(config, workdir, read_only=True), 0
+      self.run, self.epoch = Run(config, workdir, read_only=True), 0
       self.variables = variables
     else:
-      config = config or config_from_checkpoint(workdir, step)
+      config = config or config_from_checkpoint(workdir, epoch)
       self.run = Run(config, workdir, read_only=True)
-      state, self.step = self.run.restore_for_inference(step)
+      state, self.epoch = self.run.restore_for_inference(epoch)
       self.variables = inference_variables(state, self.run.config)
     self.config = self.run.config  # the given config, with the trained BatchNorm momentum
     self.classes = self.run.classes
@@ -140,7 +140,7 @@ def save_mask_png(path: str, mask: np.ndarray, classes: data.Classes) -> None:
 
 
 def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str],
-                  output: str | None = None, step: int | None = None,
+                  output: str | None = None, epoch: int | None = None,
                   predictor: Predictor | None = None) -> list[str]:
   """Writes `<name>_mask.png`, `<name>_overlay.png` per input and a `panel.png`; returns the failures.
 
@@ -151,15 +151,15 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
     workdir: the run's workdir (its checkpoints are read, never written).
     inputs: image files and directories (their image files, by extension).
     output: output directory (default `<workdir>/predictions`).
-    step: checkpoint step; the newest if None.
-    predictor: an already restored Predictor (else one is made from `workdir` and `step`).
+    epoch: the checkpoint of this epoch; the newest if None.
+    predictor: an already restored Predictor (else one is made from `workdir` and `epoch`).
   """
   if not inputs:
     raise PredictError("--mode=predict needs --images FILE_OR_DIR [...].")
   paths, failures = expand_inputs(inputs)
   output = output or os.path.join(workdir, "predictions")
   if paths and predictor is None:
-    predictor = Predictor(workdir, config, step, preset=_untrained_preset(config, workdir))
+    predictor = Predictor(workdir, config, epoch, preset=_untrained_preset(config, workdir))
   os.makedirs(output, exist_ok=True)
   used, panel = set(), []
   bs = config.eval_batch_size
@@ -194,12 +194,13 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, inputs: Seque
   return failures
 
 
-def load(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None) -> Predictor:
-  """A Predictor for the newest (or `step`) checkpoint in `workdir` (the config comes from the checkpoint), or,
+def load(workdir: str, epoch: int | None = None, config: ml_collections.ConfigDict | None = None) -> Predictor:
+  """A Predictor for the newest checkpoint in `workdir`, or that of `epoch` (the config comes from the
+  checkpoint), or,
   where `workdir` is a keras-hub SegFormer segmenter preset (name or directory), for that pretrained model."""
   if segformer_port.is_segmenter_preset(workdir) and not os.path.isdir(os.path.join(workdir, "checkpoints")):
     return Predictor(tempfile.mkdtemp(prefix="jaxseg_preset_"), config, preset=workdir)
-  return Predictor(workdir, config, step)
+  return Predictor(workdir, config, epoch)
 
 
 def _untrained_preset(config: ml_collections.ConfigDict, workdir: str) -> str | None:

@@ -9,6 +9,7 @@ from jaxseg.ops.dispatch import (
                                  depthwise_conv,
                                  depthwise_conv3x3,
                                  layer_norm,
+                                 lovasz_extension,
                                  max_pool,
                                  pointwise_conv,
                                  resolve_kernels,
@@ -19,5 +20,5 @@ from jaxseg.ops.dispatch import (
 )
 
 __all__ = ["KERNELS", "conv3x3", "conv_transpose3x3_s2", "depthwise_conv", "depthwise_conv3x3", "gemm", "layer_norm",
-           "max_pool", "pointwise_conv", "resolve_kernels", "softmax_last", "stem_conv3x3", "strided_conv",
-           "upsample_bilinear"]
+           "lovasz_extension", "max_pool", "pointwise_conv", "resolve_kernels", "softmax_last", "stem_conv3x3",
+           "strided_conv", "upsample_bilinear"]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxseg.ops import conv_transpose, dense3x3, depthwise, norm, pointwise, pool, softmax, strided, winograd
+from jaxseg.ops import conv_transpose, dense3x3, depthwise, lovasz, norm, pointwise, pool, softmax, strided, winograd
 from jaxseg.ops.common import float32_on_cpu
 from jaxseg.ops.resize import upsample_bilinear  # noqa: F401  (the same form under every `kernels`)
 
@@ -57,6 +57,15 @@ def softmax_last(x: jax.Array, *, kernels: str = "auto") -> jax.Array:
   if _lax_form(kernels):
     return softmax.softmax_reference(x)
   return softmax.softmax_long(x) if x.shape[-1] >= softmax.LONG_ROWS else softmax.softmax(x)
+
+
+def lovasz_extension(errors: jax.Array, fg: jax.Array, *, kernels: str = "auto") -> jax.Array:
+  """Per class, the Lovasz extension of the Jaccard loss at errors (C, N) with class flags (C, N) (the inner
+  part of Lovasz-softmax). "gemm": one single-operand sort of int32 keys under a hand-written VJP
+  (`lovasz.lovasz_extension`); "xla": a two-operand sort and autodiff."""
+  if _lax_form(kernels):
+    return lovasz.lovasz_extension_reference(errors, fg)
+  return lovasz.lovasz_extension(errors, fg)
 
 
 def pointwise_conv(x: jax.Array, kernel: jax.Array, *, gemm_dtype=None, kernels: str = "auto") -> jax.Array:

@@ -187,17 +187,17 @@ def saved_config(meta: dict[str, Any]) -> ml_collections.ConfigDict:
 
 
 def checked_steps(mngr: ocp.CheckpointManager, step: int | None = None) -> list[int]:
-  """The checkpoint steps in `mngr`, newest first.
+  """The checkpoint steps in `mngr`, newest first (the epochs' checkpoints are numbered by epoch).
 
   Raises:
-    CheckpointError: there is none, or `step` (where given) is not among them.
+    CheckpointError: there is none, or `step` (where given, an epoch) is not among them.
   """
   steps, where = sorted(mngr.all_steps(), reverse=True), mngr.directory
   if not steps:
     raise CheckpointError(f"no checkpoint in {where}: train first (--mode train) or pass the --workdir "
                           "of a trained run.")
   if step is not None and step not in steps:
-    raise CheckpointError(f"no checkpoint for step {step} in {where}; available: {sorted(steps)}.")
+    raise CheckpointError(f"no checkpoint of epoch {step} in {where}; epochs checkpointed: {sorted(steps)}.")
   return steps
 
 
@@ -244,12 +244,12 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, target: dict[str, Any]
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   saved = _saved_tree(mngr, step)
   if ("ema" in saved) != ("ema" in target):
-    raise CheckpointError(f"checkpoint step {step} in {mngr.directory} was trained "
+    raise CheckpointError(f"checkpoint {step} in {mngr.directory} was trained "
                           f"{'with' if 'ema' in saved else 'without'} a moving average of the weights; resume "
                           f"it with {'a' if 'ema' in saved else 'no'} config.ema_decay as it was, or use another "
                           "--workdir.")
   if _flat_shapes(saved) != _flat_shapes(abstract):
-    raise CheckpointError(f"checkpoint step {step} in {mngr.directory} holds a state of another structure or "
+    raise CheckpointError(f"checkpoint {step} in {mngr.directory} holds a state of another structure or "
                           "shape than this config's (another model or optimizer); use the config it was "
                           "trained with, or another --workdir.")
   return verify_state(_restore(mngr, step, abstract), meta)

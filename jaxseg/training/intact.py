@@ -94,7 +94,7 @@ def move_aside(directory: str, step: int) -> str:
 
 
 def restore_newest(mngr: Any, restore: Callable[[int], T], step: int | None = None, *, writer: bool = False,
-                   say: Callable[[str], None] | None = print) -> tuple[int, T] | None:
+                   say: Callable[[str], None] | None = print, unit: str = "epoch") -> tuple[int, T] | None:
   """(step, restore(step)) for `step`, or for the newest step that restores.
 
   Args:
@@ -103,6 +103,8 @@ def restore_newest(mngr: Any, restore: Callable[[int], T], step: int | None = No
     step: the step asked for, or None for the newest intact one.
     writer: move damaged steps aside (training); readers only skip them.
     say: where the one line per damaged step goes (None: nowhere).
+    unit: what the manager's step numbers count, as messages name them: "epoch" (the epochs' checkpoints)
+      or "step" (mid-epoch checkpoints, numbered by train step).
 
   Returns:
     (step, value); None where no step restores and `writer` (every step moved aside: start afresh).
@@ -119,25 +121,25 @@ def restore_newest(mngr: Any, restore: Callable[[int], T], step: int | None = No
     if not why:
       return step, value
     good = [s for s in sorted(steps) if s != step and not attempt(lambda s=s: restore(s))[1]]
-    raise DamagedCheckpoint(f"checkpoint step {step} in {where} is damaged ({why}); steps that restore: "
-                            f"{', '.join(map(str, good)) or 'none'}.")
+    raise DamagedCheckpoint(f"the checkpoint of {unit} {step} in {where} is damaged ({why}); {unit}s that "
+                            f"restore: {', '.join(map(str, good)) or 'none'}.")
   damaged = []
   for s in steps:
     value, why = attempt(lambda s=s: restore(s))
     if not why:
       if damaged:
-        say(f"Using checkpoint step {s}, the newest that restores.")
+        say(f"Using the checkpoint of {unit} {s}, the newest that restores.")
       return s, value
     damaged.append(s)
     if writer:
       moved = _move_aside_everywhere(mngr, s)
-      say(f"Checkpoint step {s} in {where} is damaged ({why}); moved aside to {moved}.")
+      say(f"The checkpoint of {unit} {s} in {where} is damaged ({why}); moved aside to {moved}.")
     else:
-      say(f"Checkpoint step {s} in {where} is damaged ({why}); skipping it.")
+      say(f"The checkpoint of {unit} {s} in {where} is damaged ({why}); skipping it.")
   if writer:
     say(f"No checkpoint in {where} restores: starting a new run.")
     return None
-  raise DamagedCheckpoint(f"no checkpoint in {where} restores (steps {', '.join(map(str, damaged))} are "
+  raise DamagedCheckpoint(f"no checkpoint in {where} restores ({unit}s {', '.join(map(str, damaged))} are "
                           "damaged); train again, or copy the checkpoints from a backup.")
 
 

@@ -271,13 +271,13 @@ def _check_finite(host_sums: dict[str, Any], epoch: int) -> None:
                         "--config.learning_rate or check the data.")
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict[str, Any]:
-  """Restores checkpoint `step` (newest if None) read-only and evaluates it on `config.data.eval_split`:
-  prints its figures and per-class table, and writes them and sample pictures to
-  `eval/step_<step>_<split>[_<settings>].json` and `..._samples.png` (settings: `config.eval`'s test-time
+def evaluate(config: ml_collections.ConfigDict, workdir: str, epoch: int | None = None) -> dict[str, Any]:
+  """Restores the checkpoint of `epoch` (newest if None) read-only and evaluates it on
+  `config.data.eval_split`: prints its figures and per-class table, and writes them and sample pictures to
+  `eval/epoch_<epoch>_<split>[_<settings>].json` and `..._samples.png` (settings: `config.eval`'s test-time
   scales, flip or sliding window, so that no evaluation overwrites another of the same checkpoint)."""
   run = Run(config, workdir, read_only=True)
-  state, step = run.restore_for_inference(step)
+  state, epoch = run.restore_for_inference(epoch)
   split = str(config.data.eval_split)
   eval_data = data.open_split(config, split)
   jitted = run.jit_steps(tx=None)  # the eval and predict steps use no optimizer
@@ -285,13 +285,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   tag = inference.settings_tag(run.config)
-  stem = os.path.join(out_dir, f"step_{step}_{files.safe_name(split)}" + (f"_{files.safe_name(tag)}" if tag else ""))
+  stem = os.path.join(out_dir, f"epoch_{epoch}_{files.safe_name(split)}" + (f"_{files.safe_name(tag)}" if tag else ""))
   samples = visualize.SampleSet(eval_data, max(config.num_samples, 1))
   eval_data.close()
   samples.save(f"{stem}_samples.png", run.predict_uint8(jitted.predict, state, samples.images), run.classes)
-  record = {"step": step, "split": split, split: scores, "eval": inference.eval_settings(run.config)}
+  record = {"epoch": epoch, "split": split, split: scores, "eval": inference.eval_settings(run.config)}
   files.write_text(f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
-  print(f"checkpoint {step}: {split} {metrics.format_metrics(scores)}")
+  print(f"epoch {epoch} checkpoint: {split} {metrics.format_metrics(scores)}")
   print(metrics.format_per_class(scores, run.classes.names))
   print(json.dumps(record))
   return scores

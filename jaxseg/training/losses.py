@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg import ops
 from jaxseg.data.labels import IGNORE
 
 LOSSES = ("cross_entropy", "ohem_cross_entropy", "lovasz", "dice", "cross_entropy+dice", "cross_entropy+lovasz")
@@ -81,7 +82,7 @@ def ohem_cross_entropy(logits: jax.Array, labels: jax.Array, class_weights: np.n
   return jnp.sum(ce * w) / jnp.maximum(jnp.sum(w), 1e-6)
 
 
-def lovasz_softmax(logits: jax.Array, labels: jax.Array) -> jax.Array:
+def lovasz_softmax(logits: jax.Array, labels: jax.Array, kernels: str = "auto") -> jax.Array:
   """The Lovasz-softmax loss (Berman, Rannen Triki and Blaschko, CVPR 2018) over the batch's labelled pixels:
   per class present in the labels, the Lovasz extension of the Jaccard loss at the errors |[y = c] - p_c|,
   averaged over those classes. At one-hot predictions it equals 1 - IoU per class.
@@ -89,6 +90,7 @@ def lovasz_softmax(logits: jax.Array, labels: jax.Array) -> jax.Array:
   Args:
     logits: (B, H, W, C).
     labels: (B, H, W) class ids, IGNORE where unlabelled (they count nowhere).
+    kernels: the form of the sort and its gradient (`jaxseg.ops.lovasz_extension`).
   """
   num_classes = logits.shape[-1]
   probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).reshape(-1, num_classes)
@@ -96,28 +98,20 @@ def lovasz_softmax(logits: jax.Array, labels: jax.Array) -> jax.Array:
   valid = labels != IGNORE
   fg = (labels[:, None] == jnp.arange(num_classes)) & valid[:, None]
   errors = jnp.where(valid[:, None], jnp.abs(fg.astype(jnp.float32) - probs), 0.0)  # unlabelled: 0, last
-
-  def per_class(err: jax.Array, fg: jax.Array) -> tuple[jax.Array, jax.Array]:
-    neg_err, fg_sorted = jax.lax.sort((-err, fg.astype(jnp.float32)), num_keys=1)
-    gts = jnp.sum(fg_sorted)
-    # After the i largest errors: the Jaccard loss |M| / |fg u M| of the set M of those pixels.
-    jaccard = 1.0 - (gts - jnp.cumsum(fg_sorted)) / (gts + jnp.cumsum(1.0 - fg_sorted))
-    steps = jnp.concatenate([jaccard[:1], jnp.diff(jaccard)])
-    return jnp.dot(-neg_err, jax.lax.stop_gradient(steps)), gts > 0
-
-  loss, present = jax.vmap(per_class, in_axes=1)(errors, fg)
+  loss = ops.lovasz_extension(errors.T, fg.T, kernels=kernels)
+  present = jnp.any(fg, axis=0)
   return jnp.sum(jnp.where(present, loss, 0.0)) / jnp.maximum(jnp.sum(present), 1)
 
 
 def segmentation_loss(logits: jax.Array, labels: jax.Array, name: str, class_weights: np.ndarray | None = None,
-                      ohem_threshold: float = 0.7, ohem_min_kept: int = 100000) -> jax.Array:
+                      ohem_threshold: float = 0.7, ohem_min_kept: int = 100000, kernels: str = "auto") -> jax.Array:
   """The loss `name` (one of LOSSES; a "+" adds two) of a batch; labels IGNORE count nowhere. Class weights
-  apply to the cross-entropy terms."""
+  apply to the cross-entropy terms; `kernels` picks Lovasz-softmax's form."""
   if name not in LOSSES:
     raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
   terms = {"cross_entropy": lambda: weighted_cross_entropy(logits, labels, class_weights),
            "ohem_cross_entropy": lambda: ohem_cross_entropy(logits, labels, class_weights, ohem_threshold,
                                                             ohem_min_kept),
-           "lovasz": lambda: lovasz_softmax(logits, labels),
+           "lovasz": lambda: lovasz_softmax(logits, labels, kernels),
            "dice": lambda: dice_loss(logits, labels)}
   return sum(terms[term]() for term in name.split("+"))

@@ -59,7 +59,7 @@ class MidEpoch:
         return meta, {}
       return meta, checkpoints.restore_state(mngr, step, {"state": state, "sums": sums}, meta)
 
-    found = intact.restore_newest(mngr, read, writer=True, say=say)
+    found = intact.restore_newest(mngr, read, writer=True, say=say, unit="step")
     if found is None:
       return None
     step, (meta, restored) = found

@@ -145,21 +145,22 @@ class Run:
     self._adopt_trained_settings(meta, inference=False)
     return jax.device_put(TrainState.from_dict(restored), self.rep), tx, step, meta
 
-  def restore_for_inference(self, step: int | None = None) -> tuple[TrainState, int]:
-    """Parameters (their moving average where the checkpoint keeps one) and BatchNorm statistics of checkpoint
-    `step` (newest intact if None) as a TrainState without optimizer state, and the step. Checked against the
-    config's model first, then against its shapes; a damaged checkpoint is named and skipped, never changed."""
+  def restore_for_inference(self, epoch: int | None = None) -> tuple[TrainState, int]:
+    """Parameters (their moving average where the checkpoint keeps one) and BatchNorm statistics of the
+    checkpoint of `epoch` (newest intact if None) as a TrainState without optimizer state, and its epoch.
+    Checked against the config's model first, then against its shapes; a damaged checkpoint is named and
+    skipped, never changed."""
 
     def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
       meta = checkpoints.read_checked_meta(self.mngr, step, self.config)
       return checkpoints.restore_variables(self.mngr, step, self.rep, meta), meta
 
-    step, (restored, meta) = intact.restore_newest(self.mngr, read, step, say=self._say)
+    step, (restored, meta) = intact.restore_newest(self.mngr, read, epoch, say=self._say)
     self._adopt_trained_settings(meta, inference=True)
     want = jax.eval_shape(lambda: models.init_variables(self.model, data.model_size(self.config)))
     got = {"params": restored.get("ema") or restored["params"], "batch_stats": restored["batch_stats"]}
     if jax.tree.map(lambda x: x.shape, want) != jax.tree.map(lambda x: x.shape, got):
-      raise checkpoints.CheckpointError(f"checkpoint step {step} in {self.mngr.directory} holds parameters of "
+      raise checkpoints.CheckpointError(f"the checkpoint of epoch {step} in {self.mngr.directory} holds parameters of "
                                         "another shape than this config's model; use the config it was trained with.")
     return TrainState(step=restored["step"], params=got["params"], batch_stats=got["batch_stats"],
                       opt_state=None), step

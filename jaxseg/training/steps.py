@@ -42,7 +42,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     logits, new_vars = model.apply(variables, x, train=True, encoder_train=config.encoder_bn_train,
                                    mutable=["batch_stats"])
     loss = losses.segmentation_loss(logits, labels, config.loss.name, class_weights,
-                                    config.loss.ohem_threshold, config.loss.ohem_min_kept)
+                                    config.loss.ohem_threshold, config.loss.ohem_min_kept, config.model.kernels)
     return loss, (logits, new_vars["batch_stats"])
 
   trainable, encoder = split_encoder(state.params)
