@@ -140,7 +140,7 @@ def _evaluations(name: str, root: str, weights: str, out: str, holdout: str = ""
     if proc.returncode != 0:
       print(f"{name} {tta}: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
       return proc.returncode
-    record = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"step"')))
+    record = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"epoch"')))
     files.write_text(path, json.dumps(record))  # atomic: a stopped harness leaves no half-written row
   return 0
 
