@@ -140,8 +140,11 @@ def _evaluations(name: str, root: str, weights: str, out: str, holdout: str = ""
     if proc.returncode != 0:
       print(f"{name} {tta}: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
       return proc.returncode
-    record = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"epoch"')))
-    files.write_text(path, json.dumps(record))  # atomic: a stopped harness leaves no half-written row
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('{"epoch"')]
+    if not lines:  # (a jaxseg whose evaluation prints another record)
+      print(f"{name} {tta}: the evaluation printed no record line ({{\"epoch\": ...}}); nothing written.", flush=True)
+      return 1
+    files.write_text(path, json.dumps(json.loads(lines[-1])))  # atomic: a stopped harness leaves no half-written row
   return 0
 
 

@@ -221,3 +221,15 @@ def test_camvid_ablation_with_a_holdout_scores_the_held_frames_each_epoch_and_va
   capsys.readouterr()
   assert ablation.main(args) == 2  # runs of another holdout are not mixed in
   assert "holds runs trained with --holdout 'ftrain_[01]*', not ''" in capsys.readouterr().out
+
+
+def test_camvid_ablation_without_an_evaluation_record_says_so_and_writes_nothing(tmp_path, monkeypatch, capsys):
+  from benchmarks import camvid_ablation as ablation
+  printed = subprocess.CompletedProcess([], 0, "epoch 3 checkpoint: val loss 0.5\n", "")
+  monkeypatch.setattr(ablation.subprocess, "run", lambda *args, **kwargs: printed)
+  assert ablation._evaluations("long", "root", "none", str(tmp_path), holdout="x_*") == 1
+  assert "long split_val: the evaluation printed no record line" in capsys.readouterr().out
+  assert not (tmp_path / "long" / "split_val.json").exists()
+  printed.stdout += '{"epoch": 3, "split": "val", "val": {"mean_iou": 0.5}}\n'
+  assert ablation._evaluations("long", "root", "none", str(tmp_path), holdout="x_*") == 0
+  assert json.loads((tmp_path / "long" / "split_val.json").read_text())["epoch"] == 3
