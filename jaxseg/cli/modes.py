@@ -43,8 +43,8 @@ def _run(config, mode, workdir, images, output, epoch, export_format, probabilit
   from jaxseg.data import images as image_files  # pylint: disable=g-import-not-at-top
   image_files.set_max_pixels(max_pixels)
   from jaxseg import models  # pylint: disable=g-import-not-at-top
-  from jaxseg.config import checks as config_checks
-  from jaxseg.inference import predict
+  from jaxseg.config import checks as config_checks  # pylint: disable=g-import-not-at-top
+  from jaxseg.inference import predict  # pylint: disable=g-import-not-at-top
   from jaxseg.training import loop  # pylint: disable=g-import-not-at-top
   if mode == "summary":
     config_checks.check_config(config)

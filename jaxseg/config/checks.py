@@ -125,7 +125,7 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_optimizer(config: ml_collections.ConfigDict) -> None:
-  """The optimizer and schedule fields (`jaxseg.training.optimizers`); configs of earlier versions lack some."""
+  """The optimizer and schedule fields (`jaxseg.training.optimizers`)."""
   if config.optimizer not in OPTIMIZERS:
     raise ConfigError(f"config.optimizer={config.optimizer!r} must be one of {OPTIMIZERS}.")
   if config.lr_schedule not in SCHEDULES:

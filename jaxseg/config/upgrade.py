@@ -22,16 +22,16 @@ EARLIER_BEHAVIOUR = {("data", "pipeline"): "memory", ("data", "tfds_file_format"
                      ("model", "decoder_bn_debias"): False}
 
 
-def _merged(base: dict[str, Any], saved: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-  """`base` with `saved`'s values over it, groups of fields merged (a saved non-dict replaces a default group,
-  e.g. `distributed=False`; a `MAPPINGS` value replaces the default whole); fields only `saved` has are kept."""
-  out = copy.deepcopy(base)
+def _merge(base: dict[str, Any], saved: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  """`base` (changed in place) with `saved`'s values over it, groups of fields merged (a saved non-dict replaces
+  a default group, e.g. `distributed=False`; a `MAPPINGS` value replaces the default whole); fields only `saved`
+  has are kept."""
   for key, value in saved.items():
-    if isinstance(value, dict) and isinstance(out.get(key), dict) and prefix + key not in MAPPINGS:
-      out[key] = _merged(out[key], value, f"{prefix}{key}.")
+    if isinstance(value, dict) and isinstance(base.get(key), dict) and prefix + key not in MAPPINGS:
+      _merge(base[key], value, f"{prefix}{key}.")
     else:
-      out[key] = copy.deepcopy(value)
-  return out
+      base[key] = copy.deepcopy(value)
+  return base
 
 
 def upgraded(saved: dict[str, Any], fmt: int = 1) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def upgraded(saved: dict[str, Any], fmt: int = 1) -> dict[str, Any]:
       model["kernels"] = model.pop("conv_impl")
     for (group, field), value in EARLIER_BEHAVIOUR.items():
       saved[group].setdefault(field, value)
-  return _merged(defaults.get_config().to_dict(), saved)
+  return _merge(defaults.get_config().to_dict(), saved)  # (a fresh dict of the defaults, merged into)
 
 
 def missing_field(config: Any) -> str:

@@ -36,14 +36,19 @@ def _legend(width: int, classes: Classes, row_h: int = 22) -> Image.Image:
   per_row = min(len(classes), 6)
   rows = ceil_div(len(classes), per_row)
   draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-  k = row_h / 22
-  for _ in range(3):  # smaller where a row of six would not fit the width, down to 8-pixel text
+
+  def measure(k: float):  # the font at scale k, each entry's width, the widest row's
     text = charts.font(max(8, round(13 * k)))
     entries = [round(22 * k) + int(draw.textlength(name, font=text)) + round(18 * k) for name in classes.names]
-    widest = max(sum(entries[r * per_row:(r + 1) * per_row]) for r in range(rows))
+    return text, entries, max(sum(entries[r * per_row:(r + 1) * per_row]) for r in range(rows))
+
+  k = row_h / 22
+  text, entries, widest = measure(k)
+  for _ in range(2):  # smaller where a row of six would not fit the width, down to 8-pixel text
     if widest <= width - 8 or k <= 8 / 13:
       break
     k = max(8 / 13, k * (width - 8) / widest)
+    text, entries, widest = measure(k)
   # Under a picture narrower than the smallest legend, the legend is wider than the picture.
   width = max(width, widest + 8)
   row_h = round(22 * k)

@@ -44,7 +44,7 @@ class Conv(nn.Module):
         x = jax.lax.slice_in_dim(x, 0, x.shape[axis], stride=self.stride, axis=axis)
       y = ops.pointwise_conv(x, k, gemm_dtype=gemm_dtype, kernels=kernels)
     elif self.kernel == 3 and same and self.groups == 1:
-      y = ops.conv3x3(x, k, dilation=self.rate, gemm_dtype=gemm_dtype, kernels=kernels).astype(dtype)
+      y = ops.conv3x3(x, k, dilation=self.rate, gemm_dtype=gemm_dtype, kernels=kernels)
     elif self.groups == c_in == self.features:
       y = ops.depthwise_conv(x, k.reshape(self.kernel, self.kernel, c_in, 1), stride=self.stride,
                              dilation=self.rate, padding=((self.pad, self.pad),) * 2, kernels=kernels)
