@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxseg.config import upgrade
 from jaxseg.runtime import precision
 
 
@@ -65,7 +66,7 @@ def prepare(resolution: int, batch: int, dtype: str = "float32", kernels: str = 
   config = default.get_config()
   config.image_size, config.batch_size, config.eval_batch_size = resolution, batch, batch
   config.model.backbone_weights, config.dtype, config.model.kernels = "none", dtype, kernels
-  config.model.alpha, config.model.name = alpha, MODEL_NAMES[model]
+  config.model.backbone, config.model.name = upgrade.mobilenet_v2_name(alpha), MODEL_NAMES[model]
   config.data.source, config.data.synthetic_train_size = "synthetic", max(4 * batch, 256)
   run = Run(config, tempfile.mkdtemp(prefix="jaxseg_bench_"))
   state, tx = run.fresh_state(load_encoder=False)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from jaxseg.models.mobilenet_v2 import BLOCKS, UNET_TAPS, make_divisible
+from jaxseg.models.backbones.mobilenet_v2 import BLOCKS, UNET_TAPS, make_divisible
 from jaxseg.ops.common import same_padding
 
 

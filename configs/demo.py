@@ -8,7 +8,7 @@ def get_config():
   config = default.get_config()
   config.name = "demo"
   config.image_size = 64
-  config.model.alpha = 0.35
+  config.model.backbone = "mobilenet_v2_0.35"
   config.model.backbone_weights = "none"
   config.freeze_encoder = False  # A random encoder has nothing to keep: train it all,
   config.encoder_bn_train = True  # BatchNorm included (inference-mode BN with fresh statistics won't train).

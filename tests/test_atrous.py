@@ -8,7 +8,7 @@ import pytest
 
 from jaxseg import ops
 from jaxseg.models import LayerSpec
-from jaxseg.models.mobilenet_v2 import MobileNetV2, block_strides
+from jaxseg.models.backbones.mobilenet_v2 import MobileNetV2, block_strides
 from jaxseg.ops.dense3x3 import live_taps
 
 

@@ -14,7 +14,7 @@ def _small(config, root):
   config.data.root = str(root)
   config.image_height, config.image_width = 45, 60  # stored at 1/8 size, padded to 64x64 for the model
   config.augment.crop_height, config.augment.crop_width = 32, 64
-  config.model.alpha = 0.35
+  config.model.backbone = "mobilenet_v2_0.35"
   config.model.backbone_weights = "none"
   config.data.max_train_examples, config.data.max_eval_examples = 4, 2
   config.batch_size, config.eval_batch_size, config.num_epochs = 2, 2, 1

@@ -39,7 +39,9 @@ def test_the_renamed_step_flag_names_its_new_name():
 
 @pytest.mark.parametrize("field,value,message", [
     ("augment.crop_height", 100, "config.augment.crop_height=100 must be a multiple of 32"),
-    ("model.alpha", 0.6, "config.model.alpha=0.6 is unsupported"),
+    ("model.alpha", 0.5, "config.model.alpha is now part of the backbone's name (config.model.backbone="
+                         "mobilenet_v2_0.5 for MobileNetV2)"),
+    ("model.backbone", "mobilenet_v2_0.6", "config.model.backbone='mobilenet_v2_0.6' is unknown"),
     ("model.kernels", "cudnn", "config.model.kernels='cudnn' must be one of"),
     ("model.conv_impl", "xla", "config.model.conv_impl is now config.model.kernels"),
     ("batch_size", 0, "config.batch_size=0 must be a positive multiple of the device count"),

@@ -9,9 +9,10 @@ from jaxseg.config.checks import ConfigError
 
 
 def test_a_config_file_with_overrides():
-  config = jaxseg.load_config("configs/r224.py", {"num_epochs": 3, "data.source": "folder", "model.alpha": 0.5})
+  config = jaxseg.load_config("configs/r224.py", {"num_epochs": 3, "data.source": "folder",
+                                                  "model.backbone": "mobilenet_v2_0.5"})
   assert config.image_size == 224 and config.name == "r224"  # the variant's own fields
-  assert (config.num_epochs, config.data.source, config.model.alpha) == (3, "folder", 0.5)
+  assert (config.num_epochs, config.data.source, config.model.backbone) == (3, "folder", "mobilenet_v2_0.5")
   assert jaxseg.load_config("configs/r224.py").num_epochs == 20  # a fresh config each time
 
 

@@ -35,7 +35,7 @@ def test_an_earlier_releases_config_keeps_what_it_did_and_gains_todays_fields():
   default = defaults.get_config()
   assert config.optimizer == "adam" and config.eval.to_dict() == default.eval.to_dict()
   assert config.loss.ohem_min_kept == default.loss.ohem_min_kept and config.distributed is False
-  assert config.image_size == 32 and config.model.alpha == 0.35
+  assert config.image_size == 32 and config.model.backbone == "mobilenet_v2_0.35" and "alpha" not in config.model
 
 
 def test_a_current_config_reads_back_as_written():

@@ -25,8 +25,8 @@ def test_logits_match_the_keras_twin(output_stride, separable, impl):
   last.set_weights([last.get_weights()[0], np.random.default_rng(4).normal(0, 0.3, c)])
   x = np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
   want = twin.predict(x, verbose=0)
-  model = models.DeepLabV3Plus(num_classes=c, alpha=0.35, output_stride=output_stride, separable=separable,
-                               spec=models.LayerSpec(kernels=impl))
+  model = models.DeepLabV3Plus(num_classes=c, backbone="mobilenet_v2_0.35", output_stride=output_stride,
+                               separable=separable, spec=models.LayerSpec(kernels=impl))
   variables = keras_models.from_keras_deeplab(twin)
   shapes = lambda v: jax.tree.map(lambda a: a.shape, v)
   assert shapes(variables) == shapes(jax.eval_shape(lambda: models.init_variables(model, (h, w))))

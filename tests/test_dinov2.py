@@ -27,7 +27,7 @@ def _keras_dinov2(name, size, num_layers=None, seed=0):
   """keras-hub's DINOv2 with random weights everywhere: its random kernels and position table, random biases and
   norms (`randomize_neutral_terms`), and random layer scales and class, mask and register tokens instead of
   their neutral initial values."""
-  arch = {**backbones.BACKBONES[name][1], **({"num_layers": num_layers} if num_layers else {})}
+  arch = {**backbones.BACKBONES[name].arch, **({"num_layers": num_layers} if num_layers else {})}
   model = randomize_neutral_terms(keras_hub.models.DINOV2Backbone(
       **arch, image_shape=(size, size, 3), position_embedding_shape=(518, 518)), seed=seed)
   rng = np.random.default_rng(seed + 1)
@@ -100,7 +100,7 @@ def test_the_head_is_padding_features_batchnorm_a_1x1_and_bilinear_upsampling():
   images = rng.uniform(-1, 1, (2, 20, 45, 3)).astype(np.float32)  # pads to 28 x 56: (4, 4) and (5, 6) pixels
   got = np.asarray(model.apply(variables, images))
   # The same by hand: the normalised, padded pixels through the encoder, layers 11 and 12 read.
-  scale, offset = (np.asarray(v, np.float32) for v in model.input_transform)
+  scale, offset = (np.asarray(v, np.float32) for v in model.transform())
   x = np.pad((images + 1) * 127.5 * scale + offset, ((0, 0), (4, 4), (5, 6), (0, 0)))
   encoder = backbones.create("dinov2_small", apply_layernorm=True)
   tokens = encoder.apply({"params": variables["params"]["encoder"]}, x)

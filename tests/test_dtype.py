@@ -44,10 +44,10 @@ def test_bfloat16_training_lowers_the_loss_with_float32_state(tmp_path):
 def test_bfloat16_logits_stay_close_to_float32():
   from jaxseg.models import LayerSpec, UNet  # pylint: disable=g-import-not-at-top
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
-  variables = tiny.random_variables(UNet(alpha=0.35), x)
+  variables = tiny.random_variables(UNet(backbone="mobilenet_v2_0.35"), x)
   # Compiled whole: op by op, each of the network's ops would compile on its own (slower for one call).
-  f32 = jax.jit(UNet(alpha=0.35).apply)(variables, x)
-  bf16 = jax.jit(UNet(alpha=0.35, spec=LayerSpec(dtype=jnp.bfloat16)).apply)(variables, x)
+  f32 = jax.jit(UNet(backbone="mobilenet_v2_0.35").apply)(variables, x)
+  bf16 = jax.jit(UNet(backbone="mobilenet_v2_0.35", spec=LayerSpec(dtype=jnp.bfloat16)).apply)(variables, x)
   assert bf16.dtype == jnp.float32
   scale = float(jnp.abs(f32).max())
   assert float(jnp.abs(bf16 - f32).max()) < 0.1 * scale
@@ -84,8 +84,8 @@ def _dot_flops_by_dtype(fn, *args, convolutions: bool = False) -> dict[str, floa
 def test_mixed_bfloat16_feeds_every_gemm_bf16_and_keeps_the_rest_float32(name):
   from jaxseg.models import MODELS, LayerSpec  # pylint: disable=g-import-not-at-top
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
-  f32_model = MODELS[name](alpha=0.35)
-  mixed = MODELS[name](alpha=0.35, spec=LayerSpec(gemm_dtype=jnp.bfloat16))
+  f32_model = MODELS[name](backbone="mobilenet_v2_0.35")
+  mixed = MODELS[name](backbone="mobilenet_v2_0.35", spec=LayerSpec(gemm_dtype=jnp.bfloat16))
   variables = tiny.random_variables(f32_model, x)
   loss = lambda m: lambda p: jnp.mean(m.apply({**variables, "params": p}, x, train=True,
                                               mutable=["batch_stats"])[0] ** 2)

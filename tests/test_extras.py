@@ -5,7 +5,7 @@ import sys
 import pytest
 
 import jaxseg
-from jaxseg.models import keras_port
+from jaxseg.models.backbones import keras_applications as keras_port
 from jaxseg.runtime import extras
 
 

@@ -13,7 +13,7 @@ import pytest
 import tiny
 
 from jaxseg.models import MobileNetV2
-from jaxseg.models import keras_port as port
+from jaxseg.models.backbones import keras_applications as port
 
 _KERAS_NAMES = {"scale": "gamma", "bias": "beta", "mean": "moving_mean", "var": "moving_variance"}
 

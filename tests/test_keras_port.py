@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from jaxseg.models import UNET_TAPS, MobileNetV2
-from jaxseg.models import keras_port as port
+from jaxseg.models.backbones import keras_applications as port
 
 
 def _pets(folder, size, count=4):

@@ -175,7 +175,9 @@ def test_unwritable_or_full_workdir_is_refused_before_work(tmp_path, monkeypatch
      r"num_classes: checkpoint has 3, config has 4.*--config.num_classes=3"),
     ({"data.class_names": ("cat", "grass", "edge")},
      r"class_names: checkpoint has \['pet', 'background', 'boundary'\]"),
-    ({"model.alpha": 0.5}, r"alpha: checkpoint has 0.35, config has 0.5.*--config.model.alpha=0.35"),
+    ({"model.backbone": "mobilenet_v2_0.5"},
+     r"backbone: checkpoint has 'mobilenet_v2_0.35', config has 'mobilenet_v2_0.5'.*--config.model.backbone="
+     r"mobilenet_v2_0.35"),
     ({"image_size": 64}, r"image_size: checkpoint has 32, config has 64.*--config.image_size=32")])
 def test_checkpoint_of_another_model_is_refused(trained, override, found):
   before = _hashes(trained / "checkpoints")

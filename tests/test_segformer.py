@@ -141,11 +141,11 @@ def test_fine_tuning_on_another_class_count_replaces_only_the_classifier(preset,
 
 
 def test_a_preset_of_another_size_is_refused_in_one_line(preset):
-  from jaxseg.config.checks import ConfigError  # pylint: disable=g-import-not-at-top
+  from jaxseg.errors import UserError  # pylint: disable=g-import-not-at-top
   from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
   path, _ = preset
   config = tiny.tiny_config(**{"model.name": "segformer", "model.backbone": "mit_b1", "model.backbone_weights": path})
-  with pytest.raises(ConfigError, match=re.escape("set --config.model.backbone=mit_b0 --config.model.decoder_dim=256")):
+  with pytest.raises(UserError, match=re.escape("set --config.model.backbone=mit_b0 --config.model.decoder_dim=256")):
     Run(config, "/nonexistent").fresh_state(load_encoder=True)
 
 

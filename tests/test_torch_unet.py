@@ -7,6 +7,7 @@ import pytest
 import tiny
 
 from jaxseg import data
+from jaxseg.config import upgrade
 from jaxseg.data import sources
 from jaxseg.models import UNet
 from jaxseg.runtime import parallel
@@ -36,7 +37,7 @@ def _randomize_statistics(variables, seed):
 @pytest.mark.parametrize("alpha,size,train_mode", [(0.35, 64, False), (1.0, 32, True)])
 def test_logits_match_jaxseg(alpha, size, train_mode):
   x = np.random.default_rng(size).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
-  ours = UNet(alpha=alpha)
+  ours = UNet(backbone=upgrade.mobilenet_v2_name(alpha))
   variables = _randomize_statistics(ours.init(jax.random.key(1), jnp.asarray(x)), seed=size)
   want = ours.apply(variables, jnp.asarray(x), train=train_mode, mutable=["batch_stats"])[0]
   model = torch_unet.load_jaxseg_variables(torch_unet.TorchUNet(alpha=alpha).freeze_encoder(), variables)
@@ -92,7 +93,7 @@ def test_training_steps_match_jaxseg(tmp_path):
 
 
 def test_mismatched_variables_name_the_layer():
-  shapes = jax.eval_shape(lambda: UNet(alpha=0.35).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  shapes = jax.eval_shape(lambda: UNet(backbone="mobilenet_v2_0.35").init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
   variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
   with pytest.raises(ValueError, match="Conv1: PyTorch shape"):
     torch_unet.load_jaxseg_variables(torch_unet.TorchUNet(alpha=1.0), variables)

@@ -14,7 +14,7 @@ from test_keras_port import _save_legacy_h5
 from jaxseg import data
 from jaxseg.data import sources, splits
 from jaxseg.errors import DatasetError
-from jaxseg.models import keras_port as port
+from jaxseg.models.backbones import keras_applications as port
 from jaxseg.training import checkpoints, loop
 from jaxseg.training.run import Run
 from jaxseg.viz import figures as visualize

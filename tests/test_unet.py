@@ -12,7 +12,7 @@ from jaxseg.models import LayerSpec, UNet, keras_models
 
 def test_parameter_counts_match_the_keras_tutorial():
   counts = models.count_params(jax.eval_shape(
-      lambda: UNet(num_classes=3, alpha=1.0).init(jax.random.key(0), jnp.zeros((1, 128, 128, 3)))))
+      lambda: UNet(num_classes=3, backbone="mobilenet_v2").init(jax.random.key(0), jnp.zeros((1, 128, 128, 3)))))
   assert counts == {"total": 6_504_227, "trainable": 4_660_323, "non_trainable": 1_843_904,
                     "encoder": 1_841_984, "decoder_bn_stats": 1_920}
 
@@ -43,10 +43,10 @@ def test_logits_match_the_keras_tutorial_model(size):
 def test_kernelss_agree_on_logits_and_decoder_gradients():
   x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
   labels = jnp.asarray(np.random.default_rng(2).integers(0, 3, (2, 64, 64)))
-  variables = UNet(alpha=0.35).init(jax.random.key(0), x)
+  variables = UNet(backbone="mobilenet_v2_0.35").init(jax.random.key(0), x)
 
   def loss_and_grads(impl):
-    model = UNet(alpha=0.35, spec=LayerSpec(kernels=impl))
+    model = UNet(backbone="mobilenet_v2_0.35", spec=LayerSpec(kernels=impl))
     def loss(params):
       logits, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
       return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], -1)), logits

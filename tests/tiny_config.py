@@ -1,5 +1,5 @@
 """A tiny config for end-to-end tests (also a config file for main.py in subprocess tests):
-32 px, alpha 0.35, batch 2, a handful of synthetic examples, one epoch."""
+32 px, MobileNetV2 0.35, batch 2, a handful of synthetic examples, one epoch."""
 
 from configs import default
 
@@ -8,7 +8,7 @@ def get_config():
   config = default.get_config()
   config.name = "tiny"
   config.image_size = 32
-  config.model.alpha = 0.35
+  config.model.backbone = "mobilenet_v2_0.35"
   config.model.backbone_weights = "none"
   config.data.source = "synthetic"
   config.data.synthetic_train_size = 8

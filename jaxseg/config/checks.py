@@ -14,7 +14,7 @@ from jaxseg.data.pipeline import PIPELINES
 from jaxseg.data.sources import SOURCES
 from jaxseg.errors import ConfigError
 from jaxseg.inference import logits as inference
-from jaxseg.models import ALPHAS, KERNELS, LEGACY_NAMES, MODELS, backbones, canonical_name, model_class
+from jaxseg.models import KERNELS, LEGACY_NAMES, MODELS, backbones, canonical_name, model_class
 from jaxseg.runtime import parallel
 from jaxseg.runtime.precision import DTYPE_NAMES
 from jaxseg.training.losses import LOSSES
@@ -49,8 +49,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   problem = model_class(config.model.name).check_config(config) or inference.check(config)
   if problem:
     raise ConfigError(problem)
-  if config.model.alpha not in ALPHAS:
-    raise ConfigError(f"config.model.alpha={config.model.alpha} is unsupported; choose one of {ALPHAS}.")
   if "conv_impl" in config.model:
     raise ConfigError("config.model.conv_impl is now config.model.kernels (it picks the layer norm and softmax "
                       "forms too); rename it in the config file.")
@@ -162,19 +160,22 @@ def check_workdir(workdir: str) -> None:
 def _check_backbone(config: ml_collections.ConfigDict) -> None:
   """`model.backbone` is known, fits the model name, and `model.backbone_weights` names something usable."""
   m = config.model
-  names = ["mobilenet_v2", *backbones.BACKBONES]
-  if m.backbone not in names:
-    raise ConfigError(f"config.model.backbone={m.backbone!r} is unknown; choose one of {', '.join(names)}.")
-  if m.name in LEGACY_NAMES and m.backbone != "mobilenet_v2":
+  if "alpha" in m:
+    raise ConfigError(f"config.model.alpha is now part of the backbone's name (config.model.backbone="
+                      f"{upgrade.mobilenet_v2_name(m.alpha)} for MobileNetV2); set that instead.")
+  if m.backbone not in backbones.BACKBONES:
+    raise ConfigError(f"config.model.backbone={m.backbone!r} is unknown; choose one of "
+                      f"{', '.join(backbones.BACKBONES)}.")
+  if m.name in LEGACY_NAMES and not backbones.BACKBONES[m.backbone].keras_file:
     raise ConfigError(f"config.model.name={m.name!r} is MobileNetV2's; with config.model.backbone={m.backbone!r} "
                       f"use config.model.name={LEGACY_NAMES[m.name]!r}.")
   if len(m.input_scale) != len(m.input_offset) or len(m.input_scale) not in (0, 3):
     raise ConfigError("config.model.input_scale and input_offset must both be 3 values (per RGB channel, "
                       "applied to [0, 255] pixels) or both empty (the backbone's ImageNet normalisation).")
   weights = m.backbone_weights
-  if m.backbone == "mobilenet_v2" or weights in ("none", ""):
+  if backbones.BACKBONES[m.backbone].keras_file or weights in ("none", ""):
     return
-  if weights == "imagenet" and m.backbone not in backbones.IMAGENET_PRESETS:
+  if weights == "imagenet" and not backbones.BACKBONES[m.backbone].preset:
     raise ConfigError(f"config.model.backbone_weights=imagenet: keras-hub has no ImageNet preset of {m.backbone}; "
                       "pass a keras-hub preset name or directory, or none.")
   looks_like_path = os.sep in weights or weights.startswith(".") or weights.endswith((".h5", ".keras"))

@@ -15,20 +15,18 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "unet"  # Key of jaxseg.models.MODELS: "unet", "deeplabv3plus", "segformer", "linear".
-  config.model.backbone = "mobilenet_v2"  # The encoder: "mobilenet_v2" (Keras) or a key of
-  #   jaxseg.models.backbones.BACKBONES ("resnet50", "resnet_vd_50", ...).
-  config.model.backbone_weights = "imagenet"  # "imagenet" (the Keras download for mobilenet_v2, the keras-hub
+  config.model.backbone = "mobilenet_v2"  # The encoder: a key of jaxseg.models.backbones.BACKBONES
+  #   ("mobilenet_v2", the Keras one, or its widths "mobilenet_v2_0.35" .. "mobilenet_v2_1.4"; "resnet50", ...).
+  config.model.backbone_weights = "imagenet"  # "imagenet" (the Keras download for MobileNetV2, the keras-hub
   #   ImageNet preset otherwise), a keras-hub preset name or save_to_preset directory, a Keras weights file
-  #   (mobilenet_v2), or "none" (random).
+  #   (MobileNetV2), or "none" (random).
   config.model.input_scale = ()  # Per-channel scale and offset from [0, 255] pixels to what the backbone's
-  config.model.input_offset = ()  # weights expect (a preset's image converter); () = ImageNet mean and std.
-  #   MobileNetV2 takes [-1, 1] as it is.
+  config.model.input_offset = ()  # weights expect (a preset's image converter); () = the backbone's own.
   config.model.output_stride = 16  # DeepLabV3+ only: encoder output stride, 16 or 8 (atrous convolutions).
   config.model.separable = False  # DeepLabV3+ only: depthwise-separable ASPP and decoder 3x3 convs.
   config.model.decoder_dim = 0  # SegFormer only: its decoder's width (0: 256 for mit_b0/b1, 768 otherwise).
   config.model.linear_layers = 4  # Linear head only: how many of the DINOv2 encoder's last layers it reads.
-  config.model.alpha = 1.0  # MobileNetV2 width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4.
-  config.model.encoder_bn_momentum = 0.999  # Encoder BatchNorm momentum (Keras MobileNetV2's).
+  config.model.encoder_bn_momentum = 0.999  # MobileNetV2's BatchNorm momentum (Keras's; keras-hub's keep theirs).
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).
   config.model.decoder_bn_debias = True  # Eval/predict with bias-corrected decoder BN averages (short runs).
   # Which forms of the convolutions, layer norms and softmaxes run (the same maths): "gemm" (the fast forms),

@@ -11,7 +11,7 @@ from typing import Any
 from jaxseg.config import defaults
 
 # The config format this release writes. 1: configs of earlier releases (no "config_format" in the meta).
-FORMAT = 2
+FORMAT = 3
 
 # Fields whose value is a mapping of the user's own keys (not a group of fields): taken whole, never merged.
 MAPPINGS = {"data.class_map"}
@@ -34,12 +34,36 @@ def _merge(base: dict[str, Any], saved: dict[str, Any], prefix: str = "") -> dic
   return base
 
 
+def backbone_with_width(backbone: str, alpha: Any) -> str:
+  """The backbone name of formats 1 and 2's `model.backbone` and `model.alpha` (MobileNetV2's width
+  multiplier, today in the name: "mobilenet_v2_0.35"; 1.0 is the plain name)."""
+  if backbone != "mobilenet_v2" or alpha is None or float(alpha) == 1.0:
+    return backbone
+  return f"mobilenet_v2_{float(alpha)}"
+
+
+def mobilenet_v2_name(alpha: Any) -> str:
+  """MobileNetV2's backbone name at width multiplier `alpha`."""
+  return backbone_with_width("mobilenet_v2", alpha)
+
+
+def upgraded_identity(saved: dict[str, Any]) -> dict[str, Any]:
+  """A checkpoint's recorded model identity (meta "model") in today's fields: one written before backbones
+  were named is MobileNetV2's, and MobileNetV2's width multiplier is in the backbone's name."""
+  saved = dict(saved)
+  if "name" in saved:
+    saved.setdefault("backbone", "mobilenet_v2")
+  if "alpha" in saved:
+    saved["backbone"] = backbone_with_width(saved.get("backbone", "mobilenet_v2"), saved.pop("alpha"))
+  return saved
+
+
 def upgraded(saved: dict[str, Any], fmt: int = 1) -> dict[str, Any]:
   """The config dict `saved` (written in format `fmt`) in today's fields, missing ones at today's defaults.
 
   Format 1 -> 2: the encoder of a config without `model.backbone` was the Keras MobileNetV2, its weights the
   top-level `encoder_weights`; `model.kernels` was `model.conv_impl`; fields in `EARLIER_BEHAVIOUR` it lacks
-  keep what that release did.
+  keep what that release did. 2 -> 3: `model.alpha` went into MobileNetV2's backbone name.
   """
   saved = {**saved, "model": dict(saved.get("model", {})), "data": dict(saved.get("data", {}))}
   if fmt < 2:
@@ -51,6 +75,8 @@ def upgraded(saved: dict[str, Any], fmt: int = 1) -> dict[str, Any]:
       model["kernels"] = model.pop("conv_impl")
     for (group, field), value in EARLIER_BEHAVIOUR.items():
       saved[group].setdefault(field, value)
+  if fmt < 3:
+    saved["model"] = upgraded_identity(saved["model"])  # (backbone named by format 2's upgrade above)
   return _merge(defaults.get_config().to_dict(), saved)  # (a fresh dict of the defaults, merged into)
 
 

@@ -207,7 +207,7 @@ def _untrained_preset(config: ml_collections.ConfigDict, workdir: str) -> str | 
   """The segmenter preset `--mode predict` uses where the workdir holds no checkpoint and the config is a
   SegFormer whose `model.backbone_weights` names one; else None (the checkpoint is used)."""
   weights = config.model.backbone_weights
-  if models.canonical_name(config.model.name) != "segformer" or not segformer_port.is_segmenter_preset(weights):
+  if not models.model_class(config.model.name).whole_model_weights(weights):
     return None
   return None if checkpoints.manager(workdir, read_only=True).latest_step() is not None else weights
 
@@ -222,7 +222,7 @@ def preset_model(source: str, config: ml_collections.ConfigDict | None) -> tuple
     config = default_config.get_config()
   config = config.copy_and_resolve_references()
   m = config.model
-  m.name, m.backbone, m.decoder_dim, m.backbone_weights = "segformer", found["backbone"], found["decoder_dim"], source
+  m.name, m.backbone, m.decoder_dim, m.backbone_weights = found["name"], found["backbone"], found["decoder_dim"], source
   if config.num_classes != found["num_classes"]:
     config.num_classes, config.data.class_names, config.data.class_colors = found["num_classes"], (), ()
   if found["image_size"]:

@@ -15,18 +15,17 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from jaxseg.models.backbones.mobilenet_v2 import OUTPUT_STRIDES, UNET_TAPS, MobileNetV2, make_divisible
 from jaxseg.models.base import SegmentationModel
 from jaxseg.models.deeplab import DeepLabV3Plus
 from jaxseg.models.layers import LayerSpec
 from jaxseg.models.linear import LinearHead
-from jaxseg.models.mobilenet_v2 import ALPHAS, OUTPUT_STRIDES, UNET_TAPS, MobileNetV2, make_divisible
 from jaxseg.models.segformer import SegFormer
 from jaxseg.models.summary import count_params, format_summary
 from jaxseg.models.unet import UNet
 from jaxseg.ops import KERNELS
 
 __all__ = [
-  "ALPHAS",
   "KERNELS",
   "LEGACY_NAMES",
   "MODELS",

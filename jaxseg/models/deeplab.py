@@ -15,12 +15,8 @@ import ml_collections
 
 from jaxseg import ops
 from jaxseg.models import backbones
-from jaxseg.models.base import SegmentationModel, single_stride_refusal
+from jaxseg.models.base import SegmentationModel, check_input_size, feature_map_refusal
 from jaxseg.models.layers import LayerSpec
-from jaxseg.models.mobilenet_v2 import check_input_size
-
-DEEPLAB_HIGH = "block_16_project_BN"  # the last block's output, at the output stride
-DEEPLAB_LOW = "block_3_expand_relu"  # stride-4 features for the decoder
 
 
 class ConvBN(nn.Module):
@@ -74,7 +70,6 @@ class DeepLabV3Plus(SegmentationModel):
 
   IDENTITY_FIELDS: ClassVar[dict[str, str]] = {"output_stride": "model.output_stride",
                                                "separable": "model.separable"}
-  MOBILENET_TAPS: ClassVar[dict[int, str]] = {4: DEEPLAB_LOW, 32: DEEPLAB_HIGH}
 
   @classmethod
   def config_fields(cls, config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -87,13 +82,13 @@ class DeepLabV3Plus(SegmentationModel):
     if config.model.output_stride not in (8, 16):
       return f"config.model.output_stride={config.model.output_stride} must be 16 or 8 for DeepLabV3+."
     name = config.model.backbone
-    refusal = single_stride_refusal(name, "DeepLabV3+")
+    refusal = feature_map_refusal(name, "DeepLabV3+")
     if refusal:
       return refusal
-    if name != "mobilenet_v2" and backbones.family(name) not in backbones.DILATES:
+    if not backbones.BACKBONES[name].dilates:
+      dilating = sorted({e.family for e in backbones.BACKBONES.values() if e.dilates})
       return (f"config.model.backbone={name!r} cannot trade strides for dilation, which DeepLabV3+ needs; use "
-              "config.model.name=unet or segformer, or a backbone of the families "
-              f"{sorted(backbones.DILATES | {'mobilenet_v2'})}.")
+              f"config.model.name=unet or segformer, or a backbone of the families {dilating}.")
     return ""
 
   def encoder_output_stride(self) -> int:
@@ -129,12 +124,7 @@ class DeepLabV3Plus(SegmentationModel):
                    size: Any) -> list[tuple[str, list[tuple[int, ...]], int]]:
     """The encoder, each ASPP branch, the decoder convolutions and the logits."""
     taps = intermediates["encoder"]["__call__"][0]
-    if self.backbone == "mobilenet_v2":
-      taps = {stride: taps[name] for stride, name in self.MOBILENET_TAPS.items()}
-      what = (f"MobileNetV2 alpha={self.alpha}, output stride {self.output_stride}, to {DEEPLAB_HIGH}; "
-              f"{DEEPLAB_LOW}")
-    else:
-      what = f"{self.encoder_description()}; stride 4"
+    what = f"{self.encoder_description()}; stride 4"
     rows = [(f"encoder ({what})", [taps[4].shape, taps[32].shape], size("encoder"))]
     for name, what in (("aspp_0", "ASPP 1x1"), ("aspp_1", "ASPP atrous 3x3"), ("aspp_2", "ASPP atrous 3x3"),
                        ("aspp_3", "ASPP atrous 3x3"), ("aspp_pool", "ASPP image pooling"),

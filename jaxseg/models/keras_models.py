@@ -3,7 +3,7 @@ with the Keras notebook) and a Keras DeepLabV3+ named as jaxseg names its layers
 
 import numpy as np
 
-from jaxseg.models.keras_port import MOBILENET_LAYER, Variables, WeightsError, from_keras_mobilenet_v2
+from jaxseg.models.backbones.keras_applications import MOBILENET_LAYER, Variables, WeightsError, from_keras_mobilenet_v2
 
 
 def walk_layers(model):

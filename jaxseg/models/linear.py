@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxseg.models import backbones
-from jaxseg.models.backbones import dinov2, layers
+from jaxseg.models.backbones import layers
 from jaxseg.models.base import SegmentationModel
 from jaxseg.models.deeplab import upsample_bilinear
 
@@ -42,12 +42,12 @@ class LinearHead(SegmentationModel):
 
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> str:
-    """The encoder is a DINOv2 variant with at least `linear_layers` layers."""
+    """The encoder is a ViT (DINOv2) with at least `linear_layers` layers."""
     name = config.model.backbone
-    if backbones.family(name) != "dinov2":
-      return (f"config.model.backbone={name!r}: the linear head reads a ViT; choose one of "
-              f"{', '.join(backbones.members('dinov2'))}.")
-    depth = backbones.BACKBONES[name][1]["num_layers"]
+    if not backbones.BACKBONES[name].tokens:
+      vits = sorted(n for n, e in backbones.BACKBONES.items() if e.tokens)
+      return f"config.model.backbone={name!r}: the linear head reads a ViT; choose one of {', '.join(vits)}."
+    depth = backbones.BACKBONES[name].arch["num_layers"]
     if not 1 <= config.model.linear_layers <= depth:
       return f"config.model.linear_layers={config.model.linear_layers} must be between 1 and {depth} for {name}."
     return ""
@@ -66,7 +66,7 @@ class LinearHead(SegmentationModel):
     """(B, H, W, num_classes) float32 logits of images (B, H, W, 3) in [-1, 1], any H and W; `train`: the
     head's BatchNorm uses and updates batch statistics (the encoder has none)."""
     del encoder_train  # no BatchNorm in the encoder
-    arch = backbones.BACKBONES[self.backbone][1]
+    arch = backbones.BACKBONES[self.backbone].arch
     patch, (h, w) = arch["patch_size"], images.shape[1:3]
     pads = (_padding(h, patch), _padding(w, patch))
     x = jnp.pad(self.backbone_input(images), ((0, 0), *pads, (0, 0)))
@@ -74,7 +74,7 @@ class LinearHead(SegmentationModel):
     grid = (x.shape[1] // patch, x.shape[2] // patch)
     feats = []
     for layer in range(arch["num_layers"] - self.linear_layers + 1, arch["num_layers"] + 1):
-      cls, patches = dinov2.patch_maps(tokens[f"stage{layer}"], grid, arch["num_register_tokens"])
+      cls, patches = backbones.patch_maps(tokens[f"stage{layer}"], grid, arch["num_register_tokens"])
       feats += [patches, jnp.broadcast_to(cls[:, None, None], patches.shape)]
     dtype = self.spec.dtype
     x = nn.BatchNorm(use_running_average=not train, momentum=self.spec.bn_momentum, epsilon=1e-5, dtype=dtype,

@@ -11,17 +11,17 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxseg import ops
-from jaxseg.models import backbones
+from jaxseg.models import backbones, segformer_port
 from jaxseg.models.backbones import layers
-from jaxseg.models.base import SegmentationModel
+from jaxseg.models.base import SegmentationModel, check_input_size, feature_map_refusal
 from jaxseg.models.deeplab import upsample_bilinear
 from jaxseg.models.layers import LayerSpec
-from jaxseg.models.mobilenet_v2 import check_input_size
 
 
 def default_decoder_dim(backbone: str) -> int:
-  """The paper's decoder width: 256 for MiT-B0 and B1, 768 for B2-B5."""
-  return 256 if backbone in ("mit_b0", "mit_b1") else 768
+  """The paper's decoder width for the backbone's entry (MiT: 256 for B0 and B1, 768 for B2-B5); 256 for a
+  backbone the paper did not use."""
+  return backbones.BACKBONES[backbone].decoder_width or 256
 
 
 class FuseProjections(nn.Module):
@@ -72,12 +72,21 @@ class SegFormer(SegmentationModel):
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> str:
     """SegFormer's encoder is a Mix Transformer."""
-    if backbones.family(config.model.backbone) != "mit":
-      return (f"config.model.backbone={config.model.backbone!r}: SegFormer's encoder is a Mix Transformer; choose "
-              f"one of {', '.join(backbones.members('mit'))}.")
+    refusal = feature_map_refusal(config.model.backbone, "SegFormer")
+    if refusal:
+      return refusal
     if config.model.decoder_dim < 0:
       return f"config.model.decoder_dim={config.model.decoder_dim} must be positive (0: the paper's width)."
     return ""
+
+  @classmethod
+  def whole_model_weights(cls, source: str) -> bool:
+    """A keras-hub SegFormer segmenter preset holds the whole model."""
+    return segformer_port.is_segmenter_preset(source)
+
+  def pretrained_model(self, variables: dict[str, Any], source: str) -> tuple[dict[str, Any], Any, str]:
+    """`variables` replaced by the segmenter preset `source`'s (`segformer_port.into_model`)."""
+    return segformer_port.into_model(variables, source, self.backbone, self.width())
 
   def width(self) -> int:
     """The decoder's width."""

@@ -9,9 +9,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxseg.models.base import SegmentationModel, single_stride_refusal
+from jaxseg.models.base import SegmentationModel, check_input_size, feature_map_refusal
 from jaxseg.models.layers import ConvTranspose3x3S2, LayerSpec
-from jaxseg.models.mobilenet_v2 import UNET_TAPS, check_input_size
 
 
 class Upsample(nn.Module):
@@ -38,12 +37,13 @@ class UNet(SegmentationModel):
   """
   decoder_filters: Sequence[int] = (512, 256, 128, 64)
 
-  MOBILENET_TAPS: ClassVar[dict[int, str]] = dict(zip((2, 4, 8, 16, 32), UNET_TAPS))
+  # The tutorial's bottleneck: MobileNetV2's last projection, before its BatchNorm.
+  TOP_BEFORE_NORM: ClassVar[bool] = True
 
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> str:
     """Refuses an encoder without feature maps at strides 4 to 32 (a ViT)."""
-    return single_stride_refusal(config.model.backbone, "the U-Net")
+    return feature_map_refusal(config.model.backbone, "the U-Net")
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
@@ -73,15 +73,12 @@ class UNet(SegmentationModel):
                    size: Any) -> list[tuple[str, list[tuple[int, ...]], int]]:
     """The encoder's taps, each upsample block and skip concatenation, and the logits."""
     taps = intermediates["encoder"]["__call__"][0]
-    names = self.MOBILENET_TAPS if self.backbone == "mobilenet_v2" else {s: f"stride {s}" for s in (2, 4, 8, 16)}
-    if self.backbone == "mobilenet_v2":
-      taps = {stride: taps[name] for stride, name in self.MOBILENET_TAPS.items()}
     rows = [(f"encoder ({self.encoder_description()})", [taps[s].shape for s in sorted(taps)], size("encoder"))]
     for i in range(len(self.decoder_filters)):
       out = intermediates[f"up_{i}"]["__call__"][0].shape
       rows.append((f"up_{i} (Upsample: ConvTranspose, BatchNorm, ReLU)", [out], size(f"up_{i}")))
       if 32 >> (i + 1) in taps:
         skip = taps[32 >> (i + 1)]
-        rows.append((f"concat_{i} (+ {names[32 >> (i + 1)]})", [(*out[:-1], out[-1] + skip.shape[-1])], 0))
+        rows.append((f"concat_{i} (+ stride {32 >> (i + 1)})", [(*out[:-1], out[-1] + skip.shape[-1])], 0))
     rows.append(("logits (ConvTranspose)", [intermediates["logits"]["__call__"][0].shape], size("logits")))
     return rows

@@ -146,7 +146,7 @@ def verify_state(restored: dict[str, Any], meta: dict[str, Any]) -> dict[str, An
 
 # What identifies the model a checkpoint holds, for every architecture: meta["model"] key -> config field.
 # Each architecture adds its own (`SegmentationModel.IDENTITY_FIELDS`).
-_IDENTITY = {"name": "model.name", "backbone": "model.backbone", "alpha": "model.alpha", "num_classes": "num_classes",
+_IDENTITY = {"name": "model.name", "backbone": "model.backbone", "num_classes": "num_classes",
              "image_size": "image_size",
              "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names"}
 
@@ -164,11 +164,10 @@ def _field(config: ml_collections.ConfigDict, path: str) -> Any:
 
 
 def _saved_identity(meta: dict[str, Any]) -> dict[str, Any]:
-  """The identity a checkpoint records; one written before backbones were named is MobileNetV2's."""
-  saved = dict(meta.get("model", {}))
+  """The identity a checkpoint records, in today's fields (`upgrade.upgraded_identity`)."""
+  saved = upgrade.upgraded_identity(meta.get("model", {}))
   if "name" in saved:
     saved["name"] = canonical_name(saved["name"])
-    saved.setdefault("backbone", "mobilenet_v2")
   return saved
 
 
@@ -223,7 +222,7 @@ def read_checked_meta(mngr: ocp.CheckpointManager, step: int, config: ml_collect
 
 
 def check_compatible(meta: dict[str, Any], config: ml_collections.ConfigDict, where: str) -> None:
-  """Refuses, before restoring, a checkpoint written for another model: another architecture, alpha, class
+  """Refuses, before restoring, a checkpoint written for another model: another architecture or width, class
   count or image size (a run resumes, and is evaluated, at the size it was trained at)."""
   saved = _saved_identity(meta)
   diffs, fixes = [], []

@@ -14,8 +14,7 @@ import optax
 from jaxseg import data, models
 from jaxseg.config import checks as config_checks
 from jaxseg.inference import logits as inference
-from jaxseg.models import backbones, keras_port, segformer_port
-from jaxseg.models.backbones import keras_hub_port
+from jaxseg.models import backbones
 from jaxseg.runtime import parallel
 from jaxseg.training import checkpoints, intact, metrics, steps, tiled_eval
 from jaxseg.training.optimizers import make_optimizer
@@ -46,16 +45,11 @@ class Run:
     self._total_steps = 0  # the optimizer's run length (`fresh_state`), which a decaying schedule depends on
 
   def fresh_state(self, load_encoder: bool, total_steps: int = 0) -> tuple[TrainState, Any]:
-    """A new state (ported encoder weights if asked) and its optimizer (`total_steps`: for the schedule)."""
+    """A new state (pretrained weights if asked) and its optimizer (`total_steps`: for the schedule)."""
     variables = models.init_variables(self.model, data.model_size(self.config), self.config.seed)
     variables = jax.device_get(variables)
-    if load_encoder and self.config.model.backbone == "mobilenet_v2":
-      encoder = keras_port.encoder_variables(self.config.model.backbone_weights, self.config.model.alpha,
-                                             keras_port.weights_size(*data.model_size(self.config)))
-      if encoder is not None:
-        variables = keras_port.merge_encoder(variables, encoder)
-    elif load_encoder:
-      variables = self._with_backbone_weights(variables)
+    if load_encoder:
+      variables = self._with_pretrained(variables)
     return self.state_from(variables, total_steps)
 
   def state_from(self, variables: dict[str, Any], total_steps: int = 0) -> tuple[TrainState, Any]:
@@ -66,50 +60,23 @@ class Run:
                          ema=self.config.ema_decay > 0)
     return jax.device_put(state, self.rep), tx
 
-  def _with_backbone_weights(self, variables: dict[str, Any]) -> dict[str, Any]:
-    """`variables` with the encoder's replaced by `model.backbone_weights` (a keras-hub preset), whose image
-    converter, where it has one and the config names none, becomes the model's input normalisation."""
+  def _with_pretrained(self, variables: dict[str, Any]) -> dict[str, Any]:
+    """`variables` with what `model.backbone_weights` names: the encoder's (`backbones.pretrained`), or the
+    whole model's where the model reads such a preset. The source's input normalisation, where it declares
+    one and the config names none, becomes the model's."""
     m = self.config.model
-    source = backbones.weights_source(m.backbone, m.backbone_weights)
-    if source is None:
-      return variables
-    if models.canonical_name(m.name) == "segformer" and segformer_port.is_segmenter_preset(source):
-      return self._with_segmenter(variables, source)
-    encoder = backbones.from_keras_hub(m.backbone, source)
-    transform = keras_hub_port.image_transform(source)
+    if self.model.whole_model_weights(m.backbone_weights):
+      variables, transform, origin = self.model.pretrained_model(variables, m.backbone_weights)
+    else:
+      encoder, transform, origin = backbones.pretrained(m.backbone, m.backbone_weights, data.model_size(self.config))
+      if encoder is None:
+        return variables
+      variables = backbones.merge(variables, encoder)
     if transform is not None and not len(m.input_scale):
       self._adopt_input_transform(*transform)
     if jax.process_index() == 0:
-      print(f"Backbone {m.backbone}: weights from keras-hub preset {source}"
-            f"{' and its input normalisation' if transform is not None else ''}.")
-    return {c: {**variables[c], **({"encoder": encoder[c]} if c in encoder else {})} for c in variables}
-
-  def _with_segmenter(self, variables: dict[str, Any], source: str) -> dict[str, Any]:
-    """`variables` replaced by a keras-hub SegFormer segmenter preset's, all of them, or all but the classifier
-    where this config has another class count."""
-    segmenter = segformer_port.load_segmenter(source)
-    found, m = segformer_port.describe(segmenter), self.config.model
-    width = self.model.width()
-    if (found["backbone"], found["decoder_dim"]) != (m.backbone, width):
-      raise config_checks.ConfigError(
-          f"config.model.backbone_weights={source} is SegFormer over {found['backbone']} with a decoder of "
-          f"{found['decoder_dim']}; set --config.model.backbone={found['backbone']} --config.model.decoder_dim="
-          f"{found['decoder_dim']} (this config: {m.backbone}, {width}).")
-    ported = segformer_port.segmenter_variables(segmenter)
-    transform = keras_hub_port.image_transform(source)
-    if transform is not None and not len(m.input_scale):
-      self._adopt_input_transform(*transform)
-    fresh_head = found["num_classes"] != self.config.num_classes
-    if fresh_head:
-      ported["params"]["logits"] = variables["params"]["logits"]
-    want = jax.tree.map(lambda x: x.shape, variables)
-    if jax.tree.map(lambda x: x.shape, ported) != want:
-      raise backbones.PortError(f"the SegFormer preset {source} does not fit this model's shapes.")
-    if jax.process_index() == 0:
-      print(f"SegFormer {found['backbone']}: weights from keras-hub preset {source}" +
-            (f"; its {found['num_classes']}-class classifier replaced by a new one for {self.config.num_classes} "
-             "classes." if fresh_head else "."))
-    return jax.tree.map(np.asarray, ported)
+      print(f"{m.backbone}: weights from {origin}{' and its input normalisation' if transform is not None else ''}.")
+    return variables
 
   def _adopt_input_transform(self, scale: Any, offset: Any) -> None:
     """Sets `model.input_scale` / `input_offset` (recorded in checkpoints) and rebuilds the model."""

@@ -1,40 +1,40 @@
-"""Backbones: image encoders that return feature maps by stride, and their keras-hub weights.
+"""Backbones: image encoders that return feature maps by stride, and where their pretrained weights come from.
 
 backbone = backbones.create("resnet50", output_stride=16)  # images -> {2: ..., 4: ..., 8: ..., 16: ..., 32: ...}
-variables = backbones.from_keras_hub("resnet50", keras_hub_model_or_preset)
+variables, transform, origin = backbones.pretrained("resnet50", "imagenet", (512, 512))
 
-Every backbone is called as `backbone(images, train)` on images preprocessed as its weights expect
-(`input_transform`) and returns {nominal stride: (B, H', W', C)} for strides 4, 8, 16, 32 and 2 where it has
-one. Families that can trade strides for dilation take `output_stride` 16 or 8 (`DILATES`). DINOv2, a ViT of one
-stride (14), returns its token sequences by layer instead (`dinov2`); the models say which families they take.
+Every backbone is a registry entry (`Backbone`) declaring its feature strides, its input normalisation from
+[0, 255] pixels and where its weights come from (a Keras applications file or a keras-hub preset). It is
+called as `backbone(images, train)` on images normalised as its entry says and returns {nominal stride:
+(B, H', W', C)} (`channels` gives C). Families that can trade strides for dilation take `output_stride` 16 or
+8. DINOv2, a ViT of one stride (14), returns its token sequences by layer instead (`tokens`). Models ask
+the registry for these properties, never for a backbone by name.
 """
 
+import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxseg.models.backbones import dinov2, efficientnet, keras_hub_port, mit, mobilenet_v3, resnet
+from jaxseg.models.backbones import (
+  dinov2,
+  efficientnet,
+  keras_applications,
+  keras_hub_port,
+  mit,
+  mobilenet_v2,
+  mobilenet_v3,
+  resnet,
+)
+from jaxseg.models.backbones.dinov2 import patch_maps
 from jaxseg.models.backbones.keras_hub_port import PortError
 from jaxseg.models.layers import LayerSpec
 
-# Plain-dict registry: backbone name -> (module class, architecture arguments, family).
-BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any], str]] = {
-    **{name: (resnet.ResNet, arch, "resnet") for name, arch in resnet.VARIANTS.items()},
-    **{name: (mobilenet_v3.MobileNetV3, arch, "mobilenet_v3") for name, arch in mobilenet_v3.VARIANTS.items()},
-    **{name: (efficientnet.EfficientNet, arch, "efficientnet") for name, arch in efficientnet.VARIANTS.items()},
-    **{name: (mit.MiT, arch, "mit") for name, arch in mit.VARIANTS.items()},
-    **{name: (dinov2.DINOv2, arch, "dinov2") for name, arch in dinov2.VARIANTS.items()},
-}
-# Families whose keras-hub layers are ported by their place in the model, not by name.
-EXTRACTORS = {"mit": mit.keras_variables, "dinov2": dinov2.keras_variables}
-# The keras-hub preset of each backbone's pretrained weights (`backbone_weights="imagenet"`: ImageNet for the
-# convolutional families, SegFormer's ADE20K encoders for MiT, the self-supervised LVD-142M ones for DINOv2).
-IMAGENET_PRESETS: dict[str, str] = {**resnet.PRESETS, **mobilenet_v3.PRESETS, **efficientnet.PRESETS,
-                                   **mit.PRESETS, **dinov2.PRESETS}
-# Families whose output stride can be 16 or 8 (dilated convolutions with the same parameters).
-DILATES = {"resnet", "mobilenet_v3", "efficientnet"}
+Transform = tuple[tuple[float, ...], tuple[float, ...]]
 # The ImageNet normalisation keras-hub's image converters apply to [0, 255] pixels, as (scale, offset) per
 # channel: x * scale + offset. A preset's own converter, where it has one, takes precedence.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -42,23 +42,156 @@ IMAGENET_TRANSFORM = (tuple(1 / (255 * s) for s in IMAGENET_STD),
                       tuple(-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+  """A registry entry: what a backbone is and what it declares to the models.
+
+  Attributes:
+    module: the Flax module class.
+    arch: its architecture arguments.
+    family: the architecture family ("resnet", ...).
+    strides: the nominal strides of the feature maps it returns (DINOv2: its patch size).
+    input_transform: (scale, offset) per channel from [0, 255] pixels to what its weights expect.
+    preset: the keras-hub preset of its pretrained weights (`backbone_weights="imagenet"`: ImageNet for the
+      convolutional families, SegFormer's ADE20K encoders for MiT, the self-supervised LVD-142M ones for
+      DINOv2), or "" where they come from a Keras applications file.
+    dilates: its output stride can be 16 or 8 (dilated convolutions with the same parameters).
+    tokens: a ViT returning token sequences by layer, not feature maps.
+    extract: how its keras-hub layers are ported (None: by name; else by their place in the model).
+    keras_file: its weights are a Keras applications file (MobileNetV2's), not a keras-hub preset.
+    decoder_width: the all-MLP decoder width of its reference segmenter (SegFormer over MiT), or 0.
+  """
+  module: type[nn.Module]
+  arch: dict[str, Any]
+  family: str
+  strides: tuple[int, ...] = (2, 4, 8, 16, 32)
+  input_transform: Transform = IMAGENET_TRANSFORM
+  preset: str = ""
+  dilates: bool = False
+  tokens: bool = False
+  extract: Any = None
+  keras_file: bool = False
+  decoder_width: int = 0
+
+
+def _entries() -> dict[str, Backbone]:
+  out = {name: Backbone(mobilenet_v2.MobileNetV2, arch, "mobilenet_v2", input_transform=mobilenet_v2.INPUT_TRANSFORM,
+                        dilates=True, keras_file=True) for name, arch in mobilenet_v2.VARIANTS.items()}
+  out |= {name: Backbone(resnet.ResNet, arch, "resnet", preset=resnet.PRESETS.get(name, ""), dilates=True)
+          for name, arch in resnet.VARIANTS.items()}
+  out |= {name: Backbone(mobilenet_v3.MobileNetV3, arch, "mobilenet_v3", preset=mobilenet_v3.PRESETS.get(name, ""),
+                         dilates=True) for name, arch in mobilenet_v3.VARIANTS.items()}
+  out |= {name: Backbone(efficientnet.EfficientNet, arch, "efficientnet", (2, 4, 8, 16, 32),
+                         preset=efficientnet.PRESETS.get(name, ""), dilates=True)
+          for name, arch in efficientnet.VARIANTS.items()}
+  out |= {name: Backbone(mit.MiT, arch, "mit", (4, 8, 16, 32), preset=mit.PRESETS.get(name, ""),
+                         extract=mit.keras_variables, decoder_width=mit.DECODER_WIDTHS[name])
+          for name, arch in mit.VARIANTS.items()}
+  out |= {name: Backbone(dinov2.DINOv2, arch, "dinov2", (arch["patch_size"],), preset=dinov2.PRESETS.get(name, ""),
+                         tokens=True, extract=dinov2.keras_variables) for name, arch in dinov2.VARIANTS.items()}
+  return out
+
+
+# Plain-dict registry: backbone name -> entry.
+BACKBONES: dict[str, Backbone] = _entries()
+DEFAULT = "mobilenet_v2"  # the TensorFlow segmentation tutorial's encoder
+
+
 def family(name: str) -> str:
-  """The family of backbone `name` ("resnet", ...; "mobilenet_v2" for the Keras MobileNetV2)."""
-  return "mobilenet_v2" if name == "mobilenet_v2" else BACKBONES[name][2]
+  """The family of backbone `name` ("resnet", "mobilenet_v2", ...)."""
+  return BACKBONES[name].family
 
 
 def members(fam: str) -> list[str]:
   """The backbone names of family `fam`, sorted."""
-  return sorted(n for n in BACKBONES if BACKBONES[n][2] == fam)
+  return sorted(n for n in BACKBONES if BACKBONES[n].family == fam)
 
 
-def create(backbone: str, output_stride: int = 32, spec: LayerSpec | None = None, **kwargs: Any) -> nn.Module:
-  """The backbone named `backbone` (a key of `BACKBONES`) at `output_stride`, computing as `spec` says (None:
-  float32; its dtype, GEMM input dtype and kernel forms; keras-hub's BatchNorm settings stay the backbone's); `kwargs`:
-  Flax module arguments such as `name`."""
-  module, arch, fam = BACKBONES[backbone]
-  extra = {"output_stride": output_stride} if fam in DILATES else {}
-  return module(**arch, **extra, spec=spec or LayerSpec(), **kwargs)
+def create(backbone: str, output_stride: int = 32, spec: LayerSpec | None = None, top_before_norm: bool = False,
+           **kwargs: Any) -> nn.Module:
+  """The backbone named `backbone` (a key of `BACKBONES`).
+
+  Args:
+    backbone: the registry name.
+    output_stride: 32, or 16 / 8 for a family that dilates.
+    spec: how it computes (None: float32): dtype, GEMM input dtype and kernel forms; the BatchNorm momentum
+      where the backbone follows Keras applications (MobileNetV2); keras-hub's BatchNorm settings stay its own.
+    top_before_norm: the stride-32 features before the last block's normalisation, where the architecture
+      ends in one (MobileNetV2's linear bottleneck: what the TensorFlow segmentation tutorial's U-Net reads).
+    **kwargs: Flax module arguments such as `name`, and the family's own options.
+  """
+  entry = BACKBONES[backbone]
+  extra = {"output_stride": output_stride} if entry.dilates else {}
+  if entry.keras_file:
+    extra |= {"by_stride": True, "top_before_norm": top_before_norm}
+  return entry.module(**entry.arch, **extra, spec=spec or LayerSpec(), **kwargs)
+
+
+@functools.cache
+def channels(name: str, top_before_norm: bool = False) -> dict[int, int]:
+  """{stride: channels} of backbone `name`'s feature maps (its width for a ViT)."""
+  module = create(name, top_before_norm=top_before_norm)
+  out = jax.eval_shape(lambda: module.init_with_output(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))[0])
+  if BACKBONES[name].tokens:
+    return {BACKBONES[name].strides[0]: out["output"].shape[-1]}
+  return {s: f.shape[-1] for s, f in out.items()}
+
+
+def pretrained(name: str, weights: str, image_size: tuple[int, int]) -> tuple[dict[str, Any] | None,
+                                                                             Transform | None, str]:
+  """The encoder variables `config.model.backbone_weights` names for backbone `name`.
+
+  Args:
+    name: the registry name.
+    weights: "imagenet" (the entry's Keras download or keras-hub preset), a Keras weights file (MobileNetV2),
+      a keras-hub preset name or directory (the others), or "none" / "" (random weights: None is returned).
+    image_size: the model's (H, W) input (Keras ships MobileNetV2 files per square size).
+
+  Returns:
+    (variables {"params", "batch_stats"} or None, the input normalisation the source declares or None, a
+    phrase saying where the weights came from).
+
+  Raises:
+    WeightsError / PortError: the weights cannot be read or do not fit.
+  """
+  entry = BACKBONES[name]
+  if weights in ("none", "", None):
+    return None, None, ""
+  if entry.keras_file:
+    size = keras_applications.weights_size(*image_size)
+    alpha = entry.arch["alpha"]
+    what = (f"Keras ImageNet file {keras_applications.keras_weights_filename(alpha, size)}" if weights == "imagenet"
+            else f"Keras weights {weights}")
+    return keras_applications.encoder_variables(weights, alpha, size), None, what
+  source = weights_source(name, weights)
+  transform = keras_hub_port.image_transform(source)
+  return from_keras_hub(name, source), transform, f"keras-hub preset {source}"
+
+
+def merge(variables: dict[str, Any], encoder: dict[str, Any]) -> dict[str, Any]:
+  """`variables` with every leaf under "encoder" taken from `encoder` (which may hold more layers).
+
+  Raises:
+    PortError: naming the first layer `encoder` lacks or holds in another shape.
+  """
+  def take(path, leaf):
+    keys = [getattr(k, "key", k) for k in path]
+    node = encoder.get(keys[0], {})
+    for k in keys[2:]:  # past the collection and "encoder"
+      node = node.get(k) if isinstance(node, dict) else None
+      if node is None:
+        raise PortError(f"the weights have no {'/'.join(map(str, keys[2:]))} ({keys[0]}).")
+    if tuple(np.shape(node)) != tuple(leaf.shape):
+      raise PortError(f"{'/'.join(map(str, keys[2:]))}: expected shape {tuple(leaf.shape)}, found "
+                      f"{tuple(np.shape(node))}.")
+    return np.asarray(node, leaf.dtype)
+  out = {c: dict(v) for c, v in variables.items()}
+  for c in variables:
+    if "encoder" in variables[c]:
+      out[c]["encoder"] = jax.tree_util.tree_map_with_path(
+          lambda p, x, c=c: take((jax.tree_util.DictKey(c), jax.tree_util.DictKey("encoder"), *p), x),
+          variables[c]["encoder"])
+  return out
 
 
 def weights_source(name: str, weights: str) -> str | None:
@@ -66,7 +199,7 @@ def weights_source(name: str, weights: str) -> str | None:
   "imagenet" is the backbone's ImageNet preset; "none" or "" is None (random weights)."""
   if weights in ("none", ""):
     return None
-  return IMAGENET_PRESETS[name] if weights == "imagenet" else weights
+  return BACKBONES[name].preset if weights == "imagenet" else weights
 
 
 def from_keras_hub(name: str, source: Any) -> dict[str, Any]:
@@ -77,11 +210,11 @@ def from_keras_hub(name: str, source: Any) -> dict[str, Any]:
   """
   keras_model = keras_hub_port.load_backbone(source) if isinstance(source, str) else source
   want = jax.eval_shape(lambda: create(name).init(jax.random.key(0), jnp.zeros((1, 64, 64, 3))))
-  return keras_hub_port.port(keras_model, want, EXTRACTORS.get(family(name)))
+  return keras_hub_port.port(keras_model, want, BACKBONES[name].extract)
 
 
-__all__ = ["BACKBONES", "DILATES", "IMAGENET_PRESETS", "IMAGENET_TRANSFORM", "PortError", "create", "family",
-           "from_keras_hub", "members", "weights_source"]
+__all__ = ["BACKBONES", "DEFAULT", "IMAGENET_TRANSFORM", "Backbone", "PortError", "channels", "create", "family",
+           "from_keras_hub", "members", "merge", "patch_maps", "pretrained", "weights_source"]
 
 
 def keras_hub_model(name: str, size: int = 224) -> Any:
@@ -92,7 +225,7 @@ def keras_hub_model(name: str, size: int = 224) -> Any:
   import keras_hub  # pylint: disable=g-import-not-at-top
   from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
   arch = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
-          for k, v in BACKBONES[name][1].items()}
+          for k, v in BACKBONES[name].arch.items()}
   if family(name) == "resnet":
     return keras_hub.models.ResNetBackbone(**arch)
   if family(name) == "mobilenet_v3":  # (output_num_filters: an argument keras-hub's MobileNet does not use)

@@ -134,4 +134,6 @@ VARIANTS = {"mit_b0": _variant((32, 64, 160, 256), (2, 2, 2, 2)), "mit_b1": _var
             "mit_b4": _variant(_WIDE, (3, 8, 27, 3)), "mit_b5": _variant(_WIDE, (3, 6, 40, 3))}
 # Backbone name -> keras-hub preset of its weights (ImageNet-pretrained encoders, as SegFormer fine-tuned them
 # on ADE20K; keras-hub ships no ImageNet-only MiT).
+# SegFormer's decoder width over each (the paper's: 256 for B0 and B1, 768 for B2-B5).
+DECODER_WIDTHS = {name: 256 if name in ("mit_b0", "mit_b1") else 768 for name in VARIANTS}
 PRESETS = {f"mit_b{i}": f"mit_b{i}_ade20k_512" for i in range(5)} | {"mit_b5": "mit_b5_ade20k_640"}

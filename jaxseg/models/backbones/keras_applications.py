@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from jaxseg.errors import UserError
-from jaxseg.models.mobilenet_v2 import ALPHAS, make_divisible
+from jaxseg.models.backbones.mobilenet_v2 import ALPHAS, make_divisible
 from jaxseg.runtime import extras, files
 
 Variables = dict[str, dict[str, Any]]

@@ -1,11 +1,12 @@
 """MobileNetV2 in Flax Linen, laid out and named exactly like `keras.applications.MobileNetV2`.
 
 Module names are the Keras layer names (`Conv1`, `bn_Conv1`, `block_13_expand`, ...), so a Keras weight
-file maps onto the parameter tree by name (see `jaxseg.models.keras_port`). ReLU6, BatchNorm epsilon 1e-3 and momentum
-0.999, and TensorFlow's asymmetric 'same' padding for stride 2 are all as in Keras.
+file maps onto the parameter tree by name (see `keras_applications`). ReLU6, BatchNorm epsilon 1e-3 and
+momentum 0.999, and TensorFlow's asymmetric 'same' padding for stride 2 are all as in Keras.
 """
 
 from functools import partial
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -25,9 +26,19 @@ BLOCKS = (
     (320, 1, 6),
 )
 
+# Registry names: the width multiplier in the name, as Keras names the weight files (1.0 is the plain name).
+VARIANTS = {"mobilenet_v2" if alpha == 1.0 else f"mobilenet_v2_{alpha}": {"alpha": alpha} for alpha in ALPHAS}
+# MobileNetV2's [0, 255] -> [-1, 1] (`keras.applications.mobilenet_v2.preprocess_input`), as (scale, offset).
+INPUT_TRANSFORM = ((1 / 127.5,) * 3, (-1.0,) * 3)
+
+# The layer of each nominal stride's features: the expansion activations the TensorFlow segmentation tutorial's
+# U-Net reads, and the last block's output.
+STRIDE_LAYERS = {2: "block_1_expand_relu", 4: "block_3_expand_relu", 8: "block_6_expand_relu",
+                 16: "block_13_expand_relu", 32: "block_16_project_BN"}
+# The last block's projection before its BatchNorm: the tutorial U-Net's stride-32 features.
+TOP_BEFORE_NORM = "block_16_project"
 # The U-Net taps of the TensorFlow segmentation tutorial, from fine (1/2) to coarse (1/32).
-UNET_TAPS = ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu",
-             "block_13_expand_relu", "block_16_project")
+UNET_TAPS = (*(STRIDE_LAYERS[s] for s in (2, 4, 8, 16)), TOP_BEFORE_NORM)
 
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -69,29 +80,42 @@ def check_alpha(alpha: float) -> None:
                      f"got {alpha}.")
 
 
-def check_input_size(images: jax.Array) -> None:
-  """The segmentation models need heights and widths that are multiples of 32 (five stride-2 stages)."""
-  if images.shape[1] % 32 or images.shape[2] % 32:
-    raise ValueError(f"image height and width must be multiples of 32, got {images.shape[1:3]}.")
-
-
 class MobileNetV2(nn.Module):
-  """MobileNetV2 feature extractor returning every named activation up to `last_layer`.
+  """MobileNetV2 feature extractor returning every named activation up to `last_layer`, or, as a backbone
+  (`by_stride`), the features at strides 2 to 32.
 
   Attributes:
     alpha: width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4).
-    last_layer: build nothing after this Keras layer name ("out_relu" is the whole no-top network;
-      the U-Net stops at "block_16_project", which is what its parameter count assumes).
+    last_layer: build nothing after this Keras layer name ("out_relu" is the whole no-top network);
+      unused with `by_stride`.
     output_stride: 32 (the classification network), 16 or 8 (atrous, for DeepLab; see `block_strides`).
     spec: the layer spec (Keras MobileNetV2's BatchNorm momentum is 0.999; lower when training from scratch).
+    by_stride: return {nominal stride: features} (`STRIDE_LAYERS`) and end at the stride-32 features.
+    top_before_norm: with `by_stride`, the stride-32 features are the last projection before its BatchNorm
+      (the tutorial U-Net's, which is what its parameter count assumes).
   """
   alpha: float = 1.0
   last_layer: str = "out_relu"
   output_stride: int = 32
   spec: LayerSpec = LayerSpec(bn_momentum=0.999)
+  by_stride: bool = False
+  top_before_norm: bool = False
+
+  def end(self) -> str:
+    """The last layer built."""
+    if self.by_stride:
+      return TOP_BEFORE_NORM if self.top_before_norm else STRIDE_LAYERS[32]
+    return self.last_layer
+
+  def __call__(self, x: jax.Array, train: bool = False) -> dict[Any, jax.Array]:
+    """`activations` (by Keras layer name), or with `by_stride` {stride: features} for strides 2 to 32."""
+    feats = self.activations(x, train)
+    if not self.by_stride:
+      return feats
+    return {s: feats[self.end() if s == 32 else name] for s, name in STRIDE_LAYERS.items()}
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+  def activations(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     """Runs the network.
 
     Args:
@@ -109,7 +133,7 @@ class MobileNetV2(nn.Module):
     def emit(name, value):
       nonlocal done
       feats[name] = value
-      done = done or name == self.last_layer
+      done = done or name == self.end()
       return value
 
     batch_norm = self.spec.batch_norm(train)
@@ -150,5 +174,5 @@ class MobileNetV2(nn.Module):
     x = emit("Conv_1_bn", bn("Conv_1_bn", x))
     emit("out_relu", relu6(x))
     if not done:
-      raise ValueError(f"last_layer {self.last_layer!r} is not a MobileNetV2 layer name.")
+      raise ValueError(f"last_layer {self.end()!r} is not a MobileNetV2 layer name.")
     return feats
