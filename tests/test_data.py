@@ -87,7 +87,7 @@ def test_flip_moves_image_and_mask_together():
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (16, 4, 5, 3)), jnp.uint8)
   masks = images[..., 0] % 3
   config = tiny.tiny_config()
-  out_i, out_m = data.augment(jax.random.key(0), images, masks, config, (4, 5))
+  out_i, out_m = data.augment(jax.random.key(0), images, masks, tiny.augmentation(config, (4, 5)))
   out_i = np.asarray(jnp.round((out_i + 1.0) * 127.5)).astype(np.uint8)
   flipped = [bool(np.all(out_i[k] == images[k, :, ::-1])) for k in range(16)]
   same = [bool(np.all(out_i[k] == images[k])) for k in range(16)]

@@ -14,6 +14,7 @@ import jaxseg
 from jaxseg import models
 from jaxseg.errors import UserError
 from jaxseg.inference import export as deploy
+from jaxseg.inference import forward
 
 # Every registered model, and every backbone family under one of them.
 MODELS_AND_BACKBONES = [("unet", "mobilenet_v2_0.35"), ("deeplabv3plus", "mobilenet_v2_0.35"),
@@ -81,7 +82,7 @@ def test_the_parity_check_fails_on_a_different_model():
 
 def test_first_argmax_is_argmax_with_ties():
   x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0], [-1.0, -5.0, 0.0]], np.float32)
-  np.testing.assert_array_equal(deploy.first_argmax(x), np.argmax(x, -1))
+  np.testing.assert_array_equal(forward.first_argmax(x), np.argmax(x, -1))
 
 
 def test_a_failed_check_writes_nothing(trained, tmp_path, monkeypatch):

@@ -23,10 +23,11 @@ ORDER = ["runtime.allocator", "errors", "config.defaults", "config.upgrade", "ru
          "data.layouts", "data.sources", "data.random_access", "data.streaming",
          "data.dataset_checks", "data.splits", "data.batching", "data.pipeline", "data", "training.losses",
          "training.state", "training.optimizers", "runtime.parallel",
-         "inference.logits",
+         "inference.forward", "inference.logits",
          "config.checks", "config.files", "viz.charts", "viz.figures", "training.metrics", "training.steps",
          "training.checkpoints", "training.intact", "training.workdir_lock", "training.mid_epoch",
          "training.preemption", "training.metrics_writer", "training.startup", "training.tiled_eval",
+         "training.build", "training.store",
          "training.run", "training.loop", "training",
          "inference.predict", "inference.export", "cli.compare", "cli.modes", "cli.main",
          # The role packages' own __init__ modules import nothing.

@@ -187,9 +187,10 @@ def test_the_sorted_key_lovasz_extension_is_the_two_operand_sorts(levels):
 def test_combined_losses_add_their_terms():
   logits, labels = _batch(5)
   x, y = jnp.asarray(logits), jnp.asarray(labels)
-  np.testing.assert_allclose(losses.segmentation_loss(x, y, "cross_entropy+lovasz"),
+  loss = lambda name, threshold=0.7, kept=1: losses.Loss(name, threshold, kept, "auto")
+  np.testing.assert_allclose(loss("cross_entropy+lovasz")(x, y),
                              losses.weighted_cross_entropy(x, y) + losses.lovasz_softmax(x, y), rtol=1e-6)
-  np.testing.assert_allclose(losses.segmentation_loss(x, y, "ohem_cross_entropy", None, 0.5, 2),
+  np.testing.assert_allclose(loss("ohem_cross_entropy", 0.5, 2)(x, y),
                              losses.ohem_cross_entropy(x, y, None, 0.5, 2), rtol=1e-6)
   with pytest.raises(ValueError, match="unknown loss"):
-    losses.segmentation_loss(x, y, "lovasz+dice")
+    loss("lovasz+dice")(x, y)

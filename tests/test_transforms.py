@@ -9,6 +9,7 @@ import tiny
 
 from jaxseg import data
 from jaxseg.data import transforms
+from jaxseg.inference import forward
 from jaxseg.training import steps
 
 
@@ -28,8 +29,8 @@ def test_scale_crop_flip_and_padding_keep_image_and_mask_aligned(scale, out):
   images, mask_x, mask_y = _coordinate_pictures(h, w)
   config = tiny.tiny_config(**{"augment.scale_min": scale[0], "augment.scale_max": scale[1]})
   key = jax.random.key(7)
-  x, got_x = data.augment(key, images, mask_x, config, out)
-  _, got_y = data.augment(key, images, mask_y, config, out)  # same key: same geometry
+  x, got_x = data.augment(key, images, mask_x, tiny.augmentation(config, out))
+  _, got_y = data.augment(key, images, mask_y, tiny.augmentation(config, out))  # same key: same geometry
   x = (np.asarray(x) + 1.0) * 127.5
   got_x, got_y = np.asarray(got_x), np.asarray(got_y)
   assert x.shape == (6, *out, 3) and got_x.shape == (6, *out)
@@ -54,9 +55,9 @@ def test_photometric_jitter_changes_colours_only():
   images, mask_x, _ = _coordinate_pictures(32, 32, b=4)
   images = images.at[..., 2].set(200)
   config = tiny.tiny_config(**{"augment.brightness": 0.2, "augment.contrast": 0.3, "augment.saturation": 0.3})
-  x, m = data.augment(jax.random.key(1), images, mask_x, config, (32, 32))
+  x, m = data.augment(jax.random.key(1), images, mask_x, tiny.augmentation(config, (32, 32)))
   plain = tiny.tiny_config()
-  x0, m0 = data.augment(jax.random.key(1), images, mask_x, plain, (32, 32))
+  x0, m0 = data.augment(jax.random.key(1), images, mask_x, tiny.augmentation(plain, (32, 32)))
   np.testing.assert_array_equal(m, m0)
   assert float(jnp.abs(x - x0).mean()) > 0.02 and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
 
@@ -92,7 +93,7 @@ def test_eval_pads_to_multiples_of_32_and_crops_back():
   model = __import__("jaxseg.models", fromlist=["create_model"]).create_model(config)
   variables = __import__("jaxseg.models", fromlist=["x"]).init_variables(model, (64, 64))
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, 40, 50, 3)), jnp.uint8)
-  got = steps.stored_logits(variables, images, model=model)
+  got = forward.stored_logits(variables, images, model=model)
   padded = jnp.pad(data.normalize(images), ((0, 0), (0, 24), (0, 14), (0, 0)))
   want = model.apply(variables, padded, train=False)[:, :40, :50]
   assert got.shape == (2, 40, 50, 3)

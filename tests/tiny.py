@@ -22,6 +22,14 @@ def tiny_config(**overrides):
   return config
 
 
+def augmentation(config, out_size):
+  """`config`'s training augmentations (`data.Augmentation`) to an output of `out_size`."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
+  from jaxseg import data  # pylint: disable=g-import-not-at-top
+  return dataclasses.replace(data.Augmentation.from_config(config), out_size=tuple(out_size))
+
+
 def main_py(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
   """Runs `python main.py --config tests/tiny_config.py ARGS` from the repo root in a fresh process."""
   cmd = [sys.executable, "main.py", "--config", "tests/tiny_config.py", *args]

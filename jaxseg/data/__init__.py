@@ -12,12 +12,13 @@ from jaxseg.data.labels import IGNORE, Classes, LabelMap, classes_from_config, m
 from jaxseg.data.pipeline import median_frequency, open_split
 from jaxseg.data.sources import SOURCES
 from jaxseg.data.splits import Split, class_pixel_counts, load_split, majority_baseline
-from jaxseg.data.transforms import augment, normalize
+from jaxseg.data.transforms import Augmentation, augment, normalize
 from jaxseg.errors import DatasetError
 
 __all__ = [
            "IGNORE",
            "SOURCES",
+           "Augmentation",
            "Classes",
            "DatasetError",
            "LabelMap",

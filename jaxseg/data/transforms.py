@@ -9,12 +9,44 @@ matrix products per axis instead of gathers: static shapes for jit, and fast on 
 IGNORE.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxseg.data import resize_crop
+from jaxseg.data import geometry, resize_crop
 from jaxseg.data.labels import IGNORE
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+  """The training augmentations, typed and frozen (hashable: a jitted step closes over it).
+
+  Attributes:
+    out_size: (H, W) of the model's training input (`geometry.train_size`).
+    random_flip: mirror half the examples left-right.
+    scale_min, scale_max: the range of the random rescale (log-uniform); 1, 1: none.
+    brightness, contrast, saturation: the photometric jitter's amplitudes (0: off).
+    host_rescaled: the host already rescaled and cropped each example (`data.scale`).
+  """
+  out_size: tuple[int, int]
+  random_flip: bool
+  scale_min: float
+  scale_max: float
+  brightness: float
+  contrast: float
+  saturation: float
+  host_rescaled: bool
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "Augmentation":
+    """`config.augment`, `random_flip` and the training size of a checked config."""
+    a = config.augment
+    return cls(out_size=tuple(geometry.train_size(config)), random_flip=bool(config.random_flip),
+               scale_min=float(a.scale_min), scale_max=float(a.scale_max), brightness=float(a.brightness),
+               contrast=float(a.contrast), saturation=float(a.saturation),
+               host_rescaled=resize_crop.base_scale(config) is not None)
 
 
 def normalize(images: jax.Array) -> jax.Array:
@@ -85,7 +117,7 @@ def warp_mask(masks: jax.Array, ry: jax.Array, rx: jax.Array) -> jax.Array:
   return jnp.where(valid, jnp.round(out), IGNORE).astype(masks.dtype)
 
 
-def _photometric(rng: jax.Array, images: jax.Array, aug: ml_collections.ConfigDict) -> jax.Array:
+def _photometric(rng: jax.Array, images: jax.Array, aug: Augmentation) -> jax.Array:
   """Brightness, contrast and saturation jitter of float images in [0, 255], then clipped to that range.
 
   In order: add 255 * U(-brightness, brightness); scale the distance to the image's mean by
@@ -111,29 +143,28 @@ def _photometric(rng: jax.Array, images: jax.Array, aug: ml_collections.ConfigDi
   return jnp.clip(x, 0.0, 255.0)
 
 
-def augment(rng: jax.Array, images: jax.Array, masks: jax.Array, config: ml_collections.ConfigDict,
-            out_size: tuple[int, int]) -> tuple[jax.Array, jax.Array]:
-  """The training augmentations of `config` for one batch, as normalized model inputs and their labels.
+def augment(rng: jax.Array, images: jax.Array, masks: jax.Array,
+            aug: Augmentation) -> tuple[jax.Array, jax.Array]:
+  """The training augmentations `aug` for one batch, as normalized model inputs and their labels.
 
   Args:
     rng: this step's key.
     images: (B, h, w, 3) uint8 at the stored size.
     masks: (B, h, w) uint8 class ids (IGNORE allowed).
-    config: `random_flip` and `augment.*` (scale range, crop, photometric jitter).
-    out_size: (H, W) of the model's training input.
+    aug: what to do (`Augmentation.from_config`).
 
   Returns:
     (B, H, W, 3) float32 in [-1, 1] and (B, H, W) uint8 labels. Without scaling, the stored example is
     placed at a random position in (or cropped randomly to) the training size.
   """
-  aug = config.augment
+  out_size = aug.out_size
   k_flip, k_photo, k_scale, k_y, k_x = jax.random.split(rng, 5)
   b, h, w = masks.shape
   if aug.brightness or aug.contrast or aug.saturation:
     images = _photometric(k_photo, images.astype(jnp.float32), aug)
-  flip = jax.random.bernoulli(k_flip, 0.5, (b,)) if config.random_flip else None
+  flip = jax.random.bernoulli(k_flip, 0.5, (b,)) if aug.random_flip else None
   # With data.scale the host already rescaled and cropped each example (`resize_crop`).
-  host_geometry = resize_crop.base_scale(config) is not None and (h, w) == tuple(out_size)
+  host_geometry = aug.host_rescaled and (h, w) == tuple(out_size)
   if host_geometry or (aug.scale_min == aug.scale_max == 1.0 and (h, w) == tuple(out_size)):
     if flip is not None:  # the plain flip: no resampling at all
       images = jnp.where(flip[:, None, None, None], images[:, :, ::-1], images)

@@ -32,8 +32,8 @@ import numpy as np
 
 from jaxseg import data, models
 from jaxseg.errors import UserError
+from jaxseg.inference import forward
 from jaxseg.runtime import extras
-from jaxseg.training import steps
 
 FORMATS = ("saved_model", "tflite", "stablehlo")
 PLATFORMS = ("cpu", "cuda", "tpu")  # SavedModel and StableHLO run on any of these, wherever they were exported
@@ -58,21 +58,13 @@ class Exported:
   check: dict[str, Any]
 
 
-def first_argmax(logits: jax.Array) -> jax.Array:
-  """argmax over the last axis (the first maximum on ties) as max, compare and min: ops every runtime has."""
-  c = logits.shape[-1]
-  best = jnp.max(logits, axis=-1, keepdims=True)
-  ids = jnp.where(logits == best, jnp.arange(c, dtype=jnp.int32), c)
-  return jnp.min(ids, axis=-1)
-
-
 def serving_function(model, variables: dict[str, Any], probabilities: bool = False) -> Callable:
   """uint8 images (B, H, W, 3) -> {"classes", "logits"[, "probabilities"]}, the variables baked in."""
   variables = jax.device_get(variables)
 
   def serve(images):
-    logits = steps.stored_logits(variables, images, model=model)
-    out = {"classes": first_argmax(logits), "logits": logits}
+    logits = forward.stored_logits(variables, images, model=model)
+    out = {"classes": forward.first_argmax(logits), "logits": logits}
     if probabilities:
       out["probabilities"] = jax.nn.softmax(logits, axis=-1)
     return out

@@ -26,7 +26,7 @@ from jaxseg.models.backbones import keras_hub_port
 from jaxseg.runtime import files
 from jaxseg.training import checkpoints, intact
 from jaxseg.training.run import Run
-from jaxseg.training.state import inference_variables
+from jaxseg.training.state import bn_debias_momentum, inference_variables
 from jaxseg.viz import figures as visualize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -71,7 +71,7 @@ class Predictor:
       config = config or config_from_checkpoint(workdir, epoch)
       self.run = Run(config, workdir, read_only=True)
       state, self.epoch = self.run.restore_for_inference(epoch)
-      self.variables = inference_variables(state, self.run.config)
+      self.variables = inference_variables(state, bn_debias_momentum(self.run.config))
     self.config = self.run.config  # the given config, with the trained BatchNorm momentum
     self.classes = self.run.classes
 

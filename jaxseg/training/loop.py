@@ -93,11 +93,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   mid_epoch = MidEpoch(workdir)
   start_batch, sums, input_state = 0, None, None
-  restored = run.restore(total_steps=total_steps) if run.mngr.latest_step() is not None else None
+  restored = run.restore(total_steps=total_steps) if run.store.latest_epoch() is not None else None
   if restored is not None:
     state, tx, epoch, meta = restored
     history = meta["history"]
-    say(f"Resuming from {run.mngr.directory} at epoch {epoch}.")
+    say(f"Resuming from {run.store.directory} at epoch {epoch}.")
   else:
     state, tx = run.fresh_state(load_encoder=True, total_steps=total_steps)
     epoch, history = 0, []
@@ -145,7 +145,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       history.append({"epoch": epoch, "step": int(state.step), "train": train_m, "val": val_m,
                       "eval_split": split_name, "images_per_s": rate})
       stop = _stop_reason(config, history)
-      checkpoints.save(run.mngr, epoch, state.to_dict(), checkpoints.make_meta(run.config, epoch, history, stop))
+      run.store.save(epoch, state.to_dict(), run.config, history, stop)
       mid_epoch.discard()
       writer.write(history)
       panel = draw(os.path.join(workdir, "samples", f"epoch_{epoch:02d}.png")) if samples else None
@@ -158,7 +158,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if stop:
         say(f"Stopping early: {stop}.")
       elif asked.signal_name and epoch < config.num_epochs:
-        say(f"{asked.signal_name} received: stopped after epoch {epoch}, saved in {run.mngr.directory}; "
+        say(f"{asked.signal_name} received: stopped after epoch {epoch}, saved in {run.store.directory}; "
             "rerun the same command to resume.")
         writer.close()
         return history
@@ -167,7 +167,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     last = history[-1]["val"]
     baseline = metrics.majority_baseline(last)
     say(f"Final {split_name} pixel accuracy {last['accuracy']:.4f} (majority-class baseline {baseline:.4f}), "
-        f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.mngr.directory}")
+        f"mean IoU {last['mean_iou']:.4f}; checkpoints in {run.store.directory}")
     say(metrics.format_per_class(last, run.classes.names))
   return history
 

@@ -1,8 +1,11 @@
 """Training losses over labels with an ignore value: (class-weighted) cross-entropy, its online hard example
 mining form, the Lovasz-softmax surrogate of the Jaccard index, and soft Dice."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from jaxseg import ops
@@ -103,15 +106,38 @@ def lovasz_softmax(logits: jax.Array, labels: jax.Array, kernels: str = "auto") 
   return jnp.sum(jnp.where(present, loss, 0.0)) / jnp.maximum(jnp.sum(present), 1)
 
 
-def segmentation_loss(logits: jax.Array, labels: jax.Array, name: str, class_weights: np.ndarray | None = None,
-                      ohem_threshold: float = 0.7, ohem_min_kept: int = 100000, kernels: str = "auto") -> jax.Array:
-  """The loss `name` (one of LOSSES; a "+" adds two) of a batch; labels IGNORE count nowhere. Class weights
-  apply to the cross-entropy terms; `kernels` picks Lovasz-softmax's form."""
-  if name not in LOSSES:
-    raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+@dataclasses.dataclass(frozen=True)
+class Loss:
+  """A training loss, typed and frozen.
+
+  Attributes:
+    name: one of LOSSES (a "+" adds two).
+    ohem_threshold, ohem_min_kept: online hard example mining's (`ohem_cross_entropy`).
+    kernels: Lovasz-softmax's form (`jaxseg.ops.KERNELS`).
+  """
+  name: str
+  ohem_threshold: float
+  ohem_min_kept: int
+  kernels: str
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "Loss":
+    """`config.loss` and `config.model.kernels` of a checked config."""
+    return cls(config.loss.name, config.loss.ohem_threshold, config.loss.ohem_min_kept, config.model.kernels)
+
+  def __call__(self, logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None) -> jax.Array:
+    """The loss of a batch; labels IGNORE count nowhere. Class weights apply to the cross-entropy terms."""
+    return segmentation_loss(logits, labels, self, class_weights)
+
+
+def segmentation_loss(logits: jax.Array, labels: jax.Array, loss: Loss,
+                      class_weights: np.ndarray | None = None) -> jax.Array:
+  """The loss `loss` of a batch (`Loss.__call__`)."""
+  if loss.name not in LOSSES:
+    raise ValueError(f"unknown loss {loss.name!r}; choose one of {LOSSES}")
   terms = {"cross_entropy": lambda: weighted_cross_entropy(logits, labels, class_weights),
-           "ohem_cross_entropy": lambda: ohem_cross_entropy(logits, labels, class_weights, ohem_threshold,
-                                                            ohem_min_kept),
-           "lovasz": lambda: lovasz_softmax(logits, labels, kernels),
+           "ohem_cross_entropy": lambda: ohem_cross_entropy(logits, labels, class_weights, loss.ohem_threshold,
+                                                            loss.ohem_min_kept),
+           "lovasz": lambda: lovasz_softmax(logits, labels, loss.kernels),
            "dice": lambda: dice_loss(logits, labels)}
-  return sum(terms[term]() for term in name.split("+"))
+  return sum(terms[term]() for term in loss.name.split("+"))

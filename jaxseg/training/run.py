@@ -1,8 +1,8 @@
 """`Run`: what training, evaluation and prediction share for one config and workdir (the device mesh,
-the model, the checkpoint manager, the run's random key) and the operations built from them."""
+the model and its first variables from `build`, the checkpoint `store`, the run's random key) and the
+operations built from them; `loop` is the trainer that drives it."""
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,16 +13,18 @@ import optax
 
 from jaxseg import data, models
 from jaxseg.config import checks as config_checks
+from jaxseg.inference import forward
 from jaxseg.inference import logits as inference
-from jaxseg.models import backbones
 from jaxseg.runtime import parallel
-from jaxseg.training import checkpoints, intact, metrics, steps, tiled_eval
+from jaxseg.training import build, checkpoints, metrics, steps, tiled_eval
 from jaxseg.training.optimizers import make_optimizer
-from jaxseg.training.state import TrainState, create_state, inference_variables
+from jaxseg.training.state import TrainState, bn_debias_momentum, create_state, inference_variables
+from jaxseg.training.store import CheckpointStore
 
 
 class Run:
-  """One config and workdir, checked before anything else happens."""
+  """One config and workdir, checked before anything else happens: the device mesh, the model (`build`),
+  the checkpoint store (`store`), the run's random key, and the steps and evaluation built from them."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str, read_only: bool = False,
                optimizer: optax.GradientTransformation | None = None):
@@ -38,18 +40,19 @@ class Run:
     self.mesh = parallel.make_mesh()
     self.rep, self.batch_sharding = parallel.replicated(self.mesh), parallel.data_sharding(self.mesh)
     self.model = models.create_model(config)
-    self.mngr = checkpoints.manager(workdir, config.keep_checkpoints, read_only=read_only)
+    self.store = CheckpointStore(workdir, config.keep_checkpoints, read_only=read_only)
+    self.mngr = self.store.mngr  # the Orbax manager beneath (mid-epoch checkpoints share its directory)
     self.rng = jax.random.key(config.seed, impl="rbg")
     self.classes = data.classes_from_config(config)
     self._logits = None  # `logits_fn`'s compiled model
     self._total_steps = 0  # the optimizer's run length (`fresh_state`), which a decaying schedule depends on
 
   def fresh_state(self, load_encoder: bool, total_steps: int = 0) -> tuple[TrainState, Any]:
-    """A new state (pretrained weights if asked) and its optimizer (`total_steps`: for the schedule)."""
-    variables = models.init_variables(self.model, data.model_size(self.config), self.config.seed)
-    variables = jax.device_get(variables)
+    """A new state (pretrained weights if asked: `build.with_pretrained`) and its optimizer (`total_steps`:
+    for the schedule)."""
+    variables = build.initial_variables(self.config, self.model)
     if load_encoder:
-      variables = self._with_pretrained(variables)
+      variables, self.config, self.model = build.with_pretrained(self.config, self.model, variables)
     return self.state_from(variables, total_steps)
 
   def state_from(self, variables: dict[str, Any], total_steps: int = 0) -> tuple[TrainState, Any]:
@@ -60,82 +63,32 @@ class Run:
                          ema=self.config.ema_decay > 0)
     return jax.device_put(state, self.rep), tx
 
-  def _with_pretrained(self, variables: dict[str, Any]) -> dict[str, Any]:
-    """`variables` with what `model.backbone_weights` names: the encoder's (`backbones.pretrained`), or the
-    whole model's where the model reads such a preset. The source's input normalisation, where it declares
-    one and the config names none, becomes the model's."""
-    m = self.config.model
-    if self.model.whole_model_weights(m.backbone_weights):
-      variables, transform, origin = self.model.pretrained_model(variables, m.backbone_weights)
-    else:
-      encoder, transform, origin = backbones.pretrained(m.backbone, m.backbone_weights, data.model_size(self.config))
-      if encoder is None:
-        return variables
-      variables = backbones.merge(variables, encoder)
-    if transform is not None and not len(m.input_scale):
-      self._adopt_input_transform(*transform)
-    if jax.process_index() == 0:
-      print(f"{m.backbone}: weights from {origin}{' and its input normalisation' if transform is not None else ''}.")
-    return variables
-
-  def _adopt_input_transform(self, scale: Any, offset: Any) -> None:
-    """Sets `model.input_scale` / `input_offset` (recorded in checkpoints) and rebuilds the model."""
-    self.config = self.config.copy_and_resolve_references()
-    self.config.model.input_scale, self.config.model.input_offset = tuple(scale), tuple(offset)
-    self.model = models.create_model(self.config)
-
-  def _adopt_trained_settings(self, meta: dict[str, Any], inference: bool) -> None:
-    """A config that names no input normalisation takes the one the checkpoint was trained with; for
-    inference, the decoder's BatchNorm momentum too (its averages are corrected with the momentum they were
-    trained with, whatever the config at hand says)."""
-    trained = json.loads(meta["config"])["model"]
-    if not len(self.config.model.input_scale) and len(trained.get("input_scale") or ()):
-      self._adopt_input_transform(trained["input_scale"], trained["input_offset"])
-    momentum = trained.get("decoder_bn_momentum")
-    if inference and momentum is not None and momentum != self.config.model.decoder_bn_momentum:
-      self.config = self.config.copy_and_resolve_references()
-      self.config.model.decoder_bn_momentum = momentum
-
   def restore(self, total_steps: int = 0) -> tuple[TrainState, Any, int, dict[str, Any]] | None:
     """The state of the newest checkpoint that restores, its optimizer, epoch and meta; damaged newer ones are
     moved aside (`intact.restore_newest`), and None is returned where none restores."""
     target, tx = self.fresh_state(load_encoder=False, total_steps=total_steps)
-
-    def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
-      meta = checkpoints.read_checked_meta(self.mngr, step, self.config)
-      return checkpoints.restore_state(self.mngr, step, target.to_dict(), meta), meta
-
-    found = intact.restore_newest(self.mngr, read, writer=not self.read_only, say=self._say)
+    found = self.store.restore(target.to_dict(), self.config)
     if found is None:
       return None
-    step, (restored, meta) = found
-    self._adopt_trained_settings(meta, inference=False)
-    return jax.device_put(TrainState.from_dict(restored), self.rep), tx, step, meta
+    restored, epoch, meta = found
+    self.config, self.model = build.with_trained_settings(self.config, self.model, meta, inference=False)
+    return jax.device_put(TrainState.from_dict(restored), self.rep), tx, epoch, meta
 
   def restore_for_inference(self, epoch: int | None = None) -> tuple[TrainState, int]:
     """Parameters (their moving average where the checkpoint keeps one) and BatchNorm statistics of the
     checkpoint of `epoch` (newest intact if None) as a TrainState without optimizer state, and its epoch.
     Checked against the config's model first, then against its shapes; a damaged checkpoint is named and
     skipped, never changed."""
-
-    def read(step: int) -> tuple[dict[str, Any], dict[str, Any]]:
-      meta = checkpoints.read_checked_meta(self.mngr, step, self.config)
-      return checkpoints.restore_variables(self.mngr, step, self.rep, meta), meta
-
-    step, (restored, meta) = intact.restore_newest(self.mngr, read, epoch, say=self._say)
-    self._adopt_trained_settings(meta, inference=True)
+    restored, epoch, meta = self.store.restore_variables(self.config, self.rep, epoch)
+    self.config, self.model = build.with_trained_settings(self.config, self.model, meta, inference=True)
     want = jax.eval_shape(lambda: models.init_variables(self.model, data.model_size(self.config)))
     got = {"params": restored.get("ema") or restored["params"], "batch_stats": restored["batch_stats"]}
     if jax.tree.map(lambda x: x.shape, want) != jax.tree.map(lambda x: x.shape, got):
-      raise checkpoints.CheckpointError(f"the checkpoint of epoch {step} in {self.mngr.directory} holds parameters of "
-                                        "another shape than this config's model; use the config it was trained with.")
+      raise checkpoints.CheckpointError(f"the checkpoint of epoch {epoch} in {self.store.directory} holds parameters "
+                                        "of another shape than this config's model; use the config it was trained "
+                                        "with.")
     return TrainState(step=restored["step"], params=got["params"], batch_stats=got["batch_stats"],
-                      opt_state=None), step
-
-  @staticmethod
-  def _say(line: str) -> None:
-    if jax.process_index() == 0:
-      print(line)
+                      opt_state=None), epoch
 
   def jit_steps(self, tx: Any, class_weights: np.ndarray | None = None) -> steps.Steps:
     """The jitted steps (`tx`: the optimizer, None where only eval and predict are used; `class_weights`:
@@ -161,7 +114,7 @@ class Run:
     """The model with `variables` on uint8 images (B, h, w, 3) of any size -> (B, h, w, C) logits on the host,
     batched over the devices (a batch fitted to B, at most the eval batch size); compiled once per run."""
     if self._logits is None:
-      self._logits = jax.jit(functools.partial(steps.stored_logits, model=self.model),
+      self._logits = jax.jit(functools.partial(forward.stored_logits, model=self.model),
                              in_shardings=(self.rep, self.batch_sharding), out_shardings=self.batch_sharding)
     cap = self.config.eval_batch_size
     return lambda x: parallel.map_padded(lambda b: self._logits(variables, b), x,
@@ -169,6 +122,6 @@ class Run:
 
   def predict_uint8(self, predict_fn, state: TrainState, images: np.ndarray) -> np.ndarray:
     """Class ids for uint8 images at the stored size, batched and padded to the eval batch size."""
-    variables = inference_variables(state, self.config)
+    variables = inference_variables(state, bn_debias_momentum(self.config))
     return parallel.map_padded(lambda x: predict_fn(variables, x), images, self.config.eval_batch_size,
                                self.batch_sharding)

@@ -83,13 +83,20 @@ def debias_batch_stats(batch_stats: Any, step: jax.Array, momentum: float) -> An
   return {k: v if k == ENCODER else walk(v) for k, v in batch_stats.items()}
 
 
-def inference_variables(state: TrainState, config: ml_collections.ConfigDict) -> dict[str, Any]:
+def bn_debias_momentum(config: ml_collections.ConfigDict) -> float | None:
+  """The momentum the decoder's BatchNorm averages are bias-corrected with (`model.decoder_bn_debias`), or
+  None where they are used as they are."""
+  return config.model.decoder_bn_momentum if config.model.decoder_bn_debias else None
+
+
+def inference_variables(state: TrainState, debias_momentum: float | None) -> dict[str, Any]:
   """The variables evaluation and prediction apply.
 
   Params are their moving average where the state keeps one. BatchNorm statistics are the trained model's
-  own (moving averages already), the decoder's bias-corrected when `config.model.decoder_bn_debias`.
+  own (moving averages already), the decoder's bias-corrected for `debias_momentum` where it is not None
+  (`bn_debias_momentum`).
   """
   stats = state.batch_stats
-  if config.model.decoder_bn_debias:
-    stats = debias_batch_stats(stats, state.step, config.model.decoder_bn_momentum)
+  if debias_momentum is not None:
+    stats = debias_batch_stats(stats, state.step, debias_momentum)
   return {"params": state.params if state.ema is None else state.ema, "batch_stats": stats}

@@ -1,6 +1,7 @@
 """The pure train, eval and predict steps, and their jitted, sharded, state-donating forms."""
 
 import collections
+import dataclasses
 import functools
 import json
 from typing import Any, NamedTuple
@@ -11,13 +12,49 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxseg.data import geometry, transforms
+from jaxseg.data import transforms
+from jaxseg.inference.forward import predict_classes, stored_logits
 from jaxseg.training import losses, metrics, optimizers
-from jaxseg.training.state import ENCODER, TrainState, ema_decay, inference_variables, split_encoder, update_ema
+from jaxseg.training.state import (
+  ENCODER,
+  TrainState,
+  bn_debias_momentum,
+  ema_decay,
+  inference_variables,
+  split_encoder,
+  update_ema,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+  """What the jitted steps read of a config, typed and frozen (hashable: the steps close over it).
+
+  Attributes:
+    augment: the training augmentations.
+    loss: the training loss.
+    encoder_bn_train: the encoder's BatchNorm trains (batch statistics, updated averages).
+    freeze_encoder: no encoder gradient is computed and its weights stay as they are.
+    ema_decay: the decay of the weights' moving average (0: none).
+    debias_momentum: the decoder BatchNorm averages are bias-corrected with it for evaluation (None: not).
+  """
+  augment: transforms.Augmentation
+  loss: losses.Loss
+  encoder_bn_train: bool
+  freeze_encoder: bool
+  ema_decay: float
+  debias_momentum: float | None
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "StepSettings":
+    """The settings of a checked config."""
+    return cls(transforms.Augmentation.from_config(config), losses.Loss.from_config(config),
+               bool(config.encoder_bn_train), bool(config.freeze_encoder), float(config.ema_decay),
+               bn_debias_momentum(config))
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *, model,
-               tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
+               tx: optax.GradientTransformation, settings: StepSettings,
                class_weights: np.ndarray | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on one global batch.
 
@@ -27,28 +64,27 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     rng: the run's base key; the step's key is `fold_in(rng, step)`, so a resumed run augments alike.
     model: the UNet.
     tx: the optimizer from `optimizers.make_optimizer`.
-    config: the experiment config.
+    settings: what the step does (`StepSettings.from_config`).
     class_weights: (C,) loss weights per class, or None.
 
   Returns:
     (new state, metric sums of this batch).
   """
-  x, masks = transforms.augment(jax.random.fold_in(rng, state.step), batch["image"], batch["mask"], config,
-                                geometry.train_size(config))
+  x, masks = transforms.augment(jax.random.fold_in(rng, state.step), batch["image"], batch["mask"],
+                                settings.augment)
   labels = masks.astype(jnp.int32)
 
   def loss_fn(trainable, encoder):
     variables = {"params": {**trainable, ENCODER: encoder}, "batch_stats": state.batch_stats}
-    logits, new_vars = model.apply(variables, x, train=True, encoder_train=config.encoder_bn_train,
+    logits, new_vars = model.apply(variables, x, train=True, encoder_train=settings.encoder_bn_train,
                                    mutable=["batch_stats"])
-    loss = losses.segmentation_loss(logits, labels, config.loss.name, class_weights,
-                                    config.loss.ohem_threshold, config.loss.ohem_min_kept, config.model.kernels)
+    loss = settings.loss(logits, labels, class_weights)
     return loss, (logits, new_vars["batch_stats"])
 
   trainable, encoder = split_encoder(state.params)
-  grad_fn = jax.value_and_grad(loss_fn, argnums=0 if config.freeze_encoder else (0, 1), has_aux=True)
+  grad_fn = jax.value_and_grad(loss_fn, argnums=0 if settings.freeze_encoder else (0, 1), has_aux=True)
   (loss, (logits, batch_stats)), grads = grad_fn(trainable, encoder)
-  if config.freeze_encoder:
+  if settings.freeze_encoder:
     # Only decoder gradients are computed: no encoder gradient exists for XLA to keep alive, so the
     # encoder backward pass is never built. The zeros are constants that set_to_zero ignores.
     grads = {**grads, ENCODER: jax.tree.map(jnp.zeros_like, encoder)}
@@ -56,24 +92,16 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     grads = {**grads[0], ENCODER: grads[1]}
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  if config.freeze_encoder:
+  if settings.freeze_encoder:
     params = {**params, ENCODER: encoder}  # bit-identical, whatever x + 0.0 does to a -0.0
   sums = metrics.metric_sums(logits, labels, None)
   sums["loss_sum"] = loss * sums["weight_sum"]  # the exact loss that was differentiated
   ema = state.ema
   if ema is not None:
-    ema = update_ema(ema, params, ema_decay(config.ema_decay, state.step))
+    ema = update_ema(ema, params, ema_decay(settings.ema_decay, state.step))
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
                             ema=ema)
   return new_state, sums
-
-
-def stored_logits(variables: dict[str, Any], images: jax.Array, *, model) -> jax.Array:
-  """uint8 images (B, h, w, 3) at any size -> (B, h, w, C) logits: zero-padded to multiples of 32 for the
-  model, the padding cut off again."""
-  h, w = images.shape[1:3]
-  x, _ = transforms.pad_to(transforms.normalize(images), None, (geometry.round_up(h), geometry.round_up(w)))
-  return model.apply(variables, x, train=False)[:, :h, :w]
 
 
 def resize_logits(logits: jax.Array, sizes: jax.Array, canvas: tuple[int, int]) -> jax.Array:
@@ -88,10 +116,10 @@ def resize_logits(logits: jax.Array, sizes: jax.Array, canvas: tuple[int, int]) 
 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model,
-              config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+              settings: StepSettings) -> dict[str, jax.Array]:
   """Metric sums of one padded eval batch ({"image", "mask", "weight"}) at the stored size; padding examples
   have weight 0, IGNORE pixels count nowhere."""
-  logits = stored_logits(inference_variables(state, config), batch["image"], model=model)
+  logits = stored_logits(inference_variables(state, settings.debias_momentum), batch["image"], model=model)
   return score_logits(logits, batch["mask"], batch["weight"])
 
 
@@ -103,11 +131,6 @@ def score_logits(logits: jax.Array, labels: jax.Array, weight: jax.Array,
     logits = resize_logits(logits, label_size, labels.shape[1:3])
   weights = jnp.broadcast_to(weight[:, None, None], labels.shape)
   return metrics.metric_sums(logits, labels.astype(jnp.int32), weights)
-
-
-def predict_step(variables: dict[str, Any], images: jax.Array, *, model) -> jax.Array:
-  """uint8 images (B, h, w, 3) -> (B, h, w) class ids."""
-  return jnp.argmax(stored_logits(variables, images, model=model), -1)
 
 
 def zero_sums(num_classes: int) -> dict[str, jax.Array]:
@@ -140,14 +163,14 @@ class Steps(NamedTuple):
   predict: Any
 
 
-def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.ConfigDict, rng: jax.Array,
+def jit_steps(model, tx: optax.GradientTransformation, settings: StepSettings, rng: jax.Array,
               state_sharding, data_sharding, class_weights: np.ndarray | None = None) -> Steps:
   """Jits the steps with replicated state and batches split over the `data` mesh axis.
 
   Args:
     model: the Flax model.
     tx: the optimizer from `optimizers.make_optimizer`.
-    config: the experiment config.
+    settings: what the steps do (`StepSettings.from_config`).
     rng: the run's base key (per-step keys are folded in from it).
     state_sharding: sharding of the state and accumulators (replicated).
     data_sharding: sharding of batches.
@@ -155,12 +178,12 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
   """
 
   def train_acc(state, acc, batch):
-    new_state, sums = train_step(state, batch, rng, model=model, tx=tx, config=config,
+    new_state, sums = train_step(state, batch, rng, model=model, tx=tx, settings=settings,
                                  class_weights=class_weights)
     return new_state, accumulate(acc, sums, state.step)
 
   def eval_acc(state, acc, batch):
-    return accumulate(acc, eval_step(state, batch, model=model, config=config), jnp.zeros((), jnp.int32))
+    return accumulate(acc, eval_step(state, batch, model=model, settings=settings), jnp.zeros((), jnp.int32))
 
   def score_acc(acc, logits, batch):
     sums = score_logits(logits, batch["label"], batch["weight"], batch["label_size"])
@@ -168,7 +191,8 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
 
   rep = state_sharding
   fused = jax.jit(eval_acc, in_shardings=(rep, rep, data_sharding), out_shardings=rep, donate_argnums=(1,))
-  logits_fn = jax.jit(lambda state, images: stored_logits(inference_variables(state, config), images, model=model),
+  logits_fn = jax.jit(lambda state, images: stored_logits(inference_variables(state, settings.debias_momentum),
+                                                         images, model=model),
                       in_shardings=(rep, data_sharding), out_shardings=data_sharding)
   score_fn = jax.jit(score_acc, in_shardings=(rep, data_sharding, data_sharding), out_shardings=rep,
                      donate_argnums=(0,))
@@ -183,7 +207,7 @@ def jit_steps(model, tx: optax.GradientTransformation, config: ml_collections.Co
       train=jax.jit(train_acc, in_shardings=(rep, rep, data_sharding), out_shardings=(rep, rep),
                     donate_argnums=(0, 1)),
       evaluate=evaluate,
-      predict=jax.jit(functools.partial(predict_step, model=model), in_shardings=(rep, data_sharding),
+      predict=jax.jit(functools.partial(predict_classes, model=model), in_shardings=(rep, data_sharding),
                       out_shardings=data_sharding))
 
 
@@ -225,7 +249,8 @@ def shared_jit_steps(model, tx: optax.GradientTransformation | None, config: ml_
          data_sharding, np.asarray(jax.random.key_data(rng)).tobytes(), weights)
   found = _COMPILED.pop(key, None)
   if found is None:
-    found = jit_steps(model, tx, config, rng, state_sharding, data_sharding, class_weights)
+    found = jit_steps(model, tx, StepSettings.from_config(config), rng, state_sharding, data_sharding,
+                      class_weights)
   _COMPILED[key] = found
   while len(_COMPILED) > _KEEP:
     _COMPILED.popitem(last=False)

@@ -17,7 +17,7 @@ from jaxseg.data.sources import SOURCES
 from jaxseg.errors import DatasetError
 from jaxseg.inference import logits as inference
 from jaxseg.training import metrics
-from jaxseg.training.state import TrainState, inference_variables
+from jaxseg.training.state import TrainState, bn_debias_momentum, inference_variables
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -40,7 +40,7 @@ def evaluate(run, state: TrainState, split: str) -> dict[str, Any]:
   """
   config = run.config
   c, batch_size = config.num_classes, config.eval_batch_size
-  run_model = run.logits_fn(inference_variables(state, config))
+  run_model = run.logits_fn(inference_variables(state, bn_debias_momentum(config)))
   listing = SOURCES[config.data.source](config, split)
   problems = list(listing.problems)
   limit = splits.example_limit(config, split)
