@@ -76,3 +76,6 @@ def test_every_entry_declares_what_its_module_returns(name):
   # Weights: from one kind of source; every backbone takes "none".
   assert not (entry.keras_file and entry.preset)
   assert backbones.pretrained(name, "none", (64, 64)) == (None, None, "")
+  if not entry.keras_file and not entry.preset:  # "imagenet" where keras-hub has none: one line
+    with pytest.raises(backbones.PortError, match=f"keras-hub has no ImageNet preset of {name}"):
+      backbones.weights_source(name, "imagenet")

@@ -30,6 +30,14 @@ def test_unknown_config_field_is_an_error():
   assert "no_such_field" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_the_removed_alpha_flag_names_the_backbone_to_use():
+  proc = tiny.main_py("--mode", "eval", "--config.model.alpha=0.5")
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip() == ("error: --config.model.alpha is now part of the backbone's name: "
+                                 "--config.model.backbone=mobilenet_v2_0.5 (widths 0.35, 0.5, 0.75, 1.0, 1.3, 1.4; "
+                                 "1.0 is mobilenet_v2).")
+
+
 def test_the_renamed_step_flag_names_its_new_name():
   proc = tiny.main_py("--mode", "eval", "--step", "2")
   assert proc.returncode != 0 and "Traceback" not in proc.stderr

@@ -4,6 +4,7 @@ the defaults live in the default config only, and a config missing a field is on
 import json
 import re
 
+import ml_collections
 import pytest
 import tiny
 from conftest import REPO
@@ -73,3 +74,19 @@ def test_no_module_keeps_a_default_of_a_config_field():
            for n, line in enumerate(p.read_text().splitlines(), 1)
            if pattern.search(line) and "meta" not in line and "trained" not in line]
   assert not found, found
+
+
+@pytest.mark.parametrize("backbone,alpha,scale,want_backbone,want_scale", [
+    ("mobilenet_v2", 0.5, (0.01,) * 3, "mobilenet_v2_0.5", ()),  # MobileNetV2 ignored the normalisation then
+    ("mobilenet_v2", 1.0, (), "mobilenet_v2", ()),
+    ("resnet18", 1.0, (0.01,) * 3, "resnet18", (0.01,) * 3),  # other backbones applied it: kept
+])
+def test_format_2_configs_name_mobilenet_v2s_width(backbone, alpha, scale, want_backbone, want_scale):
+  saved = defaults.get_config().to_dict()
+  saved["model"].update(backbone=backbone, alpha=alpha, input_scale=scale, input_offset=tuple(-x for x in scale))
+  config = ml_collections.ConfigDict(upgrade.upgraded(saved, 2))
+  assert (config.model.backbone, tuple(config.model.input_scale)) == (want_backbone, want_scale)
+  assert "alpha" not in config.model
+  checks.check_config(config)
+  identity = upgrade.upgraded_identity({"name": "unet", "backbone": backbone, "alpha": alpha})
+  assert identity == {"name": "unet", "backbone": want_backbone}

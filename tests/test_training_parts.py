@@ -11,6 +11,7 @@ import optax
 import pytest
 import tiny
 
+from jaxseg.config import upgrade
 from jaxseg.training import build, checkpoints
 from jaxseg.training.run import Run
 from jaxseg.training.state import create_state
@@ -54,6 +55,9 @@ def test_a_checkpoint_store_saves_and_restores_and_its_readers_write_nothing(tmp
   with pytest.raises(checkpoints.CheckpointError, match="num_classes: checkpoint has 3"):
     reader.restore_variables(tiny.tiny_config(num_classes=4, **{"data.class_names": ()}), None)
   assert files() == before
+  with pytest.raises(ValueError, match="read-only"):
+    reader.save(4, state.to_dict(), config, [])
+  assert files() == before
 
 
 def test_trained_settings_come_back_with_the_checkpoint():
@@ -62,9 +66,12 @@ def test_trained_settings_come_back_with_the_checkpoint():
   trained = config.copy_and_resolve_references()
   trained.model.input_scale, trained.model.input_offset = (0.01, 0.02, 0.03), (-1.0, -2.0, -3.0)
   trained.model.decoder_bn_momentum = 0.9
-  meta = {"config": trained.to_json_best_effort()}
+  meta = {"config": trained.to_json_best_effort(), "config_format": upgrade.FORMAT}
   got, got_model = build.with_trained_settings(config, model, meta, inference=True)
   assert got_model.transform() == ((0.01, 0.02, 0.03), (-1.0, -2.0, -3.0))
+  # A MobileNetV2 of an earlier format took [-1, 1] as it was, whatever its config said: so it still does.
+  earlier, earlier_model = build.with_trained_settings(config, model, {**meta, "config_format": 2}, inference=True)
+  assert earlier_model.transform() == model.transform() and not len(earlier.model.input_scale)
   assert got.model.decoder_bn_momentum == 0.9 and config.model.decoder_bn_momentum != 0.9  # a copy
   resumed, _ = build.with_trained_settings(config, model, meta, inference=False)
   assert resumed.model.decoder_bn_momentum == config.model.decoder_bn_momentum  # training keeps its own

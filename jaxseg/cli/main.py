@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 from jaxseg.config import defaults as default_config
 from jaxseg.config import files as config_files
+from jaxseg.config import upgrade
 from jaxseg.errors import ConfigError
 from jaxseg.runtime import allocator
 
@@ -53,6 +54,12 @@ def _config_path(argv: list[str]) -> str | None:
 def parse_flags(argv: list[str], flag_values: flags.FlagValues = FLAGS) -> list[str]:
   """absl's parser, but a config file that fails to load, or an unknown or ill-typed --config.field, is one
   line, not a traceback."""
+  for arg in argv[1:]:
+    if arg.startswith("--config.model.alpha"):
+      alpha = arg.partition("=")[2]
+      name = upgrade.mobilenet_v2_name(alpha if alpha.replace(".", "", 1).isdigit() else 0.35)
+      sys.exit(f"error: --config.model.alpha is now part of the backbone's name: --config.model.backbone={name} "
+               "(widths 0.35, 0.5, 0.75, 1.0, 1.3, 1.4; 1.0 is mobilenet_v2).")
   path = _config_path(argv)
   if path is None:
     path = default_config.__file__

@@ -171,7 +171,7 @@ def _check_backbone(config: ml_collections.ConfigDict) -> None:
                       f"use config.model.name={LEGACY_NAMES[m.name]!r}.")
   if len(m.input_scale) != len(m.input_offset) or len(m.input_scale) not in (0, 3):
     raise ConfigError("config.model.input_scale and input_offset must both be 3 values (per RGB channel, "
-                      "applied to [0, 255] pixels) or both empty (the backbone's ImageNet normalisation).")
+                      "applied to [0, 255] pixels) or both empty (the backbone's own normalisation).")
   weights = m.backbone_weights
   if backbones.BACKBONES[m.backbone].keras_file or weights in ("none", ""):
     return

@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.input_offset = ()  # weights expect (a preset's image converter); () = the backbone's own.
   config.model.output_stride = 16  # DeepLabV3+ only: encoder output stride, 16 or 8 (atrous convolutions).
   config.model.separable = False  # DeepLabV3+ only: depthwise-separable ASPP and decoder 3x3 convs.
-  config.model.decoder_dim = 0  # SegFormer only: its decoder's width (0: 256 for mit_b0/b1, 768 otherwise).
+  config.model.decoder_dim = 0  # SegFormer only: its decoder's width (0: the paper's for MiT, else 256).
   config.model.linear_layers = 4  # Linear head only: how many of the DINOv2 encoder's last layers it reads.
   config.model.encoder_bn_momentum = 0.999  # MobileNetV2's BatchNorm momentum (Keras's; keras-hub's keep theirs).
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).

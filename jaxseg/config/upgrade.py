@@ -63,7 +63,8 @@ def upgraded(saved: dict[str, Any], fmt: int = 1) -> dict[str, Any]:
 
   Format 1 -> 2: the encoder of a config without `model.backbone` was the Keras MobileNetV2, its weights the
   top-level `encoder_weights`; `model.kernels` was `model.conv_impl`; fields in `EARLIER_BEHAVIOUR` it lacks
-  keep what that release did. 2 -> 3: `model.alpha` went into MobileNetV2's backbone name.
+  keep what that release did. 2 -> 3: `model.alpha` went into MobileNetV2's backbone name, and MobileNetV2,
+  which ignored `model.input_scale` / `input_offset` before, keeps taking [-1, 1] as it is.
   """
   saved = {**saved, "model": dict(saved.get("model", {})), "data": dict(saved.get("data", {}))}
   if fmt < 2:
@@ -77,6 +78,8 @@ def upgraded(saved: dict[str, Any], fmt: int = 1) -> dict[str, Any]:
       saved[group].setdefault(field, value)
   if fmt < 3:
     saved["model"] = upgraded_identity(saved["model"])  # (backbone named by format 2's upgrade above)
+    if saved["model"]["backbone"].startswith("mobilenet_v2"):  # which took no input normalisation then
+      saved["model"].update(input_scale=(), input_offset=())
   return _merge(defaults.get_config().to_dict(), saved)  # (a fresh dict of the defaults, merged into)
 
 

@@ -1,11 +1,9 @@
-"""Models: the U-Net and DeepLabV3+ over MobileNetV2 or any backbone of `jaxseg.models.backbones`, SegFormer, a
-linear head over DINOv2, Keras
-weight porting and summaries; this module holds the registry, construction from a config, and parameter
-bookkeeping.
+"""Models: the U-Net, DeepLabV3+ and SegFormer over the backbones of `jaxseg.models.backbones`, a linear head
+over a ViT (DINOv2), ports of the Keras tutorial models and summaries; this module holds the registry,
+construction from a config, and parameter bookkeeping.
 
 A model registers here by name; everything else asks the registered class (`from_config`, `check_config`,
-`IDENTITY_FIELDS`, `summary_rows`), never which model it is.
-"""
+`IDENTITY_FIELDS`, `summary_rows`), never which model it is."""
 
 import functools
 import os

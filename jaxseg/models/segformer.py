@@ -1,7 +1,7 @@
-"""SegFormer (Xie et al. 2021): a MiT encoder and the all-MLP decoder, layer for layer as keras-hub's
-`SegFormerImageSegmenter`: each stage's features projected to `decoder_dim` channels, upsampled to stride 4,
-concatenated (coarse first), fused by a 1x1 convolution + BatchNorm + ReLU, classified by a 1x1 convolution
-and upsampled bilinearly to the input size."""
+"""SegFormer (Xie et al. 2021): the all-MLP decoder over a MiT encoder (or any backbone of strides 4-32), layer
+for layer as keras-hub's `SegFormerImageSegmenter`: each stage's features projected to `decoder_dim` channels,
+upsampled to stride 4, concatenated (coarse first), fused by a 1x1 convolution + BatchNorm + ReLU, classified
+by a 1x1 convolution and upsampled bilinearly to the input size."""
 
 from typing import Any, ClassVar
 
@@ -55,9 +55,10 @@ class FuseProjections(nn.Module):
 
 
 class SegFormer(SegmentationModel):
-  """MiT encoder + all-MLP decoder; returns per-pixel logits at the input resolution.
+  """Encoder (MiT, or any backbone of strides 4-32) + all-MLP decoder; returns per-pixel logits at the input
+  resolution.
 
-  Attributes (besides `SegmentationModel`'s; `backbone` one of mit_b0..mit_b5):
+  Attributes (besides `SegmentationModel`'s):
     decoder_dim: channels of the projected features and of the fusion (0: `default_decoder_dim`).
   """
   decoder_dim: int = 0
@@ -71,7 +72,7 @@ class SegFormer(SegmentationModel):
 
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> str:
-    """SegFormer's encoder is a Mix Transformer."""
+    """SegFormer's encoder returns feature maps at strides 4 to 32 (not a ViT's tokens)."""
     refusal = feature_map_refusal(config.model.backbone, "SegFormer")
     if refusal:
       return refusal
@@ -95,7 +96,8 @@ class SegFormer(SegmentationModel):
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False, encoder_train: bool = False) -> jax.Array:
     """(B, H, W, num_classes) float32 logits of images (B, H, W, 3) in [-1, 1] (H, W multiples of 32); `train`:
-    the decoder's BatchNorm uses and updates batch statistics (the encoder has none)."""
+    the decoder's BatchNorm uses and updates batch statistics; `encoder_train`: the encoder's, where it has
+    BatchNorm (MiT has none)."""
     check_input_size(images)
     feats = self.encode(images, encoder_train)
     dtype, size = self.spec.dtype, feats[4].shape[1:3]

@@ -1,6 +1,6 @@
-"""Build: a config -> its model and first variables, pretrained weights included. Pure functions of the config
-(and the weight files it names); a config they change (a preset's input normalisation, a checkpoint's trained
-settings) is returned as a new config with its model, never changed in place."""
+"""Build: a config -> its model and first variables, pretrained weights included (read, or downloaded once,
+from the files and presets the config names). A config they change (a preset's input normalisation, a
+checkpoint's trained settings) is returned as a new config with its model, never changed in place."""
 
 import json
 from typing import Any
@@ -9,6 +9,7 @@ import jax
 import ml_collections
 
 from jaxseg import data, models
+from jaxseg.config import checks, upgrade
 from jaxseg.models import backbones
 
 
@@ -57,8 +58,9 @@ def with_pretrained(config: ml_collections.ConfigDict, model: models.Segmentatio
 def build(config: ml_collections.ConfigDict, pretrained: bool = True) -> tuple[dict[str, Any],
                                                                              ml_collections.ConfigDict,
                                                                              models.SegmentationModel]:
-  """(variables, config, model) of a checked config: its model's random variables, with the pretrained
-  weights `model.backbone_weights` names where `pretrained`."""
+  """(variables, config, model) of `config` (checked here, `config.checks.check_config`): its model's random
+  variables, with the pretrained weights `model.backbone_weights` names where `pretrained`."""
+  checks.check_config(config)
   model = models.create_model(config)
   variables = initial_variables(config, model)
   return with_pretrained(config, model, variables) if pretrained else (variables, config, model)
@@ -70,7 +72,7 @@ def with_trained_settings(config: ml_collections.ConfigDict, model: models.Segme
   normalisation takes the one the checkpoint was trained with; for inference, the decoder's BatchNorm
   momentum too (its averages are corrected with the momentum they were trained with, whatever the config at
   hand says)."""
-  trained = json.loads(meta["config"])["model"]
+  trained = upgrade.upgraded(json.loads(meta["config"]), meta.get("config_format", 1))["model"]
   if not len(config.model.input_scale) and len(trained.get("input_scale") or ()):
     config, model = with_input_transform(config, trained["input_scale"], trained["input_offset"])
   momentum = trained.get("decoder_bn_momentum")

@@ -38,14 +38,25 @@ class CheckpointStore:
 
   def save(self, epoch: int, state: dict[str, Any], config: ml_collections.ConfigDict,
            history: list[dict[str, Any]], stop_reason: str = "") -> None:
-    """Writes `state` (a `TrainState.to_dict()`) as epoch `epoch`'s checkpoint, with its config and history."""
+    """Writes `state` (a `TrainState.to_dict()`) as epoch `epoch`'s checkpoint, with its config and history.
+
+    Raises:
+      ValueError: the store is read-only.
+    """
+    if self.read_only:
+      raise ValueError(f"the checkpoint store {self.directory} is read-only")
     checkpoints.save(self.mngr, epoch, state, checkpoints.make_meta(config, epoch, history, stop_reason))
 
   def restore(self, target: dict[str, Any], config: ml_collections.ConfigDict
               ) -> tuple[dict[str, Any], int, dict[str, Any]] | None:
     """(state dict, epoch, meta) of the newest checkpoint that restores into `target` (a state dict of the
     structure, shapes and shardings wanted) and was written for `config`'s model; damaged newer ones are moved
-    aside where the store writes. None where none restores."""
+    aside where the store writes, and None is returned where every one was (start afresh).
+
+    Raises:
+      CheckpointError: there is no checkpoint, or it was written for another model.
+      DamagedCheckpoint: a read-only store whose checkpoints are all damaged.
+    """
 
     def read(epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
       meta = checkpoints.read_checked_meta(self.mngr, epoch, config)

@@ -54,7 +54,7 @@ class Backbone:
     input_transform: (scale, offset) per channel from [0, 255] pixels to what its weights expect.
     preset: the keras-hub preset of its pretrained weights (`backbone_weights="imagenet"`: ImageNet for the
       convolutional families, SegFormer's ADE20K encoders for MiT, the self-supervised LVD-142M ones for
-      DINOv2), or "" where they come from a Keras applications file.
+      DINOv2); "" where keras-hub has none (or the weights are a Keras applications file: `keras_file`).
     dilates: its output stride can be 16 or 8 (dilated convolutions with the same parameters).
     tokens: a ViT returning token sequences by layer, not feature maps.
     extract: how its keras-hub layers are ported (None: by name; else by their place in the model).
@@ -114,7 +114,8 @@ def create(backbone: str, output_stride: int = 32, spec: LayerSpec | None = None
   Args:
     backbone: the registry name.
     output_stride: 32, or 16 / 8 for a family that dilates.
-    spec: how it computes (None: float32): dtype, GEMM input dtype and kernel forms; the BatchNorm momentum
+    spec: how it computes (None: the module's default, float32): dtype, GEMM input dtype and kernel forms; the
+      BatchNorm momentum
       where the backbone follows Keras applications (MobileNetV2); keras-hub's BatchNorm settings stay its own.
     top_before_norm: the stride-32 features before the last block's normalisation, where the architecture
       ends in one (MobileNetV2's linear bottleneck: what the TensorFlow segmentation tutorial's U-Net reads).
@@ -124,7 +125,8 @@ def create(backbone: str, output_stride: int = 32, spec: LayerSpec | None = None
   extra = {"output_stride": output_stride} if entry.dilates else {}
   if entry.keras_file:
     extra |= {"by_stride": True, "top_before_norm": top_before_norm}
-  return entry.module(**entry.arch, **extra, spec=spec or LayerSpec(), **kwargs)
+  extra |= {} if spec is None else {"spec": spec}  # (None: the module's own default)
+  return entry.module(**entry.arch, **extra, **kwargs)
 
 
 @functools.cache
@@ -196,9 +198,16 @@ def merge(variables: dict[str, Any], encoder: dict[str, Any]) -> dict[str, Any]:
 
 def weights_source(name: str, weights: str) -> str | None:
   """The keras-hub preset (name or directory) `config.model.backbone_weights` means for backbone `name`:
-  "imagenet" is the backbone's ImageNet preset; "none" or "" is None (random weights)."""
+  "imagenet" is the backbone's ImageNet preset; "none" or "" is None (random weights).
+
+  Raises:
+    PortError: "imagenet" for a backbone keras-hub has no ImageNet preset of.
+  """
   if weights in ("none", ""):
     return None
+  if weights == "imagenet" and not BACKBONES[name].preset:
+    raise PortError(f"keras-hub has no ImageNet preset of {name}; pass a keras-hub preset name or directory, or "
+                    "none.")
   return BACKBONES[name].preset if weights == "imagenet" else weights
 
 
@@ -222,6 +231,8 @@ def keras_hub_model(name: str, size: int = 224) -> Any:
   architecture arguments (EfficientNet: keras-hub's own configuration of its preset): the reference the ports
   are tested and benchmarked against. MiT and DINOv2 are built for `size` x `size` inputs (keras-hub's assume
   square maps)."""
+  if BACKBONES[name].keras_file:
+    raise ValueError(f"{name} is ported from keras.applications, not keras-hub (keras_applications.py).")
   import keras_hub  # pylint: disable=g-import-not-at-top
   from keras_hub.src.utils.timm import convert_efficientnet  # pylint: disable=g-import-not-at-top
   arch = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v

@@ -181,30 +181,6 @@ def from_keras_mobilenet_v2(model_or_path: Any, alpha: float | None = None,
   return variables
 
 
-def merge_encoder(variables: Variables, encoder: Variables) -> Variables:
-  """Returns `variables` (a UNet's) with its `encoder` subtree replaced by ported weights.
-
-  Every encoder variable must be present in `encoder` with the same shape; extra layers (`Conv_1`,
-  `block_16_project_BN`) in `encoder` are ignored.
-  """
-  out = {k: dict(v) for k, v in variables.items()}
-  for collection in ("params", "batch_stats"):
-    target = variables[collection]["encoder"]
-    merged = {}
-    for layer, leaves in target.items():
-      src = encoder[collection].get(layer)
-      if src is None:
-        raise WeightsError(f"the weights have no layer {layer!r} ({collection}).")
-      merged[layer] = {}
-      for key, value in leaves.items():
-        if key not in src or tuple(src[key].shape) != tuple(value.shape):
-          got = None if key not in src else tuple(src[key].shape)
-          raise WeightsError(f"layer {layer!r} {key}: expected shape {tuple(value.shape)}, found {got}.")
-        merged[layer][key] = np.asarray(src[key], np.float32)
-    out[collection]["encoder"] = merged
-  return out
-
-
 # Where keras.applications downloads MobileNetV2's ImageNet weights from.
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
 
