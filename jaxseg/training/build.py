@@ -2,15 +2,15 @@
 from the files and presets the config names). A config they change (a preset's input normalisation, a
 checkpoint's trained settings) is returned as a new config with its model, never changed in place."""
 
-import json
 from typing import Any
 
 import jax
 import ml_collections
 
 from jaxseg import data, models
-from jaxseg.config import checks, upgrade
+from jaxseg.config import checks
 from jaxseg.models import backbones
+from jaxseg.training import checkpoints
 
 
 def initial_variables(config: ml_collections.ConfigDict, model: models.SegmentationModel) -> dict[str, Any]:
@@ -72,11 +72,11 @@ def with_trained_settings(config: ml_collections.ConfigDict, model: models.Segme
   normalisation takes the one the checkpoint was trained with; for inference, the decoder's BatchNorm
   momentum too (its averages are corrected with the momentum they were trained with, whatever the config at
   hand says)."""
-  trained = upgrade.upgraded(json.loads(meta["config"]), meta.get("config_format", 1))["model"]
-  if not len(config.model.input_scale) and len(trained.get("input_scale") or ()):
-    config, model = with_input_transform(config, trained["input_scale"], trained["input_offset"])
-  momentum = trained.get("decoder_bn_momentum")
-  if inference and momentum is not None and momentum != config.model.decoder_bn_momentum:
+  trained = checkpoints.saved_config(meta).model  # in today's fields
+  if not len(config.model.input_scale) and len(trained.input_scale):
+    config, model = with_input_transform(config, trained.input_scale, trained.input_offset)
+  momentum = trained.decoder_bn_momentum
+  if inference and momentum != config.model.decoder_bn_momentum:
     config = config.copy_and_resolve_references()
     config.model.decoder_bn_momentum = momentum
   return config, model

@@ -18,7 +18,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxseg.models.backbones import (
   dinov2,
@@ -81,8 +80,8 @@ def _entries() -> dict[str, Backbone]:
           for name, arch in resnet.VARIANTS.items()}
   out |= {name: Backbone(mobilenet_v3.MobileNetV3, arch, "mobilenet_v3", preset=mobilenet_v3.PRESETS.get(name, ""),
                          dilates=True) for name, arch in mobilenet_v3.VARIANTS.items()}
-  out |= {name: Backbone(efficientnet.EfficientNet, arch, "efficientnet", (2, 4, 8, 16, 32),
-                         preset=efficientnet.PRESETS.get(name, ""), dilates=True)
+  out |= {name: Backbone(efficientnet.EfficientNet, arch, "efficientnet", preset=efficientnet.PRESETS.get(name, ""),
+                         dilates=True)
           for name, arch in efficientnet.VARIANTS.items()}
   out |= {name: Backbone(mit.MiT, arch, "mit", (4, 8, 16, 32), preset=mit.PRESETS.get(name, ""),
                          extract=mit.keras_variables, decoder_width=mit.DECODER_WIDTHS[name])
@@ -102,11 +101,6 @@ def family(name: str) -> str:
   return BACKBONES[name].family
 
 
-def members(fam: str) -> list[str]:
-  """The backbone names of family `fam`, sorted."""
-  return sorted(n for n in BACKBONES if BACKBONES[n].family == fam)
-
-
 def create(backbone: str, output_stride: int = 32, spec: LayerSpec | None = None, top_before_norm: bool = False,
            **kwargs: Any) -> nn.Module:
   """The backbone named `backbone` (a key of `BACKBONES`).
@@ -115,8 +109,8 @@ def create(backbone: str, output_stride: int = 32, spec: LayerSpec | None = None
     backbone: the registry name.
     output_stride: 32, or 16 / 8 for a family that dilates.
     spec: how it computes (None: the module's default, float32): dtype, GEMM input dtype and kernel forms; the
-      BatchNorm momentum
-      where the backbone follows Keras applications (MobileNetV2); keras-hub's BatchNorm settings stay its own.
+      BatchNorm momentum where the backbone follows Keras applications (MobileNetV2); keras-hub's BatchNorm
+      settings stay its own.
     top_before_norm: the stride-32 features before the last block's normalisation, where the architecture
       ends in one (MobileNetV2's linear bottleneck: what the TensorFlow segmentation tutorial's U-Net reads).
     **kwargs: Flax module arguments such as `name`, and the family's own options.
@@ -176,23 +170,13 @@ def merge(variables: dict[str, Any], encoder: dict[str, Any]) -> dict[str, Any]:
   Raises:
     PortError: naming the first layer `encoder` lacks or holds in another shape.
   """
-  def take(path, leaf):
-    keys = [getattr(k, "key", k) for k in path]
-    node = encoder.get(keys[0], {})
-    for k in keys[2:]:  # past the collection and "encoder"
-      node = node.get(k) if isinstance(node, dict) else None
-      if node is None:
-        raise PortError(f"the weights have no {'/'.join(map(str, keys[2:]))} ({keys[0]}).")
-    if tuple(np.shape(node)) != tuple(leaf.shape):
-      raise PortError(f"{'/'.join(map(str, keys[2:]))}: expected shape {tuple(leaf.shape)}, found "
-                      f"{tuple(np.shape(node))}.")
-    return np.asarray(node, leaf.dtype)
   out = {c: dict(v) for c, v in variables.items()}
   for c in variables:
     if "encoder" in variables[c]:
-      out[c]["encoder"] = jax.tree_util.tree_map_with_path(
-          lambda p, x, c=c: take((jax.tree_util.DictKey(c), jax.tree_util.DictKey("encoder"), *p), x),
-          variables[c]["encoder"])
+      out[c]["encoder"] = keras_hub_port.fill(
+          variables[c]["encoder"], encoder.get(c, {}),
+          lambda name, got, want, c=c: (f"the weights have no {name} ({c})." if got is None else
+                                        f"{name}: expected shape {want}, found {got}."))
   return out
 
 
@@ -223,7 +207,7 @@ def from_keras_hub(name: str, source: Any) -> dict[str, Any]:
 
 
 __all__ = ["BACKBONES", "DEFAULT", "IMAGENET_TRANSFORM", "Backbone", "PortError", "channels", "create", "family",
-           "from_keras_hub", "members", "merge", "patch_maps", "pretrained", "weights_source"]
+           "from_keras_hub", "merge", "patch_maps", "pretrained", "weights_source"]
 
 
 def keras_hub_model(name: str, size: int = 224) -> Any:

@@ -5,6 +5,7 @@ A keras-hub model is read from a live Keras model, a preset directory written by
 """
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -96,18 +97,29 @@ def port(model, want: dict[str, Any], extract: Any = None) -> dict[str, Any]:
   for collection in ("params", "batch_stats"):
     if collection not in want and not got[collection]:
       continue
-    mine = jax.tree_util.tree_flatten_with_path(want.get(collection, {}))[0]
-    theirs = dict(jax.tree_util.tree_flatten_with_path(got[collection])[0])
-    if len(mine) != len(theirs):
-      raise PortError(f"the keras-hub model has {len(theirs)} {collection} arrays, the backbone {len(mine)}: "
+    mine, theirs = len(jax.tree.leaves(want.get(collection, {}))), len(jax.tree.leaves(got[collection]))
+    if mine != theirs:
+      raise PortError(f"the keras-hub model has {theirs} {collection} arrays, the backbone {mine}: "
                       "another architecture.")
-    leaves = []
-    for path, leaf in mine:
-      value = theirs.get(path)
-      if value is None or value.shape != leaf.shape:
-        name = "/".join(str(getattr(k, "key", k)) for k in path)
-        raise PortError(f"keras-hub layer {name}: {None if value is None else value.shape} where the backbone "
-                        f"has {leaf.shape}: another architecture.")
-      leaves.append(value.astype(np.float32))
-    out[collection] = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(want[collection]), leaves)
+    out[collection] = fill(want[collection], got[collection],
+                           lambda name, value, leaf: f"keras-hub layer {name}: {value} where the backbone has {leaf}: "
+                                                     "another architecture.")
   return out
+
+
+def fill(want: Any, found: dict[str, Any], problem: Callable[[str, Any, Any], str]) -> Any:
+  """`want`'s structure (a tree of arrays or shape structs) with each leaf taken from `found` (a nested dict of
+  the same names, which may hold more) as float32.
+
+  Raises:
+    PortError: `problem(name, found shape or None, wanted shape)` for the first leaf missing or of another shape.
+  """
+  theirs = dict(jax.tree_util.tree_flatten_with_path(found)[0])
+  leaves = []
+  for path, leaf in jax.tree_util.tree_flatten_with_path(want)[0]:
+    value = theirs.get(path)
+    if value is None or tuple(np.shape(value)) != tuple(leaf.shape):
+      name = "/".join(str(getattr(k, "key", k)) for k in path)
+      raise PortError(problem(name, None if value is None else tuple(np.shape(value)), tuple(leaf.shape)))
+    leaves.append(np.asarray(value, np.float32))
+  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(want), leaves)
