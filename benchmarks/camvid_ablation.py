@@ -47,14 +47,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "long": ("configs/camvid_long.py", {}, "configs/camvid_long.py: 80 epochs, square-root weights, averaged"),
     "deeplab_os16": ("configs/camvid_deeplab.py", {}, "DeepLabV3+, output stride 16"),
     "deeplab_os8": ("configs/camvid_deeplab_os8.py", {}, "DeepLabV3+, output stride 8"),
+    "sgd": ("configs/camvid_sgd.py", {}, "configs/camvid_sgd.py: the long recipe with SGD, weight decay, poly "
+            "decay, scales 0.5-2.0 and an auxiliary head"),
+    "aux_head": ("configs/camvid_long.py", {"model.aux_stride": 16}, "the long recipe with an auxiliary head at "
+                 "stride 16 (0.4)"),
     "combined": ("configs/camvid_combined.py", {}, "configs/camvid_combined.py: cross-entropy (square-root "
                  "weights) + Lovasz, whole frames, 80 epochs, averaged"),
     "combined_deeplab": ("configs/camvid_deeplab_combined.py", {}, "configs/camvid_deeplab_combined.py: "
                          "the same with DeepLabV3+ at output stride 16"),
 }
-# The order runs are trained in: the recipe first, then the baseline, then single levers from cheap to dear.
-ORDER = ("long", "baseline", "plain_ce", "sqrt_frequency", "ema", "ohem", "lovasz", "whole_frames", "epochs_20",
-         "epochs_80", "deeplab_os16", "deeplab_os8", "combined", "combined_deeplab")
+# The order runs are trained in: the recipes first, then the baseline, then single levers from cheap to dear.
+ORDER = ("long", "sgd", "aux_head", "baseline", "plain_ce", "sqrt_frequency", "ema", "ohem", "lovasz",
+         "whole_frames", "epochs_20", "epochs_80", "deeplab_os16", "deeplab_os8", "combined", "combined_deeplab")
 # Test-time augmentation, evaluated on finished runs: name -> eval overrides.
 TTA = {"flip": {"eval.flip": True}, "flip_scales": {"eval.flip": True, "eval.scales": (0.75, 1.0, 1.25)}}
 TTA_RUNS = ("baseline", "long")

@@ -17,7 +17,7 @@ ORDER = ["runtime.allocator", "errors", "config.defaults", "config.upgrade", "ru
          "models.backbones.dinov2", "models.backbones.keras_hub_port", "models.backbones.mobilenet_v2",
          "models.backbones.keras_applications",
          "models.backbones",
-         "models.base", "models.unet", "models.deeplab", "models.segformer_port", "models.segformer",
+         "models.aux_head", "models.base", "models.unet", "models.deeplab", "models.segformer_port", "models.segformer",
          "models.linear", "models.summary", "models.keras_models", "models",
          "data.labels", "data.geometry", "data.images", "data.synthetic", "data.resize_crop", "data.transforms",
          "data.layouts", "data.sources", "data.random_access", "data.streaming",

@@ -4,6 +4,7 @@ median-frequency weights, against numpy."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import tiny
 
@@ -36,6 +37,25 @@ def test_weighted_cross_entropy_ignores_and_weights_like_numpy():
   np.testing.assert_allclose(got, want, rtol=1e-5)
   plain = losses.weighted_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
   np.testing.assert_allclose(plain, nll[valid].mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.3])
+def test_label_smoothing_is_optaxs_smoothed_targets_with_ignore_and_weights(smoothing):
+  logits, labels = _batch(7)
+  valid = labels != 255
+  targets = optax.smooth_labels(jax.nn.one_hot(np.where(valid, labels, 0), 4), smoothing)
+  per_pixel = np.asarray(optax.softmax_cross_entropy(jnp.asarray(logits), targets))
+  weights = np.array([0.5, 2.0, 1.0, 4.0], np.float32)
+  w = np.where(valid, weights[np.where(valid, labels, 0)], 0.0)
+  x, y = jnp.asarray(logits), jnp.asarray(labels)
+  np.testing.assert_allclose(losses.weighted_cross_entropy(x, y, weights, smoothing), (per_pixel * w).sum() / w.sum(),
+                             rtol=1e-5)
+  np.testing.assert_allclose(losses.Loss("cross_entropy", 0.7, 1, "auto", label_smoothing=smoothing)(x, y),
+                             per_pixel[valid].mean(), rtol=1e-5)
+  # Online hard example mining averages the smoothed terms of the pixels it keeps (threshold 1: all of them).
+  np.testing.assert_allclose(losses.ohem_cross_entropy(x, y, None, 1.0, 0, smoothing), per_pixel[valid].mean(),
+                             rtol=1e-5)
+  assert not np.isclose(losses.weighted_cross_entropy(x, y), per_pixel[valid].mean(), rtol=1e-3)
 
 
 def test_dice_loss_matches_numpy_and_skips_ignored_pixels():

@@ -70,6 +70,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.target_accuracy={config.target_accuracy} must be in [0, 1] (0 = off).")
   parallel.check_batch_size(config.batch_size, "batch_size")
   parallel.check_batch_size(config.eval_batch_size, "eval_batch_size")
+  if config.model.aux_stride and config.freeze_encoder:
+    raise ConfigError(f"config.model.aux_stride={config.model.aux_stride} needs config.freeze_encoder=False: "
+                      "an auxiliary head trains the encoder, and a frozen one takes nothing from it.")
   if config.encoder_bn_train and config.freeze_encoder:
     raise ConfigError("config.encoder_bn_train=True needs config.freeze_encoder=False (a frozen encoder keeps "
                       "its BatchNorm statistics).")
@@ -118,6 +121,8 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.loss.name={config.loss.name!r} must be one of {LOSSES}.")
   if not 0.0 < config.loss.ohem_threshold <= 1.0 or config.loss.ohem_min_kept < 0:
     raise ConfigError("config.loss.ohem_threshold must be in (0, 1] and config.loss.ohem_min_kept at least 0.")
+  if not 0.0 <= config.loss.label_smoothing < 1.0 or config.loss.aux_weight < 0:
+    raise ConfigError("config.loss.label_smoothing must be in [0, 1) and config.loss.aux_weight at least 0.")
   if not 0.0 <= config.ema_decay < 1.0:
     raise ConfigError(f"config.ema_decay={config.ema_decay} must be in [0, 1) (e.g. 0.999; 0 = off).")
 
@@ -166,16 +171,20 @@ def _check_backbone(config: ml_collections.ConfigDict) -> None:
   if m.backbone not in backbones.BACKBONES:
     raise ConfigError(f"config.model.backbone={m.backbone!r} is unknown; choose one of "
                       f"{', '.join(backbones.BACKBONES)}.")
-  if m.name in LEGACY_NAMES and not backbones.BACKBONES[m.backbone].keras_file:
+  entry = backbones.BACKBONES[m.backbone]
+  if m.name in LEGACY_NAMES and not entry.keras_file:
     raise ConfigError(f"config.model.name={m.name!r} is MobileNetV2's; with config.model.backbone={m.backbone!r} "
                       f"use config.model.name={LEGACY_NAMES[m.name]!r}.")
   if len(m.input_scale) != len(m.input_offset) or len(m.input_scale) not in (0, 3):
     raise ConfigError("config.model.input_scale and input_offset must both be 3 values (per RGB channel, "
                       "applied to [0, 255] pixels) or both empty (the backbone's own normalisation).")
+  if m.aux_stride and (entry.tokens or m.aux_stride not in entry.strides):
+    raise ConfigError(f"config.model.aux_stride={m.aux_stride} must be 0 (no auxiliary head) or a stride of "
+                      f"{m.backbone}'s feature maps{'' if entry.tokens else f' {list(entry.strides)}'}.")
   weights = m.backbone_weights
-  if backbones.BACKBONES[m.backbone].keras_file or weights in ("none", ""):
+  if entry.keras_file or weights in ("none", ""):
     return
-  if weights == "imagenet" and not backbones.BACKBONES[m.backbone].preset:
+  if weights == "imagenet" and not entry.preset:
     raise ConfigError(f"config.model.backbone_weights=imagenet: keras-hub has no ImageNet preset of {m.backbone}; "
                       "pass a keras-hub preset name or directory, or none.")
   looks_like_path = os.sep in weights or weights.startswith(".") or weights.endswith((".h5", ".keras"))

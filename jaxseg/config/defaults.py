@@ -25,6 +25,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.output_stride = 16  # DeepLabV3+ only: encoder output stride, 16 or 8 (atrous convolutions).
   config.model.separable = False  # DeepLabV3+ only: depthwise-separable ASPP and decoder 3x3 convs.
   config.model.decoder_dim = 0  # SegFormer only: its decoder's width (0: the paper's for MiT, else 256).
+  config.model.aux_stride = 0  # An auxiliary head on the encoder's features at this stride (e.g. 16), trained
+  #   with loss.aux_weight times its cross-entropy and unused at inference (PSPNet's; 0 = none).
   config.model.linear_layers = 4  # Linear head only: how many of the DINOv2 encoder's last layers it reads.
   config.model.encoder_bn_momentum = 0.999  # MobileNetV2's BatchNorm momentum (Keras's; keras-hub's keep theirs).
   config.model.decoder_bn_momentum = 0.99  # Decoder BatchNorm momentum (Keras default).
@@ -117,6 +119,9 @@ def get_config() -> ml_collections.ConfigDict:
   #   from the train split), "sqrt_frequency" (their square roots: gentler on rare classes) or "w0,w1,...".
   config.loss.ohem_threshold = 0.7  # ohem_cross_entropy: pixels whose true-class probability is below this,
   config.loss.ohem_min_kept = 100000  # and at least this many of the batch's hardest, make the loss.
+  config.loss.label_smoothing = 0.0  # Cross-entropy targets (1 - this) on the label plus this / classes on
+  #   each class (0 = one-hot).
+  config.loss.aux_weight = 0.4  # With model.aux_stride: the auxiliary head's cross-entropy weight.
   config.seed = 0  # Seeds init, shuffling and augmentations: the same seed gives the same run.
   config.ema_decay = 0.0  # Evaluate, predict and export with an exponential moving average of the weights
   #   (e.g. 0.999; 0 = off), updated every step and kept in checkpoints.

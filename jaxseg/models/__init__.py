@@ -89,7 +89,8 @@ def init_variables(model: SegmentationModel, image_size: int | tuple[int, int] =
 @functools.lru_cache(maxsize=8)
 def _jitted_init(model: SegmentationModel, h: int, w: int):
   """`model.init` at (h, w), jitted once per process for every seed (models compare by their fields)."""
-  return jax.jit(lambda key: model.init(key, jnp.zeros((1, h, w, 3), jnp.float32), train=False))
+  return jax.jit(lambda key: model.init(key, jnp.zeros((1, h, w, 3), jnp.float32), train=False,
+                                       mutable=("params", "batch_stats")))
 
 
 # The init runs once and is mostly random bits and their scaling: on CPU, LLVM's level 1 compiles it in half

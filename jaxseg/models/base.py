@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxseg.models import backbones
+from jaxseg.models.aux_head import AuxiliaryHead
 from jaxseg.models.layers import LayerSpec
 from jaxseg.runtime import precision
 
@@ -42,12 +43,14 @@ class SegmentationModel(nn.Module):
       0.999; keras-hub backbones keep keras-hub's); the encoder otherwise computes as `spec` says.
     input_transform: (scale, offset) per channel that turn [0, 255] pixels into what the backbone's weights
       expect (a preset's image converter); None: the backbone's own (`backbones.Backbone.input_transform`).
+    aux_stride: the encoder stride an auxiliary head reads during training (`jaxseg.models.aux_head`); 0: none.
   """
   num_classes: int = 3
   backbone: str = backbones.DEFAULT
   spec: LayerSpec = LayerSpec()
   encoder_bn_momentum: float = 0.999
   input_transform: backbones.Transform | None = None
+  aux_stride: int = 0
 
   # Config fields besides the shared ones (`jaxseg.training.checkpoints`) that identify this architecture in a
   # checkpoint, as {meta key: config field}.
@@ -66,7 +69,8 @@ class SegmentationModel(nn.Module):
     if len(m.input_scale) and len(m.input_offset):
       transform = (tuple(m.input_scale), tuple(m.input_offset))
     return cls(num_classes=config.num_classes, backbone=m.backbone, spec=spec,
-               encoder_bn_momentum=m.encoder_bn_momentum, input_transform=transform, **cls.config_fields(config))
+               encoder_bn_momentum=m.encoder_bn_momentum, input_transform=transform, aux_stride=m.aux_stride,
+               **cls.config_fields(config))
 
   @classmethod
   def config_fields(cls, config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -97,6 +101,12 @@ class SegmentationModel(nn.Module):
     """The encoder (module "encoder") on `images` in [-1, 1]: {nominal stride: features}; call from a compact
     method. `train`: the encoder's BatchNorm uses and updates batch statistics."""
     return self.encoder_module()(self.backbone_input(images), train)
+
+  def auxiliary(self, feats: dict[int, jax.Array], size: tuple[int, int], train: bool) -> None:
+    """With `aux_stride`, the auxiliary head (module "aux_head") on `feats[aux_stride]`, its logits at `size`
+    sown into the "aux" collection; call from a compact method after `encode`."""
+    if self.aux_stride:
+      AuxiliaryHead(self.num_classes, spec=self.spec, name="aux_head")(feats[self.aux_stride], size, train)
 
   def encoder_module(self, **kwargs: Any) -> nn.Module:
     """The encoder, named "encoder" (bound to this model when called from its compact method; `parent=None`

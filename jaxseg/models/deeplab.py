@@ -5,7 +5,6 @@ Layer names follow the Keras twin used in the tests (`aspp_0`, `aspp_1`..`aspp_3
 `aspp_project`, `low_level`, `decoder_0`, `decoder_1`, `logits`), each conv + BatchNorm pair a `ConvBN`.
 """
 
-from functools import partial
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -16,37 +15,7 @@ import ml_collections
 from jaxseg import ops
 from jaxseg.models import backbones
 from jaxseg.models.base import SegmentationModel, check_input_size, feature_map_refusal
-from jaxseg.models.layers import LayerSpec
-
-
-class ConvBN(nn.Module):
-  """Conv (1x1, or 3x3 with a dilation; no bias), BatchNorm (eps 1e-3), ReLU. With `separable`, a 3x3 conv is
-  a depthwise 3x3 + BatchNorm + ReLU followed by a pointwise 1x1 (Xception style)."""
-  features: int
-  kernel_size: int = 1
-  dilation: int = 1
-  separable: bool = False
-  spec: LayerSpec = LayerSpec()
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    """The block on x (B, H, W, Cin); `train`: BatchNorm uses and updates batch statistics."""
-    batch_norm = self.spec.batch_norm(train)
-    pointwise = partial(ops.pointwise_conv, gemm_dtype=self.spec.gemm_dtype, kernels=self.spec.kernels)
-    x = x.astype(self.spec.dtype)
-    init = nn.initializers.he_normal()
-    if self.kernel_size == 3 and self.separable:
-      dw = self.param("depthwise", init, (3, 3, x.shape[-1], 1))
-      x = ops.depthwise_conv3x3(x, dw, dilation=self.dilation, kernels=self.spec.kernels)
-      x = nn.relu(batch_norm(name="depthwise_bn")(x))
-      x = pointwise(x, self.param("kernel", init, (1, 1, x.shape[-1], self.features)))
-    elif self.kernel_size == 3:
-      kernel = self.param("kernel", init, (3, 3, x.shape[-1], self.features))
-      x = ops.conv3x3(x, kernel, dilation=self.dilation, gemm_dtype=self.spec.gemm_dtype,
-                      kernels=self.spec.kernels)
-    else:
-      x = pointwise(x, self.param("kernel", init, (1, 1, x.shape[-1], self.features)))
-    return nn.relu(batch_norm(name="bn")(x))
+from jaxseg.models.layers import ConvBN
 
 
 def upsample_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -101,6 +70,7 @@ class DeepLabV3Plus(SegmentationModel):
     head BatchNorm uses and updates batch statistics, `encoder_train`: the encoder's too (as for the U-Net)."""
     check_input_size(images)
     feats = self.encode(images, encoder_train)
+    self.auxiliary(feats, images.shape[1:3], train)
     high, low = feats[32].astype(self.spec.dtype), feats[4].astype(self.spec.dtype)
     conv = lambda name, f, k=1, d=1: ConvBN(f, k, d, self.separable, self.spec, name=name)
     rates = (6, 12, 18) if self.output_stride == 16 else (12, 24, 36)

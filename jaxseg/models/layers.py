@@ -111,3 +111,33 @@ class ConvTranspose3x3S2(nn.Module):
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.spec.dtype)
     return y
+
+
+class ConvBN(nn.Module):
+  """Conv (1x1, or 3x3 with a dilation; no bias), BatchNorm (eps 1e-3), ReLU. With `separable`, a 3x3 conv is
+  a depthwise 3x3 + BatchNorm + ReLU followed by a pointwise 1x1 (Xception style)."""
+  features: int
+  kernel_size: int = 1
+  dilation: int = 1
+  separable: bool = False
+  spec: LayerSpec = LayerSpec()
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    """The block on x (B, H, W, Cin); `train`: BatchNorm uses and updates batch statistics."""
+    batch_norm = self.spec.batch_norm(train)
+    pointwise = partial(ops.pointwise_conv, gemm_dtype=self.spec.gemm_dtype, kernels=self.spec.kernels)
+    x = x.astype(self.spec.dtype)
+    init = nn.initializers.he_normal()
+    if self.kernel_size == 3 and self.separable:
+      dw = self.param("depthwise", init, (3, 3, x.shape[-1], 1))
+      x = ops.depthwise_conv3x3(x, dw, dilation=self.dilation, kernels=self.spec.kernels)
+      x = nn.relu(batch_norm(name="depthwise_bn")(x))
+      x = pointwise(x, self.param("kernel", init, (1, 1, x.shape[-1], self.features)))
+    elif self.kernel_size == 3:
+      kernel = self.param("kernel", init, (3, 3, x.shape[-1], self.features))
+      x = ops.conv3x3(x, kernel, dilation=self.dilation, gemm_dtype=self.spec.gemm_dtype,
+                      kernels=self.spec.kernels)
+    else:
+      x = pointwise(x, self.param("kernel", init, (1, 1, x.shape[-1], self.features)))
+    return nn.relu(batch_norm(name="bn")(x))

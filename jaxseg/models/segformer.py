@@ -100,6 +100,7 @@ class SegFormer(SegmentationModel):
     BatchNorm (MiT has none)."""
     check_input_size(images)
     feats = self.encode(images, encoder_train)
+    self.auxiliary(feats, images.shape[1:3], train)
     dtype, size = self.spec.dtype, feats[4].shape[1:3]
     projected = [layers.Dense(self.width(), spec=self.spec, name=f"linear_{i}")(feats[s])
                  for i, s in enumerate((4, 8, 16, 32))]

@@ -60,6 +60,7 @@ class UNet(SegmentationModel):
     """
     check_input_size(images)
     feats = self.encode(images, encoder_train)
+    self.auxiliary(feats, images.shape[1:3], train)
     x = [feats[32]]
     for i, filters in enumerate(self.decoder_filters):
       x = [Upsample(filters, self.spec, name=f"up_{i}")(x, train)]

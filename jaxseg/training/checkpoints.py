@@ -148,7 +148,8 @@ def verify_state(restored: dict[str, Any], meta: dict[str, Any]) -> dict[str, An
 # Each architecture adds its own (`SegmentationModel.IDENTITY_FIELDS`).
 _IDENTITY = {"name": "model.name", "backbone": "model.backbone", "num_classes": "num_classes",
              "image_size": "image_size",
-             "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names"}
+             "image_height": "image_height", "image_width": "image_width", "class_names": "data.class_names",
+             "aux_stride": "model.aux_stride"}
 
 
 def _identity(config: ml_collections.ConfigDict) -> dict[str, str]:

@@ -14,8 +14,9 @@ from jaxseg.data.labels import IGNORE
 LOSSES = ("cross_entropy", "ohem_cross_entropy", "lovasz", "dice", "cross_entropy+dice", "cross_entropy+lovasz")
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Per-pixel softmax cross-entropy with integer labels, float32 (0 where the label is out of range).
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+  """Per-pixel softmax cross-entropy with integer labels, float32 (a label out of range picks no logit: weight
+  those pixels 0). With `smoothing` e, the target puts 1 - e on the label and e / C on each of the C classes.
 
   Same value as `optax.softmax_cross_entropy_with_integer_labels`, but picks the label's logit with a
   one-hot product instead of a gather: the gather's gradient is a scatter-add, which XLA:CPU runs slowly
@@ -23,6 +24,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """
   logits = logits.astype(jnp.float32)
   picked = jnp.sum(logits * jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype), axis=-1)
+  if smoothing:
+    picked = (1.0 - smoothing) * picked + smoothing * jnp.mean(logits, axis=-1)
   return jax.nn.logsumexp(logits, axis=-1) - picked
 
 
@@ -35,12 +38,13 @@ def pixel_weights(labels: jax.Array, class_weights: np.ndarray | None) -> jax.Ar
   return jnp.where(valid, w, 0.0)
 
 
-def weighted_cross_entropy(logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None
-                           ) -> jax.Array:
+def weighted_cross_entropy(logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None,
+                           smoothing: float = 0.0) -> jax.Array:
   """Mean cross-entropy over labelled pixels, each weighted by its class's weight: sum(w * ce) / sum(w)
-  (PyTorch's `CrossEntropyLoss(weight=..., ignore_index=...)` convention)."""
+  (PyTorch's `CrossEntropyLoss(weight=..., ignore_index=...)` convention; with `smoothing`, each pixel's whole
+  smoothed term takes its label's weight)."""
   w = pixel_weights(labels, class_weights)
-  return jnp.sum(cross_entropy(logits, labels) * w) / jnp.maximum(jnp.sum(w), 1e-6)
+  return jnp.sum(cross_entropy(logits, labels, smoothing) * w) / jnp.maximum(jnp.sum(w), 1e-6)
 
 
 def dice_loss(logits: jax.Array, labels: jax.Array, eps: float = 1.0) -> jax.Array:
@@ -59,7 +63,7 @@ def dice_loss(logits: jax.Array, labels: jax.Array, eps: float = 1.0) -> jax.Arr
 
 
 def ohem_cross_entropy(logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None,
-                       threshold: float = 0.7, min_kept: int = 100000) -> jax.Array:
+                       threshold: float = 0.7, min_kept: int = 100000, smoothing: float = 0.0) -> jax.Array:
   """Cross-entropy over the batch's hard pixels only (online hard example mining, MMSegmentation's
   `OHEMPixelSampler` with `thresh`): the labelled pixels whose predicted probability of their true class is
   below `threshold`, or below the (min_kept * batch)-th smallest such probability where that is higher, so at
@@ -72,11 +76,14 @@ def ohem_cross_entropy(logits: jax.Array, labels: jax.Array, class_weights: np.n
     class_weights: (C,) or None.
     threshold: the probability below which a pixel is hard.
     min_kept: pixels kept per image at least.
+    smoothing: label smoothing of the cross-entropy (`cross_entropy`); hardness is judged without it.
   """
   ce = cross_entropy(logits, labels)
   w = pixel_weights(labels, class_weights)
   valid = labels != IGNORE
   prob = jax.lax.stop_gradient(jnp.exp(-ce))  # the true class's softmax probability
+  if smoothing:
+    ce = cross_entropy(logits, labels, smoothing)
   ranked = jnp.sort(jnp.where(valid, prob, jnp.inf).ravel())  # unlabelled pixels last
   n_valid = jnp.sum(valid)
   kth = ranked[jnp.clip(jnp.minimum(min_kept * labels.shape[0], n_valid - 1), 0, ranked.size - 1)]
@@ -114,20 +121,30 @@ class Loss:
     name: one of LOSSES (a "+" adds two).
     ohem_threshold, ohem_min_kept: online hard example mining's (`ohem_cross_entropy`).
     kernels: Lovasz-softmax's form (`jaxseg.ops.KERNELS`).
+    label_smoothing: of the cross-entropy terms (`cross_entropy`).
+    aux_weight: the weight of an auxiliary head's cross-entropy (`auxiliary`).
   """
   name: str
   ohem_threshold: float
   ohem_min_kept: int
   kernels: str
+  label_smoothing: float = 0.0
+  aux_weight: float = 0.0
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "Loss":
     """`config.loss` and `config.model.kernels` of a checked config."""
-    return cls(config.loss.name, config.loss.ohem_threshold, config.loss.ohem_min_kept, config.model.kernels)
+    loss = config.loss
+    return cls(loss.name, loss.ohem_threshold, loss.ohem_min_kept, config.model.kernels,
+               float(loss.label_smoothing), float(loss.aux_weight))
 
   def __call__(self, logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None) -> jax.Array:
     """The loss of a batch; labels IGNORE count nowhere. Class weights apply to the cross-entropy terms."""
     return segmentation_loss(logits, labels, self, class_weights)
+
+  def auxiliary(self, logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None) -> jax.Array:
+    """An auxiliary head's term: `aux_weight` times its (class-weighted, smoothed) cross-entropy."""
+    return self.aux_weight * weighted_cross_entropy(logits, labels, class_weights, self.label_smoothing)
 
 
 def segmentation_loss(logits: jax.Array, labels: jax.Array, loss: Loss,
@@ -135,9 +152,10 @@ def segmentation_loss(logits: jax.Array, labels: jax.Array, loss: Loss,
   """The loss `loss` of a batch (`Loss.__call__`)."""
   if loss.name not in LOSSES:
     raise ValueError(f"unknown loss {loss.name!r}; choose one of {LOSSES}")
-  terms = {"cross_entropy": lambda: weighted_cross_entropy(logits, labels, class_weights),
+  smoothing = loss.label_smoothing
+  terms = {"cross_entropy": lambda: weighted_cross_entropy(logits, labels, class_weights, smoothing),
            "ohem_cross_entropy": lambda: ohem_cross_entropy(logits, labels, class_weights, loss.ohem_threshold,
-                                                            loss.ohem_min_kept),
+                                                            loss.ohem_min_kept, smoothing),
            "lovasz": lambda: lovasz_softmax(logits, labels, loss.kernels),
            "dice": lambda: dice_loss(logits, labels)}
   return sum(terms[term]() for term in loss.name.split("+"))

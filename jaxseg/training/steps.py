@@ -14,6 +14,7 @@ import optax
 
 from jaxseg.data import transforms
 from jaxseg.inference.forward import predict_classes, stored_logits
+from jaxseg.models.aux_head import COLLECTION as AUX
 from jaxseg.training import losses, metrics, optimizers
 from jaxseg.training.state import (
   ENCODER,
@@ -77,8 +78,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
   def loss_fn(trainable, encoder):
     variables = {"params": {**trainable, ENCODER: encoder}, "batch_stats": state.batch_stats}
     logits, new_vars = model.apply(variables, x, train=True, encoder_train=settings.encoder_bn_train,
-                                   mutable=["batch_stats"])
+                                   mutable=["batch_stats", AUX])
     loss = settings.loss(logits, labels, class_weights)
+    if AUX in new_vars:  # the model has an auxiliary head (`jaxseg.models.aux_head`)
+      (aux_logits,) = jax.tree.leaves(new_vars[AUX])
+      loss = loss + settings.loss.auxiliary(aux_logits, labels, class_weights)
     return loss, (logits, new_vars["batch_stats"])
 
   trainable, encoder = split_encoder(state.params)
