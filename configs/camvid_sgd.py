@@ -10,8 +10,8 @@ Chosen against the others on a street no run trains on: `python -m benchmarks.ca
 '0006R0_*' --only long,sgd` (docs/datasets.md). Result and time: not measured yet.
 
 Why each change (the recipes of BiSeNet, PP-LiteSeg and MMSegmentation's CamVid and Cityscapes configs):
-- SGD with momentum and weight decay instead of Adam: the decay keeps the fine-tuned encoder near its
-  ImageNet weights, which is what should carry over to streets the training frames do not show.
+- SGD with momentum and weight decay instead of Adam: what each of those recipes trains with; the decay is a
+  regulariser the Adam recipes here go without, for a model meant for streets its frames do not show.
 - scales 0.5-2.0 (from 0.75-1.5): objects at more sizes than the three training streets hold.
 - the auxiliary head: a gradient into the encoder's middle stages that does not pass through the decoder.
 """
