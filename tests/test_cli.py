@@ -38,6 +38,13 @@ def test_the_removed_alpha_flag_names_the_backbone_to_use():
                                  "1.0 is mobilenet_v2).")
 
 
+def test_a_renamed_config_field_on_the_command_line_names_its_replacement():
+  proc = tiny.main_py("--mode", "summary", "--config.model.conv_impl=xla")
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip() == ("error: --config.model.conv_impl is now --config.model.kernels (it picks the "
+                                 "layer norm and softmax forms too).")
+
+
 def test_the_renamed_step_flag_names_its_new_name():
   proc = tiny.main_py("--mode", "eval", "--step", "2")
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
@@ -47,8 +54,8 @@ def test_the_renamed_step_flag_names_its_new_name():
 
 @pytest.mark.parametrize("field,value,message", [
     ("augment.crop_height", 100, "config.augment.crop_height=100 must be a multiple of 32"),
-    ("model.alpha", 0.5, "config.model.alpha is now part of the backbone's name (config.model.backbone="
-                         "mobilenet_v2_0.5 for MobileNetV2)"),
+    ("model.alpha", 0.5, "config.model.alpha is now part of the backbone's name: config.model.backbone="
+                         "mobilenet_v2_0.5 (widths 0.35, 0.5, 0.75, 1.0, 1.3, 1.4; 1.0 is mobilenet_v2); set that"),
     ("model.backbone", "mobilenet_v2_0.6", "config.model.backbone='mobilenet_v2_0.6' is unknown"),
     ("model.kernels", "cudnn", "config.model.kernels='cudnn' must be one of"),
     ("model.conv_impl", "xla", "config.model.conv_impl is now config.model.kernels"),

@@ -54,12 +54,10 @@ def _config_path(argv: list[str]) -> str | None:
 def parse_flags(argv: list[str], flag_values: flags.FlagValues = FLAGS) -> list[str]:
   """absl's parser, but a config file that fails to load, or an unknown or ill-typed --config.field, is one
   line, not a traceback."""
-  for arg in argv[1:]:
-    if arg.startswith("--config.model.alpha"):
-      alpha = arg.partition("=")[2]
-      name = upgrade.mobilenet_v2_name(alpha if alpha.replace(".", "", 1).isdigit() else 0.35)
-      sys.exit(f"error: --config.model.alpha is now part of the backbone's name: --config.model.backbone={name} "
-               "(widths 0.35, 0.5, 0.75, 1.0, 1.3, 1.4; 1.0 is mobilenet_v2).")
+  for arg in argv[1:]:  # a renamed field is not in today's config: name its replacement, not "unknown"
+    field, _, value = arg.removeprefix("--config.").partition("=")
+    if arg.startswith("--config.") and (message := upgrade.renamed(field, value, "--config.")):
+      sys.exit(f"error: {message}.")
   path = _config_path(argv)
   if path is None:
     path = default_config.__file__

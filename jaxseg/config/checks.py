@@ -26,6 +26,13 @@ MIN_FREE_BYTES = 200 * 2**20  # a checkpoint of the full model is ~75 MB; leave 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Validates the fields that would otherwise fail deep inside JAX or Orbax; every field of the default config
   must be there (no module keeps a default of its own)."""
+  for field in upgrade.RENAMED:
+    *groups, name = field.split(".")
+    where = config
+    for group in groups:
+      where = where.get(group, {})
+    if name in where:
+      raise ConfigError(f"{upgrade.renamed(field, where[name], 'config.')}; set that instead.")
   missing = upgrade.missing_field(config)
   if missing:
     raise ConfigError(f"config.{missing} is missing: build configs from jaxseg.config.defaults.get_config() "
@@ -49,9 +56,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   problem = model_class(config.model.name).check_config(config) or inference.check(config)
   if problem:
     raise ConfigError(problem)
-  if "conv_impl" in config.model:
-    raise ConfigError("config.model.conv_impl is now config.model.kernels (it picks the layer norm and softmax "
-                      "forms too); rename it in the config file.")
   if config.model.kernels not in KERNELS:
     raise ConfigError(f"config.model.kernels={config.model.kernels!r} must be one of {KERNELS}.")
   if not 2 <= config.num_classes < IGNORE:
@@ -165,9 +169,6 @@ def check_workdir(workdir: str) -> None:
 def _check_backbone(config: ml_collections.ConfigDict) -> None:
   """`model.backbone` is known, fits the model name, and `model.backbone_weights` names something usable."""
   m = config.model
-  if "alpha" in m:
-    raise ConfigError(f"config.model.alpha is now part of the backbone's name (config.model.backbone="
-                      f"{upgrade.mobilenet_v2_name(m.alpha)} for MobileNetV2); set that instead.")
   if m.backbone not in backbones.BACKBONES:
     raise ConfigError(f"config.model.backbone={m.backbone!r} is unknown; choose one of "
                       f"{', '.join(backbones.BACKBONES)}.")

@@ -6,6 +6,7 @@ module reads today's fields with no default of its own (the defaults live in `ja
 """
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from jaxseg.config import defaults
@@ -45,6 +46,31 @@ def backbone_with_width(backbone: str, alpha: Any) -> str:
 def mobilenet_v2_name(alpha: Any) -> str:
   """MobileNetV2's backbone name at width multiplier `alpha`."""
   return backbone_with_width("mobilenet_v2", alpha)
+
+
+def _alpha_renamed(alpha: Any, prefix: str) -> str:
+  try:
+    name = mobilenet_v2_name(alpha)
+  except (TypeError, ValueError):
+    name = "mobilenet_v2_<width>"
+  return (f"part of the backbone's name: {prefix}model.backbone={name} (widths 0.35, 0.5, 0.75, 1.0, 1.3, 1.4; "
+          "1.0 is mobilenet_v2)")
+
+
+# Fields no config may set any more: field -> what replaced it, from the value given and how fields are
+# written where it was given ("config." in a file, "--config." on a command line).
+RENAMED: dict[str, Callable[[Any, str], str]] = {
+    "model.alpha": _alpha_renamed,
+    "model.conv_impl": lambda value, prefix: f"{prefix}model.kernels (it picks the layer norm and softmax forms "
+                                             "too)",
+}
+
+
+def renamed(field: str, value: Any, prefix: str) -> str:
+  """"PREFIXfield is now ..." for a field of `RENAMED`, or "" for any other."""
+  if field not in RENAMED:
+    return ""
+  return f"{prefix}{field} is now {RENAMED[field](value, prefix)}"
 
 
 def upgraded_identity(saved: dict[str, Any]) -> dict[str, Any]:
