@@ -6,7 +6,7 @@ weights, 80 epochs and averaged weights of `configs/camvid_long.py`.
   python main.py --config configs/camvid_sgd.py --workdir runs/camvid_sgd \
       --config.model.backbone_weights=mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
 
-Chosen against the others on a street no run trains on: `python -m benchmarks.camvid_ablation --holdout
+To be compared with the others on a street no run trains on: `python -m benchmarks.camvid_ablation --holdout
 '0006R0_*' --only long,sgd` (docs/datasets.md). Result and time: not measured yet.
 
 Why each change (the recipes of BiSeNet, PP-LiteSeg and MMSegmentation's CamVid and Cityscapes configs):

@@ -10,6 +10,7 @@ import tiny
 
 from jaxseg import data
 from jaxseg.config.checks import ConfigError, check_config
+from jaxseg.models import summary
 from jaxseg.training import build, checkpoints, steps
 from jaxseg.training.state import create_state
 from jaxseg.training.store import CheckpointStore
@@ -19,16 +20,22 @@ def _config(**overrides):
   return tiny.tiny_config(**{"freeze_encoder": False, "random_flip": False, "model.aux_stride": 16, **overrides})
 
 
-def _numpy_ce(logits, labels, smoothing):
+WEIGHTS = np.array([0.5, 2.0, 1.0], np.float32)
+CASES = {"unet": ({}, None),
+         "deeplab_os8": ({"model.name": "deeplabv3plus", "model.output_stride": 8}, WEIGHTS)}
+
+
+def _numpy_ce(logits, labels, smoothing, weights=None):
   logits = np.asarray(logits, np.float64)
   logp = logits - logits.max(-1, keepdims=True)
   logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
   c = logits.shape[-1]
   target = (1 - smoothing) * np.eye(c)[labels] + smoothing / c
-  return -(target * logp).sum(-1).mean()  # the synthetic masks label every pixel
+  w = np.ones(labels.shape) if weights is None else weights[labels]  # the synthetic masks label every pixel
+  return (-(target * logp).sum(-1) * w).sum() / w.sum()
 
 
-def _one_step(config):
+def _one_step(config, class_weights=None):
   check_config(config)
   variables, config, model = build.build(config, pretrained=False)
   state = create_state(variables["params"], variables["batch_stats"], optax.sgd(0.5), ema=False)
@@ -37,26 +44,37 @@ def _one_step(config):
   settings = steps.StepSettings.from_config(config)
   rng = jax.random.key(0)
   new_state, sums = jax.jit(lambda s, b: steps.train_step(s, b, rng, model=model, tx=optax.sgd(0.5),
-                                                           settings=settings))(state, batch)
+                                                           settings=settings, class_weights=class_weights))(state,
+                                                                                                            batch)
   x, masks = data.augment(jax.random.fold_in(rng, state.step), batch["image"], batch["mask"], settings.augment)
   return model, variables, new_state, sums, np.asarray(x), np.asarray(masks).astype(np.int32)
 
 
-def test_the_step_adds_the_auxiliary_cross_entropy_with_its_weight_and_trains_the_encoder_with_it():
-  model, variables, new_state, sums, x, labels = _one_step(_config(**{"loss.aux_weight": 0.4,
-                                                                      "loss.label_smoothing": 0.1}))
+@pytest.mark.parametrize("case", CASES)
+def test_the_step_adds_the_auxiliary_cross_entropy_with_its_weight_and_trains_the_encoder_with_it(case):
+  overrides, weights = CASES[case]
+  model, variables, new_state, sums, x, labels = _one_step(
+    _config(**overrides, **{"loss.aux_weight": 0.4, "loss.label_smoothing": 0.1}), weights)
   logits, new = model.apply(variables, x, train=True, encoder_train=False, mutable=["batch_stats", "aux"])
   (aux,) = jax.tree.leaves(new["aux"])
   assert aux.shape == logits.shape
-  want = _numpy_ce(logits, labels, 0.1) + 0.4 * _numpy_ce(aux, labels, 0.1)
+  want = _numpy_ce(logits, labels, 0.1, weights) + 0.4 * _numpy_ce(aux, labels, 0.1, weights)
   np.testing.assert_allclose(sums["loss_sum"] / sums["weight_sum"], want, rtol=1e-5)
-  # Without its weight the step is the main loss alone, and the encoder moves differently.
-  _, _, unweighted, sums0, _, _ = _one_step(_config(**{"loss.aux_weight": 0.0, "loss.label_smoothing": 0.1}))
-  np.testing.assert_allclose(sums0["loss_sum"] / sums0["weight_sum"], _numpy_ce(logits, labels, 0.1), rtol=1e-5)
+  # A head of (almost) no weight: the step is the main loss alone, and the encoder moves differently.
+  _, _, unweighted, sums0, _, _ = _one_step(
+    _config(**overrides, **{"loss.aux_weight": 1e-30, "loss.label_smoothing": 0.1}), weights)
+  np.testing.assert_allclose(sums0["loss_sum"] / sums0["weight_sum"], _numpy_ce(logits, labels, 0.1, weights),
+                             rtol=1e-5)
   moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(new_state.params["encoder"]),
                                                jax.tree.leaves(unweighted.params["encoder"]))]
   assert max(moved) > 1e-4
-  assert np.array_equal(unweighted.params["aux_head"]["logits_bias"], variables["params"]["aux_head"]["logits_bias"])
+
+
+def test_the_summary_lists_the_head_at_its_real_stride_and_adds_up():
+  model = build.build(_config(**CASES["deeplab_os8"][0]), pretrained=False)[2]
+  rows, counts = summary.summary_rows(model, 64)
+  assert rows[-1][0] == "aux_head (training only: stride 8, 3x3 ConvBN, 1x1, bilinear)" and rows[-1][2] > 0
+  assert sum(r[2] for r in rows) == counts["total"]
 
 
 def test_inference_computes_the_same_logits_without_the_head():
@@ -95,6 +113,9 @@ def test_a_checkpoint_records_its_head_and_another_config_is_told_the_flag(tmp_p
   ({"loss.aux_weight": -0.1}, r"config\.loss\.label_smoothing must be in \[0, 1\) and config\.loss\.aux_weight"),
   ({"loss.label_smoothing": 1.0}, r"config\.loss\.label_smoothing must be in \[0, 1\)"),
   ({"model.name": "linear", "model.backbone": "dinov2_small"}, r"config\.model\.aux_stride=16 must be 0 .*dinov2"),
+  ({"loss.aux_weight": 0.0}, r"config\.loss\.aux_weight=0 leaves the auxiliary head .* untrained"),
+  ({"model.aux_stride": 0, "loss.name": "lovasz", "loss.label_smoothing": 0.1},
+   r"config\.loss\.label_smoothing smooths cross-entropy, and config\.loss\.name='lovasz' has none"),
 ])
 def test_its_options_are_checked_in_one_line(overrides, message):
   with pytest.raises(ConfigError, match=message):

@@ -52,9 +52,10 @@ def test_label_smoothing_is_optaxs_smoothed_targets_with_ignore_and_weights(smoo
                              rtol=1e-5)
   np.testing.assert_allclose(losses.Loss("cross_entropy", 0.7, 1, "auto", label_smoothing=smoothing)(x, y),
                              per_pixel[valid].mean(), rtol=1e-5)
-  # Online hard example mining averages the smoothed terms of the pixels it keeps (threshold 1: all of them).
-  np.testing.assert_allclose(losses.ohem_cross_entropy(x, y, None, 1.0, 0, smoothing), per_pixel[valid].mean(),
-                             rtol=1e-5)
+  # Online hard example mining keeps the pixels hard without smoothing, and averages their smoothed terms.
+  for thresh, min_kept in ((0.3, 0), (0.05, 3), (1.0, 0)):
+    np.testing.assert_allclose(losses.ohem_cross_entropy(x, y, weights, thresh, min_kept, smoothing),
+                               _ohem_numpy(logits, labels, weights, thresh, min_kept, per_pixel), rtol=1e-5)
   assert not np.isclose(losses.weighted_cross_entropy(x, y), per_pixel[valid].mean(), rtol=1e-3)
 
 
@@ -111,8 +112,9 @@ def test_class_weights_option(capsys):
     loop.resolve_class_weights(config, split)
 
 
-def _ohem_numpy(logits, labels, weights, thresh, min_kept):
-  """MMSegmentation's OHEMPixelSampler (thresh form) then its weighted cross-entropy, read literally."""
+def _ohem_numpy(logits, labels, weights, thresh, min_kept, per_pixel=None):
+  """MMSegmentation's OHEMPixelSampler (thresh form) then its weighted cross-entropy, read literally; the kept
+  pixels' `per_pixel` losses (a smoothed cross-entropy) averaged instead where given."""
   valid = labels != 255
   logp = _log_softmax(logits.astype(np.float64))
   nll = -np.take_along_axis(logp, np.where(valid, labels, 0)[..., None], -1)[..., 0]
@@ -123,7 +125,7 @@ def _ohem_numpy(logits, labels, weights, thresh, min_kept):
   floor = ranked[min(batch_kept, ranked.size - 1)] if ranked.size else 0.0
   kept[valid] = prob[valid] < max(floor, thresh)
   w = np.where(kept, (weights if weights is not None else np.ones(logits.shape[-1]))[np.where(valid, labels, 0)], 0)
-  return (nll * w).sum() / max(w.sum(), 1e-6)
+  return ((nll if per_pixel is None else per_pixel) * w).sum() / max(w.sum(), 1e-6)
 
 
 @pytest.mark.parametrize("thresh, min_kept",

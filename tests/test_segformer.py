@@ -140,6 +140,19 @@ def test_fine_tuning_on_another_class_count_replaces_only_the_classifier(preset,
   assert state.params["logits"]["kernel"].shape == (1, 1, 256, 3)
 
 
+def test_fine_tuning_a_preset_with_an_auxiliary_head_adds_a_new_head(preset):
+  from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top
+  path, segmenter = preset
+  config = tiny.tiny_config(**{"model.name": "segformer", "model.backbone": "mit_b0", "model.backbone_weights": path,
+                               "image_size": 64, "num_classes": 5, "data.class_names": (), "freeze_encoder": False,
+                               "model.aux_stride": 16})
+  state, _ = Run(config, "/nonexistent").fresh_state(load_encoder=True)
+  want = segformer_port.segmenter_variables(segmenter)["params"]
+  for got, ref in zip(jax.tree.leaves(state.params["logits"]), jax.tree.leaves(want["logits"])):
+    np.testing.assert_array_equal(np.asarray(got), ref)
+  assert state.params["aux_head"]["classifier"]["kernel"].shape == (1, 1, 256, 5)
+
+
 def test_a_preset_of_another_size_is_refused_in_one_line(preset):
   from jaxseg.errors import UserError  # pylint: disable=g-import-not-at-top
   from jaxseg.training.run import Run  # pylint: disable=g-import-not-at-top

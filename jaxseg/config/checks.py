@@ -127,6 +127,12 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
     raise ConfigError("config.loss.ohem_threshold must be in (0, 1] and config.loss.ohem_min_kept at least 0.")
   if not 0.0 <= config.loss.label_smoothing < 1.0 or config.loss.aux_weight < 0:
     raise ConfigError("config.loss.label_smoothing must be in [0, 1) and config.loss.aux_weight at least 0.")
+  if config.model.aux_stride and not config.loss.aux_weight:
+    raise ConfigError(f"config.loss.aux_weight=0 leaves the auxiliary head of config.model.aux_stride="
+                      f"{config.model.aux_stride} untrained; give it a weight (e.g. 0.4) or set aux_stride=0.")
+  if config.loss.label_smoothing and "cross_entropy" not in config.loss.name and not config.model.aux_stride:
+    raise ConfigError(f"config.loss.label_smoothing smooths cross-entropy, and config.loss.name="
+                      f"{config.loss.name!r} has none; use a cross-entropy loss or label_smoothing=0.")
   if not 0.0 <= config.ema_decay < 1.0:
     raise ConfigError(f"config.ema_decay={config.ema_decay} must be in [0, 1) (e.g. 0.999; 0 = off).")
 

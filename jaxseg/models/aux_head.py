@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg import ops
+from jaxseg.models.backbones.layers import Conv
 from jaxseg.models.layers import ConvBN, LayerSpec
 
 COLLECTION = "aux"  # the variable collection the auxiliary logits are sown into
@@ -36,9 +37,7 @@ class AuxiliaryHead(nn.Module):
     """(B, *size, num_classes) float32 logits of features x (B, h, w, C); `train`: BatchNorm uses and updates
     batch statistics."""
     x = ConvBN(self.features, 3, spec=self.spec, name="conv")(x, train)
-    kernel = self.param("logits_kernel", nn.initializers.glorot_uniform(), (1, 1, x.shape[-1], self.num_classes))
-    bias = self.param("logits_bias", nn.initializers.zeros, (self.num_classes,))
-    logits = ops.pointwise_conv(x, kernel, gemm_dtype=self.spec.gemm_dtype, kernels=self.spec.kernels)
-    logits = ops.upsample_bilinear((logits + bias.astype(x.dtype)).astype(jnp.float32), size)
+    logits = Conv(self.num_classes, bias=True, spec=self.spec, name="classifier")(x)
+    logits = ops.upsample_bilinear(logits.astype(jnp.float32), size)
     self.sow(COLLECTION, "logits", logits)
     return logits

@@ -98,6 +98,9 @@ def into_model(variables: dict[str, Any], source: str, backbone: str, width: int
   fresh_head = found["num_classes"] != classes
   if fresh_head:
     ported["params"]["logits"] = variables["params"]["logits"]
+  for collection, tree in variables.items():  # an auxiliary head for training is new: the preset has none
+    if "aux_head" in tree:
+      ported[collection]["aux_head"] = tree["aux_head"]
   if jax.tree.map(np.shape, ported) != jax.tree.map(np.shape, variables):
     raise PortError(f"the SegFormer preset {source} does not fit this model's shapes.")
   what = (f"keras-hub SegFormer preset {source}" +

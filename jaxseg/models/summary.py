@@ -57,7 +57,8 @@ def summary_rows(model: SegmentationModel, image_size: int | tuple[int, int],
     rows.append((name, " ".join(_shape(s) for s in shapes), params))
   if "aux_head" in variables["params"]:  # `SegmentationModel.auxiliary`
     out = state["intermediates"]["aux_head"]["__call__"][0].shape
-    rows.append((f"aux_head (training only: stride {model.aux_stride}, 3x3 ConvBN, 1x1, bilinear)", _shape(out),
+    stride = min(model.aux_stride, model.encoder_output_stride())  # a dilated encoder's deeper maps stay there
+    rows.append((f"aux_head (training only: stride {stride}, 3x3 ConvBN, 1x1, bilinear)", _shape(out),
                  size("aux_head")))
   return rows, count_params(variables, freeze_encoder)
 

@@ -41,8 +41,9 @@ def pixel_weights(labels: jax.Array, class_weights: np.ndarray | None) -> jax.Ar
 def weighted_cross_entropy(logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None,
                            smoothing: float = 0.0) -> jax.Array:
   """Mean cross-entropy over labelled pixels, each weighted by its class's weight: sum(w * ce) / sum(w)
-  (PyTorch's `CrossEntropyLoss(weight=..., ignore_index=...)` convention; with `smoothing`, each pixel's whole
-  smoothed term takes its label's weight)."""
+  (PyTorch's `CrossEntropyLoss(weight=..., ignore_index=...)` convention). With `smoothing`, each pixel's whole
+  smoothed term takes its label's weight, where PyTorch weights each class's share of the uniform part by
+  that class's weight."""
   w = pixel_weights(labels, class_weights)
   return jnp.sum(cross_entropy(logits, labels, smoothing) * w) / jnp.maximum(jnp.sum(w), 1e-6)
 
@@ -129,7 +130,7 @@ class Loss:
   ohem_min_kept: int
   kernels: str
   label_smoothing: float = 0.0
-  aux_weight: float = 0.0
+  aux_weight: float = 0.4
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "Loss":
