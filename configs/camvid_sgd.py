@@ -9,7 +9,7 @@ weights, 80 epochs and averaged weights of `configs/camvid_long.py`.
 To be compared with the others on a street no run trains on: `python -m benchmarks.camvid_ablation --holdout
 '0006R0_*' --only long,sgd` (docs/datasets.md). Result: not measured yet. Time: 2.1 s a train step of 8
 crops on 2 AMD EPYC Zen 3 cores, float32 (`python -m benchmarks.camvid --config configs/camvid_sgd.py`, 2 turns
-alternating with `configs/camvid_long.py`'s 1.85 s: the auxiliary head adds about an eighth), about 107 s an
+alternating with `configs/camvid_long.py`'s 1.85 s: the head and the wider scales add an eighth), about 107 s an
 epoch with evaluation, 80 epochs in about 2.4 hours.
 
 Why each change (the recipes of BiSeNet, PP-LiteSeg and MMSegmentation's CamVid and Cityscapes configs):
