@@ -17,6 +17,7 @@ from jaxseg.models.backbones.layers import Conv
 from jaxseg.models.layers import ConvBN, LayerSpec
 
 COLLECTION = "aux"  # the variable collection the auxiliary logits are sown into
+MODULE = "aux_head"  # the head's name in a model's variables
 
 
 class AuxiliaryHead(nn.Module):

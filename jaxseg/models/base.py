@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxseg.models import backbones
-from jaxseg.models.aux_head import AuxiliaryHead
+from jaxseg.models import aux_head, backbones
 from jaxseg.models.layers import LayerSpec
 from jaxseg.runtime import precision
 
@@ -106,7 +105,8 @@ class SegmentationModel(nn.Module):
     """With `aux_stride`, the auxiliary head (module "aux_head") on `feats[aux_stride]`, its logits at `size`
     sown into the "aux" collection; call from a compact method after `encode`."""
     if self.aux_stride:
-      AuxiliaryHead(self.num_classes, spec=self.spec, name="aux_head")(feats[self.aux_stride], size, train)
+      head = aux_head.AuxiliaryHead(self.num_classes, spec=self.spec, name=aux_head.MODULE)
+      head(feats[self.aux_stride], size, train)
 
   def encoder_module(self, **kwargs: Any) -> nn.Module:
     """The encoder, named "encoder" (bound to this model when called from its compact method; `parent=None`

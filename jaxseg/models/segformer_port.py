@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxseg.models import backbones
+from jaxseg.models import aux_head, backbones
 from jaxseg.models.backbones import keras_hub_port
 from jaxseg.models.backbones.keras_hub_port import PortError
 
@@ -99,8 +99,8 @@ def into_model(variables: dict[str, Any], source: str, backbone: str, width: int
   if fresh_head:
     ported["params"]["logits"] = variables["params"]["logits"]
   for collection, tree in variables.items():  # an auxiliary head for training is new: the preset has none
-    if "aux_head" in tree:
-      ported[collection]["aux_head"] = tree["aux_head"]
+    if aux_head.MODULE in tree:
+      ported[collection][aux_head.MODULE] = tree[aux_head.MODULE]
   if jax.tree.map(np.shape, ported) != jax.tree.map(np.shape, variables):
     raise PortError(f"the SegFormer preset {source} does not fit this model's shapes.")
   what = (f"keras-hub SegFormer preset {source}" +

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg.models import aux_head
 from jaxseg.models.base import SegmentationModel
 
 
@@ -55,11 +56,11 @@ def summary_rows(model: SegmentationModel, image_size: int | tuple[int, int],
   rows = [("input (InputLayer)", _shape(images.shape), 0)]
   for name, shapes, params in model.summary_rows(variables, state["intermediates"], size):
     rows.append((name, " ".join(_shape(s) for s in shapes), params))
-  if "aux_head" in variables["params"]:  # `SegmentationModel.auxiliary`
-    out = state["intermediates"]["aux_head"]["__call__"][0].shape
+  if aux_head.MODULE in variables["params"]:  # `SegmentationModel.auxiliary`
+    out = state["intermediates"][aux_head.MODULE]["__call__"][0].shape
     stride = min(model.aux_stride, model.encoder_output_stride())  # a dilated encoder's deeper maps stay there
     rows.append((f"aux_head (training only: stride {stride}, 3x3 ConvBN, 1x1, bilinear)", _shape(out),
-                 size("aux_head")))
+                 size(aux_head.MODULE)))
   return rows, count_params(variables, freeze_encoder)
 
 
