@@ -51,14 +51,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
             "decay, scales 0.5-2.0 and an auxiliary head"),
     "aux_head": ("configs/camvid_long.py", {"model.aux_stride": 16}, "the long recipe with an auxiliary head at "
                  "stride 16 (0.4)"),
+    "encoder_lr": ("configs/camvid_long.py", {"encoder_lr_scale": 0.1}, "the long recipe with the encoder at "
+                   "0.1x the learning rate"),
+    "smoothing": ("configs/camvid_long.py", {"loss.label_smoothing": 0.1}, "the long recipe with label "
+                  "smoothing 0.1"),
     "combined": ("configs/camvid_combined.py", {}, "configs/camvid_combined.py: cross-entropy (square-root "
                  "weights) + Lovasz, whole frames, 80 epochs, averaged"),
     "combined_deeplab": ("configs/camvid_deeplab_combined.py", {}, "configs/camvid_deeplab_combined.py: "
                          "the same with DeepLabV3+ at output stride 16"),
 }
 # The order runs are trained in: the recipes first, then the baseline, then single levers from cheap to dear.
-ORDER = ("long", "sgd", "aux_head", "baseline", "plain_ce", "sqrt_frequency", "ema", "ohem", "lovasz",
-         "whole_frames", "epochs_20", "epochs_80", "deeplab_os16", "deeplab_os8", "combined", "combined_deeplab")
+ORDER = ("long", "encoder_lr", "sgd", "aux_head", "smoothing", "baseline", "plain_ce", "sqrt_frequency", "ema",
+         "ohem", "lovasz", "whole_frames", "epochs_20", "epochs_80", "deeplab_os16", "deeplab_os8", "combined",
+         "combined_deeplab")
 # Test-time augmentation, evaluated on finished runs: name -> eval overrides.
 TTA = {"flip": {"eval.flip": True}, "flip_scales": {"eval.flip": True, "eval.scales": (0.75, 1.0, 1.25)}}
 TTA_RUNS = ("baseline", "long")
