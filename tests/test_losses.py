@@ -9,7 +9,7 @@ import pytest
 import tiny
 
 from jaxseg import data, ops
-from jaxseg.config.checks import ConfigError
+from jaxseg.config.checks import ConfigError, check_config
 from jaxseg.training import loop, losses
 
 
@@ -204,6 +204,64 @@ def test_the_sorted_key_lovasz_extension_is_the_two_operand_sorts(levels):
       at = errors[c] == value
       np.testing.assert_allclose(got[c][at].sum(), want[c][at].sum(), rtol=1e-4, atol=1e-7)
   assert np.abs(got).sum() > 0
+
+
+def _binned_steps_numpy(errors, fg):
+  """Per pixel of one class, from the definition in float64: its Jaccard step |M| / |fg u M| with the errors
+  sorted decreasingly, among equal errors the class's pixels first, and equal errors' other pixels sharing
+  their mean step. Returns (loss, steps)."""
+  order = np.lexsort((~fg, -errors))
+  in_order = fg[order]
+  members = np.arange(1, len(errors) + 1)
+  jaccard = members / (fg.sum() + np.cumsum(~in_order))
+  steps = np.empty(len(errors))
+  steps[order] = np.diff(jaccard, prepend=0.0)
+  for value in np.unique(errors):
+    others = (errors == value) & ~fg
+    steps[others] = steps[others].mean() if others.any() else 0.0
+  return float(np.dot(errors.astype(np.float64), steps)), steps
+
+
+@pytest.mark.parametrize("bins", [64, 4096])
+def test_the_binned_lovasz_extension_ranks_by_histogram_bin(bins):
+  rng = np.random.default_rng(bins)
+  fg = rng.uniform(size=(5, 4000)) < np.array([[0.0], [0.01], [0.3], [0.7], [1.0]])  # absent to everywhere
+  fg[:, :300] = False
+  g = rng.normal(size=5).astype(np.float32)
+  binned = lambda e: jnp.sum(jnp.asarray(g) * ops.lovasz_extension(e, jnp.asarray(fg), bins=bins))
+  # Errors on 9 values, each its own bin's ties: the loss and gradient of ranking in that order, exactly.
+  tied = (np.round(rng.uniform(0, 1, fg.shape) * 8) / 8).astype(np.float32)
+  tied[:, :300] = 0.0  # as unlabelled pixels are
+  want = [_binned_steps_numpy(tied[c], fg[c]) for c in range(5)]
+  np.testing.assert_allclose(jax.jit(binned)(tied), np.dot(g, [loss for loss, _ in want]), rtol=1e-5)
+  np.testing.assert_allclose(jax.jit(jax.grad(binned))(tied), g[:, None] * np.stack([s for _, s in want]),
+                             rtol=1e-4, atol=1e-9)
+  # Distinct errors, most of them small as a softmax's are: within 1 / bins of the sorted loss per class, and
+  # nearly its gradient.
+  errors = (rng.uniform(0, 1, fg.shape) ** 4).astype(np.float32)
+  errors[:, :300] = 0.0
+  per_class = ops.lovasz_extension(jnp.asarray(errors), jnp.asarray(fg), bins=bins)
+  exact = ops.lovasz_extension(jnp.asarray(errors), jnp.asarray(fg), kernels="xla")
+  assert np.all(np.abs(per_class - exact) <= 1.0 / bins + 1e-6), (per_class, exact)
+  sorted_grad = jax.grad(lambda e: jnp.sum(jnp.asarray(g) * ops.lovasz_extension(e, jnp.asarray(fg))))(errors)
+  got = np.asarray(jax.grad(binned)(errors))
+  for c in range(1, 5):  # (an absent class's one step lands on one pixel of the top bin in the sorted form)
+    cosine = np.dot(got[c], sorted_grad[c]) / np.linalg.norm(got[c]) / np.linalg.norm(sorted_grad[c])
+    assert cosine > 1 - 4.0 / bins, (c, cosine)
+
+
+def test_the_loss_takes_its_lovasz_bins_and_checks_them():
+  logits, labels = _batch(6)
+  x, y = jnp.asarray(logits), jnp.asarray(labels)
+  coarse = losses.Loss("cross_entropy+lovasz", 0.7, 1, "auto", lovasz_bins=4)
+  np.testing.assert_allclose(coarse(x, y), losses.weighted_cross_entropy(x, y) + losses.lovasz_softmax(x, y, bins=4),
+                             rtol=1e-6)
+  assert abs(losses.lovasz_softmax(x, y, bins=4) - losses.lovasz_softmax(x, y)) > 1e-3  # coarse: not the sort
+  assert losses.Loss.from_config(tiny.tiny_config(**{"loss.name": "lovasz", "loss.lovasz_bins": 64})).lovasz_bins == 64
+  for overrides, message in [({"loss.name": "lovasz", "loss.lovasz_bins": 1}, r"lovasz_bins=1 must be 0 \(sort"),
+                             ({"loss.lovasz_bins": 64}, r"config\.loss\.name='cross_entropy' has no Lovasz term")]:
+    with pytest.raises(ConfigError, match=message):
+      check_config(tiny.tiny_config(**overrides))
 
 
 def test_combined_losses_add_their_terms():

@@ -133,6 +133,13 @@ def _check_dataset(config: ml_collections.ConfigDict) -> None:
   if config.loss.label_smoothing and "cross_entropy" not in config.loss.name and not config.model.aux_stride:
     raise ConfigError(f"config.loss.label_smoothing smooths cross-entropy, and config.loss.name="
                       f"{config.loss.name!r} has none; use a cross-entropy loss or label_smoothing=0.")
+  bins = config.loss.lovasz_bins
+  if not isinstance(bins, int) or not (bins == 0 or 2 <= bins <= 2**20):
+    raise ConfigError(f"config.loss.lovasz_bins={bins!r} must be 0 (sort the errors) or a number of bins from 2 "
+                      "to 1048576 (e.g. 65536).")
+  if bins and "lovasz" not in config.loss.name:
+    raise ConfigError(f"config.loss.lovasz_bins ranks Lovasz-softmax's errors, and config.loss.name="
+                      f"{config.loss.name!r} has no Lovasz term; use a lovasz loss or lovasz_bins=0.")
   if not 0.0 <= config.ema_decay < 1.0:
     raise ConfigError(f"config.ema_decay={config.ema_decay} must be in [0, 1) (e.g. 0.999; 0 = off).")
 

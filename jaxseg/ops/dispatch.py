@@ -59,10 +59,13 @@ def softmax_last(x: jax.Array, *, kernels: str = "auto") -> jax.Array:
   return softmax.softmax_long(x) if x.shape[-1] >= softmax.LONG_ROWS else softmax.softmax(x)
 
 
-def lovasz_extension(errors: jax.Array, fg: jax.Array, *, kernels: str = "auto") -> jax.Array:
+def lovasz_extension(errors: jax.Array, fg: jax.Array, *, kernels: str = "auto", bins: int = 0) -> jax.Array:
   """Per class, the Lovasz extension of the Jaccard loss at errors (C, N) with class flags (C, N) (the inner
   part of Lovasz-softmax). "gemm": one single-operand sort of int32 keys under a hand-written VJP
-  (`lovasz.lovasz_extension`); "xla": a two-operand sort and autodiff."""
+  (`lovasz.lovasz_extension`); "xla": a two-operand sort and autodiff. `bins` > 0, either form: the errors
+  ranked by histogram bin, no sort (`lovasz.lovasz_extension_binned`: within 1 / bins of the sorted forms)."""
+  if bins:
+    return lovasz.lovasz_extension_binned(errors, fg, bins)
   if _lax_form(kernels):
     return lovasz.lovasz_extension_reference(errors, fg)
   return lovasz.lovasz_extension(errors, fg)

@@ -93,7 +93,7 @@ def ohem_cross_entropy(logits: jax.Array, labels: jax.Array, class_weights: np.n
   return jnp.sum(ce * w) / jnp.maximum(jnp.sum(w), 1e-6)
 
 
-def lovasz_softmax(logits: jax.Array, labels: jax.Array, kernels: str = "auto") -> jax.Array:
+def lovasz_softmax(logits: jax.Array, labels: jax.Array, kernels: str = "auto", bins: int = 0) -> jax.Array:
   """The Lovasz-softmax loss (Berman, Rannen Triki and Blaschko, CVPR 2018) over the batch's labelled pixels:
   per class present in the labels, the Lovasz extension of the Jaccard loss at the errors |[y = c] - p_c|,
   averaged over those classes. At one-hot predictions it equals 1 - IoU per class.
@@ -102,6 +102,7 @@ def lovasz_softmax(logits: jax.Array, labels: jax.Array, kernels: str = "auto") 
     logits: (B, H, W, C).
     labels: (B, H, W) class ids, IGNORE where unlabelled (they count nowhere).
     kernels: the form of the sort and its gradient (`jaxseg.ops.lovasz_extension`).
+    bins: 0 sorts the errors; more ranks them in this many equal-width bins instead (within 1 / bins).
   """
   num_classes = logits.shape[-1]
   probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).reshape(-1, num_classes)
@@ -109,7 +110,7 @@ def lovasz_softmax(logits: jax.Array, labels: jax.Array, kernels: str = "auto") 
   valid = labels != IGNORE
   fg = (labels[:, None] == jnp.arange(num_classes)) & valid[:, None]
   errors = jnp.where(valid[:, None], jnp.abs(fg.astype(jnp.float32) - probs), 0.0)  # unlabelled: 0, last
-  loss = ops.lovasz_extension(errors.T, fg.T, kernels=kernels)
+  loss = ops.lovasz_extension(errors.T, fg.T, kernels=kernels, bins=bins)
   present = jnp.any(fg, axis=0)
   return jnp.sum(jnp.where(present, loss, 0.0)) / jnp.maximum(jnp.sum(present), 1)
 
@@ -124,6 +125,7 @@ class Loss:
     kernels: Lovasz-softmax's form (`jaxseg.ops.KERNELS`).
     label_smoothing: of the cross-entropy terms (`cross_entropy`).
     aux_weight: the weight of an auxiliary head's cross-entropy (`auxiliary`).
+    lovasz_bins: Lovasz-softmax's error ranking: 0 sorts, more bins a histogram (`lovasz_softmax`).
   """
   name: str
   ohem_threshold: float
@@ -131,13 +133,14 @@ class Loss:
   kernels: str
   label_smoothing: float = 0.0
   aux_weight: float = 0.4
+  lovasz_bins: int = 0
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "Loss":
     """`config.loss` and `config.model.kernels` of a checked config."""
     loss = config.loss
     return cls(loss.name, loss.ohem_threshold, loss.ohem_min_kept, config.model.kernels,
-               float(loss.label_smoothing), float(loss.aux_weight))
+               float(loss.label_smoothing), float(loss.aux_weight), int(loss.lovasz_bins))
 
   def __call__(self, logits: jax.Array, labels: jax.Array, class_weights: np.ndarray | None = None) -> jax.Array:
     """The loss of a batch; labels IGNORE count nowhere. Class weights apply to the cross-entropy terms."""
@@ -157,6 +160,6 @@ def segmentation_loss(logits: jax.Array, labels: jax.Array, loss: Loss,
   terms = {"cross_entropy": lambda: weighted_cross_entropy(logits, labels, class_weights, smoothing),
            "ohem_cross_entropy": lambda: ohem_cross_entropy(logits, labels, class_weights, loss.ohem_threshold,
                                                             loss.ohem_min_kept, smoothing),
-           "lovasz": lambda: lovasz_softmax(logits, labels, loss.kernels),
+           "lovasz": lambda: lovasz_softmax(logits, labels, loss.kernels, loss.lovasz_bins),
            "dice": lambda: dice_loss(logits, labels)}
   return sum(terms[term]() for term in loss.name.split("+"))
