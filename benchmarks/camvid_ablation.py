@@ -6,6 +6,7 @@ another, resumable, and the table of their effects on the val split.
   python -m benchmarks.camvid_ablation ... --only ohem,lovasz                 # just these runs, in this order
   python -m benchmarks.camvid_ablation --out runs/ablation --table          # the markdown table so far
   python -m benchmarks.camvid_ablation ... --holdout '0006R0_*' --out runs/select   # choose on a held-out street
+  python -m benchmarks.camvid_ablation --out runs/select --classes long     # one run's per-class reading
 
 Every run is `python main.py` in a child process with its own workdir under --out (so it resumes like any
 training: SIGTERM to this harness is passed on, the child saves where it is, and the next invocation goes on
@@ -245,12 +246,41 @@ def table(out: str) -> str:
   return "\n".join(lines)
 
 
+def classes(out: str, name: str) -> str:
+  """The markdown table of run `name`'s last epoch per class on the scored split (and on val, once evaluated
+  there): IoU / precision / recall / the pixels predicted as the class over those labelled it (above 1:
+  over-predicted)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from jaxseg.config import files as config_files  # pylint: disable=g-import-not-at-top
+  config, overrides, _ = VARIANTS[name]
+  names = config_files.load_config(config, overrides).data.class_names
+  h = history(out, name)
+  if not h:
+    return f"{name}: no epoch recorded under {out} yet."
+  splits = [("held-out" if holdout_of(out) else "val", h[-1]["val"])]
+  if holdout_of(out) and (val := _record(out, name, "split_val")) is not None:
+    splits.append(("val", val))
+  lines = [f"{name}, epoch {h[-1]['epoch']}: IoU / precision / recall / predicted:labelled pixels",
+           "| class | " + " | ".join(split for split, _ in splits) + " |", "|---|" + "---|" * len(splits)]
+  for i, cls in enumerate(names):
+    cells = []
+    for _, m in splits:
+      confusion = np.asarray(m["confusion"], np.float64)  # rows: labels, columns: predictions
+      ratio = confusion[:, i].sum() / max(confusion[i].sum(), 1.0)
+      cells.append(" / ".join(f"{m[f'{k}_{cls}']:.3f}" for k in ("iou", "precision", "recall")) + f" / {ratio:.2f}")
+    lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+  lines.append("| mean IoU | " + " | ".join(f"{m['mean_iou']:.3f}" for _, m in splits) + " |")
+  return "\n".join(lines)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--root", default="data/camvid", help="CamVid in the SegNet layout")
   parser.add_argument("--weights", default="imagenet", help="the ImageNet MobileNetV2 weights (file or 'imagenet')")
   parser.add_argument("--out", default="runs/ablation", help="one workdir per run under here")
   parser.add_argument("--table", action="store_true", help="print the table of the runs so far and exit")
+  parser.add_argument("--classes", default="", metavar="RUN", help="print one run's per-class table and exit")
   parser.add_argument("--only", default="", help="comma-separated runs to train, in this order (default: all)")
   parser.add_argument("--holdout", default="", help="file-name pattern of training frames held out and scored "
                       "instead of val (val is scored once a run has finished), e.g. '0006R0_*'")
@@ -260,6 +290,11 @@ def main(argv=None) -> int:
     parser.error(f"--only: unknown run(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
   if args.table:
     print(table(args.out))
+    return 0
+  if args.classes:
+    if args.classes not in VARIANTS:
+      parser.error(f"--classes: unknown run {args.classes}; choose from {', '.join(ORDER)}")
+    print(classes(args.out, args.classes))
     return 0
   return run_all(args.root, args.weights, args.out, only, args.holdout)
 

@@ -218,6 +218,16 @@ def test_camvid_ablation_with_a_holdout_scores_the_held_frames_each_epoch_and_va
   assert "| held-out mIoU (best, epoch) | val mIoU | pixel acc |" in header
   assert row.startswith(f"| baseline | the tiny folder config | 1/1 | {record['val']['mean_iou']:.3f} (") and \
       f" | {val['mean_iou']:.3f} | {record['val']['accuracy']:.3f} |" in row
+  title, header, _, *rows, mean = ablation.classes(out, "baseline").splitlines()  # per class, both splits
+  assert title.startswith("baseline, epoch 1:") and header == "| class | held-out | val |"
+  assert mean == f"| mean IoU | {record['val']['mean_iou']:.3f} | {val['mean_iou']:.3f} |"
+  for i, (row, name) in enumerate(zip(rows, ("road", "car", "sky"), strict=True)):
+    cells = []
+    for m in (record["val"], val):
+      confusion = np.array(m["confusion"])
+      cells.append(f"{m[f'iou_{name}']:.3f} / {m[f'precision_{name}']:.3f} / {m[f'recall_{name}']:.3f} / "
+                   f"{confusion[:, i].sum() / max(confusion[i].sum(), 1):.2f}")
+    assert row == f"| {name} | {cells[0]} | {cells[1]} |"
   capsys.readouterr()
   assert ablation.main(args) == 2  # runs of another holdout are not mixed in
   assert "holds runs trained with --holdout 'ftrain_[01]*', not ''" in capsys.readouterr().out
