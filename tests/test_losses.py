@@ -236,13 +236,18 @@ def test_the_binned_lovasz_extension_ranks_by_histogram_bin(bins):
   np.testing.assert_allclose(jax.jit(binned)(tied), np.dot(g, [loss for loss, _ in want]), rtol=1e-5)
   np.testing.assert_allclose(jax.jit(jax.grad(binned))(tied), g[:, None] * np.stack([s for _, s in want]),
                              rtol=1e-4, atol=1e-9)
-  # Distinct errors, most of them small as a softmax's are: within 1 / bins of the sorted loss per class, and
-  # nearly its gradient.
-  errors = (rng.uniform(0, 1, fg.shape) ** 4).astype(np.float32)
-  errors[:, :300] = 0.0
-  per_class = ops.lovasz_extension(jnp.asarray(errors), jnp.asarray(fg), bins=bins)
-  exact = ops.lovasz_extension(jnp.asarray(errors), jnp.asarray(fg), kernels="xla")
-  assert np.all(np.abs(per_class - exact) <= 1.0 / bins + 1e-6), (per_class, exact)
+  # Distinct errors, most of them small as a softmax's are, and a confident model's (most under 1 / bins): never
+  # above the sorted loss and within 1 / bins of it per class.
+  cases = [(rng.uniform(0, 1, fg.shape) ** 4).astype(np.float32),
+           (10.0 ** rng.uniform(-7, -3, fg.shape)).astype(np.float32)]
+  for errors in cases:
+    errors[:, :300] = 0.0
+    per_class = np.asarray(ops.lovasz_extension(jnp.asarray(errors), jnp.asarray(fg), bins=bins))
+    exact = np.asarray(ops.lovasz_extension(jnp.asarray(errors), jnp.asarray(fg), kernels="xla"))
+    assert np.all(per_class <= exact * (1 + 1e-5) + 1e-9), (per_class, exact)
+    assert np.all(exact - per_class <= 1.0 / bins), (per_class, exact)
+  # And, for the first errors, nearly the sorted form's gradient.
+  errors = cases[0]
   sorted_grad = jax.grad(lambda e: jnp.sum(jnp.asarray(g) * ops.lovasz_extension(e, jnp.asarray(fg))))(errors)
   got = np.asarray(jax.grad(binned)(errors))
   for c in range(1, 5):  # (an absent class's one step lands on one pixel of the top bin in the sorted form)

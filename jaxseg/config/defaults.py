@@ -123,7 +123,7 @@ def get_config() -> ml_collections.ConfigDict:
   #   each class (0 = one-hot).
   config.loss.aux_weight = 0.4  # With model.aux_stride: the auxiliary head's cross-entropy weight.
   config.loss.lovasz_bins = 0  # Lovasz terms: 0 sorts every pixel's error; N ranks them in N equal-width bins
-  #   instead (a histogram: within 1 / N of the sorted loss, e.g. 65536; no sort, several times faster on CPU).
+  #   instead (a histogram, no sort: at most 1 / N below the sorted loss, e.g. 65536; faster on large batches).
   config.seed = 0  # Seeds init, shuffling and augmentations: the same seed gives the same run.
   config.ema_decay = 0.0  # Evaluate, predict and export with an exponential moving average of the weights
   #   (e.g. 0.999; 0 = off), updated every step and kept in checkpoints.
