@@ -100,7 +100,7 @@ lovasz_extension.defvjp(_fwd, _bwd)
 
 def lovasz_extension_binned(errors: jax.Array, fg: jax.Array, bins: int) -> jax.Array:
   """`lovasz_extension_reference` with the errors ranked by histogram bin instead of sorted (module docstring):
-  within 1 / `bins` of it per class.
+  never above it, and within 1 / `bins` of it per class.
 
   Args:
     errors: (C, N) float32 errors in [0, 1], per class and pixel.
@@ -108,7 +108,7 @@ def lovasz_extension_binned(errors: jax.Array, fg: jax.Array, bins: int) -> jax.
     bins: the number of equal-width error bins (e.g. 65536).
 
   Returns:
-    (C,) float32: per class, each pixel's error times its bin's mean Jaccard step, summed.
+    (C,) float32: per class, each pixel's error times the mean Jaccard step of its part of its bin, summed.
   """
   num_classes = errors.shape[0]
   flags = fg.astype(jnp.int32)
