@@ -21,7 +21,7 @@ extension of a submodular loss is its maximum over that polytope) and within 1 /
 errors are within 1 / bins of each other and all steps sum to at most 1). The gradient is the exact one where
 errors tie within bins. Errors under 1 / bins share the lowest bin, where all the class's pixels rank before
 the others, which get no gradient: a confident model's smallest errors are ranked coarsely (there the softmax
-passes on a gradient as small as the error; `benchmarks/losses.py` measures the difference by confidence).
+passes on a gradient as small as the error; benchmarks/README.md gives the difference by confidence).
 """
 
 import jax
